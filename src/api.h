@@ -1,0 +1,133 @@
+/*
+ * The HTTP side of a worker: requests (fcgi.c), routing and answers
+ * (route.c), credentials (auth.c), the routes (invite.c) and the tokens
+ * they hand out (token.c).
+ */
+#ifndef API_H
+#define API_H
+
+#include <signal.h>
+
+struct db;
+struct req;
+
+/* What every handler may use; one per worker process. */
+struct ctx {
+	const struct conf	*conf;
+	struct db		*db;
+	unsigned char		 secret[32];	/* the server secret */
+	int			 wake_fd;	/* write end: wakes the mailer */
+	volatile sig_atomic_t	*stopping;
+};
+
+/* ------------------------------------------------------------ fcgi.c */
+
+enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };
+
+int		 fcgi_init(void);
+/* The next request on sock, or NULL when the worker should exit. */
+struct req	*fcgi_accept(int sock);
+/* End the request; answers 500 if the handler did not answer. */
+void		 fcgi_finish(struct req *);
+/* The body, at most max bytes, exactly CONTENT_LENGTH of them. */
+enum body_res	 req_read_body(struct req *, size_t max, const char **body,
+		    size_t *len);
+/* Status, our standard headers plus headers (CRLF-terminated lines). */
+void		 req_respond(struct req *, int status, const char *ctype,
+		    const char *headers, const char *body, size_t len);
+/* The status, body and extra headers answered so far (0 if none). */
+int		 req_answer(struct req *, const char **body,
+		    const char **headers);
+
+/* ----------------------------------------------------------- route.c */
+
+/* Dispatch one request to its handler; always answers. */
+void		 route_dispatch(struct ctx *, struct req *);
+/* The error envelope, with optional extra header lines. */
+void		 api_fail_hdr(struct req *, int status, const char *msg,
+		    const char *headers);
+void		 api_fail(struct req *, int status, const char *msg);
+/* The success envelope; data is raw JSON or NULL for null. */
+void		 api_ok(struct req *, int status, const char *msg,
+		    const char *data, const char *headers);
+
+/* ------------------------------------------------------------ auth.c */
+
+enum auth_res {
+	AUTH_OK, AUTH_NONE, AUTH_BOTH, AUTH_BAD, AUTH_BADTOKEN, AUTH_BUSY,
+	AUTH_ERR
+};
+
+struct principal {
+	int	 token;			/* 1: access token, 0: API key */
+	char	 app[UUID_LEN + 1];
+	char	 key_type[8];		/* "read" or "write" for keys */
+	char	 sub[UUID_LEN + 1];	/* the token's user */
+	char	 cred[72];		/* names the credential, no secret */
+};
+
+/* Authenticate the caller by either of the two ways. */
+enum auth_res	 auth_request(struct ctx *, struct req *, struct principal *);
+/* Answer an authentication failure (400/401/500/503) for res. */
+void		 auth_fail(struct req *, enum auth_res res);
+
+/* ----------------------------------------------------------- invite.c */
+
+void		 invite_post(struct ctx *, struct req *, const char *userid);
+/* Answer 400/415/413 for a body that is not JSON within max_body. */
+int		 api_json_body(struct ctx *, struct req *, const char **body,
+		    size_t *len);
+/* Answer 503 or 500 for a database result. */
+void		 api_db_fail(struct req *, int busy);
+
+/* ------------------------------------------------------------- loop.c */
+
+void		 invite_list(struct ctx *, struct req *, const char *userid);
+void		 invite_accept(struct ctx *, struct req *, const char *unused);
+
+/* ----------------------------------------------------------- optout.c */
+
+void		 optout_get(struct ctx *, struct req *, const char *unused);
+void		 optout_post(struct ctx *, struct req *, const char *unused);
+
+/* ------------------------------------------------------------- idem.c */
+
+struct idem_state {
+	int	 active;
+	char	 app[UUID_LEN + 1];
+	char	 cred[72];
+	char	 key[256];
+};
+
+/*
+ * With an Idempotency-Key header: replay a stored answer (returns 1), or
+ * answer 409/400 (returns -1), or claim the key (returns 0, st->active).
+ * Without one returns 0.
+ */
+int		 idem_begin(struct ctx *, struct req *,
+		    const struct principal *, struct idem_state *st);
+/* Store the answer for later replays (or release the claim on a 5xx). */
+void		 idem_end(struct ctx *, struct req *, struct idem_state *st);
+
+/* ------------------------------------------------------------ token.c */
+
+#define TOKEN_LEN	43		/* base64url of 32 bytes */
+
+/* The accept token of an invite: HMAC of its id with the server secret. */
+void		 token_accept(const unsigned char secret[32], const char *id,
+		    char out[TOKEN_LEN + 1]);
+/*
+ * The opt-out token for (app, address): the app id, the address and an
+ * HMAC over both, so that it needs no row.  malloc'd.
+ */
+char		*token_optout(const unsigned char secret[32], const char *app,
+		    const char *email_norm);
+/* Check an opt-out token; 0 and the app and address, or -1. */
+int		 token_optout_check(const unsigned char secret[32],
+		    const char *tok, char app[UUID_LEN + 1],
+		    char email[EMAIL_MAX + 1]);
+/* Read (or with create, make) the server secret file beside the db. */
+int		 token_secret_load(const char *dbpath, int create,
+		    unsigned char out[32], char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,1174 @@
+/*
+ * The database: the only file of the daemon with SQL.  Prepared statements
+ * are made once per connection and reused; every write transaction starts
+ * with BEGIN IMMEDIATE so that checks and the insert they guard are one
+ * atomic step across all workers.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "extern.h"
+#include "db.h"
+
+#define BUSY_TIMEOUT_MS	5000
+
+/*
+ * Schema migrations: migrations[i] takes user_version i to i + 1.  Never
+ * edit a released entry; append a new one.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1: the first schema. */
+	"CREATE TABLE apps ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  invite_url TEXT NOT NULL,"
+	"  sender TEXT,"
+	"  language TEXT,"
+	"  jwt_alg TEXT NOT NULL DEFAULT 'HS256'"
+	"    CHECK (jwt_alg IN ('HS256', 'RS256', 'ES256')),"
+	"  jwt_public_key TEXT,"
+	"  jwt_issuer TEXT,"
+	"  jwt_generation INTEGER NOT NULL DEFAULT 1,"
+	"  accept_ttl INTEGER,"
+	"  limit_per_hour INTEGER,"
+	"  limit_per_day INTEGER,"
+	"  limit_per_minute INTEGER,"
+	"  cooldown INTEGER,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL"
+	") STRICT;"
+	"CREATE TABLE api_keys ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  type TEXT NOT NULL CHECK (type IN ('read', 'write')),"
+	"  key_hash TEXT NOT NULL UNIQUE,"
+	"  created_at TEXT NOT NULL,"
+	"  revoked_at TEXT"
+	") STRICT;"
+	"CREATE TABLE users ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  email TEXT NOT NULL,"
+	"  name TEXT,"
+	"  active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),"
+	"  created_at TEXT NOT NULL,"
+	"  UNIQUE (app_id, email)"
+	") STRICT;"
+	"CREATE TABLE invites ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  inviter_id TEXT NOT NULL REFERENCES users(id),"
+	"  email TEXT NOT NULL,"
+	"  email_normalized TEXT NOT NULL,"
+	"  language_requested TEXT NOT NULL,"
+	"  language_resolved TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+	"    ('queued', 'sending', 'sent', 'failed', 'canceled')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  request_id TEXT,"
+	"  accept_token_hash TEXT NOT NULL UNIQUE,"
+	"  accepted_at TEXT,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  sent_at TEXT"
+	") STRICT;"
+	"CREATE INDEX invites_by_inviter ON invites (inviter_id, created_at);"
+	"CREATE INDEX invites_by_address ON invites"
+	"  (app_id, email_normalized, created_at);"
+	"CREATE INDEX invites_by_app ON invites (app_id, created_at);"
+	"CREATE INDEX invites_due ON invites (status, next_attempt_at);"
+	"CREATE TABLE suppressions ("
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  email_normalized TEXT NOT NULL,"
+	"  source TEXT NOT NULL CHECK (source IN ('admin', 'opt-out', 'bounce')),"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (app_id, email_normalized)"
+	") STRICT;"
+	"CREATE TABLE idempotency_keys ("
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  credential TEXT NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  request_hash TEXT NOT NULL,"
+	"  status INTEGER NOT NULL DEFAULT 0,"
+	"  response TEXT,"
+	"  headers TEXT,"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (app_id, credential, key)"
+	") STRICT;"
+	"CREATE VIEW invites_overview AS SELECT"
+	"  i.id AS invite_id, a.name AS app, u.email AS inviter,"
+	"  i.email AS invitee, i.language_resolved AS language, i.status,"
+	"  i.attempts, i.created_at AS created, i.sent_at AS sent,"
+	"  i.accepted_at AS accepted"
+	"  FROM invites i JOIN apps a ON a.id = i.app_id"
+	"  JOIN users u ON u.id = i.inviter_id ORDER BY i.created_at DESC;"
+	"CREATE VIEW invite_counts_by_app AS SELECT"
+	"  a.id AS app_id, a.name AS app, count(i.id) AS invites,"
+	"  count(i.sent_at) AS sent,"
+	"  sum(i.status = 'failed') AS failed,"
+	"  count(i.accepted_at) AS accepted"
+	"  FROM apps a LEFT JOIN invites i ON i.app_id = a.id GROUP BY a.id;"
+	"CREATE VIEW invite_counts_by_inviter AS SELECT"
+	"  u.id AS user_id, u.email AS inviter, a.name AS app,"
+	"  count(i.id) AS invites, count(i.sent_at) AS sent,"
+	"  count(i.accepted_at) AS accepted,"
+	"  round(100.0 * count(i.accepted_at) / max(count(i.id), 1), 1)"
+	"    AS conversion_percent"
+	"  FROM users u JOIN apps a ON a.id = u.app_id"
+	"  LEFT JOIN invites i ON i.inviter_id = u.id GROUP BY u.id;"
+	"CREATE VIEW delivery_failures AS SELECT"
+	"  i.id AS invite_id, a.name AS app, i.email AS invitee, i.status,"
+	"  i.attempts, i.last_reply, i.updated_at AS last_attempt"
+	"  FROM invites i JOIN apps a ON a.id = i.app_id"
+	"  WHERE i.status = 'failed'"
+	"     OR (i.status = 'queued' AND i.attempts > 0)"
+	"  ORDER BY i.updated_at DESC;",
+};
+#define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char *const queries[Q__MAX] = {
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+	[Q_APP_GET] = "SELECT id, name, invite_url, sender, language, jwt_alg,"
+	    " jwt_public_key, jwt_issuer, jwt_generation,"
+	    " coalesce(accept_ttl, -1), coalesce(limit_per_hour, -1),"
+	    " coalesce(limit_per_day, -1), coalesce(limit_per_minute, -1),"
+	    " coalesce(cooldown, -1) FROM apps WHERE id = ?1",
+	[Q_USER_GET] = "SELECT id, email, name, active FROM users"
+	    " WHERE id = ?1 AND app_id = ?2",
+	[Q_KEY_FIND] = "SELECT app_id, type, key_hash FROM api_keys"
+	    " WHERE key_hash = ?1 AND revoked_at IS NULL",
+	[Q_IS_MEMBER] = "SELECT 1 FROM users WHERE app_id = ?1 AND email = ?2",
+	[Q_IS_SUPPRESSED] = "SELECT 1 FROM suppressions"
+	    " WHERE app_id = ?1 AND email_normalized = ?2",
+	[Q_COOLDOWN] = "SELECT max(created_at) FROM invites"
+	    " WHERE app_id = ?1 AND email_normalized = ?2 AND created_at > ?3",
+	[Q_COUNT_INVITER] = "SELECT count(*) FROM invites"
+	    " WHERE inviter_id = ?1 AND created_at > ?2",
+	[Q_COUNT_APP] = "SELECT count(*) FROM invites"
+	    " WHERE app_id = ?1 AND created_at > ?2",
+	[Q_NTH_INVITER] = "SELECT created_at FROM invites"
+	    " WHERE inviter_id = ?1 AND created_at > ?2"
+	    " ORDER BY created_at LIMIT 1 OFFSET ?3",
+	[Q_NTH_APP] = "SELECT created_at FROM invites"
+	    " WHERE app_id = ?1 AND created_at > ?2"
+	    " ORDER BY created_at LIMIT 1 OFFSET ?3",
+	[Q_INSERT] = "INSERT INTO invites (id, app_id, inviter_id, email,"
+	    " email_normalized, language_requested, language_resolved, status,"
+	    " request_id, accept_token_hash, next_attempt_at, created_at,"
+	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9,"
+	    " ?10, ?10, ?10)",
+	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
+	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
+	    " WHERE status = 'sending'",
+	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
+	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
+	    " u.email, i.attempts, i.created_at FROM invites i"
+	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
+	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
+	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2",
+	[Q_CLAIM] = "UPDATE invites SET status = 'sending',"
+	    " attempts = attempts + 1, updated_at = ?2"
+	    " WHERE id = ?1 AND status = 'queued'",
+	[Q_MARK] = "UPDATE invites SET status = ?2, last_reply = ?3,"
+	    " next_attempt_at = ?4, updated_at = ?5,"
+	    " sent_at = CASE WHEN ?2 = 'sent' THEN ?5 ELSE sent_at END"
+	    " WHERE id = ?1 AND status = 'sending'",
+	[Q_NEXT_DUE] = "SELECT min(next_attempt_at) FROM invites"
+	    " WHERE status = 'queued'",
+	[Q_LIST] = "SELECT id, email, language_requested, status, created_at,"
+	    " sent_at, accepted_at, rowid FROM invites WHERE app_id = ?1"
+	    " AND inviter_id = ?2 AND (?3 IS NULL OR rowid < ?3)"
+	    " ORDER BY rowid DESC LIMIT ?4",
+	[Q_ACCEPT_FIND] = "SELECT id, inviter_id, email, status, created_at,"
+	    " accepted_at FROM invites"
+	    " WHERE accept_token_hash = ?1 AND app_id = ?2",
+	[Q_ACCEPT_SET] = "UPDATE invites SET accepted_at = ?2, updated_at = ?2"
+	    " WHERE id = ?1 AND accepted_at IS NULL",
+	[Q_OPTOUT_ADD] = "INSERT INTO suppressions"
+	    " (app_id, email_normalized, source, created_at)"
+	    " VALUES (?1, ?2, 'opt-out', ?3) ON CONFLICT DO NOTHING",
+	[Q_OPTOUT_CANCEL] = "UPDATE invites SET status = 'canceled',"
+	    " updated_at = ?3 WHERE app_id = ?1 AND email_normalized = ?2"
+	    " AND status = 'queued'",
+	[Q_IDEM_GET] = "SELECT request_hash, status, response, headers,"
+	    " created_at FROM idempotency_keys"
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3",
+	[Q_IDEM_CLAIM] = "INSERT INTO idempotency_keys (app_id, credential,"
+	    " key, request_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT DO UPDATE SET request_hash = excluded.request_hash,"
+	    " status = 0, response = NULL, headers = NULL,"
+	    " created_at = excluded.created_at",
+	[Q_IDEM_SET] = "UPDATE idempotency_keys SET status = ?4,"
+	    " response = ?5, headers = ?6"
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3",
+	[Q_IDEM_DEL] = "DELETE FROM idempotency_keys"
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3",
+	[Q_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE created_at < ?1",
+	[Q_SUPPRESS_BOUNCE] = "INSERT OR IGNORE INTO suppressions"
+	    " (app_id, email_normalized, source, created_at)"
+	    " VALUES (?1, ?2, 'bounce', ?3)",
+};
+
+struct db {
+	sqlite3		*h;
+	sqlite3_stmt	*st[Q__MAX];
+	unsigned int	 seed;
+};
+
+/*
+ * Wait a short random while and try again, up to BUSY_TIMEOUT_MS.  Short,
+ * jittered sleeps keep writers fair where SQLite's escalating default lets
+ * one writer starve the others.
+ */
+static int
+busy_handler(void *arg, int count)
+{
+	struct db *db = arg;
+	struct timespec ts;
+
+	if (count >= BUSY_TIMEOUT_MS * 2)
+		return 0;
+	ts.tv_sec = 0;
+	ts.tv_nsec = 100000 + (long)(rand_r(&db->seed) % 800000);
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+struct db *
+db_open(const char *path, enum sync_mode sync, int readonly)
+{
+	struct db *db;
+	int flags;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	db->seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	flags = readonly ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK) {
+		log_warnx("database %s: %s", path, db->h ?
+		    sqlite3_errmsg(db->h) : "out of memory");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_handler(db->h, busy_handler, db);
+	if (db_exec(db, readonly ? "PRAGMA foreign_keys = ON" :
+	    "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON") == -1)
+		goto fail;
+	if (db_exec(db, sync == SYNC_FULL ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL") == -1)
+		goto fail;
+	return db;
+fail:
+	db_close(db);
+	return NULL;
+}
+
+void
+db_close(struct db *db)
+{
+	int i;
+
+	if (db == NULL)
+		return;
+	for (i = 0; i < Q__MAX; i++)
+		sqlite3_finalize(db->st[i]);
+	sqlite3_close(db->h);
+	free(db);
+}
+
+sqlite3 *
+db_handle(struct db *db)
+{
+	return db->h;
+}
+
+int
+db_exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("database: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+db_version(struct db *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st,
+	    NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int
+db_schema_current(struct db *db)
+{
+	return db_version(db) == SCHEMA_VERSION;
+}
+
+int
+db_migrate(struct db *db, char *err, size_t errsz)
+{
+	char sql[64];
+	int v;
+
+	if (db_exec(db, "BEGIN IMMEDIATE") == -1 ||
+	    (v = db_version(db)) < 0) {
+		snprintf(err, errsz, "cannot read the schema version: %s",
+		    sqlite3_errmsg(db->h));
+		return -1;
+	}
+	if (v > SCHEMA_VERSION) {
+		db_exec(db, "ROLLBACK");
+		snprintf(err, errsz, "schema version %d is newer than this "
+		    "program (%d)", v, SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < SCHEMA_VERSION; v++)
+		if (db_exec(db, migrations[v]) == -1) {
+			snprintf(err, errsz, "migration to version %d: %s",
+			    v + 1, sqlite3_errmsg(db->h));
+			db_exec(db, "ROLLBACK");
+			return -1;
+		}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v);
+	if (db_exec(db, sql) == -1 || db_exec(db, "COMMIT") == -1) {
+		snprintf(err, errsz, "%s", sqlite3_errmsg(db->h));
+		db_exec(db, "ROLLBACK");
+		return -1;
+	}
+	return 0;
+}
+
+/* The prepared statement for q, reset and cleared; NULL on error. */
+sqlite3_stmt *
+db_stmt(struct db *db, enum db_query q)
+{
+	sqlite3_stmt *st = db->st[q];
+
+	if (st == NULL) {
+		if (sqlite3_prepare_v3(db->h, queries[q], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+			log_warnx("prepare: %s", sqlite3_errmsg(db->h));
+			return NULL;
+		}
+		db->st[q] = st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Map an sqlite3 result to ours, logging the unexpected. */
+static enum db_res
+db_res_of(struct db *db, int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+	case SQLITE_OK:
+		return DB_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return DB_BUSY;
+	case SQLITE_CONSTRAINT:
+		return DB_CONFLICT;
+	default:
+		log_warnx("database: %s", sqlite3_errmsg(db->h));
+		return DB_ERR;
+	}
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static char *
+col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s == NULL ? NULL : strdup((const char *)s);
+}
+
+static void
+col_copy(sqlite3_stmt *st, int i, char *dst, size_t dstsz)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	snprintf(dst, dstsz, "%s", s ? (const char *)s : "");
+}
+
+void
+db_app_free(struct app *a)
+{
+	free(a->name);
+	free(a->invite_url);
+	free(a->sender);
+	free(a->language);
+	free(a->jwt_key);
+	free(a->jwt_issuer);
+	memset(a, 0, sizeof(*a));
+}
+
+enum db_res
+db_app_get(struct db *db, const char *id, struct app *a)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if ((st = db_stmt(db, Q_APP_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, a->id, sizeof(a->id));
+	a->name = col_strdup(st, 1);
+	a->invite_url = col_strdup(st, 2);
+	a->sender = col_strdup(st, 3);
+	a->language = col_strdup(st, 4);
+	a->jwt_alg = jwt_alg_parse((const char *)sqlite3_column_text(st, 5));
+	a->jwt_key = col_strdup(st, 6);
+	a->jwt_issuer = col_strdup(st, 7);
+	a->jwt_generation = sqlite3_column_int(st, 8);
+	a->accept_ttl = sqlite3_column_int(st, 9);
+	a->limit_per_hour = sqlite3_column_int(st, 10);
+	a->limit_per_day = sqlite3_column_int(st, 11);
+	a->limit_per_minute = sqlite3_column_int(st, 12);
+	a->cooldown = sqlite3_column_int(st, 13);
+	sqlite3_reset(st);
+	if (a->name == NULL || a->invite_url == NULL) {
+		db_app_free(a);
+		return DB_ERR;
+	}
+	return DB_OK;
+}
+
+void
+db_user_free(struct user *u)
+{
+	free(u->email);
+	free(u->name);
+	memset(u, 0, sizeof(*u));
+}
+
+enum db_res
+db_user_get(struct db *db, const char *app, const char *id, struct user *u)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	if ((st = db_stmt(db, Q_USER_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	bind_text(st, 2, app);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, u->id, sizeof(u->id));
+	u->email = col_strdup(st, 1);
+	u->name = col_strdup(st, 2);
+	u->active = sqlite3_column_int(st, 3);
+	sqlite3_reset(st);
+	return u->email == NULL ? DB_ERR : DB_OK;
+}
+
+enum db_res
+db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
+    char type[8])
+{
+	sqlite3_stmt *st;
+	const unsigned char *h;
+	int rc;
+	enum db_res res = DB_NOTFOUND;
+
+	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, hash_hex);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		h = sqlite3_column_text(st, 2);
+		/* The index found it; compare anyway, in constant time. */
+		if (h != NULL && strlen((const char *)h) == 64 &&
+		    util_ct_eq(h, hash_hex, 64)) {
+			col_copy(st, 0, app, UUID_LEN + 1);
+			col_copy(st, 1, type, 8);
+			res = DB_OK;
+		}
+	} else if (rc != SQLITE_DONE)
+		res = db_res_of(db, rc);
+	sqlite3_reset(st);
+	return res;
+}
+
+/* Run a one-row, one-column query; the text into out (or "" for NULL). */
+static int
+query_text(struct db *db, sqlite3_stmt *st, char *out, size_t outsz)
+{
+	int rc;
+
+	out[0] = '\0';
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		col_copy(st, 0, out, outsz);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+query_exists(sqlite3_stmt *st, int *exists)
+{
+	int rc = sqlite3_step(st);
+
+	*exists = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static time_t
+parse_iso(const char *s)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL)
+		return 0;
+	return timegm(&tm);
+}
+
+/*
+ * Whether a window limit is exhausted; when it is, *retry gets the seconds
+ * until the oldest counted invite leaves the window.
+ */
+static int
+limit_check(struct db *db, enum db_query qcount, enum db_query qnth,
+    const char *who, time_t now, int window, int limit, int *retry)
+{
+	sqlite3_stmt *st;
+	char since[21], oldest[32];
+	long long n;
+	time_t t;
+
+	if (limit < 0)
+		return 0;
+	util_isotime(now - window, since);
+	if ((st = db_stmt(db, qcount)) == NULL)
+		return -1;
+	bind_text(st, 1, who);
+	bind_text(st, 2, since);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -1;
+	}
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (n < limit)
+		return 0;
+	if ((st = db_stmt(db, qnth)) == NULL)
+		return -1;
+	bind_text(st, 1, who);
+	bind_text(st, 2, since);
+	sqlite3_bind_int64(st, 3, n - limit);
+	if (query_text(db, st, oldest, sizeof(oldest)) == -1)
+		return -1;
+	t = limit == 0 ? now + window : parse_iso(oldest) + window;
+	if (t - now > *retry)
+		*retry = (int)(t - now);
+	if (*retry < 1)
+		*retry = 1;
+	return 1;
+}
+
+/* The checks of one invite, inside the write transaction. */
+static enum invite_res
+invite_checks(struct db *db, const struct invite_new *in, time_t now,
+    int *retry)
+{
+	sqlite3_stmt *st;
+	char since[21], last[32];
+	int r, hit = 0;
+
+	*retry = 0;
+	if ((r = limit_check(db, Q_COUNT_INVITER, Q_NTH_INVITER,
+	    in->inviter_id, now, 3600, in->limit_hour, retry)) < 0)
+		return INV_ERR;
+	hit |= r;
+	if ((r = limit_check(db, Q_COUNT_INVITER, Q_NTH_INVITER,
+	    in->inviter_id, now, 86400, in->limit_day, retry)) < 0)
+		return INV_ERR;
+	hit |= r;
+	if ((r = limit_check(db, Q_COUNT_APP, Q_NTH_APP, in->app_id, now,
+	    60, in->limit_minute, retry)) < 0)
+		return INV_ERR;
+	if (hit || r)
+		return INV_LIMIT;
+
+	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->email_norm);
+	if (query_exists(st, &r) == -1)
+		return INV_ERR;
+	if (r)
+		return INV_MEMBER;
+	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->email_norm);
+	if (query_exists(st, &r) == -1)
+		return INV_ERR;
+	if (r)
+		return INV_SUPPRESSED;
+	if (in->cooldown > 0) {
+		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL)
+			return INV_ERR;
+		util_isotime(now - in->cooldown, since);
+		bind_text(st, 1, in->app_id);
+		bind_text(st, 2, in->email_norm);
+		bind_text(st, 3, since);
+		if (query_text(db, st, last, sizeof(last)) == -1)
+			return INV_ERR;
+		if (last[0] != '\0')
+			return INV_COOLDOWN;
+	}
+	return INV_OK;
+}
+
+static enum invite_res
+invite_insert(struct db *db, const struct invite_new *in, time_t now)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_INSERT)) == NULL)
+		return INV_ERR;
+	util_isotime(now, ts);
+	bind_text(st, 1, in->id);
+	bind_text(st, 2, in->app_id);
+	bind_text(st, 3, in->inviter_id);
+	bind_text(st, 4, in->email);
+	bind_text(st, 5, in->email_norm);
+	bind_text(st, 6, in->lang_req);
+	bind_text(st, 7, in->lang_res);
+	bind_text(st, 8, in->request_id);
+	bind_text(st, 9, in->token_hash);
+	bind_text(st, 10, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	switch (db_res_of(db, rc)) {
+	case DB_OK:
+		return INV_OK;
+	case DB_BUSY:
+		return INV_BUSY;
+	default:
+		return INV_ERR;
+	}
+}
+
+static int
+step_simple(struct db *db, enum db_query q)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, q)) == NULL)
+		return SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc;
+}
+
+enum invite_res
+db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+{
+	enum invite_res res;
+	time_t now = time(NULL);
+	int rc;
+
+	rc = step_simple(db, Q_BEGIN);
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return INV_BUSY;
+	if (rc != SQLITE_DONE) {
+		db_res_of(db, rc);
+		return INV_ERR;
+	}
+	res = invite_checks(db, in, now, retry);
+	if (res == INV_OK)
+		res = invite_insert(db, in, now);
+	if (res != INV_OK) {
+		step_simple(db, Q_ROLLBACK);
+		return res;
+	}
+	rc = step_simple(db, Q_COMMIT);
+	if (rc != SQLITE_DONE) {
+		res = (rc & 0xff) == SQLITE_BUSY ? INV_BUSY : INV_ERR;
+		db_res_of(db, rc);
+		step_simple(db, Q_ROLLBACK);
+	}
+	return res;
+}
+
+enum db_res
+db_invite_status(struct db *db, const char *id, char status[16],
+    char *reply, size_t replysz)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_STATUS)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, status, 16);
+	col_copy(st, 1, reply, replysz);
+	sqlite3_reset(st);
+	return DB_OK;
+}
+
+/* ------------------------------------------------------------- mailer */
+
+int
+db_outbox_recover(struct db *db)
+{
+	int rc = step_simple(db, Q_RECOVER);
+
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+}
+
+void
+db_outbox_free(struct outbox *o, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(o[i].email);
+		free(o[i].email_norm);
+		free(o[i].app_name);
+		free(o[i].sender);
+		free(o[i].invite_url);
+		free(o[i].inviter_name);
+		free(o[i].inviter_email);
+	}
+	free(o);
+}
+
+static int
+outbox_fill(struct outbox *o, sqlite3_stmt *st)
+{
+	col_copy(st, 0, o->id, sizeof(o->id));
+	col_copy(st, 1, o->app_id, sizeof(o->app_id));
+	o->email = col_strdup(st, 2);
+	o->email_norm = col_strdup(st, 3);
+	col_copy(st, 4, o->language, sizeof(o->language));
+	o->app_name = col_strdup(st, 5);
+	o->sender = col_strdup(st, 6);
+	o->invite_url = col_strdup(st, 7);
+	o->inviter_name = col_strdup(st, 8);
+	o->inviter_email = col_strdup(st, 9);
+	o->attempts = sqlite3_column_int(st, 10) + 1;
+	col_copy(st, 11, o->created_at, sizeof(o->created_at));
+	return o->email && o->email_norm && o->app_name && o->invite_url &&
+	    o->inviter_email ? 0 : -1;
+}
+
+ssize_t
+db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
+{
+	sqlite3_stmt *st, *up;
+	struct outbox *o = NULL;
+	char ts[21];
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if ((o = calloc(max, sizeof(*o))) == NULL)
+		return -1;
+	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
+		goto fail;
+	util_isotime(now, ts);
+	if ((st = db_stmt(db, Q_DUE)) == NULL)
+		goto rollback;
+	bind_text(st, 1, ts);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (outbox_fill(&o[n++], st) == -1)
+			goto rollback;
+	sqlite3_reset(st);
+	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
+		goto rollback;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(up);
+		bind_text(up, 1, o[i].id);
+		bind_text(up, 2, ts);
+		if (sqlite3_step(up) != SQLITE_DONE)
+			goto rollback;
+	}
+	sqlite3_reset(up);
+	if (step_simple(db, Q_COMMIT) != SQLITE_DONE)
+		goto rollback;
+	*out = o;
+	return (ssize_t)n;
+rollback:
+	sqlite3_reset(st);
+	step_simple(db, Q_ROLLBACK);
+fail:
+	db_outbox_free(o, n);
+	return -1;
+}
+
+int
+db_outbox_mark(struct db *db, const char *id, const char *status,
+    const char *reply, time_t next)
+{
+	sqlite3_stmt *st;
+	char ts[21], nx[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_MARK)) == NULL)
+		return -1;
+	util_isotime(time(NULL), ts);
+	util_isotime(next, nx);
+	bind_text(st, 1, id);
+	bind_text(st, 2, status);
+	bind_text(st, 3, reply);
+	bind_text(st, 4, nx);
+	bind_text(st, 5, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+db_suppress_bounce(struct db *db, const char *app, const char *email_norm)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_SUPPRESS_BOUNCE)) == NULL)
+		return -1;
+	util_isotime(time(NULL), ts);
+	bind_text(st, 1, app);
+	bind_text(st, 2, email_norm);
+	bind_text(st, 3, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+time_t
+db_outbox_next_due(struct db *db)
+{
+	sqlite3_stmt *st;
+	char t[32];
+
+	if ((st = db_stmt(db, Q_NEXT_DUE)) == NULL ||
+	    query_text(db, st, t, sizeof(t)) == -1 || t[0] == '\0')
+		return 0;
+	return parse_iso(t);
+}
+
+/* --------------------------------------------------- the other routes */
+
+enum db_res
+db_invites_list(struct db *db, const char *app, const char *user,
+    int64_t before, int limit, db_row_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	const char *cols[7];
+	int rc, i;
+
+	if ((st = db_stmt(db, Q_LIST)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, app);
+	bind_text(st, 2, user);
+	if (before > 0)
+		sqlite3_bind_int64(st, 3, before);
+	sqlite3_bind_int(st, 4, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < 7; i++)
+			cols[i] = (const char *)sqlite3_column_text(st, i);
+		if (fn(arg, cols, sqlite3_column_int64(st, 7)) == -1) {
+			sqlite3_reset(st);
+			return DB_ERR;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+static enum db_res
+accept_step(struct db *db, const char *app, const char *hash, int ttl,
+    struct accepted *out)
+{
+	sqlite3_stmt *st;
+	char status[16], ts[21];
+	time_t now = time(NULL);
+	int rc;
+
+	if ((st = db_stmt(db, Q_ACCEPT_FIND)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, hash);
+	bind_text(st, 2, app);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, out->id, sizeof(out->id));
+	col_copy(st, 1, out->inviter, sizeof(out->inviter));
+	col_copy(st, 2, out->email, sizeof(out->email));
+	col_copy(st, 3, status, sizeof(status));
+	col_copy(st, 4, ts, sizeof(ts));
+	col_copy(st, 5, out->accepted_at, sizeof(out->accepted_at));
+	sqlite3_reset(st);
+	if (out->accepted_at[0] != '\0') {
+		out->why = ACCEPT_USED;
+		return DB_OK;
+	}
+	if (strcmp(status, "canceled") == 0) {
+		out->why = ACCEPT_CANCELED;
+		return DB_OK;
+	}
+	if (parse_iso(ts) + ttl < now) {
+		out->why = ACCEPT_EXPIRED;
+		return DB_OK;
+	}
+	util_isotime(now, out->accepted_at);
+	if ((st = db_stmt(db, Q_ACCEPT_SET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, out->id);
+	bind_text(st, 2, out->accepted_at);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_res_of(db, rc);
+	out->why = sqlite3_changes(db->h) == 1 ? ACCEPT_OK : ACCEPT_USED;
+	return DB_OK;
+}
+
+/* Run fn inside BEGIN IMMEDIATE ... COMMIT, rolling back on failure. */
+static enum db_res
+in_tx(struct db *db, enum db_res res_of_fn(struct db *, void *), void *arg)
+{
+	enum db_res res;
+	int rc;
+
+	rc = step_simple(db, Q_BEGIN);
+	if (rc != SQLITE_DONE)
+		return db_res_of(db, rc);
+	if ((res = res_of_fn(db, arg)) != DB_OK) {
+		step_simple(db, Q_ROLLBACK);
+		return res;
+	}
+	if ((rc = step_simple(db, Q_COMMIT)) != SQLITE_DONE) {
+		res = db_res_of(db, rc);
+		step_simple(db, Q_ROLLBACK);
+	}
+	return res;
+}
+
+struct accept_args {
+	const char	*app, *hash;
+	int		 ttl;
+	struct accepted	*out;
+};
+
+static enum db_res
+accept_fn(struct db *db, void *arg)
+{
+	struct accept_args *a = arg;
+
+	return accept_step(db, a->app, a->hash, a->ttl, a->out);
+}
+
+enum db_res
+db_invite_accept(struct db *db, const char *app, const char *hash, int ttl,
+    struct accepted *out)
+{
+	struct accept_args a = { app, hash, ttl, out };
+
+	memset(out, 0, sizeof(*out));
+	return in_tx(db, accept_fn, &a);
+}
+
+struct optout_args {
+	const char	*app, *email;
+	int		 canceled;
+};
+
+static enum db_res
+optout_fn(struct db *db, void *arg)
+{
+	struct optout_args *a = arg;
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+	enum db_query q[2] = { Q_OPTOUT_ADD, Q_OPTOUT_CANCEL };
+
+	util_isotime(time(NULL), ts);
+	for (int i = 0; i < 2; i++) {
+		if ((st = db_stmt(db, q[i])) == NULL)
+			return DB_ERR;
+		bind_text(st, 1, a->app);
+		bind_text(st, 2, a->email);
+		bind_text(st, 3, ts);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return db_res_of(db, rc);
+	}
+	a->canceled = sqlite3_changes(db->h);
+	return DB_OK;
+}
+
+enum db_res
+db_optout(struct db *db, const char *app, const char *email, int *canceled)
+{
+	struct optout_args a = { app, email, 0 };
+	enum db_res res = in_tx(db, optout_fn, &a);
+
+	*canceled = a.canceled;
+	return res;
+}
+
+/* ------------------------------------------------------- idempotency */
+
+struct idem_args {
+	const char	*app, *cred, *key, *hash;
+	struct idem	*out;
+};
+
+#define IDEM_STALE	60	/* seconds before a claim left by a crash lapses */
+#define IDEM_TTL	86400
+
+static enum db_res
+idem_fn(struct db *db, void *arg)
+{
+	struct idem_args *a = arg;
+	sqlite3_stmt *st;
+	char ts[21], created[32];
+	time_t now = time(NULL), t;
+	int rc, i;
+
+	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, a->app);
+	bind_text(st, 2, a->cred);
+	bind_text(st, 3, a->key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_copy(st, 4, created, sizeof(created));
+		t = parse_iso(created);
+		a->out->status = sqlite3_column_int(st, 1);
+		if (t + IDEM_TTL > now && (a->out->status != 0 ||
+		    t + IDEM_STALE > now)) {
+			a->out->same = strcmp((const char *)
+			    sqlite3_column_text(st, 0), a->hash) == 0;
+			a->out->body = col_strdup(st, 2);
+			a->out->headers = col_strdup(st, 3);
+			a->out->found = 1;
+			sqlite3_reset(st);
+			return DB_OK;
+		}
+		a->out->status = 0;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_res_of(db, rc);
+	}
+	sqlite3_reset(st);
+	if ((st = db_stmt(db, Q_IDEM_CLAIM)) == NULL)
+		return DB_ERR;
+	util_isotime(now, ts);
+	for (i = 0; i < 3; i++)
+		bind_text(st, i + 1, i == 0 ? a->app : i == 1 ? a->cred :
+		    a->key);
+	bind_text(st, 4, a->hash);
+	bind_text(st, 5, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+enum db_res
+db_idem_begin(struct db *db, const char *app, const char *cred,
+    const char *key, const char *hash, struct idem *out)
+{
+	struct idem_args a = { app, cred, key, hash, out };
+
+	memset(out, 0, sizeof(*out));
+	return in_tx(db, idem_fn, &a);
+}
+
+enum db_res
+db_idem_end(struct db *db, const char *app, const char *cred,
+    const char *key, int status, const char *body, const char *headers)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, status ? Q_IDEM_SET : Q_IDEM_DEL)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, app);
+	bind_text(st, 2, cred);
+	bind_text(st, 3, key);
+	if (status) {
+		sqlite3_bind_int(st, 4, status);
+		bind_text(st, 5, body);
+		bind_text(st, 6, headers);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+int
+db_idem_purge(struct db *db)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_IDEM_PURGE)) == NULL)
+		return -1;
+	util_isotime(time(NULL) - IDEM_TTL, ts);
+	bind_text(st, 1, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+}

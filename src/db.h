@@ -1,0 +1,151 @@
+/*
+ * The database interface for the daemon's processes (db.c).
+ */
+#ifndef DB_H
+#define DB_H
+
+#include <sys/types.h>
+#include <time.h>
+
+struct sqlite3_stmt;
+
+enum db_query {
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
+	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_COUNT_INVITER,
+	Q_COUNT_APP, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
+	Q_RECOVER, Q_DUE, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
+	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
+	Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL, Q_IDEM_PURGE,
+	Q__MAX
+};
+
+/* Run SQL without results; -1 with the error logged. */
+int		 db_exec(struct db *, const char *sql);
+/* PRAGMA user_version, or -1. */
+int		 db_version(struct db *);
+/* Whether the file's schema is the one this program writes. */
+int		 db_schema_current(struct db *);
+/* A cached statement, reset and with bindings cleared. */
+struct sqlite3_stmt *db_stmt(struct db *, enum db_query);
+
+/* One invite to store; limits below 0 are off. */
+struct invite_new {
+	const char	*id;
+	const char	*app_id;
+	const char	*inviter_id;
+	const char	*email;
+	const char	*email_norm;
+	const char	*lang_req;
+	const char	*lang_res;
+	const char	*request_id;
+	const char	*token_hash;
+	int		 limit_hour;
+	int		 limit_day;
+	int		 limit_minute;
+	int		 cooldown;
+};
+
+enum invite_res {
+	INV_OK, INV_MEMBER, INV_SUPPRESSED, INV_COOLDOWN, INV_LIMIT,
+	INV_BUSY, INV_ERR
+};
+
+/*
+ * Check the limits, membership, do-not-invite list and cooldown and insert
+ * the invite, all in one BEGIN IMMEDIATE transaction.  On INV_LIMIT *retry
+ * holds the seconds until a slot frees.
+ */
+enum invite_res	 db_invite_create(struct db *, const struct invite_new *,
+		    int *retry);
+/* The status and last SMTP reply of an invite. */
+enum db_res	 db_invite_status(struct db *, const char *id,
+		    char status[16], char *reply, size_t replysz);
+
+/* A message the mailer has claimed (status 'sending'). */
+struct outbox {
+	char	 id[UUID_LEN + 1];
+	char	 app_id[UUID_LEN + 1];
+	char	*email;
+	char	*email_norm;
+	char	 language[LANG_MAX];
+	char	*app_name;
+	char	*sender;
+	char	*invite_url;
+	char	*inviter_name;
+	char	*inviter_email;
+	int	 attempts;		/* including this one */
+	char	 created_at[32];
+};
+
+/* Put rows left in 'sending' by a crash back to 'queued'; count or -1. */
+int		 db_outbox_recover(struct db *);
+/* Claim up to max due rows as 'sending'; count (array in *out) or -1. */
+ssize_t		 db_outbox_claim(struct db *, time_t now, size_t max,
+		    struct outbox **out);
+void		 db_outbox_free(struct outbox *, size_t);
+/* Record the verdict of a claimed row; next is the next attempt time. */
+int		 db_outbox_mark(struct db *, const char *id, const char *status,
+		    const char *reply, time_t next);
+int		 db_suppress_bounce(struct db *, const char *app,
+		    const char *email_norm);
+/* The earliest next_attempt_at of a queued row, or 0 when none. */
+time_t		 db_outbox_next_due(struct db *);
+
+/*
+ * Called per listed row with id, email, language, status, createdAt,
+ * sentAt, acceptedAt (NULL where unset) and the row's position; -1 stops.
+ */
+typedef int (*db_row_fn)(void *arg, const char *cols[7], int64_t pos);
+
+/*
+ * A user's invites, newest first (insertion order), only those before
+ * position before when it is above 0.
+ */
+enum db_res	 db_invites_list(struct db *, const char *app,
+		    const char *user, int64_t before, int limit, db_row_fn fn,
+		    void *arg);
+
+enum accept_why { ACCEPT_OK, ACCEPT_USED, ACCEPT_EXPIRED, ACCEPT_CANCELED };
+
+struct accepted {
+	enum accept_why	 why;
+	char		 id[UUID_LEN + 1];
+	char		 inviter[UUID_LEN + 1];
+	char		 email[EMAIL_MAX + 1];
+	char		 accepted_at[21];
+};
+
+/*
+ * Mark the invite with this accept-token hash accepted, once: of two
+ * racing calls exactly one gets ACCEPT_OK.  DB_NOTFOUND for no such token
+ * in the app.
+ */
+enum db_res	 db_invite_accept(struct db *, const char *app,
+		    const char *hash, int ttl, struct accepted *out);
+/* Put the address on the app's list and cancel its queued invites. */
+enum db_res	 db_optout(struct db *, const char *app, const char *email,
+		    int *canceled);
+
+/* What db_idem_begin found for an Idempotency-Key. */
+struct idem {
+	int	 found;		/* a live entry exists */
+	int	 same;		/* for the same request */
+	int	 status;	/* 0: still being answered */
+	char	*body;		/* the stored answer (malloc'd) */
+	char	*headers;
+};
+
+/*
+ * Look up (app, credential, key): the stored answer if any, else claim
+ * the key for this request (hash of method, path and body).
+ */
+enum db_res	 db_idem_begin(struct db *, const char *app, const char *cred,
+		    const char *key, const char *hash, struct idem *out);
+/* Store the answer (status != 0) or release the claim (status 0). */
+enum db_res	 db_idem_end(struct db *, const char *app, const char *cred,
+		    const char *key, int status, const char *body,
+		    const char *headers);
+/* Drop entries older than 24 h; count or -1. */
+int		 db_idem_purge(struct db *);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * Idempotency-Key on the POST routes: the same key with the same request
+ * within 24 hours replays the first answer byte for byte instead of acting
+ * twice; with a different request it is a 409.  Keys are per app and
+ * credential.  A claim is taken before acting, so two racing requests with
+ * one key cannot both act.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+#include "api.h"
+#include "db.h"
+
+#define CTYPE_JSON	"application/json; charset=utf-8"
+
+static int
+key_ok(const char *k)
+{
+	size_t n = strlen(k), i;
+
+	if (n == 0 || n > 255)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x21 || (unsigned char)k[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* SHA-256 over method, path and body: what "the same request" means. */
+static void
+request_hash(struct req *r, const char *body, size_t len, char out[65])
+{
+	struct buf b = { 0 };
+	const char *m = req_param(r, "REQUEST_METHOD");
+	const char *p = req_param(r, "REQUEST_URI");
+
+	if (buf_printf(&b, "%s %s\n", m ? m : "", p ? p : "") == -1 ||
+	    buf_add(&b, body, len) == -1)
+		fatalx("out of memory");
+	util_sha256_hex(b.p, b.len, out);
+	buf_free(&b);
+}
+
+static void
+replay(struct req *r, const struct idem *id)
+{
+	const char *body = id->body ? id->body : "";
+
+	req_respond(r, id->status, CTYPE_JSON, id->headers, body,
+	    strlen(body));
+}
+
+int
+idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
+    struct idem_state *st)
+{
+	const char *k = req_param(r, "HTTP_IDEMPOTENCY_KEY"), *body;
+	struct idem id;
+	char hash[65];
+	enum db_res res;
+	size_t len;
+	int rc = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (k == NULL)
+		return 0;
+	if (!key_ok(k)) {
+		api_fail(r, 400, "Idempotency-Key is not valid");
+		return -1;
+	}
+	/* A body we cannot read is answered by the route itself. */
+	if (req_read_body(r, ctx->conf->max_body, &body, &len) != BODY_OK)
+		return 0;
+	request_hash(r, body, len, hash);
+	if ((res = db_idem_begin(ctx->db, p->app, p->cred, k, hash,
+	    &id)) != DB_OK) {
+		api_db_fail(r, res == DB_BUSY);
+		return -1;
+	}
+	if (!id.found) {
+		st->active = 1;
+		memcpy(st->app, p->app, sizeof(st->app));
+		memcpy(st->cred, p->cred, sizeof(st->cred));
+		snprintf(st->key, sizeof(st->key), "%s", k);
+	} else if (!id.same) {
+		api_fail(r, 409, "Idempotency-Key was used with a different "
+		    "request");
+		rc = -1;
+	} else if (id.status == 0) {
+		api_fail_hdr(r, 409, "A request with this Idempotency-Key is "
+		    "in progress", "Retry-After: 1\r\n");
+		rc = -1;
+	} else {
+		replay(r, &id);
+		rc = 1;
+	}
+	free(id.body);
+	free(id.headers);
+	return rc;
+}
+
+void
+idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
+{
+	const char *body, *headers;
+	int status;
+
+	if (!st->active)
+		return;
+	status = req_answer(r, &body, &headers);
+	/* Faults and "busy" are worth retrying: release the key. */
+	if (status >= 500 || status == 0)
+		status = 0;
+	if (db_idem_end(ctx->db, st->app, st->cred, st->key, status, body,
+	    headers) != DB_OK)
+		log_warnx("request %s: cannot record the Idempotency-Key",
+		    req_id(r));
+}

@@ -1,0 +1,300 @@
+/*
+ * POST /api/v1/users/:userId/referral-invites: authenticate, authorise,
+ * validate, store, wake the mailer, wait for its verdict, answer.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "api.h"
+#include "db.h"
+
+/* What a request resolved to before it is stored. */
+struct invite_req {
+	struct principal p;
+	char		 userid[UUID_LEN + 1];
+	char		 email[EMAIL_MAX + 1];
+	char		 lower[EMAIL_MAX + 1];
+	char		 lang[LANG_MAX];
+};
+
+/* application/json, optionally with a charset=utf-8 parameter. */
+static int
+is_json(const char *ct)
+{
+	const char *p;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	p = ct + 16;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return 1;
+	if (*p++ != ';')
+		return 0;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return 0;
+	p += 8;
+	if (strcasecmp(p, "utf-8") == 0 || strcasecmp(p, "\"utf-8\"") == 0)
+		return 1;
+	return 0;
+}
+
+/* Credentials, then whether they may act for :userId.  0 or answered. */
+static int
+invite_authorise(struct ctx *ctx, struct req *r, const char *userid,
+    struct invite_req *ir)
+{
+	enum auth_res ar;
+
+	if ((ar = auth_request(ctx, r, &ir->p)) != AUTH_OK) {
+		auth_fail(r, ar);
+		return -1;
+	}
+	if (ir->p.token && strcmp(userid, "me") == 0)
+		memcpy(ir->userid, ir->p.sub, sizeof(ir->userid));
+	else if (valid_uuid(userid, ir->userid) != NULL) {
+		api_fail(r, 400, "userId is not a valid user id");
+		return -1;
+	}
+	if (!ir->p.token && strcmp(ir->p.key_type, "write") != 0) {
+		api_fail(r, 403, "This key may not create invites");
+		return -1;
+	}
+	if (ir->p.token && strcmp(ir->userid, ir->p.sub) != 0) {
+		api_fail(r, 403, "A token may only act for its own user");
+		return -1;
+	}
+	return 0;
+}
+
+int
+api_json_body(struct ctx *ctx, struct req *r, const char **body, size_t *len)
+{
+	if (!is_json(req_param(r, "CONTENT_TYPE"))) {
+		api_fail(r, 415, "Content-Type must be application/json");
+		return -1;
+	}
+	switch (req_read_body(r, ctx->conf->max_body, body, len)) {
+	case BODY_OK:
+		return 0;
+	case BODY_TOOBIG:
+		api_fail(r, 413, "Request body is too large");
+		return -1;
+	default:
+		api_fail(r, 400, "Request body is not valid JSON");
+		return -1;
+	}
+}
+
+void
+api_db_fail(struct req *r, int busy)
+{
+	if (busy)
+		api_fail_hdr(r, 503, "Service is busy, try again later",
+		    "Retry-After: 1\r\n");
+	else
+		api_fail(r, 500, "Internal error");
+}
+
+/* Content type, size, JSON, address and language.  0 or answered. */
+static int
+invite_validate(struct ctx *ctx, struct req *r, struct invite_req *ir)
+{
+	struct invite_body b;
+	enum json_err je;
+	const char *body, *what = NULL;
+	size_t len;
+	int rc = -1;
+
+	if (api_json_body(ctx, r, &body, &len) == -1)
+		return -1;
+	if ((je = json_invite_body(body, len, &b, &what)) != JSON_OK) {
+		api_fail(r, 400, json_strerror(je, what));
+		return -1;
+	}
+	if (valid_email(b.email, ir->email, ir->lower) != NULL)
+		api_fail(r, 400, "email is not a valid address");
+	else if (valid_language(b.language, ir->lang) != NULL)
+		api_fail(r, 400, "language is not a valid language tag");
+	else
+		rc = 0;
+	json_invite_body_free(&b);
+	return rc;
+}
+
+/* The inviter: a user of the app, active, not the invitee. */
+static int
+invite_inviter(struct ctx *ctx, struct req *r, struct invite_req *ir,
+    struct app *a, struct user *u)
+{
+	enum db_res res;
+
+	res = db_app_get(ctx->db, ir->p.app, a);
+	if (res == DB_OK)
+		res = db_user_get(ctx->db, a->id, ir->userid, u);
+	switch (res) {
+	case DB_OK:
+		break;
+	case DB_NOTFOUND:
+		api_fail(r, 404, "User not found");
+		return -1;
+	default:
+		api_db_fail(r, res == DB_BUSY);
+		return -1;
+	}
+	if (!u->active) {
+		api_fail(r, 403, "The inviting user is disabled");
+		return -1;
+	}
+	if (strcasecmp(u->email, ir->lower) == 0) {
+		api_fail(r, 400, "You cannot invite yourself");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pick(int app_value, int server_value)
+{
+	return app_value >= 0 ? app_value : server_value;
+}
+
+/* Store the invite; 0 when stored, otherwise answered. */
+static int
+invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
+    const struct app *a, char id[UUID_LEN + 1])
+{
+	const struct conf *c = ctx->conf;
+	struct invite_new in;
+	char tok[TOKEN_LEN + 1], hash[65], hdr[64];
+	int retry = 0;
+
+	util_uuid(id);
+	token_accept(ctx->secret, id, tok);
+	util_sha256_hex(tok, TOKEN_LEN, hash);
+	memset(&in, 0, sizeof(in));
+	in.id = id;
+	in.app_id = a->id;
+	in.inviter_id = ir->userid;
+	in.email = ir->email;
+	in.email_norm = ir->lower;
+	in.lang_req = ir->lang;
+	in.lang_res = tmpl_resolve(ir->lang, a->language, c->default_language);
+	in.request_id = req_id(r);
+	in.token_hash = hash;
+	in.limit_hour = pick(a->limit_per_hour, c->limit_per_hour);
+	in.limit_day = pick(a->limit_per_day, c->limit_per_day);
+	in.limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
+	in.cooldown = pick(a->cooldown, c->cooldown);
+	switch (db_invite_create(ctx->db, &in, &retry)) {
+	case INV_OK:
+		log_info("request %s: invite %s stored (app %s, language %s)",
+		    req_id(r), id, a->id, in.lang_res);
+		return 0;
+	case INV_MEMBER:
+		api_fail(r, 409, "This address already belongs to a user");
+		break;
+	case INV_SUPPRESSED:
+		api_fail(r, 409, "This address does not accept invites");
+		break;
+	case INV_COOLDOWN:
+		api_fail(r, 409, "This address was invited recently");
+		break;
+	case INV_LIMIT:
+		snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
+		api_fail_hdr(r, 429, "Too many invites, try again later", hdr);
+		break;
+	case INV_BUSY:
+		api_fail_hdr(r, 503, "Service is busy, try again later",
+		    "Retry-After: 1\r\n");
+		break;
+	default:
+		api_fail(r, 500, "Internal error");
+		break;
+	}
+	return -1;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Wake the mailer and wait up to delivery_wait for its verdict on id.
+ * Answers 201 sent/queued, or 400 with the server's permanent refusal.
+ */
+static void
+invite_await(struct ctx *ctx, struct req *r, const char *id)
+{
+	char status[16], reply[512];
+	struct timespec t0, t;
+	long waited;
+	int step = 2;
+
+	if (write(ctx->wake_fd, "w", 1) == -1 && errno != EAGAIN)
+		log_warn("wake mailer");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		waited = (t.tv_sec - t0.tv_sec) * 1000 +
+		    (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (waited >= ctx->conf->delivery_wait * 1000L ||
+		    *ctx->stopping)
+			break;
+		sleep_ms(step);
+		if (step < 50)
+			step *= 2;
+		if (db_invite_status(ctx->db, id, status, reply,
+		    sizeof(reply)) != DB_OK)
+			continue;
+		if (strcmp(status, "sent") == 0) {
+			api_ok(r, 201, "Invite sent", NULL, NULL);
+			return;
+		}
+		if (strcmp(status, "failed") == 0) {
+			api_fail(r, 400, reply[0] ? reply :
+			    "The mail server refused the address");
+			return;
+		}
+	}
+	api_ok(r, 201, "Invite queued", NULL, NULL);
+}
+
+void
+invite_post(struct ctx *ctx, struct req *r, const char *userid)
+{
+	struct invite_req ir;
+	struct idem_state is;
+	struct app a;
+	struct user u;
+	char id[UUID_LEN + 1];
+
+	memset(&ir, 0, sizeof(ir));
+	memset(&is, 0, sizeof(is));
+	memset(&a, 0, sizeof(a));
+	memset(&u, 0, sizeof(u));
+	if (invite_authorise(ctx, r, userid, &ir) == -1 ||
+	    idem_begin(ctx, r, &ir.p, &is) != 0)
+		return;
+	if (invite_validate(ctx, r, &ir) == 0 &&
+	    invite_inviter(ctx, r, &ir, &a, &u) == 0 &&
+	    invite_store(ctx, r, &ir, &a, id) == 0)
+		invite_await(ctx, r, id);
+	idem_end(ctx, r, &is);
+	db_user_free(&u);
+	db_app_free(&a);
+}

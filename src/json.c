@@ -1,0 +1,358 @@
+/*
+ * JSON: the only file that touches cJSON.  Untrusted documents are checked
+ * before cJSON sees them (UTF-8, NUL, depth) and after (duplicates, types,
+ * unknown members), and come out as plain structs.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "extern.h"
+#include "json.h"
+
+/*
+ * Depth of the document and whether a "\u0000" escape hides in a string
+ * (cJSON would silently cut the string there).  Counts brackets outside
+ * strings only.
+ */
+static enum json_err
+json_prescan(const char *buf, size_t len)
+{
+	size_t i;
+	int depth = 0, instr = 0;
+
+	for (i = 0; i < len; i++) {
+		if (instr) {
+			if (buf[i] == '\\' && i + 1 < len) {
+				if (buf[i + 1] == 'u' && i + 5 < len &&
+				    strncmp(buf + i + 2, "0000", 4) == 0)
+					return JSON_ENUL;
+				i++;
+			} else if (buf[i] == '"')
+				instr = 0;
+			else if ((unsigned char)buf[i] < 0x20)
+				return JSON_ESYNTAX;
+			continue;
+		}
+		switch (buf[i]) {
+		case '"':
+			instr = 1;
+			break;
+		case '{':
+		case '[':
+			if (++depth > JSON_DEPTH_MAX)
+				return JSON_EDEPTH;
+			break;
+		case '}':
+		case ']':
+			depth--;
+			break;
+		}
+	}
+	return JSON_OK;
+}
+
+/* Parse buf into a cJSON object after every check cJSON itself lacks. */
+static enum json_err
+json_parse_object(const char *buf, size_t len, cJSON **out)
+{
+	enum json_err e;
+	const char *end = NULL;
+	char *copy;
+	cJSON *root;
+
+	*out = NULL;
+	if (memchr(buf, '\0', len) != NULL)
+		return JSON_ENUL;
+	if (!valid_utf8(buf, len))
+		return JSON_EUTF8;
+	/* A byte order mark is not JSON (RFC 8259 section 8.1). */
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		return JSON_ESYNTAX;
+	if ((e = json_prescan(buf, len)) != JSON_OK)
+		return e;
+	if ((copy = malloc(len + 1)) == NULL)
+		return JSON_ESYNTAX;
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
+	root = cJSON_ParseWithLengthOpts(copy, len + 1, &end, 1);
+	free(copy);
+	if (root == NULL)
+		return JSON_ESYNTAX;
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return JSON_ENOTOBJ;
+	}
+	*out = root;
+	return JSON_OK;
+}
+
+/*
+ * Take the string members named in names[] (n of them) into vals[], all
+ * required, refusing duplicates, other members and other types.
+ */
+static enum json_err
+json_take_strings(cJSON *root, const char *const names[], char *vals[],
+    size_t n, const char **what)
+{
+	cJSON *it;
+	size_t i;
+
+	for (it = root->child; it != NULL; it = it->next) {
+		for (i = 0; i < n; i++)
+			if (strcmp(it->string, names[i]) == 0)
+				break;
+		*what = it->string;
+		if (i == n)
+			return JSON_EUNKNOWN;
+		*what = names[i];
+		if (vals[i] != NULL)
+			return JSON_EDUP;
+		if (!cJSON_IsString(it))
+			return JSON_ETYPE;
+		if ((vals[i] = strdup(it->valuestring)) == NULL)
+			return JSON_ESYNTAX;
+	}
+	for (i = 0; i < n; i++)
+		if (vals[i] == NULL) {
+			*what = names[i];
+			return JSON_EMISSING;
+		}
+	return JSON_OK;
+}
+
+/* Keep the offending member name for the error, bounded and owned. */
+static char json_what[33];
+
+static const char *
+json_keep_name(const char *s)
+{
+	snprintf(json_what, sizeof(json_what), "%s", s ? s : "");
+	return json_what;
+}
+
+static enum json_err
+json_strings(const char *buf, size_t len, const char *const names[],
+    char *vals[], size_t n, const char **what)
+{
+	enum json_err e;
+	cJSON *root;
+	size_t i;
+
+	*what = NULL;
+	if ((e = json_parse_object(buf, len, &root)) != JSON_OK)
+		return e;
+	e = json_take_strings(root, names, vals, n, what);
+	if (*what != NULL)
+		*what = json_keep_name(*what);
+	cJSON_Delete(root);
+	if (e != JSON_OK)
+		for (i = 0; i < n; i++) {
+			free(vals[i]);
+			vals[i] = NULL;
+		}
+	return e;
+}
+
+enum json_err
+json_invite_body(const char *buf, size_t len, struct invite_body *b,
+    const char **what)
+{
+	static const char *const names[] = { "email", "language" };
+	char *vals[2] = { NULL, NULL };
+	enum json_err e;
+
+	memset(b, 0, sizeof(*b));
+	if ((e = json_strings(buf, len, names, vals, 2, what)) != JSON_OK)
+		return e;
+	b->email = vals[0];
+	b->language = vals[1];
+	return JSON_OK;
+}
+
+void
+json_invite_body_free(struct invite_body *b)
+{
+	free(b->email);
+	free(b->language);
+	memset(b, 0, sizeof(*b));
+}
+
+enum json_err
+json_token_body(const char *buf, size_t len, char **token, const char **what)
+{
+	static const char *const names[] = { "token" };
+
+	*token = NULL;
+	return json_strings(buf, len, names, token, 1, what);
+}
+
+const char *
+json_strerror(enum json_err e, const char *what)
+{
+	static char msg[128];
+
+	switch (e) {
+	case JSON_OK:
+		return "ok";
+	case JSON_EUTF8:
+		return "Request body is not valid UTF-8";
+	case JSON_ENUL:
+		return "Request body contains a NUL character";
+	case JSON_ESYNTAX:
+		return "Request body is not valid JSON";
+	case JSON_ENOTOBJ:
+		return "Request body must be a JSON object";
+	case JSON_EDEPTH:
+		return "Request body is nested too deeply";
+	case JSON_EUNKNOWN:
+		snprintf(msg, sizeof(msg),
+		    "Unexpected member in request body: %s", what);
+		return msg;
+	case JSON_EDUP:
+		snprintf(msg, sizeof(msg),
+		    "Duplicate member in request body: %s", what);
+		return msg;
+	case JSON_ETYPE:
+		snprintf(msg, sizeof(msg), "%s must be a string", what);
+		return msg;
+	case JSON_EMISSING:
+		snprintf(msg, sizeof(msg), "%s is required", what);
+		return msg;
+	default:
+		return "Request body is not valid JSON";
+	}
+}
+
+int
+json_add_string(struct buf *b, const char *s)
+{
+	const unsigned char *p;
+	char esc[8];
+	int rc = buf_add(b, "\"", 1);
+
+	for (p = (const unsigned char *)s; rc == 0 && *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)*p;
+			rc = buf_add(b, esc, 2);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			rc = buf_add(b, esc, 6);
+		} else if (p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9)) {
+			rc = buf_adds(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+			p += 2;
+		} else
+			rc = buf_add(b, p, 1);
+	}
+	return rc == 0 ? buf_add(b, "\"", 1) : -1;
+}
+
+/* ------------------------------------------------------------- JWT JSON */
+
+void
+json_jwt_free(struct jwt_payload *p)
+{
+	size_t i;
+
+	free(p->sub);
+	free(p->iss);
+	for (i = 0; i < p->naud; i++)
+		free(p->aud[i]);
+	free(p->aud);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+json_jwt_header(const char *buf, size_t len, char alg[16])
+{
+	cJSON *root, *it;
+	int rc = -1;
+
+	if (json_parse_object(buf, len, &root) != JSON_OK)
+		return -1;
+	it = cJSON_GetObjectItemCaseSensitive(root, "alg");
+	/* "crit" names extensions we do not implement: refuse (RFC 7515). */
+	if (cJSON_IsString(it) && strlen(it->valuestring) < 16 &&
+	    cJSON_GetObjectItemCaseSensitive(root, "crit") == NULL) {
+		strcpy(alg, it->valuestring);
+		rc = 0;
+	}
+	cJSON_Delete(root);
+	return rc;
+}
+
+static int
+jwt_time(cJSON *root, const char *name, int *has, double *v)
+{
+	cJSON *it = cJSON_GetObjectItemCaseSensitive(root, name);
+
+	*has = it != NULL;
+	if (it == NULL)
+		return 0;
+	if (!cJSON_IsNumber(it) || it->valuedouble < 0 ||
+	    it->valuedouble > 1e13)
+		return -1;
+	*v = it->valuedouble;
+	return 0;
+}
+
+static int
+jwt_aud(cJSON *root, struct jwt_payload *p)
+{
+	cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "aud"), *a;
+	int n;
+
+	if (cJSON_IsString(it)) {
+		if ((p->aud = calloc(1, sizeof(char *))) == NULL ||
+		    (p->aud[0] = strdup(it->valuestring)) == NULL)
+			return -1;
+		p->naud = 1;
+		return 0;
+	}
+	if (!cJSON_IsArray(it) || (n = cJSON_GetArraySize(it)) < 1 || n > 16)
+		return -1;
+	if ((p->aud = calloc((size_t)n, sizeof(char *))) == NULL)
+		return -1;
+	cJSON_ArrayForEach(a, it) {
+		if (!cJSON_IsString(a) ||
+		    (p->aud[p->naud] = strdup(a->valuestring)) == NULL)
+			return -1;
+		p->naud++;
+	}
+	return 0;
+}
+
+int
+json_jwt_payload(const char *buf, size_t len, struct jwt_payload *p)
+{
+	cJSON *root, *it;
+	int rc = -1;
+
+	memset(p, 0, sizeof(*p));
+	if (json_parse_object(buf, len, &root) != JSON_OK)
+		return -1;
+	if (jwt_aud(root, p) == -1)
+		goto out;
+	it = cJSON_GetObjectItemCaseSensitive(root, "sub");
+	if (!cJSON_IsString(it) || (p->sub = strdup(it->valuestring)) == NULL)
+		goto out;
+	it = cJSON_GetObjectItemCaseSensitive(root, "iss");
+	if (it != NULL && (!cJSON_IsString(it) ||
+	    (p->iss = strdup(it->valuestring)) == NULL))
+		goto out;
+	if (jwt_time(root, "exp", &p->has_exp, &p->exp) == -1 ||
+	    jwt_time(root, "nbf", &p->has_nbf, &p->nbf) == -1 ||
+	    jwt_time(root, "iat", &p->has_iat, &p->iat) == -1)
+		goto out;
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	if (rc == -1)
+		json_jwt_free(p);
+	return rc;
+}

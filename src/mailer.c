@@ -1,0 +1,447 @@
+/*
+ * The mailer process: claims every due invite, renders and sends them over
+ * one SMTP session with libesmtp, and records each verdict.  Only this
+ * process talks SMTP, so a slow or dead relay never holds up a worker.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <auth-client.h>
+#include <libesmtp.h>
+
+#include "extern.h"
+#include "api.h"
+#include "db.h"
+#include "mailer.h"
+
+#define BATCH_MAX	200
+#define IDLE_POLL	60
+
+/* One message of a session: its bytes and where libesmtp is in them. */
+struct outmsg {
+	struct outbox	*ob;
+	char		*data;
+	size_t		 len;
+	int		 done;
+	smtp_message_t	 msg;
+	smtp_recipient_t rcpt;
+	int		 decided;
+};
+
+/* The messages of the session under way, for the event callback. */
+struct batch {
+	struct mailer	*ml;
+	struct outmsg	*m;
+	size_t		 n;
+};
+
+static void verdict(struct mailer *, struct outmsg *, const char *);
+
+/*
+ * Record each message as soon as the server has taken it, so that a crash
+ * later in the session can send at most the one message in flight twice.
+ */
+static void
+event_cb(smtp_session_t s, int event, void *arg, ...)
+{
+	struct batch *b = arg;
+	smtp_message_t msg;
+	va_list ap;
+	size_t i;
+
+	if (event != SMTP_EV_MESSAGESENT)
+		return;
+	va_start(ap, arg);
+	msg = va_arg(ap, smtp_message_t);
+	va_end(ap);
+	for (i = 0; i < b->n; i++)
+		if (b->m[i].msg == msg && !b->m[i].decided) {
+			verdict(b->ml, &b->m[i], NULL);
+			b->m[i].decided = 1;
+		}
+}
+
+static const char *
+msg_cb(void **ctx, int *len, void *arg)
+{
+	struct outmsg *m = arg;
+
+	if (len == NULL) {		/* rewind before each DATA */
+		m->done = 0;
+		return NULL;
+	}
+	if (m->done) {
+		*len = 0;
+		return NULL;
+	}
+	m->done = 1;
+	*len = (int)m->len;
+	return m->data;
+}
+
+static int
+auth_interact(auth_client_request_t req, char **result, int fields,
+    void *arg)
+{
+	const struct mailer *ml = arg;
+	int i;
+
+	for (i = 0; i < fields; i++) {
+		if (req[i].flags & AUTH_USER)
+			result[i] = ml->conf->smtp_user;
+		else if (req[i].flags & AUTH_PASS)
+			result[i] = (char *)ml->smtp_password;
+		else
+			return 0;
+		if (result[i] == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * libesmtp's connect() has no timeout: a blackholed relay would hold this
+ * process for minutes.  Probe with a bounded non-blocking connect first.
+ */
+static int
+probe_connect(const char *host, int port, int timeout)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct pollfd pfd;
+	char portstr[8];
+	socklen_t elen;
+	int fd, err, ok = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if (getaddrinfo(host, portstr, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			ok = 1;
+		else if (errno == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			elen = sizeof(err);
+			if (poll(&pfd, 1, timeout * 1000) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
+			    &elen) == 0 && err == 0)
+				ok = 1;
+		}
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return ok ? 0 : -1;
+}
+
+static SSL_CTX *
+tls_ctx(void)
+{
+	SSL_CTX *ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return NULL;
+	/* libesmtp misreads TLS 1.3 session tickets: stay at 1.2. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_default_verify_paths(ctx);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	return ctx;
+}
+
+static void
+session_setup(struct mailer *ml, smtp_session_t s, auth_context_t *authctx)
+{
+	const struct conf *c = ml->conf;
+	char hostport[300];
+	long t = (long)c->smtp_timeout * 1000;
+	int w;
+
+	snprintf(hostport, sizeof(hostport), "%s:%d", c->smtp_host,
+	    c->smtp_port);
+	smtp_set_server(s, hostport);
+	smtp_set_hostname(s, c->smtp_helo);
+	for (w = Timeout_GREETING; w <= Timeout_DATA2; w++)
+		smtp_set_timeout(s, w | Timeout_OVERRIDE_RFC2822_MINIMUM, t);
+	if (c->smtp_starttls != STARTTLS_OFF) {
+		smtp_starttls_set_ctx(s, ml->tls);
+		smtp_starttls_enable(s, c->smtp_starttls ==
+		    STARTTLS_REQUIRED ? Starttls_REQUIRED : Starttls_ENABLED);
+	}
+	*authctx = NULL;
+	if (c->smtp_user != NULL && ml->smtp_password != NULL) {
+		*authctx = auth_create_context();
+		auth_set_mechanism_flags(*authctx, AUTH_PLUGIN_PLAIN, 0);
+		auth_set_interact_cb(*authctx, auth_interact, ml);
+		smtp_auth_set_context(s, *authctx);
+	}
+}
+
+/* Render and build the message of one claimed invite. */
+static int
+build_one(struct mailer *ml, struct outmsg *m, const char *from,
+    char *envfrom, size_t envsz)
+{
+	const struct conf *c = ml->conf;
+	struct outbox *ob = m->ob;
+	struct tmpl_vars v;
+	struct mail_msg mm;
+	char tok[TOKEN_LEN + 1], addr[EMAIL_MAX + 1], msgid[UUID_LEN + 300];
+	char *subject = NULL, *text = NULL, *html = NULL, *optout = NULL;
+	struct buf accept = { 0 }, unsub = { 0 };
+	const char *at;
+	int rc = -1;
+
+	token_accept(ml->secret, ob->id, tok);
+	if ((optout = token_optout(ml->secret, ob->app_id,
+	    ob->email_norm)) == NULL ||
+	    buf_printf(&accept, "%s%ctoken=%s", ob->invite_url,
+	    strchr(ob->invite_url, '?') ? '&' : '?', tok) == -1 ||
+	    buf_printf(&unsub, "%s/api/v1/referral-invites/opt-out?token=%s",
+	    c->public_url, optout) == -1 || mail_addr_of(from, addr) == -1)
+		goto out;
+	memset(&v, 0, sizeof(v));
+	v.app_name = ob->app_name;
+	v.inviter_name = ob->inviter_name ? ob->inviter_name :
+	    ob->inviter_email;
+	v.inviter_email = ob->inviter_email;
+	v.invitee_email = ob->email;
+	v.accept_url = accept.p;
+	v.optout_url = unsub.p;
+	if ((subject = tmpl_render(ob->language, TMPL_SUBJECT, &v)) == NULL ||
+	    (text = tmpl_render(ob->language, TMPL_TEXT, &v)) == NULL ||
+	    (html = tmpl_render(ob->language, TMPL_HTML, &v)) == NULL)
+		goto out;
+	at = strrchr(addr, '@');
+	snprintf(msgid, sizeof(msgid), "invite-%s@%s", ob->id, at + 1);
+	memset(&mm, 0, sizeof(mm));
+	mm.from = from;
+	mm.to = ob->email;
+	mm.subject = subject;
+	mm.text = text;
+	mm.html = html;
+	mm.message_id = msgid;
+	mm.unsub_url = unsub.p;
+	mm.date = time(NULL);
+	if ((m->data = mail_build(&mm, &m->len)) != NULL) {
+		snprintf(envfrom, envsz, "%s", addr);
+		rc = 0;
+	}
+out:
+	free(subject);
+	free(text);
+	free(html);
+	free(optout);
+	buf_free(&accept);
+	buf_free(&unsub);
+	return rc;
+}
+
+/* "550 5.1.1 text" without control characters, bounded. */
+static void
+reply_text(const smtp_status_t *st, char *out, size_t outsz)
+{
+	size_t i, o;
+
+	o = (size_t)snprintf(out, outsz, "%d ", st->code);
+	for (i = 0; st->text != NULL && st->text[i] != '\0' &&
+	    o + 1 < outsz; i++)
+		if ((unsigned char)st->text[i] >= 0x20 && st->text[i] != 0x7f)
+			out[o++] = st->text[i];
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+}
+
+/* Requeue with backoff, or give up when the invite is too old. */
+static void
+defer(struct mailer *ml, struct outbox *ob, const char *reply)
+{
+	const struct conf *c = ml->conf;
+	struct tm tm;
+	time_t now = time(NULL), created, delay;
+	int i;
+
+	memset(&tm, 0, sizeof(tm));
+	strptime(ob->created_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	created = timegm(&tm);
+	if (now - created >= c->retry_give_up) {
+		log_warnx("invite %s: giving up after %d attempts: %s", ob->id,
+		    ob->attempts, reply);
+		db_outbox_mark(ml->db, ob->id, "failed", reply, now);
+		return;
+	}
+	delay = c->retry_initial;
+	for (i = 1; i < ob->attempts && delay < c->retry_max; i++)
+		delay *= 2;
+	if (delay > c->retry_max)
+		delay = c->retry_max;
+	log_info("invite %s: deferred %lds: %s", ob->id, (long)delay, reply);
+	db_outbox_mark(ml->db, ob->id, "queued", reply, now + delay);
+}
+
+static void
+verdict(struct mailer *ml, struct outmsg *m, const char *failure)
+{
+	const smtp_status_t *rs, *ms, *rp;
+	char reply[256];
+
+	if (failure != NULL) {
+		defer(ml, m->ob, failure);
+		return;
+	}
+	rs = smtp_recipient_status(m->rcpt);
+	ms = smtp_message_transfer_status(m->msg);
+	rp = smtp_reverse_path_status(m->msg);
+	if (rs->code / 100 == 2 && ms->code / 100 == 2) {
+		reply_text(ms, reply, sizeof(reply));
+		log_info("invite %s: sent: %s", m->ob->id, reply);
+		db_outbox_mark(ml->db, m->ob->id, "sent", reply, time(NULL));
+	} else if (rp->code / 100 == 2 && rs->code / 100 == 5) {
+		reply_text(rs, reply, sizeof(reply));
+		log_info("invite %s: refused: %s", m->ob->id, reply);
+		db_outbox_mark(ml->db, m->ob->id, "failed", reply, time(NULL));
+		db_suppress_bounce(ml->db, m->ob->app_id, m->ob->email_norm);
+	} else {
+		reply_text(rs->code ? rs : rp->code ? rp : ms, reply,
+		    sizeof(reply));
+		if (rp->code == 530 || rp->code == 535)
+			log_warnx("SMTP authentication failed: %s (check "
+			    "smtp_user and smtp_password_file)", reply);
+		defer(ml, m->ob, reply);
+	}
+}
+
+/* Send n claimed invites over one SMTP session and record each verdict. */
+static void
+send_batch(struct mailer *ml, struct outbox *ob, size_t n)
+{
+	smtp_session_t s;
+	auth_context_t authctx;
+	struct outmsg *m;
+	struct batch b;
+	char envfrom[EMAIL_MAX + 1], err[200];
+	const char *failure = NULL, *from;
+	size_t i;
+
+	if ((m = calloc(n, sizeof(*m))) == NULL ||
+	    (s = smtp_create_session()) == NULL) {
+		free(m);
+		for (i = 0; i < n; i++)
+			defer(ml, &ob[i], "out of memory");
+		return;
+	}
+	session_setup(ml, s, &authctx);
+	b.ml = ml;
+	b.m = m;
+	b.n = n;
+	smtp_set_eventcb(s, event_cb, &b);
+	for (i = 0; i < n; i++) {
+		m[i].ob = &ob[i];
+		from = ob[i].sender ? ob[i].sender : ml->conf->mail_from;
+		if (build_one(ml, &m[i], from, envfrom, sizeof(envfrom)) == -1)
+			continue;
+		m[i].msg = smtp_add_message(s);
+		smtp_set_reverse_path(m[i].msg, envfrom);
+		smtp_set_messagecb(m[i].msg, msg_cb, &m[i]);
+		m[i].rcpt = smtp_add_recipient(m[i].msg, ob[i].email);
+	}
+	if (probe_connect(ml->conf->smtp_host, ml->conf->smtp_port,
+	    ml->conf->smtp_timeout) == -1)
+		failure = "cannot connect to the SMTP server";
+	else if (!smtp_start_session(s)) {
+		smtp_strerror(smtp_errno(), err, sizeof(err));
+		failure = err;
+	}
+	for (i = 0; i < n; i++) {
+		if (m[i].data == NULL) {
+			log_warnx("invite %s: cannot build the message",
+			    ob[i].id);
+			defer(ml, &ob[i], "cannot build the message");
+		} else if (!m[i].decided)
+			verdict(ml, &m[i], failure);
+		free(m[i].data);
+	}
+	smtp_destroy_session(s);
+	if (authctx != NULL)
+		auth_destroy_context(authctx);
+	free(m);
+}
+
+/* Wait for a wake-up or the next due retry. */
+static void
+idle(struct mailer *ml)
+{
+	struct pollfd pfd;
+	struct timespec ts;
+	sigset_t none;
+	char drain[64];
+	time_t due = db_outbox_next_due(ml->db), now = time(NULL);
+	int timeout = IDLE_POLL;
+
+	if (due != 0 && due - now < timeout)
+		timeout = due > now ? (int)(due - now) : 0;
+	pfd.fd = ml->wake_fd;
+	pfd.events = POLLIN;
+	sigemptyset(&none);
+	ts.tv_sec = timeout;
+	ts.tv_nsec = 0;
+	if (timeout > 0 && ppoll(&pfd, 1, &ts, &none) > 0)
+		while (read(ml->wake_fd, drain, sizeof(drain)) > 0)
+			;
+}
+
+void
+mailer_run(struct mailer *ml)
+{
+	struct outbox *ob;
+	sigset_t set;
+	ssize_t n;
+	int r;
+
+
+	/* Signals only interrupt the idle wait, never an SMTP session. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	auth_client_init();
+	if ((ml->tls = tls_ctx()) == NULL)
+		fatalx("mailer: cannot create a TLS context");
+	if ((r = db_outbox_recover(ml->db)) > 0)
+		log_warnx("mailer: %d invites left sending by a crash are "
+		    "queued again", r);
+	while (!*ml->stopping) {
+		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
+		if (n > 0) {
+			send_batch(ml, ob, (size_t)n);
+			db_outbox_free(ob, (size_t)n);
+			continue;
+		}
+		if (n < 0)
+			sleep(1);
+		idle(ml);
+	}
+	SSL_CTX_free(ml->tls);
+	auth_client_exit();
+}

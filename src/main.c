@@ -1,0 +1,565 @@
+/*
+ * referral-invitesd: options, config, the socket, the privilege drop and
+ * the supervisor that forks and restarts the FastCGI workers and the
+ * mailer.  No business logic lives here.
+ */
+#include <sys/types.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "extern.h"
+#include "api.h"
+#include "db.h"
+#include "mailer.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#ifndef TEMPLATEDIR
+#define TEMPLATEDIR "/usr/share/referral-invites/templates"
+#endif
+#define CONF_DEFAULT	SYSCONFDIR "/referral-invites/referral-invites.conf"
+#define STOP_GRACE	30	/* seconds children get to finish */
+
+static volatile sig_atomic_t got_term, got_hup, got_chld;
+
+/* Everything the supervisor keeps across children. */
+struct daemon {
+	const char	*conf_path;
+	struct conf	 conf;
+	unsigned char	 secret[32];
+	char		*smtp_password;
+	int		 sock;
+	int		 wake[2];
+	char		*sock_path;	/* unlinked at exit when we made it */
+	pid_t		*workers;
+	time_t		*started;
+	pid_t		 mailer;
+	time_t		 mailer_started;
+};
+
+static void
+on_signal(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		got_term = 1;
+		break;
+	case SIGHUP:
+		got_hup = 1;
+		break;
+	case SIGCHLD:
+		got_chld = 1;
+		break;
+	}
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: referral-invitesd [-dt] [-c file]\n");
+	exit(1);
+}
+
+/* The SMTP password file: must exist and not be world-readable. */
+static char *
+read_password(const char *path, char *err, size_t errsz)
+{
+	char buf[512];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || (st.st_mode & (S_IWGRP | S_IRWXO))) {
+		snprintf(err, errsz, "%s: must not be group-writable or "
+		    "world-accessible", path);
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0) {
+		snprintf(err, errsz, "%s: empty", path);
+		return NULL;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return strdup(buf);
+}
+
+/* Config, templates and secrets; -1 with the reason in err. */
+static int
+load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
+{
+	int rc;
+
+	if (conf_load(c, d->conf_path, 1, err, errsz) == -1)
+		return -1;
+	/* Run from the build tree, the operator's directory is the set. */
+	if (access(TEMPLATEDIR, F_OK) == 0)
+		rc = tmpl_load(TEMPLATEDIR, c->templates_dir, err, errsz);
+	else if (c->templates_dir != NULL)
+		rc = tmpl_load(c->templates_dir, NULL, err, errsz);
+	else
+		rc = tmpl_load(TEMPLATEDIR, NULL, err, errsz);
+	if (rc == -1)
+		goto fail;
+	if (!tmpl_has(c->default_language)) {
+		snprintf(err, errsz, "no template for default_language %s",
+		    c->default_language);
+		goto fail;
+	}
+	if (token_secret_load(c->database, 0, d->secret, err, errsz) == -1)
+		goto fail;
+	if (c->smtp_password_file != NULL && (d->smtp_password =
+	    read_password(c->smtp_password_file, err, errsz)) == NULL)
+		goto fail;
+	return 0;
+fail:
+	conf_free(c);
+	return -1;
+}
+
+static int
+listen_unix(struct daemon *d, const char *path)
+{
+	struct sockaddr_un sun;
+	struct group *gr;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		fatalx("%s: socket path too long", path);
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("unlink %s", path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("bind %s", path);
+	if (chmod(path, d->conf.socket_mode) == -1)
+		fatal("chmod %s", path);
+	if (geteuid() == 0) {
+		if ((gr = getgrnam(d->conf.socket_group)) == NULL)
+			fatalx("socket_group %s: no such group",
+			    d->conf.socket_group);
+		if (chown(path, 0, gr->gr_gid) == -1)
+			fatal("chown %s", path);
+	}
+	d->sock_path = strdup(path);
+	return fd;
+}
+
+static int
+listen_tcp(const char *spec)
+{
+	struct addrinfo hints, *res;
+	char host[256], *colon;
+	int fd, on = 1;
+
+	snprintf(host, sizeof(host), "%s", spec);
+	if ((colon = strrchr(host, ':')) == NULL)
+		fatalx("listen %s: expected a path or host:port", spec);
+	*colon = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+		fatalx("listen %s: cannot resolve", spec);
+	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1)
+		fatal("bind %s", spec);
+	freeaddrinfo(res);
+	return fd;
+}
+
+/*
+ * The listening socket: handed over on fd 0 (spawn-fcgi, systemd
+ * StandardInput=socket), by socket activation (LISTEN_FDS), or our own.
+ */
+static int
+open_socket(struct daemon *d)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int fd, acc = 0;
+	socklen_t len = sizeof(acc);
+
+	if (pid != NULL && fds != NULL && atol(pid) == (long)getpid() &&
+	    atoi(fds) >= 1) {
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		return 3;
+	}
+	if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc)
+		return 0;
+	if (d->conf.listen[0] == '/')
+		fd = listen_unix(d, d->conf.listen);
+	else
+		fd = listen_tcp(d->conf.listen);
+	if (listen(fd, 1024) == -1)
+		fatal("listen");
+	return fd;
+}
+
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() == 0) {
+		if ((pw = getpwnam(user)) == NULL)
+			fatalx("user %s: no such user", user);
+		if (setgroups(1, &pw->pw_gid) == -1 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+			fatal("cannot drop privileges to %s", user);
+		if (setuid(0) != -1)
+			fatalx("privileges could be regained");
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+}
+
+static void
+child_signals(void)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	/* Blocked except where a process waits (accept, idle poll). */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+}
+
+static struct db *
+child_db(struct daemon *d, const char *role)
+{
+	struct db *db;
+
+	if ((db = db_open(d->conf.database, d->conf.synchronous, 0)) == NULL)
+		fatalx("%s: cannot open %s", role, d->conf.database);
+	if (!db_schema_current(db))
+		fatalx("%s: %s has an old schema: run referral-invitesctl "
+		    "init", role, d->conf.database);
+	return db;
+}
+
+static void __attribute__((noreturn))
+worker_main(struct daemon *d)
+{
+	struct ctx ctx;
+	struct req *r;
+
+	child_signals();
+	close(d->wake[0]);
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.conf = &d->conf;
+	ctx.db = child_db(d, "worker");
+	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
+	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	ctx.wake_fd = d->wake[1];
+	ctx.stopping = &got_term;
+	if (fcgi_init() != 0)
+		fatalx("worker: FCGX_Init failed");
+	while (!got_term && (r = fcgi_accept(d->sock)) != NULL) {
+		route_dispatch(&ctx, r);
+		fcgi_finish(r);
+	}
+	db_close(ctx.db);
+	OPENSSL_cleanse(ctx.secret, sizeof(ctx.secret));
+	_exit(0);
+}
+
+static void __attribute__((noreturn))
+mailer_main(struct daemon *d)
+{
+	struct mailer ml;
+
+	child_signals();
+	close(d->sock);
+	close(d->wake[1]);
+	memset(&ml, 0, sizeof(ml));
+	ml.conf = &d->conf;
+	ml.db = child_db(d, "mailer");
+	ml.secret = d->secret;
+	ml.smtp_password = d->smtp_password;
+	ml.wake_fd = d->wake[0];
+	ml.stopping = &got_term;
+	mailer_run(&ml);
+	db_close(ml.db);
+	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	_exit(0);
+}
+
+static pid_t
+spawn(struct daemon *d, int is_mailer)
+{
+	pid_t pid;
+
+	switch (pid = fork()) {
+	case -1:
+		log_warn("fork");
+		return -1;
+	case 0:
+		if (is_mailer)
+			mailer_main(d);
+		worker_main(d);
+	default:
+		return pid;
+	}
+}
+
+/* Start every child slot that is empty, slowly for ones dying young. */
+static void
+fill_slots(struct daemon *d)
+{
+	time_t now = time(NULL);
+	int i;
+
+	for (i = 0; i < d->conf.workers; i++)
+		if (d->workers[i] <= 0) {
+			if (now - d->started[i] < 1)
+				sleep(1);
+			d->started[i] = time(NULL);
+			d->workers[i] = spawn(d, 0);
+		}
+	if (d->mailer <= 0) {
+		if (now - d->mailer_started < 1)
+			sleep(1);
+		d->mailer_started = time(NULL);
+		d->mailer = spawn(d, 1);
+	}
+}
+
+static void
+reap(struct daemon *d)
+{
+	pid_t pid;
+	int i, status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (!got_term && !(WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0))
+			log_warnx("child %ld died (%s %d), restarting",
+			    (long)pid, WIFSIGNALED(status) ? "signal" :
+			    "status", WIFSIGNALED(status) ? WTERMSIG(status) :
+			    WEXITSTATUS(status));
+		if (pid == d->mailer)
+			d->mailer = 0;
+		for (i = 0; i < d->conf.workers; i++)
+			if (pid == d->workers[i])
+				d->workers[i] = 0;
+	}
+}
+
+static int
+children_left(struct daemon *d)
+{
+	int i, n = d->mailer > 0;
+
+	for (i = 0; i < d->conf.workers; i++)
+		n += d->workers[i] > 0;
+	return n;
+}
+
+static void
+signal_children(struct daemon *d, int sig)
+{
+	int i;
+
+	if (d->mailer > 0)
+		kill(d->mailer, sig);
+	for (i = 0; i < d->conf.workers; i++)
+		if (d->workers[i] > 0)
+			kill(d->workers[i], sig);
+}
+
+/* SIGTERM: children finish what they are doing; then we leave. */
+static void
+shutdown_children(struct daemon *d)
+{
+	time_t deadline = time(NULL) + STOP_GRACE;
+
+	signal_children(d, SIGTERM);
+	while (children_left(d) > 0 && time(NULL) < deadline) {
+		usleep(50000);
+		reap(d);
+	}
+	if (children_left(d) > 0) {
+		log_warnx("children did not stop in %ds, killing them",
+		    STOP_GRACE);
+		signal_children(d, SIGKILL);
+		while (children_left(d) > 0 && wait(NULL) > 0)
+			reap(d);
+	}
+}
+
+/*
+ * SIGHUP: read config and templates again and replace the children; those
+ * under way finish their request first.  A broken config changes nothing.
+ */
+static void
+reload(struct daemon *d)
+{
+	struct conf c;
+	char err[512];
+	char *oldpw = d->smtp_password;
+
+	d->smtp_password = NULL;
+	if (load_all(d, &c, err, sizeof(err)) == -1) {
+		log_warnx("reload refused: %s", err);
+		d->smtp_password = oldpw;
+		return;
+	}
+	if (strcmp(c.database, d->conf.database) != 0 ||
+	    strcmp(c.listen, d->conf.listen) != 0 ||
+	    strcmp(c.user, d->conf.user) != 0 || c.workers != d->conf.workers)
+		log_warnx("reload: database, listen, user and workers change "
+		    "only with a restart");
+	free(c.database);
+	c.database = d->conf.database;
+	d->conf.database = NULL;
+	free(c.listen);
+	c.listen = d->conf.listen;
+	d->conf.listen = NULL;
+	c.workers = d->conf.workers;
+	conf_free(&d->conf);
+	d->conf = c;
+	log_setlevel(c.log_level);
+	if (oldpw != NULL)
+		OPENSSL_cleanse(oldpw, strlen(oldpw));
+	free(oldpw);
+	signal_children(d, SIGTERM);
+	log_info("configuration and templates reloaded");
+}
+
+static void
+supervise(struct daemon *d)
+{
+	struct sigaction sa;
+	sigset_t set, none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(&none);
+	while (!got_term) {
+		fill_slots(d);
+		sigsuspend(&none);
+		if (got_chld) {
+			got_chld = 0;
+			reap(d);
+		}
+		if (got_hup) {
+			got_hup = 0;
+			reload(d);
+		}
+	}
+	log_info("stopping");
+	shutdown_children(d);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon d;
+	char err[512];
+	int ch, foreground = 0, check = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.conf_path = CONF_DEFAULT;
+	while ((ch = getopt(argc, argv, "c:dt")) != -1)
+		switch (ch) {
+		case 'c':
+			d.conf_path = optarg;
+			break;
+		case 'd':
+			foreground = 1;
+			break;
+		case 't':
+			check = 1;
+			break;
+		default:
+			usage();
+		}
+	if (optind != argc)
+		usage();
+	log_init(1, LOG_LVL_INFO, "referral-invitesd");
+	if (load_all(&d, &d.conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "referral-invitesd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		fprintf(stderr, "referral-invitesd: configuration OK\n");
+		return 0;
+	}
+	if (!foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+	log_init(foreground, d.conf.log_level, "referral-invitesd");
+	d.sock = open_socket(&d);
+	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("pipe");
+	drop_privileges(d.conf.user);
+	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
+	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
+	if (d.workers == NULL || d.started == NULL)
+		fatal("calloc");
+	log_info("started: %d workers and a mailer", d.conf.workers);
+	supervise(&d);
+	if (d.sock_path != NULL && unlink(d.sock_path) == -1)
+		log_warn("unlink %s", d.sock_path);
+	OPENSSL_cleanse(d.secret, sizeof(d.secret));
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,151 @@
+/*
+ * Routing: a table of {method, pattern, handler}; ":param" matches one
+ * non-empty path segment.  Unknown paths are 404, known paths with another
+ * method 405 with an Allow header.  Also the JSON envelope every answer
+ * uses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+#include "api.h"
+
+#define CTYPE_JSON	"application/json; charset=utf-8"
+
+typedef void (*handler_fn)(struct ctx *, struct req *, const char *);
+
+struct route {
+	const char	*method;
+	const char	*pattern;
+	handler_fn	 fn;
+};
+
+static const struct route routes[] = {
+	{ "GET", "/api/v1/users/:userId/referral-invites", invite_list },
+	{ "POST", "/api/v1/users/:userId/referral-invites", invite_post },
+	{ "POST", "/api/v1/referral-invites/accept", invite_accept },
+	{ "GET", "/api/v1/referral-invites/opt-out", optout_get },
+	{ "POST", "/api/v1/referral-invites/opt-out", optout_post },
+};
+#define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+void
+api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
+{
+	struct buf b = { 0 };
+
+	if (buf_adds(&b, "{\"success\":false,\"error\":") ||
+	    json_add_string(&b, msg) ||
+	    buf_adds(&b, ",\"message\":null,\"data\":null}")) {
+		buf_free(&b);
+		req_respond(r, 500, CTYPE_JSON, NULL, "{\"success\":false,"
+		    "\"error\":\"Internal error\",\"message\":null,"
+		    "\"data\":null}", 71);
+		return;
+	}
+	req_respond(r, status, CTYPE_JSON, headers, b.p, b.len);
+	buf_free(&b);
+}
+
+void
+api_fail(struct req *r, int status, const char *msg)
+{
+	api_fail_hdr(r, status, msg, NULL);
+}
+
+void
+api_ok(struct req *r, int status, const char *msg, const char *data,
+    const char *headers)
+{
+	struct buf b = { 0 };
+
+	if (buf_adds(&b, "{\"success\":true,\"message\":") ||
+	    json_add_string(&b, msg) ||
+	    buf_adds(&b, ",\"error\":null,\"data\":") ||
+	    buf_adds(&b, data ? data : "null") || buf_adds(&b, "}")) {
+		buf_free(&b);
+		api_fail(r, 500, "Internal error");
+		return;
+	}
+	req_respond(r, status, CTYPE_JSON, headers, b.p, b.len);
+	buf_free(&b);
+}
+
+/*
+ * Match path against pattern; on success the ":param" segment (if any) is
+ * copied into param.
+ */
+static int
+route_match(const char *pattern, const char *path, char *param,
+    size_t paramsz)
+{
+	const char *seg;
+	size_t n;
+
+	param[0] = '\0';
+	while (*pattern != '\0') {
+		if (*pattern == ':') {
+			seg = path;
+			while (*path != '\0' && *path != '/')
+				path++;
+			n = (size_t)(path - seg);
+			if (n == 0 || n >= paramsz)
+				return 0;
+			memcpy(param, seg, n);
+			param[n] = '\0';
+			while (*pattern != '\0' && *pattern != '/')
+				pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
+}
+
+/* The path without the query string, as nginx decoded it. */
+static const char *
+route_path(struct req *r, char *buf, size_t bufsz)
+{
+	const char *p = req_param(r, "DOCUMENT_URI");
+	size_t n;
+
+	if (p != NULL)
+		return p;
+	if ((p = req_param(r, "REQUEST_URI")) == NULL)
+		return "";
+	n = strcspn(p, "?");
+	snprintf(buf, bufsz, "%.*s", (int)(n < bufsz ? n : bufsz - 1), p);
+	return buf;
+}
+
+void
+route_dispatch(struct ctx *ctx, struct req *r)
+{
+	const char *method = req_param(r, "REQUEST_METHOD");
+	char pathbuf[1024], param[128], allow[64] = "", hdr[96];
+	const char *path = route_path(r, pathbuf, sizeof(pathbuf));
+	size_t i, n;
+
+	if (method == NULL)
+		method = "";
+	for (i = 0; i < NROUTES; i++) {
+		if (!route_match(routes[i].pattern, path, param,
+		    sizeof(param)))
+			continue;
+		if (strcmp(routes[i].method, method) == 0) {
+			routes[i].fn(ctx, r, param);
+			return;
+		}
+		n = strlen(allow);
+		snprintf(allow + n, sizeof(allow) - n, "%s%s",
+		    n ? ", " : "", routes[i].method);
+	}
+	if (allow[0] == '\0') {
+		api_fail(r, 404, "Not found");
+		return;
+	}
+	snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+	api_fail_hdr(r, 405, "Method not allowed", hdr);
+}

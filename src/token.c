@@ -1,0 +1,164 @@
+/*
+ * Tokens derived from the server secret, so that none is ever stored in
+ * clear: accept tokens (HMAC of the invite id; only their hash is in the
+ * database) and opt-out tokens (an HMAC over app and address; no row).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "extern.h"
+#include "api.h"
+
+static void
+mac(const unsigned char secret[32], const char *label, const char *a,
+    const char *b, unsigned char out[32])
+{
+	unsigned int n = 32;
+	struct buf m = { 0 };
+
+	if (buf_printf(&m, "%s\n%s\n%s", label, a, b ? b : "") == -1)
+		fatalx("out of memory");
+	HMAC(EVP_sha256(), secret, 32, (unsigned char *)m.p, m.len, out, &n);
+	buf_free(&m);
+}
+
+void
+token_accept(const unsigned char secret[32], const char *id,
+    char out[TOKEN_LEN + 1])
+{
+	unsigned char h[32];
+
+	mac(secret, "accept", id, NULL, h);
+	util_b64url_enc(h, sizeof(h), out, TOKEN_LEN + 1);
+}
+
+char *
+token_optout(const unsigned char secret[32], const char *app,
+    const char *email_norm)
+{
+	unsigned char h[32];
+	char sig[TOKEN_LEN + 1], *addr, *out = NULL;
+	size_t n = strlen(email_norm);
+
+	if ((addr = malloc(n * 4 / 3 + 4)) == NULL)
+		return NULL;
+	util_b64url_enc((const unsigned char *)email_norm, n, addr,
+	    n * 4 / 3 + 4);
+	mac(secret, "opt-out", app, email_norm, h);
+	util_b64url_enc(h, sizeof(h), sig, sizeof(sig));
+	if (asprintf(&out, "%s.%s.%s", app, addr, sig) == -1)
+		out = NULL;
+	free(addr);
+	return out;
+}
+
+int
+token_optout_check(const unsigned char secret[32], const char *tok,
+    char app[UUID_LEN + 1], char email[EMAIL_MAX + 1])
+{
+	const char *d1, *d2;
+	unsigned char h[32];
+	char sig[TOKEN_LEN + 1], lower[EMAIL_MAX + 1];
+	ssize_t n;
+
+	if ((d1 = strchr(tok, '.')) == NULL || d1 - tok != UUID_LEN ||
+	    (d2 = strchr(d1 + 1, '.')) == NULL ||
+	    strlen(d2 + 1) != TOKEN_LEN)
+		return -1;
+	memcpy(app, tok, UUID_LEN);
+	app[UUID_LEN] = '\0';
+	if (valid_uuid(app, app) != NULL || d2 - d1 - 1 > EMAIL_MAX * 4 / 3 + 4)
+		return -1;
+	n = util_b64url_dec(d1 + 1, (size_t)(d2 - d1 - 1),
+	    (unsigned char *)email, EMAIL_MAX);
+	if (n <= 0)
+		return -1;
+	email[n] = '\0';
+	if (valid_email(email, email, lower) != NULL ||
+	    strcmp(email, lower) != 0)
+		return -1;
+	mac(secret, "opt-out", app, email, h);
+	util_b64url_enc(h, sizeof(h), sig, sizeof(sig));
+	return util_ct_eq(sig, d2 + 1, TOKEN_LEN) ? 0 : -1;
+}
+
+static int
+secret_path(const char *dbpath, char *out, size_t outsz)
+{
+	char *copy, *dir;
+	int n;
+
+	if ((copy = strdup(dbpath)) == NULL)
+		return -1;
+	dir = dirname(copy);
+	n = snprintf(out, outsz, "%s/secret.key", dir);
+	free(copy);
+	return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+static int
+secret_create(const char *path, char *err, size_t errsz)
+{
+	unsigned char s[32];
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		if (errno == EEXIST)
+			return 0;
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	util_random(s, sizeof(s));
+	if (write(fd, s, sizeof(s)) != (ssize_t)sizeof(s) || fsync(fd) != 0) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		OPENSSL_cleanse(s, sizeof(s));
+		return -1;
+	}
+	OPENSSL_cleanse(s, sizeof(s));
+	return close(fd);
+}
+
+int
+token_secret_load(const char *dbpath, int create, unsigned char out[32],
+    char *err, size_t errsz)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (secret_path(dbpath, path, sizeof(path)) == -1) {
+		snprintf(err, errsz, "%s: path too long", dbpath);
+		return -1;
+	}
+	if (create && secret_create(path, err, errsz) == -1)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW)) == -1) {
+		snprintf(err, errsz, "%s: %s (run referral-invitesctl init)",
+		    path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || (st.st_mode & 077) != 0 ||
+	    read(fd, out, 32) != 32) {
+		snprintf(err, errsz, "%s: must be 32 bytes, mode 0600 or "
+		    "stricter", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}

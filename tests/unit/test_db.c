@@ -1,0 +1,160 @@
+/* Unit tests: the database layer on a temporary file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "unit.h"
+#include "extern.h"
+#include "db.h"
+
+#define APP	"6472c342-72bc-46ad-afe2-796a761c182c"
+#define USER	"15c70661-3eff-41cd-bd90-435cabe71f3f"
+
+static char dbdir[64];
+
+static struct db *
+fresh(void)
+{
+	char path[128], err[256];
+	struct db *db;
+
+	snprintf(dbdir, sizeof(dbdir), "/tmp/ri-unit-XXXXXX");
+	if (mkdtemp(dbdir) == NULL)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/t.db", dbdir);
+	if ((db = db_open(path, SYNC_NORMAL, 0)) == NULL)
+		return NULL;
+	if (db_migrate(db, err, sizeof(err)) == -1 ||
+	    db_exec(db, "INSERT INTO apps (id, name, invite_url, created_at,"
+	    " updated_at) VALUES ('" APP "', 'A', 'https://a.example/i', "
+	    "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');"
+	    "INSERT INTO users (id, app_id, email, created_at) VALUES ('"
+	    USER "', '" APP "', 'me@a.example', '2026-01-01T00:00:00Z')")
+	    == -1) {
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+static void
+gone(struct db *db)
+{
+	char cmd[128];
+
+	db_close(db);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dbdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dbdir);
+}
+
+static enum invite_res
+add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
+{
+	struct invite_new in;
+	char id[UUID_LEN + 1], hash[65];
+
+	util_uuid(id);
+	util_sha256_hex(id, strlen(id), hash);
+	memset(&in, 0, sizeof(in));
+	in.id = id;
+	in.app_id = APP;
+	in.inviter_id = USER;
+	in.email = email;
+	in.email_norm = email;
+	in.lang_req = "de";
+	in.lang_res = "de";
+	in.request_id = "r";
+	in.token_hash = hash;
+	in.limit_hour = per_hour;
+	in.limit_day = -1;
+	in.limit_minute = -1;
+	in.cooldown = cooldown;
+	return db_invite_create(db, &in, retry);
+}
+
+static void
+schema_version(void)
+{
+	struct db *db = fresh();
+	char err[256];
+
+	CHECK(db != NULL);
+	CHECK(db_schema_current(db));
+	/* Migrating again is a no-op. */
+	CHECK(db_migrate(db, err, sizeof(err)) == 0);
+	CHECK(db_version(db) >= 1);
+	gone(db);
+}
+
+static void
+limit_boundary(void)
+{
+	struct db *db = fresh();
+	char email[64];
+	int i, retry = 0;
+
+	CHECK(db != NULL);
+	for (i = 0; i < 3; i++) {
+		snprintf(email, sizeof(email), "f%d@b.example", i);
+		CHECK(add(db, email, 3, 0, &retry) == INV_OK);
+	}
+	CHECK(add(db, "f9@b.example", 3, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 3500 && retry <= 3600);
+	gone(db);
+}
+
+static void
+member_suppressed_cooldown(void)
+{
+	struct db *db = fresh();
+	int retry;
+
+	CHECK(db != NULL);
+	CHECK(add(db, "me@a.example", -1, 0, &retry) == INV_MEMBER);
+	CHECK(db_suppress_bounce(db, APP, "no@b.example") == 0);
+	CHECK(add(db, "no@b.example", -1, 0, &retry) == INV_SUPPRESSED);
+	CHECK(add(db, "x@b.example", -1, 3600, &retry) == INV_OK);
+	CHECK(add(db, "x@b.example", -1, 3600, &retry) == INV_COOLDOWN);
+	gone(db);
+}
+
+static void
+outbox_cycle(void)
+{
+	struct db *db = fresh();
+	struct outbox *ob;
+	char status[16], reply[64];
+	int retry;
+
+	CHECK(db != NULL);
+	CHECK(add(db, "y@b.example", -1, 0, &retry) == INV_OK);
+	CHECK(db_outbox_claim(db, time(NULL), 10, &ob) == 1);
+	CHECK(ob[0].attempts == 1);
+	CHECK_STR(ob[0].email, "y@b.example");
+	/* A crash here: recovery puts it back. */
+	CHECK(db_outbox_recover(db) == 1);
+	db_outbox_free(ob, 1);
+	CHECK(db_outbox_claim(db, time(NULL), 10, &ob) == 1);
+	CHECK(db_outbox_mark(db, ob[0].id, "sent", "250 OK", time(NULL)) == 0);
+	CHECK(db_invite_status(db, ob[0].id, status, reply, sizeof(reply)) ==
+	    DB_OK);
+	CHECK_STR(status, "sent");
+	CHECK_STR(reply, "250 OK");
+	db_outbox_free(ob, 1);
+	CHECK(db_outbox_claim(db, time(NULL), 10, &ob) == 0);
+	free(ob);
+	gone(db);
+}
+
+const struct unit_test db_tests[] = {
+	{ "db_schema_version", schema_version },
+	{ "db_limit_boundary", limit_boundary },
+	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },
+	{ "db_outbox_cycle", outbox_cycle },
+	{ NULL, NULL }
+};

@@ -1,0 +1,189 @@
+/* Unit tests: the invite body parser and the JSON string writer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "extern.h"
+
+static enum json_err
+parse(const char *s, struct invite_body *b, const char **what)
+{
+	return json_invite_body(s, strlen(s), b, what);
+}
+
+static void
+body_ok(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\",\"language\":\"de\"}", &b,
+	    &what) == JSON_OK);
+	CHECK_STR(b.email, "a@b.co");
+	CHECK_STR(b.language, "de");
+	json_invite_body_free(&b);
+}
+
+static void
+body_unknown_member(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\",\"language\":\"de\",\"x\":\"1\"}",
+	    &b, &what) == JSON_EUNKNOWN);
+	CHECK_STR(json_strerror(JSON_EUNKNOWN, what),
+	    "Unexpected member in request body: x");
+	CHECK(b.email == NULL);
+}
+
+static void
+body_case_sensitive(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"Email\":\"a@b.co\",\"language\":\"de\"}", &b,
+	    &what) == JSON_EUNKNOWN);
+}
+
+static void
+body_duplicate(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\",\"email\":\"c@d.co\","
+	    "\"language\":\"de\"}", &b, &what) == JSON_EDUP);
+	CHECK_STR(json_strerror(JSON_EDUP, what),
+	    "Duplicate member in request body: email");
+}
+
+static void
+body_missing(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\"}", &b, &what) == JSON_EMISSING);
+	CHECK_STR(json_strerror(JSON_EMISSING, what), "language is required");
+}
+
+static void
+body_type(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":12345678901234567890,\"language\":\"de\"}",
+	    &b, &what) == JSON_ETYPE);
+	CHECK_STR(json_strerror(JSON_ETYPE, what), "email must be a string");
+	CHECK(parse("{\"email\":null,\"language\":\"de\"}", &b, &what) ==
+	    JSON_ETYPE);
+}
+
+static void
+body_not_object(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("[1,2]", &b, &what) == JSON_ENOTOBJ);
+	CHECK(parse("\"x\"", &b, &what) == JSON_ENOTOBJ);
+}
+
+static void
+body_depth(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":[[[[1]]]]}", &b, &what) == JSON_EDEPTH);
+	/* Brackets inside strings do not count. */
+	CHECK(parse("{\"email\":\"[[[[[[\",\"language\":\"de\"}", &b,
+	    &what) == JSON_OK);
+	json_invite_body_free(&b);
+}
+
+static void
+body_syntax(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\",", &b, &what) == JSON_ESYNTAX);
+	CHECK(parse("", &b, &what) == JSON_ESYNTAX);
+	CHECK(parse("{} {}", &b, &what) == JSON_ESYNTAX);
+	CHECK(parse("\xef\xbb\xbf{}", &b, &what) == JSON_ESYNTAX);
+	/* A raw control character inside a string. */
+	CHECK(parse("{\"email\":\"a\tb\",\"language\":\"de\"}", &b, &what) ==
+	    JSON_ESYNTAX);
+}
+
+static void
+body_nul(void)
+{
+	struct invite_body b;
+	const char *what;
+	static const char raw[] = "{\"email\":\"a@b.co\0x\",\"language\":\"de\"}";
+
+	CHECK(json_invite_body(raw, sizeof(raw) - 1, &b, &what) == JSON_ENUL);
+	CHECK(parse("{\"email\":\"a@b.co\\u0000evil\",\"language\":\"de\"}",
+	    &b, &what) == JSON_ENUL);
+	/* An escaped backslash followed by u0000 is not a NUL. */
+	CHECK(parse("{\"email\":\"a\\\\u0000\",\"language\":\"de\"}", &b,
+	    &what) == JSON_OK);
+	json_invite_body_free(&b);
+}
+
+static void
+body_utf8(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"\xc0\xaf\",\"language\":\"de\"}", &b,
+	    &what) == JSON_EUTF8);
+	CHECK(parse("{\"email\":\"\xed\xa0\x80\",\"language\":\"de\"}", &b,
+	    &what) == JSON_EUTF8);
+}
+
+static void
+string_escape(void)
+{
+	struct buf b = { 0 };
+
+	CHECK(json_add_string(&b, "a\"b\\c\n\x01\xe2\x80\xa8") == 0);
+	CHECK_STR(b.p, "\"a\\\"b\\\\c\\u000a\\u0001\\u2028\"");
+	buf_free(&b);
+}
+
+static void
+token_body(void)
+{
+	char *tok;
+	const char *what;
+
+	CHECK(json_token_body("{\"token\":\"abc\"}", 15, &tok, &what) ==
+	    JSON_OK);
+	CHECK_STR(tok, "abc");
+	free(tok);
+	CHECK(json_token_body("{}", 2, &tok, &what) == JSON_EMISSING);
+}
+
+const struct unit_test json_tests[] = {
+	{ "json_body_ok", body_ok },
+	{ "json_body_unknown_member", body_unknown_member },
+	{ "json_body_case_sensitive", body_case_sensitive },
+	{ "json_body_duplicate", body_duplicate },
+	{ "json_body_missing", body_missing },
+	{ "json_body_type", body_type },
+	{ "json_body_not_object", body_not_object },
+	{ "json_body_depth", body_depth },
+	{ "json_body_syntax", body_syntax },
+	{ "json_body_nul", body_nul },
+	{ "json_body_utf8", body_utf8 },
+	{ "json_string_escape", string_escape },
+	{ "json_token_body", token_body },
+	{ NULL, NULL }
+};
