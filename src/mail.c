@@ -41,8 +41,8 @@ mail_token(const char *s, size_t n, const char *bad)
 	if (n == 0)
 		return 0;
 	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
-		    strchr(bad, s[i]) != NULL)
+		if ((unsigned char)s[i] <= 0x20 ||
+		    (unsigned char)s[i] >= 0x7f || strchr(bad, s[i]) != NULL)
 			return 0;
 	return 1;
 }
@@ -215,7 +215,8 @@ ew_add(struct buf *b, const char *str, size_t *col)
 		room = EW_LINE - *col < EW_MAX ? EW_LINE - *col : EW_MAX;
 		room -= EW_FRAME;
 		for (j = i; j < n; j += c) {
-			c = utf8_seqlen(s[j]) < n - j ? utf8_seqlen(s[j]) : n - j;
+			if ((c = utf8_seqlen(s[j])) > n - j)
+				c = n - j;
 			if (ew_cost(s + i, j + c - i, q) > room)
 				break;
 		}
@@ -247,8 +248,8 @@ static int
 mail_atext(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~",
-	    c) != NULL);
+	    (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /*

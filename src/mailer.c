@@ -27,7 +27,7 @@
 #include "db.h"
 #include "mailer.h"
 
-#define BATCH_MAX	200
+#define BATCH_MAX	1000
 #define IDLE_POLL	60
 
 /* One message of a session: its bytes and where libesmtp is in them. */

@@ -118,7 +118,7 @@ static char *
 tmpl_read(const char *path, size_t *lenp, char *err, size_t errsz)
 {
 	struct stat st;
-	char *p = NULL;
+	char *p = NULL, *np;
 	size_t len = 0;
 	ssize_t r;
 	int fd;
@@ -155,6 +155,9 @@ tmpl_read(const char *path, size_t *lenp, char *err, size_t errsz)
 	close(fd);
 	p[len] = '\0';
 	*lenp = len;
+	/* Templates are small; give back the room reserved for 64 KiB. */
+	if ((np = realloc(p, len + 1)) != NULL)
+		p = np;
 	return p;
 fail:
 	free(p);
@@ -186,8 +189,8 @@ tmpl_check(const char *path, enum tmpl_part part, char *p, size_t *lenp,
 			p[--len] = '\0';
 		for (i = 0; i < len; i++)
 			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
-				snprintf(err, errsz, "%s: a subject is one line "
-				    "without control characters", path);
+				snprintf(err, errsz, "%s: a subject is one "
+				    "line without control characters", path);
 				return -1;
 			}
 	}

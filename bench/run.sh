@@ -1,0 +1,146 @@
+#!/bin/bash
+# bench/run.sh: measure the invite route against nginx answering by itself,
+# in the same run on the same machine, and print the ratios.
+#
+#   bench/run.sh                  # 10 s per step, 1/16/64 connections
+#   BENCH_SECONDS=5 BENCH_WORKERS=8 BENCH_SYNC=full bench/run.sh
+#
+# Everything binds 127.0.0.1 or unix sockets under a temp dir and stops at
+# the end.  Rate limits are raised for the run; delivery_wait is 0 so the
+# numbers are the HTTP side's; the mailer drains into an SMTP sink beside.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${BENCH_SECONDS:-10}
+workers=${BENCH_WORKERS:-8}
+sync=${BENCH_SYNC:-full}
+conns=${BENCH_CONNECTIONS:-"1 16 64"}
+py=/usr/bin/python3
+
+need() { command -v "$1" >/dev/null || { echo "bench: $1 missing (apt-get install $2)"; exit 1; }; }
+need wrk wrk; need nginx nginx-light; need sqlite3 sqlite3
+[ -x "$top/referral-invitesd" ] || (cd "$top" && { [ -f Makefile ] || { autoreconf -fi && ./configure; }; } && make -j2) >/dev/null
+
+dir=$(mktemp -d /tmp/ri-bench.XXXXXX); chmod 755 "$dir"
+pids=()
+cleanup() {
+	[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+port() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+p_base=$(port); p_svc=$(port); p_smtp=$(port)
+user=nobody; [ "$(id -u)" = 0 ] && { id referral-invites >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin referral-invites; user=referral-invites; }
+
+cat > "$dir/conf" <<CONF
+database = $dir/db/invites.db
+listen = $dir/fcgi.sock
+user = $user
+workers = $workers
+synchronous = $sync
+templates_dir = $top/templates
+mail_from = Bench <bench@bench.example>
+public_url = https://127.0.0.1:$p_svc
+smtp_host = 127.0.0.1
+smtp_port = $p_smtp
+smtp_starttls = off
+delivery_wait = 0
+limit_per_hour = 100000000
+limit_per_day = 100000000
+app_limit_per_minute = 100000000
+log_level = warning
+CONF
+mkdir "$dir/db"
+ctl="$top/referral-invitesctl -c $dir/conf"
+$ctl init
+client=$($ctl app add --name Bench --invite-url https://bench.example/i)
+key=$($ctl key add "$client" --type write)
+uid=$($ctl user add "$client" --email inviter@bench.example)
+[ "$(id -u)" = 0 ] && chown -R "$user" "$dir/db"
+
+$py -c "
+import asyncio, sys
+from aiosmtpd.controller import Controller
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        return '250 OK'
+c = Controller(Sink(), hostname='127.0.0.1', port=$p_smtp)
+c.start()
+import signal; signal.sigwait({signal.SIGTERM, signal.SIGINT})
+c.stop()
+" & pids+=($!)
+
+"$top/referral-invitesd" -d -c "$dir/conf" 2>"$dir/daemon.log" & pids+=($!)
+daemon=$!
+cp /etc/nginx/fastcgi_params "$dir/"
+cat > "$dir/nginx.conf" <<NGX
+worker_processes 1;
+user www-data;
+pid $dir/nginx.pid;
+error_log $dir/nginx.err;
+events { worker_connections 1024; }
+http {
+	include /etc/nginx/mime.types;
+	access_log off;
+	client_body_temp_path $dir/body; fastcgi_temp_path $dir/fcgi;
+	upstream referral_invites { server unix:$dir/fcgi.sock; }
+	limit_req_zone \$binary_remote_addr zone=referral_invites:1m rate=1000000r/s;
+	server {
+		listen 127.0.0.1:$p_base;
+		location / { return 201 '{"success":true,"message":"Invite sent","error":null,"data":null}'; }
+	}
+	server {
+		listen 127.0.0.1:$p_svc;
+		include $top/nginx/location.conf;
+	}
+}
+NGX
+nginx -c "$dir/nginx.conf"
+for i in $(seq 50); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
+sleep 0.5
+# The mailer is the supervisor's last child.
+mailer=$(pgrep -P "$daemon" | tail -1)
+[ "${BENCH_MAILER:-run}" = stop ] && kill -STOP "$mailer"
+
+run() { # name url script conns
+	wrk -t2 -c"$4" -d"${secs}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
+}
+export BENCH_USER=$uid BENCH_KEY=$key BENCH_CLIENT=$client
+echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step"
+printf '%-6s %-10s %10s %9s %9s %8s %7s\n' conns target req/s p50_ms p99_ms ratio errors
+for c in $conns; do
+	base=$(run base "http://127.0.0.1:$p_base/api/v1/users/$uid/referral-invites" plain.lua "$c")
+	svc=$(run svc "http://127.0.0.1:$p_svc/" invite.lua "$c")
+	b_rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$base")
+	for line in "nginx:$base" "invite:$svc"; do
+		name=${line%%:*}; l=${line#*:}
+		rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$l")
+		p50=$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' <<<"$l")
+		p99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$l")
+		err=$(sed 's/.*errors=\([0-9]*\) non2xx=\([0-9]*\).*/\1+\2/' <<<"$l")
+		ratio=$(awk -v a="$rps" -v b="$b_rps" 'BEGIN { printf "%.3f", b ? a / b : 0 }')
+		printf '%-6s %-10s %10s %9s %9s %8s %7s\n' "$c" "$name" "$rps" "$p50" "$p99" "$ratio" "$err"
+	done
+done
+
+# Peak memory of each process of the pool.
+echo
+for p in $(pgrep -P "$daemon"); do
+	role=worker; grep -q "^$p$" <(pgrep -P "$daemon" | tail -1) && role=last
+	printf 'pid %-7s peak RSS %6s kB\n' "$p" "$(awk '/VmHWM/ {print $2}' /proc/$p/status)"
+done
+stored=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites")
+echo "invites stored: $stored"
+
+# The mailer alone: stop it, queue a batch, let it go, time the drain.
+mailer=$(for p in $(pgrep -P "$daemon"); do grep -q mailer /proc/$p/cmdline 2>/dev/null && echo $p; done)
+deadline=$((SECONDS + 120))
+while [ "$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status in ('queued','sending')")" != 0 ] && [ $SECONDS -lt $deadline ]; do sleep 1; done
+left=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status in ('queued','sending')")
+first=$(sqlite3 "$dir/db/invites.db" "select min(sent_at) from invites where status = 'sent'")
+last=$(sqlite3 "$dir/db/invites.db" "select max(sent_at) from invites where status = 'sent'")
+sent=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status = 'sent'")
+span=$(( $(date -d "$last" +%s) - $(date -d "$first" +%s) + 1 ))
+echo "mailer: $sent sent over ${span}s = $((sent / span)) messages/s ($left left unsent)"

@@ -1,0 +1,129 @@
+#!/bin/sh
+#
+# Lint the manual pages with mandoc, and check that they document every
+# config key src/conf.c accepts and every command src/ctl.c knows.
+# Run by "make check" (automake exports srcdir) or by hand from anywhere.
+#
+# Exit 0 when everything is clean, 1 on any failure.
+
+: "${srcdir:=$(dirname "$0")/..}"
+: "${MANDOC:=mandoc}"
+
+mandir=$srcdir/man
+conf_c=$srcdir/src/conf.c
+ctl_c=$srcdir/src/ctl.c
+conf_page=$mandir/referral-invites.conf.5
+ctl_page=$mandir/referral-invitesctl.8
+pages="referral-invitesd.8 referral-invitesctl.8 referral-invites.conf.5
+	referral-invites.7"
+fail=0
+tmp=${TMPDIR:-/tmp}/manlint.$$
+trap 'rm -f "$tmp"' EXIT
+trap 'exit 1' INT TERM
+
+if ! command -v "$MANDOC" >/dev/null 2>&1; then
+	echo "SKIP: $MANDOC not found"
+	exit 77
+fi
+
+# 1. mandoc -Tlint: any message at all is a failure.
+for p in $pages; do
+	if [ ! -f "$mandir/$p" ]; then
+		echo "FAIL $p: missing"
+		fail=1
+		continue
+	fi
+	"$MANDOC" -Tlint -Wwarning "$mandir/$p" >"$tmp" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ] || [ -s "$tmp" ]; then
+		echo "FAIL $p: mandoc -Tlint (exit $rc)"
+		sed 's/^/	/' "$tmp"
+		fail=1
+	else
+		echo "ok   $p"
+	fi
+done
+
+# Print the quoted strings from the first match of the extended regex $2
+# in file $1 up to the next "};", one per line.  With $3 = first, a line
+# that opens a brace (an entry of a table of structs, whose later members
+# are function names and help texts) gives only its first string; lines of
+# a plain array of strings give all of theirs.
+strings_of() {
+	awk -v start="$2" -v mode="$3" '
+	!f && match($0, start) { f = 1; $0 = substr($0, RSTART + RLENGTH) }
+	f {
+		line = $0
+		one = (mode == "first" && line ~ /{/)
+		while (match(line, /"[^"]*"/)) {
+			print substr(line, RSTART + 1, RLENGTH - 2)
+			if (one)
+				break
+			line = substr(line, RSTART + RLENGTH)
+		}
+		if ($0 ~ /}[ \t]*;/)
+			exit
+	}' "$1"
+}
+
+# 2. Every key in conf_keys[] is an ".It Ic KEY" in the config page.
+if [ ! -f "$conf_c" ]; then
+	echo "skip conf keys: $conf_c does not exist yet"
+else
+	keys=$(strings_of "$conf_c" 'conf_keys\[\][ \t]*=')
+	if [ -z "$keys" ]; then
+		echo "FAIL conf keys: no conf_keys[] table in $conf_c"
+		fail=1
+	fi
+	missing=
+	for k in $keys; do
+		grep -Eq "^\.It Ic $k( |\$)" "$conf_page" ||
+		    missing="$missing $k"
+	done
+	if [ -n "$missing" ]; then
+		echo "FAIL conf keys not in referral-invites.conf.5:$missing"
+		fail=1
+	elif [ -n "$keys" ]; then
+		n=$(echo $keys | wc -w)
+		echo "ok   conf keys ($n in referral-invites.conf.5)"
+	fi
+fi
+
+# 3. Every command word of ctl.c's commands[] table is in the ctl page,
+#    as rendered text (so ".Cm app add" and "app add" both count).
+if [ ! -f "$ctl_c" ]; then
+	echo "skip ctl commands: $ctl_c does not exist yet"
+else
+	cmds=$(strings_of "$ctl_c" 'commands\[\][ \t]*=' first |
+	    grep -E '^[a-z][a-z-]*( [a-z][a-z-]*)*$')
+	if [ -z "$cmds" ]; then
+		echo "FAIL ctl commands: no commands[] table in $ctl_c"
+		fail=1
+	fi
+	# Rendered text without overstrike (no col(1) needed).
+	bs=$(printf '\b')
+	text=$("$MANDOC" -Tascii "$ctl_page" 2>/dev/null | sed "s/.$bs//g" |
+	    tr -s ' \t\n' '   ')
+	n=0
+	missing=
+	# Commands contain spaces: split on newlines only.
+	old_ifs=$IFS
+	IFS='
+'
+	for c in $cmds; do
+		n=$((n + 1))
+		case " $text " in
+		*" $c "*) ;;
+		*) missing="$missing \"$c\"" ;;
+		esac
+	done
+	IFS=$old_ifs
+	if [ -n "$missing" ]; then
+		echo "FAIL ctl commands not in referral-invitesctl.8:$missing"
+		fail=1
+	elif [ $n -gt 0 ]; then
+		echo "ok   ctl commands ($n in referral-invitesctl.8)"
+	fi
+fi
+
+exit $fail
