@@ -1,6 +1,7 @@
 -- wrk script: POST distinct valid invites, one address per request, so
 -- that neither the cooldown nor the duplicate check short-circuits.
--- Environment: BENCH_USER, BENCH_KEY, BENCH_CLIENT.
+-- Environment: BENCH_USERS_FILE (one inviter id a line), BENCH_KEY,
+-- BENCH_CLIENT.
 local counter = 0
 local thread_id = 0
 local threads = {}
@@ -12,7 +13,10 @@ end
 
 function init(args)
 	wrk.method = "POST"
-	wrk.path = "/api/v1/users/" .. os.getenv("BENCH_USER") .. "/referral-invites"
+	users = {}
+	for line in io.lines(os.getenv("BENCH_USERS_FILE")) do
+		table.insert(users, line)
+	end
 	wrk.headers["Content-Type"] = "application/json"
 	wrk.headers["X-API-KEY"] = os.getenv("BENCH_KEY")
 	wrk.headers["X-CLIENT-ID"] = os.getenv("BENCH_CLIENT")
@@ -26,7 +30,9 @@ function request()
 	counter = counter + 1
 	local body = string.format('{"email":"%s-%d@bench.example","language":"de"}',
 	    prefix, counter)
-	return wrk.format(nil, nil, nil, body)
+	local path = "/api/v1/users/" .. users[(counter % #users) + 1] ..
+	    "/referral-invites"
+	return wrk.format(nil, path, nil, body)
 end
 
 statuses = {}

@@ -26,7 +26,7 @@ cleanup() {
 	[ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$dir"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"
 }
 trap cleanup EXIT
 
@@ -47,9 +47,9 @@ smtp_host = 127.0.0.1
 smtp_port = $p_smtp
 smtp_starttls = off
 delivery_wait = 0
-limit_per_hour = 100000000
-limit_per_day = 100000000
-app_limit_per_minute = 100000000
+limit_per_hour = 1000
+limit_per_day = 10000
+app_limit_per_minute = 0
 log_level = warning
 CONF
 mkdir "$dir/db"
@@ -58,6 +58,16 @@ $ctl init
 client=$($ctl app add --name Bench --invite-url https://bench.example/i)
 key=$($ctl key add "$client" --type write)
 uid=$($ctl user add "$client" --email inviter@bench.example)
+# Many inviters, as in real traffic: per-inviter limits stay on and cheap.
+nusers=${BENCH_USERS:-2000}
+sqlite3 "$dir/db/invites.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL
+    SELECT i + 1 FROM n WHERE i < $nusers), u(id, i) AS (SELECT lower(
+    hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' ||
+    substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2)
+    || '-' || hex(randomblob(6))), i FROM n)
+    INSERT INTO users (id, app_id, email, created_at) SELECT id, '$client',
+    'inviter' || i || '@bench.example', '2026-01-01T00:00:00Z' FROM u"
+sqlite3 "$dir/db/invites.db" "SELECT id FROM users" > "$dir/users"
 [ "$(id -u)" = 0 ] && chown -R "$user" "$dir/db"
 
 $py -c "
@@ -100,15 +110,14 @@ NGX
 nginx -c "$dir/nginx.conf"
 for i in $(seq 50); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
 sleep 0.5
-# The mailer is the supervisor's last child.
-mailer=$(pgrep -P "$daemon" | tail -1)
+mailer=$(pgrep -P "$daemon" -x ri-mailer)
 [ "${BENCH_MAILER:-run}" = stop ] && kill -STOP "$mailer"
 
 run() { # name url script conns
 	wrk -t2 -c"$4" -d"${secs}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
 }
-export BENCH_USER=$uid BENCH_KEY=$key BENCH_CLIENT=$client
-echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step"
+export BENCH_USERS_FILE=$dir/users BENCH_KEY=$key BENCH_CLIENT=$client
+echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step, $nusers inviters"
 printf '%-6s %-10s %10s %9s %9s %8s %7s\n' conns target req/s p50_ms p99_ms ratio errors
 for c in $conns; do
 	base=$(run base "http://127.0.0.1:$p_base/api/v1/users/$uid/referral-invites" plain.lua "$c")
@@ -128,14 +137,13 @@ done
 # Peak memory of each process of the pool.
 echo
 for p in $(pgrep -P "$daemon"); do
-	role=worker; grep -q "^$p$" <(pgrep -P "$daemon" | tail -1) && role=last
-	printf 'pid %-7s peak RSS %6s kB\n' "$p" "$(awk '/VmHWM/ {print $2}' /proc/$p/status)"
+	printf '%-10s pid %-7s peak RSS %6s kB\n' "$(cat /proc/$p/comm)" "$p" "$(awk '/VmHWM/ {print $2}' /proc/$p/status)"
 done
 stored=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites")
 echo "invites stored: $stored"
 
 # The mailer alone: stop it, queue a batch, let it go, time the drain.
-mailer=$(for p in $(pgrep -P "$daemon"); do grep -q mailer /proc/$p/cmdline 2>/dev/null && echo $p; done)
+[ "${BENCH_MAILER:-run}" = stop ] && kill -CONT "$mailer"
 deadline=$((SECONDS + 120))
 while [ "$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status in ('queued','sending')")" != 0 ] && [ $SECONDS -lt $deadline ]; do sleep 1; done
 left=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status in ('queued','sending')")

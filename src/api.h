@@ -17,6 +17,7 @@ struct ctx {
 	struct db		*db;
 	unsigned char		 secret[32];	/* the server secret */
 	int			 wake_fd;	/* write end: wakes the mailer */
+	int			 commit_fd;	/* to the writer, or -1 */
 	volatile sig_atomic_t	*stopping;
 };
 
@@ -108,6 +109,17 @@ int		 idem_begin(struct ctx *, struct req *,
 		    const struct principal *, struct idem_state *st);
 /* Store the answer for later replays (or release the claim on a 5xx). */
 void		 idem_end(struct ctx *, struct req *, struct idem_state *st);
+
+/* ----------------------------------------------------------- commit.c */
+
+struct invite_new;
+struct db;
+/* Have the writer check and store in (see db_invite_create). */
+int		 commit_invite(int fd, const struct invite_new *in,
+		    int *retry);
+/* The writer process: batches the workers' invites until *stopping. */
+void		 commit_run(struct db *db, const int *fds, int nfds,
+		    volatile sig_atomic_t *stopping);
 
 /* ------------------------------------------------------------ token.c */
 

@@ -202,7 +202,7 @@ conf_set(struct conf *c, const char *k, const char *v)
 	if (strcmp(k, "smtp_timeout") == 0)
 		return set_int(&c->smtp_timeout, v, 1, 3600);
 	if (strcmp(k, "delivery_wait") == 0)
-		return set_int(&c->delivery_wait, v, 0, 60);
+		return set_int(&c->delivery_wait, v, 0, 20);
 	if (strcmp(k, "retry_initial") == 0)
 		return set_int(&c->retry_initial, v, 1, 86400);
 	if (strcmp(k, "retry_max") == 0)

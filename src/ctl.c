@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <sqlite3.h>
 
 #include "extern.h"
@@ -232,6 +235,17 @@ exists(const char *sql, const char *val)
 	return rc == SQLITE_ROW;
 }
 
+static int
+exists2(const char *sql, const char *a, const char *b)
+{
+	const char *vals[2] = { a, b };
+	sqlite3_stmt *st = prep(sql, 2, vals);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW;
+}
+
 static void
 need_app(const char *id, char out[UUID_LEN + 1])
 {
@@ -346,6 +360,35 @@ check_num(const char *s, const char *what)
 
 /* ---------------------------------------------------------- commands */
 
+/*
+ * Run as root, hand the files to whoever owns the database's directory
+ * (the service's user), so that the daemon can read them after it has
+ * dropped its privileges, on start and on every reload.
+ */
+static void
+give_files(void)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", NULL };
+	char *copy, path[4096];
+	struct stat st;
+	int i;
+
+	if (geteuid() != 0 || (copy = strdup(dbpath)) == NULL)
+		return;
+	if (stat(dirname(copy), &st) == 0 && st.st_uid != 0) {
+		for (i = 0; sfx[i] != NULL; i++) {
+			snprintf(path, sizeof(path), "%s%s", dbpath, sfx[i]);
+			if (chown(path, st.st_uid, st.st_gid) == -1 &&
+			    errno != ENOENT)
+				refuse("chown %s: %s", path, strerror(errno));
+		}
+		snprintf(path, sizeof(path), "%s/secret.key", dirname(copy));
+		if (chown(path, st.st_uid, st.st_gid) == -1)
+			refuse("chown %s: %s", path, strerror(errno));
+	}
+	free(copy);
+}
+
 static int
 cmd_init(void)
 {
@@ -357,6 +400,7 @@ cmd_init(void)
 	if (token_secret_load(dbpath, 1, secret, err, sizeof(err)) == -1)
 		refuse("%s", err);
 	OPENSSL_cleanse(secret, sizeof(secret));
+	give_files();
 	return 0;
 }
 
@@ -434,6 +478,31 @@ read_file(const char *path)
 	return s;
 }
 
+/* Refuse now a key that could never verify a token of alg. */
+static void
+check_public_key(const char *pem, enum jwt_alg alg, const char *path)
+{
+	BIO *bio;
+	EVP_PKEY *pk = NULL;
+	int ok;
+
+	if ((bio = BIO_new_mem_buf(pem, -1)) != NULL)
+		pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (pk == NULL)
+		refuse("%s: not a PEM public key", path);
+	if (alg == JWT_RS256)
+		ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA &&
+		    EVP_PKEY_get_bits(pk) >= 2048;
+	else
+		ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_EC &&
+		    EVP_PKEY_get_bits(pk) == 256;
+	EVP_PKEY_free(pk);
+	if (!ok)
+		refuse("%s: not an %s key (RSA of 2048 bits or more, or EC "
+		    "P-256)", path, jwt_alg_name(alg));
+}
+
 static int
 cmd_app_jwt_key(const char *idarg, struct opts *o)
 {
@@ -471,8 +540,7 @@ cmd_app_jwt_key(const char *idarg, struct opts *o)
 	if (o->public_key == NULL)
 		usage("--public-key FILE is required");
 	pem = read_file(o->public_key);
-	if (strstr(pem, "-----BEGIN PUBLIC KEY-----") == NULL)
-		refuse("%s: not a PEM public key", o->public_key);
+	check_public_key(pem, alg, o->public_key);
 	exec_n("UPDATE apps SET jwt_alg = ?2, jwt_public_key = ?3, "
 	    "jwt_issuer = ?4, updated_at = ?5 WHERE id = ?1", 5, id,
 	    jwt_alg_name(alg), pem, o->issuer, ts);
@@ -553,8 +621,11 @@ cmd_token(const char *apparg, const char *userarg, struct opts *o)
 	if (a.jwt_alg != JWT_HS256)
 		refuse("app %s verifies %s tokens from its own identity "
 		    "provider", app, jwt_alg_name(a.jwt_alg));
-	if (!exists("SELECT 1 FROM users WHERE id = ?1", uid))
-		refuse("%s: no such user", uid);
+	if (!exists2("SELECT 1 FROM users WHERE id = ?1 AND app_id = ?2",
+	    uid, app))
+		refuse("%s: no such user in app %s", uid, app);
+	if (!exists("SELECT 1 FROM users WHERE id = ?1 AND active = 1", uid))
+		refuse("%s: the user is disabled", uid);
 	if (token_secret_load(dbpath, 0, server, err, sizeof(err)) == -1)
 		refuse("%s", err);
 	jwt_app_secret(server, 32, app, a.jwt_generation, secret);
@@ -610,11 +681,15 @@ cmd_invite(const char *verb, const char *idarg)
 		return 0;
 	}
 	if (strcmp(verb, "retry") == 0) {
+		if (exists("SELECT 1 FROM invites i JOIN suppressions s ON "
+		    "s.app_id = i.app_id AND s.email_normalized = "
+		    "i.email_normalized WHERE i.id = ?1", id))
+			refuse("invite %s: the address is on the do-not-invite "
+			    "list", id);
 		if (exec_n("UPDATE invites SET status = 'queued', "
 		    "next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1 AND "
-		    "status IN ('failed', 'queued', 'canceled')", 2, id,
-		    ts) == 0)
-			refuse("invite %s is being sent or was sent", id);
+		    "status IN ('failed', 'queued')", 2, id, ts) == 0)
+			refuse("invite %s is not failed or queued", id);
 		return 0;
 	}
 	if (exec_n("UPDATE invites SET status = 'canceled', updated_at = ?2 "
@@ -781,6 +856,7 @@ main(int argc, char *argv[])
 	int i, npos, rest, rc;
 
 	log_init(1, LOG_LVL_WARNING, "referral-invitesctl");
+	umask(027);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json_out = 1;

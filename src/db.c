@@ -154,16 +154,17 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE app_id = ?1 AND email_normalized = ?2",
 	[Q_COOLDOWN] = "SELECT max(created_at) FROM invites"
 	    " WHERE app_id = ?1 AND email_normalized = ?2 AND created_at > ?3",
-	[Q_COUNT_INVITER] = "SELECT count(*) FROM invites"
-	    " WHERE inviter_id = ?1 AND created_at > ?2",
-	[Q_COUNT_APP] = "SELECT count(*) FROM invites"
-	    " WHERE app_id = ?1 AND created_at > ?2",
+	/*
+	 * The limit-th newest invite inside the window: when it exists the
+	 * limit is reached, and it leaving the window frees a slot.  Costs
+	 * O(limit), however many invites the window holds.
+	 */
 	[Q_NTH_INVITER] = "SELECT created_at FROM invites"
 	    " WHERE inviter_id = ?1 AND created_at > ?2"
-	    " ORDER BY created_at LIMIT 1 OFFSET ?3",
+	    " ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
 	[Q_NTH_APP] = "SELECT created_at FROM invites"
 	    " WHERE app_id = ?1 AND created_at > ?2"
-	    " ORDER BY created_at LIMIT 1 OFFSET ?3",
+	    " ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
 	[Q_INSERT] = "INSERT INTO invites (id, app_id, inviter_id, email,"
 	    " email_normalized, language_requested, language_resolved, status,"
 	    " request_id, accept_token_hash, next_attempt_at, created_at,"
@@ -178,6 +179,11 @@ static const char *const queries[Q__MAX] = {
 	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
 	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
 	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2",
+	[Q_CANCEL_SUPPRESSED] = "UPDATE invites SET status = 'canceled',"
+	    " last_reply = 'address on the do-not-invite list',"
+	    " updated_at = ?1 WHERE status = 'queued' AND EXISTS"
+	    " (SELECT 1 FROM suppressions s WHERE s.app_id = invites.app_id"
+	    " AND s.email_normalized = invites.email_normalized)",
 	[Q_CLAIM] = "UPDATE invites SET status = 'sending',"
 	    " attempts = attempts + 1, updated_at = ?2"
 	    " WHERE id = ?1 AND status = 'queued'",
@@ -270,6 +276,12 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 		goto fail;
 	if (db_exec(db, sync == SYNC_FULL ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL") == -1)
+		goto fail;
+	/*
+	 * Every commit elsewhere empties this connection's page cache; read
+	 * through a mapping instead of a pread per page.
+	 */
+	if (db_exec(db, "PRAGMA mmap_size = 268435456") == -1)
 		goto fail;
 	return db;
 fail:
@@ -569,41 +581,30 @@ parse_iso(const char *s)
 }
 
 /*
- * Whether a window limit is exhausted; when it is, *retry gets the seconds
- * until the oldest counted invite leaves the window.
+ * Whether a window limit is exhausted (a limit of 0 is off); when it is,
+ * *retry gets the seconds until a slot frees.
  */
 static int
-limit_check(struct db *db, enum db_query qcount, enum db_query qnth,
-    const char *who, time_t now, int window, int limit, int *retry)
+limit_check(struct db *db, enum db_query qnth, const char *who, time_t now,
+    int window, int limit, int *retry)
 {
 	sqlite3_stmt *st;
-	char since[21], oldest[32];
-	long long n;
+	char since[21], nth[32];
 	time_t t;
 
-	if (limit < 0)
+	if (limit <= 0)
 		return 0;
 	util_isotime(now - window, since);
-	if ((st = db_stmt(db, qcount)) == NULL)
-		return -1;
-	bind_text(st, 1, who);
-	bind_text(st, 2, since);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return -1;
-	}
-	n = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (n < limit)
-		return 0;
 	if ((st = db_stmt(db, qnth)) == NULL)
 		return -1;
 	bind_text(st, 1, who);
 	bind_text(st, 2, since);
-	sqlite3_bind_int64(st, 3, n - limit);
-	if (query_text(db, st, oldest, sizeof(oldest)) == -1)
+	sqlite3_bind_int64(st, 3, limit - 1);
+	if (query_text(db, st, nth, sizeof(nth)) == -1)
 		return -1;
-	t = limit == 0 ? now + window : parse_iso(oldest) + window;
+	if (nth[0] == '\0')
+		return 0;
+	t = parse_iso(nth) + window;
 	if (t - now > *retry)
 		*retry = (int)(t - now);
 	if (*retry < 1)
@@ -621,16 +622,16 @@ invite_checks(struct db *db, const struct invite_new *in, time_t now,
 	int r, hit = 0;
 
 	*retry = 0;
-	if ((r = limit_check(db, Q_COUNT_INVITER, Q_NTH_INVITER,
-	    in->inviter_id, now, 3600, in->limit_hour, retry)) < 0)
+	if ((r = limit_check(db, Q_NTH_INVITER, in->inviter_id, now, 3600,
+	    in->limit_hour, retry)) < 0)
 		return INV_ERR;
 	hit |= r;
-	if ((r = limit_check(db, Q_COUNT_INVITER, Q_NTH_INVITER,
-	    in->inviter_id, now, 86400, in->limit_day, retry)) < 0)
+	if ((r = limit_check(db, Q_NTH_INVITER, in->inviter_id, now, 86400,
+	    in->limit_day, retry)) < 0)
 		return INV_ERR;
 	hit |= r;
-	if ((r = limit_check(db, Q_COUNT_APP, Q_NTH_APP, in->app_id, now,
-	    60, in->limit_minute, retry)) < 0)
+	if ((r = limit_check(db, Q_NTH_APP, in->app_id, now, 60,
+	    in->limit_minute, retry)) < 0)
 		return INV_ERR;
 	if (hit || r)
 		return INV_LIMIT;
@@ -712,33 +713,54 @@ step_simple(struct db *db, enum db_query q)
 }
 
 enum invite_res
-db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+db_invite_add(struct db *db, const struct invite_new *in, time_t now,
+    int *retry)
 {
 	enum invite_res res;
-	time_t now = time(NULL);
-	int rc;
 
-	rc = step_simple(db, Q_BEGIN);
-	if ((rc & 0xff) == SQLITE_BUSY)
-		return INV_BUSY;
-	if (rc != SQLITE_DONE) {
-		db_res_of(db, rc);
-		return INV_ERR;
-	}
 	res = invite_checks(db, in, now, retry);
 	if (res == INV_OK)
 		res = invite_insert(db, in, now);
-	if (res != INV_OK) {
+	return res;
+}
+
+enum db_res
+db_begin(struct db *db)
+{
+	return db_res_of(db, step_simple(db, Q_BEGIN));
+}
+
+enum db_res
+db_commit(struct db *db)
+{
+	enum db_res res = db_res_of(db, step_simple(db, Q_COMMIT));
+
+	if (res != DB_OK)
 		step_simple(db, Q_ROLLBACK);
+	return res;
+}
+
+void
+db_rollback(struct db *db)
+{
+	step_simple(db, Q_ROLLBACK);
+}
+
+enum invite_res
+db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+{
+	enum invite_res res;
+	enum db_res dr;
+
+	if ((dr = db_begin(db)) != DB_OK)
+		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
+	if ((res = db_invite_add(db, in, time(NULL), retry)) != INV_OK) {
+		db_rollback(db);
 		return res;
 	}
-	rc = step_simple(db, Q_COMMIT);
-	if (rc != SQLITE_DONE) {
-		res = (rc & 0xff) == SQLITE_BUSY ? INV_BUSY : INV_ERR;
-		db_res_of(db, rc);
-		step_simple(db, Q_ROLLBACK);
-	}
-	return res;
+	if ((dr = db_commit(db)) != DB_OK)
+		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
+	return INV_OK;
 }
 
 enum db_res
@@ -810,7 +832,7 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 ssize_t
 db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
 {
-	sqlite3_stmt *st, *up;
+	sqlite3_stmt *st = NULL, *up;
 	struct outbox *o = NULL;
 	char ts[21];
 	size_t n = 0;
@@ -822,6 +844,14 @@ db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
 	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
 		goto fail;
 	util_isotime(now, ts);
+	/* An address may have opted out since its invite was queued. */
+	if ((st = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL)
+		goto rollback;
+	bind_text(st, 1, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto rollback;
 	if ((st = db_stmt(db, Q_DUE)) == NULL)
 		goto rollback;
 	bind_text(st, 1, ts);

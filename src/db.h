@@ -11,9 +11,8 @@ struct sqlite3_stmt;
 
 enum db_query {
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
-	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_COUNT_INVITER,
-	Q_COUNT_APP, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
-	Q_RECOVER, Q_DUE, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
+	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
+	Q_RECOVER, Q_DUE, Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
 	Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL, Q_IDEM_PURGE,
 	Q__MAX
@@ -28,7 +27,7 @@ int		 db_schema_current(struct db *);
 /* A cached statement, reset and with bindings cleared. */
 struct sqlite3_stmt *db_stmt(struct db *, enum db_query);
 
-/* One invite to store; limits below 0 are off. */
+/* One invite to store; limits of 0 are off. */
 struct invite_new {
 	const char	*id;
 	const char	*app_id;
@@ -57,6 +56,17 @@ enum invite_res {
  */
 enum invite_res	 db_invite_create(struct db *, const struct invite_new *,
 		    int *retry);
+/*
+ * The same checks and insert inside a transaction the caller holds (the
+ * group-commit writer runs many in one).
+ */
+enum invite_res	 db_invite_add(struct db *, const struct invite_new *,
+		    time_t now, int *retry);
+/* BEGIN IMMEDIATE, COMMIT (rolling back when it fails), ROLLBACK. */
+enum db_res	 db_begin(struct db *);
+enum db_res	 db_commit(struct db *);
+void		 db_rollback(struct db *);
+
 /* The status and last SMTP reply of an invite. */
 enum db_res	 db_invite_status(struct db *, const char *id,
 		    char status[16], char *reply, size_t replysz);

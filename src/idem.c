@@ -85,7 +85,7 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 		memcpy(st->cred, p->cred, sizeof(st->cred));
 		snprintf(st->key, sizeof(st->key), "%s", k);
 	} else if (!id.same) {
-		api_fail(r, 409, "Idempotency-Key was used with a different "
+		api_fail(r, 409, "Idempotency-Key was used for a different "
 		    "request");
 		rc = -1;
 	} else if (id.status == 0) {
@@ -110,8 +110,11 @@ idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
 	if (!st->active)
 		return;
 	status = req_answer(r, &body, &headers);
-	/* Faults and "busy" are worth retrying: release the key. */
-	if (status >= 500 || status == 0)
+	/*
+	 * Faults, "busy" and rate limits are worth retrying later: release
+	 * the key instead of replaying them.
+	 */
+	if (status >= 500 || status == 429 || status == 401)
 		status = 0;
 	if (db_idem_end(ctx->db, st->app, st->cred, st->key, status, body,
 	    headers) != DB_OK)

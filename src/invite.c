@@ -177,7 +177,7 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	const struct conf *c = ctx->conf;
 	struct invite_new in;
 	char tok[TOKEN_LEN + 1], hash[65], hdr[64];
-	int retry = 0;
+	int retry = 0, res;
 
 	util_uuid(id);
 	token_accept(ctx->secret, id, tok);
@@ -196,7 +196,9 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	in.limit_day = pick(a->limit_per_day, c->limit_per_day);
 	in.limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
 	in.cooldown = pick(a->cooldown, c->cooldown);
-	switch (db_invite_create(ctx->db, &in, &retry)) {
+	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
+	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
+	switch (res) {
 	case INV_OK:
 		log_info("request %s: invite %s stored (app %s, language %s)",
 		    req_id(r), id, a->id, in.lang_res);

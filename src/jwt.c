@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/bn.h>
@@ -232,7 +233,7 @@ check_claims(const struct jwt *j, const struct jwt_key *key, time_t now)
 	}
 	for (i = 0; i < j->naud; i++)
 		if (key->audience != NULL &&
-		    strcmp(j->aud[i], key->audience) == 0)
+		    strcasecmp(j->aud[i], key->audience) == 0)
 			aud = 1;
 	if (!aud) {
 		log_debug("token audience mismatch");

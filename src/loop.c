@@ -215,8 +215,12 @@ accept_authorise(struct ctx *ctx, struct req *r, struct principal *p)
 		auth_fail(r, ar);
 		return -1;
 	}
-	if (p->token || strcmp(p->key_type, "write") != 0) {
-		api_fail(r, 403, "This route needs a write API key");
+	if (p->token) {
+		api_fail(r, 403, "This route requires an API key");
+		return -1;
+	}
+	if (strcmp(p->key_type, "write") != 0) {
+		api_fail(r, 403, "This key may not accept invites");
 		return -1;
 	}
 	return 0;
@@ -270,15 +274,11 @@ invite_accept(struct ctx *ctx, struct req *r, const char *unused)
 	res = db_invite_accept(ctx->db, p.app, hash, app.accept_ttl >= 0 ?
 	    app.accept_ttl : 14 * DAY, &a);
 	if (res == DB_NOTFOUND)
-		api_fail(r, 404, "Unknown invite token");
+		api_fail(r, 404, "Invite not found");
 	else if (res != DB_OK)
 		api_db_fail(r, res == DB_BUSY);
-	else if (a.why == ACCEPT_USED)
-		api_fail(r, 410, "This invite was already accepted");
-	else if (a.why == ACCEPT_EXPIRED)
-		api_fail(r, 410, "This invite has expired");
-	else if (a.why == ACCEPT_CANCELED)
-		api_fail(r, 410, "This invite was canceled");
+	else if (a.why != ACCEPT_OK)
+		api_fail(r, 410, "This invite has expired or was already used");
 	else {
 		log_info("request %s: invite %s accepted", req_id(r), a.id);
 		accept_answer(r, &a);

@@ -56,7 +56,12 @@ struct daemon {
 	time_t		*started;
 	pid_t		 mailer;
 	time_t		 mailer_started;
+	pid_t		 writer;
+	time_t		 writer_started;
+	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
 };
+
+enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
 
 static void
 on_signal(int sig)
@@ -285,19 +290,26 @@ child_db(struct daemon *d, const char *role)
 }
 
 static void __attribute__((noreturn))
-worker_main(struct daemon *d)
+worker_main(struct daemon *d, int slot)
 {
 	struct ctx ctx;
 	struct req *r;
+	int i;
 
 	child_signals();
 	close(d->wake[0]);
+	for (i = 0; i < d->conf.workers; i++) {
+		close(d->chan[i][0]);
+		if (i != slot)
+			close(d->chan[i][1]);
+	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
 	ctx.db = child_db(d, "worker");
 	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	ctx.wake_fd = d->wake[1];
+	ctx.commit_fd = d->chan[slot][1];
 	ctx.stopping = &got_term;
 	if (fcgi_init() != 0)
 		fatalx("worker: FCGX_Init failed");
@@ -331,8 +343,31 @@ mailer_main(struct daemon *d)
 	_exit(0);
 }
 
+static void __attribute__((noreturn))
+writer_main(struct daemon *d)
+{
+	struct db *db;
+	int *fds, i;
+
+	child_signals();
+	close(d->sock);
+	close(d->wake[0]);
+	close(d->wake[1]);
+	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	if ((fds = calloc((size_t)d->conf.workers, sizeof(int))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < d->conf.workers; i++) {
+		close(d->chan[i][1]);
+		fds[i] = d->chan[i][0];
+	}
+	db = child_db(d, "writer");
+	commit_run(db, fds, d->conf.workers, &got_term);
+	db_close(db);
+	_exit(0);
+}
+
 static pid_t
-spawn(struct daemon *d, int is_mailer)
+spawn(struct daemon *d, enum role role, int slot)
 {
 	pid_t pid;
 
@@ -341,9 +376,14 @@ spawn(struct daemon *d, int is_mailer)
 		log_warn("fork");
 		return -1;
 	case 0:
-		if (is_mailer)
+		/* ps and top show each process's role. */
+		prctl(PR_SET_NAME, role == ROLE_MAILER ? "ri-mailer" :
+		    role == ROLE_WRITER ? "ri-writer" : "ri-worker", 0, 0, 0);
+		if (role == ROLE_MAILER)
 			mailer_main(d);
-		worker_main(d);
+		if (role == ROLE_WRITER)
+			writer_main(d);
+		worker_main(d, slot);
 	default:
 		return pid;
 	}
@@ -361,13 +401,19 @@ fill_slots(struct daemon *d)
 			if (now - d->started[i] < 1)
 				sleep(1);
 			d->started[i] = time(NULL);
-			d->workers[i] = spawn(d, 0);
+			d->workers[i] = spawn(d, ROLE_WORKER, i);
 		}
 	if (d->mailer <= 0) {
 		if (now - d->mailer_started < 1)
 			sleep(1);
 		d->mailer_started = time(NULL);
-		d->mailer = spawn(d, 1);
+		d->mailer = spawn(d, ROLE_MAILER, 0);
+	}
+	if (d->writer <= 0) {
+		if (now - d->writer_started < 1)
+			sleep(1);
+		d->writer_started = time(NULL);
+		d->writer = spawn(d, ROLE_WRITER, 0);
 	}
 }
 
@@ -386,6 +432,8 @@ reap(struct daemon *d)
 			    WEXITSTATUS(status));
 		if (pid == d->mailer)
 			d->mailer = 0;
+		if (pid == d->writer)
+			d->writer = 0;
 		for (i = 0; i < d->conf.workers; i++)
 			if (pid == d->workers[i])
 				d->workers[i] = 0;
@@ -395,7 +443,7 @@ reap(struct daemon *d)
 static int
 children_left(struct daemon *d)
 {
-	int i, n = d->mailer > 0;
+	int i, n = (d->mailer > 0) + (d->writer > 0);
 
 	for (i = 0; i < d->conf.workers; i++)
 		n += d->workers[i] > 0;
@@ -409,6 +457,8 @@ signal_children(struct daemon *d, int sig)
 
 	if (d->mailer > 0)
 		kill(d->mailer, sig);
+	if (d->writer > 0)
+		kill(d->writer, sig);
 	for (i = 0; i < d->conf.workers; i++)
 		if (d->workers[i] > 0)
 			kill(d->workers[i], sig);
@@ -536,6 +586,7 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage();
 	log_init(1, LOG_LVL_INFO, "referral-invitesd");
+	umask(027);
 	if (load_all(&d, &d.conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "referral-invitesd: %s\n", err);
 		return 1;
@@ -544,18 +595,29 @@ main(int argc, char *argv[])
 		fprintf(stderr, "referral-invitesd: configuration OK\n");
 		return 0;
 	}
+	d.sock = open_socket(&d);
+	/* daemon(3) points fd 0 at /dev/null: keep a handed-over socket. */
+	if (!foreground && d.sock == 0 && (d.sock = dup(0)) == -1)
+		fatal("dup");
 	if (!foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	log_init(foreground, d.conf.log_level, "referral-invitesd");
-	d.sock = open_socket(&d);
 	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
+	/* Fail once, here, rather than in every child forever. */
+	db_close(child_db(&d, "referral-invitesd"));
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
 	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
-	if (d.workers == NULL || d.started == NULL)
+	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));
+	if (d.workers == NULL || d.started == NULL || d.chan == NULL)
 		fatal("calloc");
-	log_info("started: %d workers and a mailer", d.conf.workers);
+	for (ch = 0; ch < d.conf.workers; ch++)
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    d.chan[ch]) == -1)
+			fatal("socketpair");
+	log_info("started: %d workers, a writer and a mailer",
+	    d.conf.workers);
 	supervise(&d);
 	if (d.sock_path != NULL && unlink(d.sock_path) == -1)
 		log_warn("unlink %s", d.sock_path);

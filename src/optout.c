@@ -40,8 +40,22 @@ optout_token(struct ctx *ctx, struct req *r, char app[UUID_LEN + 1],
 			return 0;
 		break;
 	}
-	api_fail(r, 400, "Invalid opt-out token");
 	return -1;
+}
+
+static const char bad_link[] = "This opt-out link is not valid";
+
+/* GET answers people, so a bad link gets a page, not JSON. */
+static void
+bad_page(struct req *r)
+{
+	static const char page[] = "<!DOCTYPE html>\n<html lang=\"en\">"
+	    "<head><meta charset=\"utf-8\"><title>Invalid link</title>"
+	    "</head>\n<body><p>This opt-out link is not valid.</p></body>"
+	    "</html>\n";
+
+	req_respond(r, 400, "text/html; charset=utf-8", NULL, page,
+	    sizeof(page) - 1);
 }
 
 /* The first tag of Accept-Language, normalised, or "" for none. */
@@ -75,11 +89,13 @@ optout_get(struct ctx *ctx, struct req *r, const char *unused)
 	struct app a;
 	enum db_res res;
 
-	if (optout_token(ctx, r, app, email, tok) == -1)
+	if (optout_token(ctx, r, app, email, tok) == -1) {
+		bad_page(r);
 		return;
+	}
 	if ((res = db_app_get(ctx->db, app, &a)) != DB_OK) {
 		if (res == DB_NOTFOUND)
-			api_fail(r, 400, "Invalid opt-out token");
+			bad_page(r);
 		else
 			api_db_fail(r, res == DB_BUSY);
 		return;
@@ -93,6 +109,9 @@ optout_get(struct ctx *ctx, struct req *r, const char *unused)
 		v.optout_url = url.p;
 		page = tmpl_render(tmpl_resolve(lang, a.language,
 		    ctx->conf->default_language), TMPL_OPTOUT, &v);
+		if (page == NULL)
+			page = tmpl_render(ctx->conf->default_language,
+			    TMPL_OPTOUT, &v);
 	}
 	if (page == NULL)
 		api_fail(r, 500, "Internal error");
@@ -116,8 +135,10 @@ optout_post(struct ctx *ctx, struct req *r, const char *unused)
 	enum db_res res;
 	int canceled = 0;
 
-	if (optout_token(ctx, r, app, email, tok) == -1)
+	if (optout_token(ctx, r, app, email, tok) == -1) {
+		api_fail(r, 400, bad_link);
 		return;
+	}
 	/* The body (List-Unsubscribe=One-Click, or empty) carries nothing. */
 	switch (req_read_body(r, ctx->conf->max_body, &body, &len)) {
 	case BODY_OK:
@@ -131,13 +152,13 @@ optout_post(struct ctx *ctx, struct req *r, const char *unused)
 	}
 	res = db_optout(ctx->db, app, email, &canceled);
 	if (res == DB_CONFLICT)		/* the app is gone */
-		api_fail(r, 400, "Invalid opt-out token");
+		api_fail(r, 400, bad_link);
 	else if (res != DB_OK)
 		api_db_fail(r, res == DB_BUSY);
 	else {
 		log_info("request %s: an address opted out of app %s (%d "
 		    "queued invites canceled)", req_id(r), app, canceled);
-		api_ok(r, 200, "You will receive no more invites from this app",
-		    NULL, NULL);
+		api_ok(r, 200, "You will not receive invites from this app "
+		    "again", NULL, NULL);
 	}
 }

@@ -1,0 +1,203 @@
+/*
+ * Group commit.  With synchronous = FULL every commit costs an fsync, and
+ * workers that each commit their own invite queue up behind one another
+ * for the write lock.  Instead one writer process of the pool takes the
+ * invites of all workers that are waiting, checks and inserts each inside
+ * one BEGIN IMMEDIATE transaction and commits them with one fsync, then
+ * answers each worker.  The limit checks stay exact (one writer, one
+ * transaction, in order) and every 201 still follows a durable commit.
+ *
+ * Each worker slot has its own SOCK_SEQPACKET pair, made by the
+ * supervisor, so a restarted worker or writer finds its channel again; a
+ * sequence number discards an answer meant for a worker that died.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "api.h"
+#include "db.h"
+
+#define REPLY_WAIT_MS	10000	/* a worker's patience with the writer */
+
+struct commit_msg {
+	uint64_t	 seq;
+	char		 id[UUID_LEN + 1];
+	char		 app[UUID_LEN + 1];
+	char		 inviter[UUID_LEN + 1];
+	char		 email[EMAIL_MAX + 1];
+	char		 email_norm[EMAIL_MAX + 1];
+	char		 lang_req[LANG_MAX];
+	char		 lang_res[LANG_MAX];
+	char		 request_id[REQID_MAX + 1];
+	char		 token_hash[65];
+	int		 limit_hour, limit_day, limit_minute, cooldown;
+};
+
+struct commit_reply {
+	uint64_t	 seq;
+	int		 res;
+	int		 retry;
+};
+
+#define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
+
+static void
+msg_from(struct commit_msg *m, const struct invite_new *in, uint64_t seq)
+{
+	memset(m, 0, sizeof(*m));
+	m->seq = seq;
+	COPY(m->id, in->id);
+	COPY(m->app, in->app_id);
+	COPY(m->inviter, in->inviter_id);
+	COPY(m->email, in->email);
+	COPY(m->email_norm, in->email_norm);
+	COPY(m->lang_req, in->lang_req);
+	COPY(m->lang_res, in->lang_res);
+	COPY(m->request_id, in->request_id);
+	COPY(m->token_hash, in->token_hash);
+	m->limit_hour = in->limit_hour;
+	m->limit_day = in->limit_day;
+	m->limit_minute = in->limit_minute;
+	m->cooldown = in->cooldown;
+}
+
+static void
+msg_to(const struct commit_msg *m, struct invite_new *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->id = m->id;
+	in->app_id = m->app;
+	in->inviter_id = m->inviter;
+	in->email = m->email;
+	in->email_norm = m->email_norm;
+	in->lang_req = m->lang_req;
+	in->lang_res = m->lang_res;
+	in->request_id = m->request_id;
+	in->token_hash = m->token_hash;
+	in->limit_hour = m->limit_hour;
+	in->limit_day = m->limit_day;
+	in->limit_minute = m->limit_minute;
+	in->cooldown = m->cooldown;
+}
+
+int
+commit_invite(int fd, const struct invite_new *in, int *retry)
+{
+	static uint64_t seq;
+	struct commit_msg m;
+	struct commit_reply rep;
+	struct pollfd pfd;
+	ssize_t n;
+
+	/* An answer left over for a predecessor in this slot is not ours. */
+	while (recv(fd, &rep, sizeof(rep), MSG_DONTWAIT) > 0)
+		;
+	seq = seq == 0 ? (uint64_t)getpid() << 32 : seq + 1;
+	msg_from(&m, in, seq);
+	if (send(fd, &m, sizeof(m), 0) != (ssize_t)sizeof(m)) {
+		log_warn("commit: send");
+		return INV_ERR;
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		if (poll(&pfd, 1, REPLY_WAIT_MS) != 1) {
+			log_warnx("commit: no answer from the writer");
+			return INV_BUSY;
+		}
+		n = recv(fd, &rep, sizeof(rep), 0);
+		if (n != (ssize_t)sizeof(rep))
+			return INV_ERR;
+		if (rep.seq == seq)
+			break;
+	}
+	*retry = rep.retry;
+	return rep.res;
+}
+
+/* One batch: every waiting invite, one transaction, one fsync. */
+static void
+commit_batch(struct db *db, const int *fds, struct commit_msg *m,
+    const int *from, struct commit_reply *rep, int n)
+{
+	struct invite_new in;
+	enum db_res dr;
+	time_t now = time(NULL);
+	int i, ok = 0;
+
+	if ((dr = db_begin(db)) != DB_OK) {
+		for (i = 0; i < n; i++)
+			rep[i].res = dr == DB_BUSY ? INV_BUSY : INV_ERR;
+	} else {
+		for (i = 0; i < n; i++) {
+			msg_to(&m[i], &in);
+			rep[i].retry = 0;
+			rep[i].res = db_invite_add(db, &in, now, &rep[i].retry);
+			ok += rep[i].res == INV_OK;
+		}
+		if (ok > 0 && (dr = db_commit(db)) != DB_OK) {
+			for (i = 0; i < n; i++)
+				if (rep[i].res == INV_OK)
+					rep[i].res = dr == DB_BUSY ? INV_BUSY :
+					    INV_ERR;
+		} else if (ok == 0)
+			db_rollback(db);
+	}
+	for (i = 0; i < n; i++) {
+		rep[i].seq = m[i].seq;
+		if (send(fds[from[i]], &rep[i], sizeof(rep[i]),
+		    MSG_DONTWAIT) == -1)
+			log_warn("commit: answer");
+	}
+	log_debug("commit: %d invites, %d stored", n, ok);
+}
+
+void
+commit_run(struct db *db, const int *fds, int nfds,
+    volatile sig_atomic_t *stopping)
+{
+	struct pollfd *pfd;
+	struct commit_msg *m;
+	struct commit_reply *rep;
+	int *from, i, n;
+	sigset_t none;
+
+	pfd = calloc((size_t)nfds, sizeof(*pfd));
+	m = calloc((size_t)nfds, sizeof(*m));
+	rep = calloc((size_t)nfds, sizeof(*rep));
+	from = calloc((size_t)nfds, sizeof(*from));
+	if (pfd == NULL || m == NULL || rep == NULL || from == NULL)
+		fatal("commit: calloc");
+	for (i = 0; i < nfds; i++) {
+		pfd[i].fd = fds[i];
+		pfd[i].events = POLLIN;
+	}
+	sigemptyset(&none);
+	while (!*stopping) {
+		if (ppoll(pfd, (nfds_t)nfds, NULL, &none) <= 0)
+			continue;
+		for (i = n = 0; i < nfds; i++) {
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			if (recv(fds[i], &m[n], sizeof(m[n]), MSG_DONTWAIT) ==
+			    (ssize_t)sizeof(m[n]))
+				from[n++] = i;
+		}
+		if (n > 0)
+			commit_batch(db, fds, m, from, rep, n);
+	}
+	free(pfd);
+	free(m);
+	free(rep);
+	free(from);
+}
