@@ -6,6 +6,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -51,6 +54,32 @@ struct batch {
 static void verdict(struct mailer *, struct outmsg *, const char *);
 
 /*
+ * libesmtp writes each command with its own write(2) and leaves Nagle on,
+ * so every message stalls on the relay's delayed ACK (about 40 ms: 20
+ * messages a second).  It never shows us its socket; the SMTP connection
+ * is this process's only TCP socket, so find it and set TCP_NODELAY.
+ */
+static void
+nodelay(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, type, one = 1;
+
+	for (fd = 3; fd < 256; fd++) {
+		len = sizeof(type);
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+		    type != SOCK_STREAM)
+			continue;
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+		    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			    sizeof(one));
+	}
+}
+
+/*
  * Record each message as soon as the server has taken it, so that a crash
  * later in the session can send at most the one message in flight twice.
  */
@@ -62,6 +91,8 @@ event_cb(smtp_session_t s, int event, void *arg, ...)
 	va_list ap;
 	size_t i;
 
+	if (event == SMTP_EV_CONNECT)
+		nodelay();
 	if (event != SMTP_EV_MESSAGESENT)
 		return;
 	va_start(ap, arg);
