@@ -330,12 +330,30 @@ check_url(const char *u)
 		refuse("invite URL must be an http(s) URL");
 }
 
+/* A name shown in mail and pages: UTF-8, no control characters. */
+static void
+check_name(const char *s)
+{
+	const unsigned char *p;
+
+	if (s == NULL)
+		return;
+	if (*s == '\0' || strlen(s) > 200 || !valid_utf8(s, strlen(s)))
+		refuse("a name must be 1 to 200 bytes of UTF-8");
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			refuse("a name must not contain control characters");
+}
+
 static void
 check_sender(const char *s)
 {
 	char a[EMAIL_MAX + 1];
 
-	if (s != NULL && mail_addr_of(s, a) == -1)
+	if (s == NULL)
+		return;
+	check_name(s);
+	if (mail_addr_of(s, a) == -1)
 		refuse("%s: not a sender address", s);
 }
 
@@ -411,6 +429,7 @@ cmd_app_add(struct opts *o)
 
 	if (o->name == NULL || o->invite_url == NULL)
 		usage("app add needs --name and --invite-url");
+	check_name(o->name);
 	check_url(o->invite_url);
 	check_sender(o->sender);
 	util_uuid(id);
@@ -435,6 +454,7 @@ cmd_app_set(const char *idarg, struct opts *o)
 	need_app(idarg, id);
 	if (o->nset == 0)
 		usage("app set needs at least one option");
+	check_name(o->name);
 	if (o->invite_url)
 		check_url(o->invite_url);
 	check_sender(o->sender);
@@ -586,6 +606,7 @@ cmd_user_add(const char *idarg, struct opts *o)
 	need_app(idarg, app);
 	if (o->email == NULL)
 		usage("user add needs --email");
+	check_name(o->name);
 	if (valid_email(o->email, email, lower) != NULL)
 		refuse("%s: not a valid address", o->email);
 	if (o->id != NULL) {

@@ -351,6 +351,10 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 		log_info("invite %s: refused: %s", m->ob->id, reply);
 		db_outbox_mark(ml->db, m->ob->id, "failed", reply, time(NULL));
 		db_suppress_bounce(ml->db, m->ob->app_id, m->ob->email_norm);
+	} else if (rs->code == 0 && rp->code == 0 && ms->code == 0) {
+		/* No reply at all: TLS, AUTH or the connection failed. */
+		smtp_strerror(smtp_errno(), reply, sizeof(reply));
+		defer(ml, m->ob, reply[0] ? reply : "no reply from the server");
 	} else {
 		reply_text(rs->code ? rs : rp->code ? rp : ms, reply,
 		    sizeof(reply));
@@ -440,6 +444,16 @@ idle(struct mailer *ml)
 			;
 }
 
+/* SIGTERM stays blocked during a session: look for it between batches. */
+static int
+term_pending(void)
+{
+	sigset_t set;
+
+	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGINT) == 1);
+}
+
 void
 mailer_run(struct mailer *ml)
 {
@@ -462,7 +476,7 @@ mailer_run(struct mailer *ml)
 	if ((r = db_outbox_recover(ml->db)) > 0)
 		log_warnx("mailer: %d invites left sending by a crash are "
 		    "queued again", r);
-	while (!*ml->stopping) {
+	while (!*ml->stopping && !term_pending()) {
 		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
 		if (n > 0) {
 			send_batch(ml, ob, (size_t)n);

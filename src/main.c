@@ -248,6 +248,13 @@ drop_privileges(const char *user)
 			fatal("cannot drop privileges to %s", user);
 		if (setuid(0) != -1)
 			fatalx("privileges could be regained");
+		/*
+		 * libesmtp looks for client certificates under $HOME; root's
+		 * would be unreadable now and make every STARTTLS fail.
+		 */
+		if (setenv("HOME", pw->pw_dir, 1) == -1)
+			fatal("setenv");
+		unsetenv("XDG_CONFIG_HOME");
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("prctl(PR_SET_NO_NEW_PRIVS)");

@@ -1,0 +1,465 @@
+"""End-to-end harness: the real daemon behind real nginx, a real SMTP server.
+
+Stack().start() builds, in a fresh temporary directory (mode 0755, so the
+daemon's user and nginx's www-data can traverse it):
+
+    referral-invites.conf   the daemon's config (defaults below + overrides)
+    db/                     invites.db and secret.key, owned by the daemon user
+    run/fcgi.sock           the daemon's FastCGI socket
+    mail/<n>.eml, <n>.json  what tests/smtpd.py received
+    nginx/                  nginx.conf, certificate, temp paths
+    *.log                   daemon, smtpd, nginx logs (kept when a test fails)
+
+nginx includes <srcdir>/nginx/location.conf unchanged; the http-context part
+is <srcdir>/nginx/http.conf with the upstream pointed at the temp socket and
+the limit_req rate raised to TEST_RATE (the suite is faster than one client
+should be; test_nginx_rate_limit still meets the limit).
+
+Only the standard library is used here; smtpd.py runs under /usr/bin/python3
+because Debian's python3-aiosmtpd is importable from there only.
+
+Environment: BUILDDIR (the binaries, default /work/main), SRCDIR (templates,
+nginx/, tests/; default: this file's tree), RI_E2E_KEEP=1 keeps the temp dir.
+"""
+
+import email
+import email.policy
+import glob
+import grp
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+SRCDIR = os.path.abspath(os.environ.get('SRCDIR') or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..'))
+BUILDDIR = os.path.abspath(os.environ.get('BUILDDIR') or '/work/main')
+DAEMON = os.path.join(BUILDDIR, 'referral-invitesd')
+CTL = os.path.join(BUILDDIR, 'referral-invitesctl')
+PYTHON = '/usr/bin/python3'
+DAEMON_USER = 'referral-invites'
+REAL_SOCKET = 'unix:/run/referral-invites/fcgi.sock'
+MAIL_FROM = 'Referral Invites Test <invites@test.example>'
+# The suite sends faster than the shipped per-address rate; only the
+# flood test should meet nginx's limit.
+TEST_RATE = '100r/s'
+SMTPD_ARGS = ['--reject-rcpt', '^reject-', '--defer-rcpt', '^defer-']
+
+
+class StackError(Exception):
+    pass
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, check, timeout, proc=None, log=None):
+    """Poll check() until true; fail early when proc has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise StackError('%s exited with %s\n%s' % (
+                what, proc.returncode, tail(log)))
+        time.sleep(0.05)
+    raise StackError('%s not ready after %ss\n%s' % (what, timeout, tail(log)))
+
+
+def tail(path, lines=40):
+    if not path or not os.path.exists(path):
+        return ''
+    with open(path, 'rb') as f:
+        data = f.read().decode('utf-8', 'replace').splitlines()
+    return '\n'.join(data[-lines:])
+
+
+def can_connect(addr):
+    family = socket.AF_UNIX if isinstance(addr, str) else socket.AF_INET
+    with socket.socket(family) as s:
+        s.settimeout(1)
+        try:
+            s.connect(addr)
+            return True
+        except OSError:
+            return False
+
+
+def make_cert(cert, key, san):
+    """A self-signed P-256 certificate for CN=localhost."""
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                    'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+                    '-subj', '/CN=localhost', '-addext',
+                    'subjectAltName=' + san, '-keyout', key, '-out', cert],
+                   check=True, capture_output=True)
+
+
+def ensure_daemon_user():
+    try:
+        pwd.getpwnam(DAEMON_USER)
+    except KeyError:
+        subprocess.run(['useradd', '--system', '--no-create-home',
+                        '--shell', '/usr/sbin/nologin', DAEMON_USER],
+                       check=True)
+
+
+def chown_tree(path, user, group=None):
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, f) for f in files]:
+            shutil.chown(name, user, group)
+
+
+class Stack:
+    """One daemon + nginx + smtpd, for one test module."""
+
+    def __init__(self, conf=None, smtpd_args=None, smtp_tls=False,
+                 smtp_auth=None, smtp_password=None):
+        """conf: config overrides (None removes a key); smtpd_args: extra
+        smtpd.py options; smtp_tls: the relay requires STARTTLS with a
+        certificate for "localhost" that the daemon trusts through
+        SSL_CERT_FILE; smtp_auth: "USER:PASS" the relay requires, given
+        to the daemon as smtp_user and smtp_password_file (with
+        smtp_password instead of PASS when given)."""
+        self.overrides = dict(conf or {})
+        self.smtpd_args = list(SMTPD_ARGS if smtpd_args is None
+                               else smtpd_args)
+        self.smtp_tls = smtp_tls
+        self.smtp_auth = smtp_auth
+        self.smtp_password = smtp_password
+        self.relay_conf = {}
+        self.daemon_env = dict(os.environ)
+        self.root = os.geteuid() == 0
+        self.procs = {}
+        self.dir = None
+
+    # -- start and stop ------------------------------------------------
+
+    def start(self):
+        """Start everything; on failure stop what started and raise."""
+        try:
+            self._prepare()
+            self.start_smtpd()
+            self.start_daemon()
+            self.start_nginx()
+        except BaseException:
+            self.stop(keep=True)
+            raise
+        return self
+
+    def _prepare(self):
+        for binary in (DAEMON, CTL):
+            if not os.access(binary, os.X_OK):
+                raise StackError('%s is missing: build first' % binary)
+        self.dir = tempfile.mkdtemp(prefix='ri-e2e-')
+        os.chmod(self.dir, 0o755)
+        for sub in ('db', 'run', 'mail', 'nginx', 'nginx/tmp'):
+            os.mkdir(os.path.join(self.dir, sub), 0o755)
+        self.conf = self.path('referral-invites.conf')
+        self.db = self.path('db', 'invites.db')
+        self.socket = self.path('run', 'fcgi.sock')
+        self.maildir = self.path('mail')
+        self.smtp_port = free_port()
+        self.port = free_port()
+        self.base_url = 'https://127.0.0.1:%d' % self.port
+        if self.root:
+            ensure_daemon_user()
+            self.user, self.group = DAEMON_USER, 'www-data'
+        else:
+            self.user = pwd.getpwuid(os.geteuid()).pw_name
+            self.group = grp.getgrgid(os.getegid()).gr_name
+        self._prepare_relay()
+        self.write_conf()
+        self.ctl('init')
+        if self.root:
+            chown_tree(self.path('db'), self.user)
+            chown_tree(self.path('run'), self.user)
+        self._write_nginx_conf()
+
+    def _prepare_relay(self):
+        if self.smtp_tls:
+            cert, key = self.path('smtpd-cert.pem'), self.path('smtpd-key.pem')
+            make_cert(cert, key, 'DNS:localhost')
+            self.smtpd_args += ['--starttls-cert', cert, '--starttls-key', key,
+                                '--require-starttls']
+            self.daemon_env['SSL_CERT_FILE'] = cert
+            # libesmtp checks DNS names only, never IP addresses.
+            self.relay_conf.update(smtp_host='localhost',
+                                   smtp_starttls='required')
+        if self.smtp_auth:
+            user, password = self.smtp_auth.split(':', 1)
+            pw = self.path('smtp-password')
+            with open(pw, 'w') as f:
+                f.write((self.smtp_password or password) + '\n')
+            os.chmod(pw, 0o600)
+            if self.root:
+                shutil.chown(pw, self.user)
+            self.smtpd_args += ['--auth', self.smtp_auth]
+            self.relay_conf.update(smtp_user=user, smtp_password_file=pw)
+
+    def write_conf(self, **more):
+        """(Re)write the daemon config: defaults, overrides, then more."""
+        self.overrides.update(more)
+        conf = {
+            'database': self.db,
+            'listen': self.socket,
+            'socket_group': self.group,
+            'user': self.user,
+            'workers': '4',
+            'templates_dir': os.path.join(SRCDIR, 'templates'),
+            'mail_from': MAIL_FROM,
+            'public_url': self.base_url,
+            'smtp_host': '127.0.0.1',
+            'smtp_port': str(self.smtp_port),
+            'smtp_starttls': 'off',
+            'delivery_wait': '5',
+            # A deferred invite must not be retried while a test runs.
+            'retry_initial': '3600',
+            'log_level': 'debug',
+        }
+        conf.update(self.relay_conf)
+        conf.update(self.overrides)
+        with open(self.conf, 'w') as f:
+            f.write('# written by tests/e2e/harness.py\n')
+            for k, v in conf.items():
+                if v is not None:
+                    f.write('%s = %s\n' % (k, v))
+
+    def _write_nginx_conf(self):
+        d = self.path('nginx')
+        make_cert(os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem'),
+                  'IP:127.0.0.1,DNS:localhost')
+        # location.conf says "include fastcgi_params;", relative to the
+        # directory of the main config.
+        shutil.copy('/etc/nginx/fastcgi_params', d)
+        with open(os.path.join(SRCDIR, 'nginx', 'http.conf')) as f:
+            http_conf = f.read()
+        if REAL_SOCKET not in http_conf:
+            raise StackError('nginx/http.conf has no %s' % REAL_SOCKET)
+        http_conf = http_conf.replace(REAL_SOCKET, 'unix:' + self.socket)
+        http_conf, n = re.subn(r'\brate=\d+r/[sm]\b', 'rate=' + TEST_RATE,
+                               http_conf)
+        if n != 1:
+            raise StackError('nginx/http.conf: no limit_req_zone rate')
+        tmp = os.path.join(d, 'tmp')
+        if self.root:
+            shutil.chown(tmp, 'www-data')
+        lines = []
+        if self.root:
+            lines.append('user www-data;')
+        lines += [
+            'daemon off;',
+            'worker_processes 1;',
+            'pid %s/nginx.pid;' % d,
+            'error_log %s info;' % self.path('nginx-error.log'),
+            'events { worker_connections 256; }',
+            'http {',
+            'include /etc/nginx/mime.types;',
+            'default_type application/octet-stream;',
+            "log_format ri '$remote_addr [$time_local] \"$request\" $status "
+            "$body_bytes_sent $request_id $request_time';",
+            'access_log %s ri;' % self.path('nginx-access.log'),
+        ]
+        for kind in ('client_body', 'fastcgi', 'proxy', 'scgi', 'uwsgi'):
+            lines.append('%s_temp_path %s/%s;' % (kind, tmp, kind))
+        lines += [
+            http_conf,
+            'server {',
+            'listen 127.0.0.1:%d ssl;' % self.port,
+            'server_name localhost;',
+            'ssl_certificate %s/cert.pem;' % d,
+            'ssl_certificate_key %s/key.pem;' % d,
+            'include %s;' % os.path.join(SRCDIR, 'nginx', 'location.conf'),
+            '}',
+            '}',
+        ]
+        self.nginx_conf = os.path.join(d, 'nginx.conf')
+        with open(self.nginx_conf, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+    def _spawn(self, name, argv, log, env=None):
+        f = open(self.path(log), 'ab')
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f,
+                                 stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True)
+        finally:
+            f.close()
+        self.procs[name] = p
+        return p
+
+    def start_smtpd(self):
+        argv = [PYTHON, os.path.join(SRCDIR, 'tests', 'smtpd.py'),
+                '--port', str(self.smtp_port), '--maildir', self.maildir,
+                '--pidfile', self.path('smtpd.pid')] + list(self.smtpd_args)
+        p = self._spawn('smtpd', argv, 'smtpd.log')
+        wait_for('smtpd', lambda: can_connect(('127.0.0.1', self.smtp_port)),
+                 10, p, self.path('smtpd.log'))
+
+    def start_daemon(self):
+        """Check the config with -t, then run the daemon in the foreground."""
+        r = subprocess.run([DAEMON, '-t', '-c', self.conf],
+                           capture_output=True, text=True,
+                           env=self.daemon_env)
+        if r.returncode != 0:
+            raise StackError('referral-invitesd -t failed (%d): %s%s' % (
+                r.returncode, r.stdout, r.stderr))
+        p = self._spawn('daemon', [DAEMON, '-d', '-c', self.conf],
+                        'daemon.log', self.daemon_env)
+        wait_for('referral-invitesd', lambda: can_connect(self.socket), 15,
+                 p, self.path('daemon.log'))
+
+    def stop_daemon(self):
+        self._terminate('daemon')
+
+    def start_nginx(self):
+        argv = ['nginx', '-p', self.path('nginx') + '/',
+                '-e', self.path('nginx-error.log'), '-c', self.nginx_conf]
+        r = subprocess.run(argv + ['-t'], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError('nginx -t failed:\n' + r.stderr)
+        p = self._spawn('nginx', argv, 'nginx-stderr.log')
+        wait_for('nginx', lambda: can_connect(('127.0.0.1', self.port)), 10,
+                 p, self.path('nginx-error.log'))
+
+    def _terminate(self, name, grace=10):
+        p = self.procs.pop(name, None)
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            # Our own session: the daemon's workers die with it.
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+    def stop(self, keep=False):
+        """Stop everything; keep the temp dir (and say so) when asked."""
+        for name in ('nginx', 'daemon', 'smtpd'):
+            self._terminate(name)
+        if self.dir is None:
+            return
+        if keep or os.environ.get('RI_E2E_KEEP') == '1':
+            print('kept %s' % self.dir, flush=True)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def logs(self, lines=30):
+        """Tails of the logs, for a failure report."""
+        out = []
+        for name in ('daemon.log', 'nginx-error.log', 'smtpd.log'):
+            t = tail(self.path(name), lines) if self.dir else ''
+            if t:
+                out.append('--- %s (last %d lines)\n%s' % (name, lines, t))
+        return '\n'.join(out)
+
+    # -- helpers for tests ---------------------------------------------
+
+    def ctl_run(self, *args, input=None):
+        """referral-invitesctl -c CONF ARGS; the CompletedProcess (text)."""
+        return subprocess.run([CTL, '-c', self.conf] + list(args),
+                              capture_output=True, text=True, input=input)
+
+    def ctl(self, *args):
+        """referral-invitesctl -c CONF ARGS; its stdout, stripped."""
+        r = self.ctl_run(*args)
+        if r.returncode != 0:
+            raise StackError('referral-invitesctl %s: exit %d: %s' % (
+                ' '.join(args), r.returncode, r.stderr.strip()))
+        return r.stdout.strip()
+
+    def ssl_context(self):
+        return ssl._create_unverified_context()
+
+    def connection(self, timeout=60):
+        return http.client.HTTPSConnection('127.0.0.1', self.port,
+                                           timeout=timeout,
+                                           context=self.ssl_context())
+
+    def request(self, method, path, headers=None, body=None, timeout=60,
+                conn=None):
+        """One HTTPS request; (status, {lower-case name: value}, bytes).
+
+        body may be bytes, str (sent as UTF-8) or any other JSON value
+        (serialised).  Repeated headers are joined with ", ".
+        """
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        own = conn is None
+        if own:
+            conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            hdrs = {}
+            for k, v in r.getheaders():
+                k = k.lower()
+                hdrs[k] = hdrs[k] + ', ' + v if k in hdrs else v
+            return r.status, hdrs, data
+        finally:
+            if own:
+                conn.close()
+
+    def sql(self, query):
+        """Rows (dicts) of one query run with the sqlite3 CLI."""
+        r = subprocess.run(['sqlite3', '-json', '-cmd', '.timeout 10000',
+                            self.db, query], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError('sqlite3: %s: %s' % (query, r.stderr.strip()))
+        return json.loads(r.stdout) if r.stdout.strip() else []
+
+    def _mails(self):
+        names = glob.glob(os.path.join(self.maildir, '*.json'))
+        return sorted(int(os.path.basename(n)[:-5]) for n in names)
+
+    def _load_mail(self, n):
+        base = os.path.join(self.maildir, str(n))
+        with open(base + '.eml', 'rb') as f:
+            raw = f.read()
+        with open(base + '.json') as f:
+            env = json.load(f)
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        msg.raw = raw
+        msg.envelope = env
+        return msg
+
+    def wait_mail(self, n, timeout=10):
+        """All received messages once there are at least n of them."""
+        wait_for('%d mail(s)' % n, lambda: len(self._mails()) >= n, timeout)
+        return [self._load_mail(i) for i in self._mails()]
+
+    def mail_for(self, rcpt, timeout=10, count=1):
+        """Messages whose envelope recipients include rcpt (waits for
+        count of them); [] after timeout when count is 0."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in map(self._load_mail, self._mails())
+                     if rcpt.lower() in
+                     [r.lower() for r in m.envelope['rcpt_tos']]]
+            if len(found) >= count and count > 0:
+                return found
+            if time.monotonic() >= deadline:
+                if count > 0:
+                    raise StackError('no mail for %s after %ss' %
+                                     (rcpt, timeout))
+                return found
+            time.sleep(0.05)
