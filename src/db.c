@@ -193,10 +193,12 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE id = ?1 AND status = 'sending'",
 	[Q_NEXT_DUE] = "SELECT min(next_attempt_at) FROM invites"
 	    " WHERE status = 'queued'",
+	/* Index order of invites_by_inviter: no sort, however many rows. */
 	[Q_LIST] = "SELECT id, email, language_requested, status, created_at,"
-	    " sent_at, accepted_at, rowid FROM invites WHERE app_id = ?1"
-	    " AND inviter_id = ?2 AND (?3 IS NULL OR rowid < ?3)"
-	    " ORDER BY rowid DESC LIMIT ?4",
+	    " sent_at, accepted_at, rowid FROM invites WHERE inviter_id = ?2"
+	    " AND +app_id = ?1 AND (?3 IS NULL OR created_at < ?3"
+	    " OR (created_at = ?3 AND rowid < ?4))"
+	    " ORDER BY created_at DESC, rowid DESC LIMIT ?5",
 	[Q_ACCEPT_FIND] = "SELECT id, inviter_id, email, status, created_at,"
 	    " accepted_at FROM invites"
 	    " WHERE accept_token_hash = ?1 AND app_id = ?2",
@@ -938,7 +940,8 @@ db_outbox_next_due(struct db *db)
 
 enum db_res
 db_invites_list(struct db *db, const char *app, const char *user,
-    int64_t before, int limit, db_row_fn fn, void *arg)
+    const char *before_time, int64_t before, int limit, db_row_fn fn,
+    void *arg)
 {
 	sqlite3_stmt *st;
 	const char *cols[7];
@@ -948,9 +951,11 @@ db_invites_list(struct db *db, const char *app, const char *user,
 		return DB_ERR;
 	bind_text(st, 1, app);
 	bind_text(st, 2, user);
-	if (before > 0)
-		sqlite3_bind_int64(st, 3, before);
-	sqlite3_bind_int(st, 4, limit);
+	if (before_time != NULL) {
+		bind_text(st, 3, before_time);
+		sqlite3_bind_int64(st, 4, before);
+	}
+	sqlite3_bind_int(st, 5, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		for (i = 0; i < 7; i++)
 			cols[i] = (const char *)sqlite3_column_text(st, i);

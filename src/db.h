@@ -108,12 +108,12 @@ time_t		 db_outbox_next_due(struct db *);
 typedef int (*db_row_fn)(void *arg, const char *cols[7], int64_t pos);
 
 /*
- * A user's invites, newest first (insertion order), only those before
- * position before when it is above 0.
+ * A user's invites, newest first (ties in insertion order), only those
+ * before (before_time, before) when before_time is not NULL.
  */
 enum db_res	 db_invites_list(struct db *, const char *app,
-		    const char *user, int64_t before, int limit, db_row_fn fn,
-		    void *arg);
+		    const char *user, const char *before_time, int64_t before,
+		    int limit, db_row_fn fn, void *arg);
 
 enum accept_why { ACCEPT_OK, ACCEPT_USED, ACCEPT_EXPIRED, ACCEPT_CANCELED };
 

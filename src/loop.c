@@ -23,6 +23,7 @@ struct list_state {
 	int		 limit;
 	int		 more;		/* a row beyond the page exists */
 	int64_t		 last;		/* position of the last row shown */
+	char		 last_time[21];
 };
 
 static int
@@ -53,6 +54,7 @@ list_row(void *arg, const char *c[7], int64_t pos)
 	if (buf_adds(&ls->data, "}") == -1)
 		return -1;
 	ls->last = pos;
+	snprintf(ls->last_time, sizeof(ls->last_time), "%s", c[4]);
 	ls->n++;
 	return 0;
 }
@@ -80,33 +82,37 @@ query_get(const char *q, const char *name, char *out, size_t outsz)
 }
 
 /*
- * The cursor is base64url("p<position>"): opaque to clients, checked here.
- * Positions only grow, so invites added while a client pages never shift
- * a page: no duplicates, no gaps.
+ * The cursor is base64url("<createdAt> <position>") of the last row shown:
+ * opaque to clients, checked here.  Invites added while a client pages
+ * are newer than every cursor, so pages never shift: no duplicates, no
+ * gaps.
  */
 static int
-cursor_parse(const char *c, int64_t *pos)
+cursor_parse(const char *c, char t[21], int64_t *pos)
 {
-	unsigned char raw[32];
+	unsigned char raw[48];
 	long long v;
 	ssize_t n;
 
 	n = util_b64url_dec(c, strlen(c), raw, sizeof(raw) - 1);
-	if (n < 2 || raw[0] != 'p')
+	if (n < 22 || raw[20] != ' ')
 		return -1;
 	raw[n] = '\0';
-	if (util_strtonum((char *)raw + 1, 1, INT64_MAX, &v) == -1)
+	memcpy(t, raw, 20);
+	t[20] = '\0';
+	if (strspn(t, "0123456789-:TZ") != 20 ||
+	    util_strtonum((char *)raw + 21, 1, INT64_MAX, &v) == -1)
 		return -1;
 	*pos = v;
 	return 0;
 }
 
 static void
-cursor_make(int64_t pos, char *out, size_t outsz)
+cursor_make(const char *t, int64_t pos, char *out, size_t outsz)
 {
-	char raw[32];
+	char raw[48];
 
-	snprintf(raw, sizeof(raw), "p%lld", (long long)pos);
+	snprintf(raw, sizeof(raw), "%.20s %lld", t, (long long)pos);
 	util_b64url_enc((unsigned char *)raw, strlen(raw), out, outsz);
 }
 
@@ -135,7 +141,7 @@ list_authorise(struct ctx *ctx, struct req *r, const char *userid,
 }
 
 static int
-list_params(struct req *r, long long *limit, int64_t *before)
+list_params(struct req *r, long long *limit, char t[21], int64_t *before)
 {
 	const char *q = req_param(r, "QUERY_STRING");
 	char lim[16], cursor[64];
@@ -143,6 +149,7 @@ list_params(struct req *r, long long *limit, int64_t *before)
 
 	*limit = LIST_DEFAULT;
 	*before = 0;
+	t[0] = '\0';
 	if ((rc = query_get(q, "limit", lim, sizeof(lim))) != 0 &&
 	    (rc == -1 || util_strtonum(lim, 1, LIST_MAX, limit) == -1 ||
 	    lim[0] == '-')) {
@@ -150,7 +157,7 @@ list_params(struct req *r, long long *limit, int64_t *before)
 		return -1;
 	}
 	if ((rc = query_get(q, "cursor", cursor, sizeof(cursor))) != 0 &&
-	    (rc == -1 || cursor_parse(cursor, before) == -1)) {
+	    (rc == -1 || cursor_parse(cursor, t, before) == -1)) {
 		api_fail(r, 400, "cursor is not valid");
 		return -1;
 	}
@@ -163,7 +170,7 @@ invite_list(struct ctx *ctx, struct req *r, const char *userid)
 	struct principal p;
 	struct list_state ls;
 	struct user u;
-	char uid[UUID_LEN + 1], next[64], *hdr = NULL;
+	char uid[UUID_LEN + 1], next[80], t[21], *hdr = NULL;
 	long long limit;
 	int64_t before;
 	enum db_res res;
@@ -171,7 +178,7 @@ invite_list(struct ctx *ctx, struct req *r, const char *userid)
 	memset(&ls, 0, sizeof(ls));
 	memset(&u, 0, sizeof(u));
 	if (list_authorise(ctx, r, userid, &p, uid) == -1 ||
-	    list_params(r, &limit, &before) == -1)
+	    list_params(r, &limit, t, &before) == -1)
 		return;
 	ls.limit = (int)limit;
 	if ((res = db_user_get(ctx->db, p.app, uid, &u)) != DB_OK) {
@@ -183,13 +190,13 @@ invite_list(struct ctx *ctx, struct req *r, const char *userid)
 	}
 	/* One more than asked tells whether a next page exists. */
 	if (buf_adds(&ls.data, "[") == -1 ||
-	    (res = db_invites_list(ctx->db, p.app, uid, before,
-	    (int)limit + 1, list_row, &ls)) != DB_OK) {
+	    (res = db_invites_list(ctx->db, p.app, uid, t[0] ? t : NULL,
+	    before, (int)limit + 1, list_row, &ls)) != DB_OK) {
 		api_db_fail(r, res == DB_BUSY);
 		goto out;
 	}
 	if (ls.more) {
-		cursor_make(ls.last, next, sizeof(next));
+		cursor_make(ls.last_time, ls.last, next, sizeof(next));
 		if (asprintf(&hdr, "Link: <%s/api/v1/users/%s/referral-invites"
 		    "?limit=%lld&cursor=%s>; rel=\"next\"\r\n",
 		    ctx->conf->public_url, userid, limit, next) == -1)
