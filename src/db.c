@@ -285,6 +285,9 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	 */
 	if (db_exec(db, "PRAGMA mmap_size = 268435456") == -1)
 		goto fail;
+	/* No temporary files outside the database directory (Landlock). */
+	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1)
+		goto fail;
 	return db;
 fail:
 	db_close(db);

@@ -31,6 +31,7 @@
 #include "api.h"
 #include "db.h"
 #include "mailer.h"
+#include "sandbox.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -43,6 +44,14 @@
 
 static volatile sig_atomic_t got_term, got_hup, got_chld;
 
+/* What the mailer reads to resolve, verify and load NSS modules. */
+static const char *const mailer_ro[] = {
+	"/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates",
+	"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
+	"/etc/host.conf", "/etc/ld.so.cache", "/etc/localtime", "/usr/lib",
+	"/lib", "/lib64", "/dev/urandom", NULL
+};
+
 /* Everything the supervisor keeps across children. */
 struct daemon {
 	const char	*conf_path;
@@ -52,6 +61,8 @@ struct daemon {
 	int		 sock;
 	int		 wake[2];
 	char		*sock_path;	/* unlinked at exit when we made it */
+	char		 db_dir[4096];
+	char		 sock_dir[4096];
 	pid_t		*workers;
 	time_t		*started;
 	pid_t		 mailer;
@@ -78,6 +89,19 @@ on_signal(int sig)
 		got_chld = 1;
 		break;
 	}
+}
+
+static void
+dir_of(const char *path, char *out, size_t outsz)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		snprintf(out, outsz, ".");
+	else if (slash == path)
+		snprintf(out, outsz, "/");
+	else
+		snprintf(out, outsz, "%.*s", (int)(slash - path), path);
 }
 
 static void
@@ -283,6 +307,59 @@ child_signals(void)
 	sigprocmask(SIG_SETMASK, &set, NULL);
 }
 
+/*
+ * Each child keeps read-write access to the database directory only; the
+ * mailer also reads what TLS and name resolution need and may connect to
+ * the relay's port.  A failure to confine is fatal: better no child than
+ * an unconfined one that was meant to be confined.
+ */
+static void
+confine(struct daemon *d, const char *role, int mailer)
+{
+	const char *rw[] = { d->db_dir, NULL };
+	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
+	size_t i, n = 0;
+
+	if (mailer) {
+		for (i = 0; mailer_ro[i] != NULL; i++)
+			ro[n++] = mailer_ro[i];
+		if (getenv("SSL_CERT_FILE") != NULL)
+			ro[n++] = getenv("SSL_CERT_FILE");
+		if (getenv("SSL_CERT_DIR") != NULL)
+			ro[n++] = getenv("SSL_CERT_DIR");
+	}
+	ro[n] = NULL;
+	if (sandbox_apply(role, rw, ro, mailer ? d->conf.smtp_port : 0) == -1)
+		fatalx("%s: cannot confine itself", role);
+}
+
+/* The supervisor's own limits: the union of its children's and its own. */
+static void
+confine_supervisor(struct daemon *d)
+{
+	const char *rw[] = { d->db_dir, d->sock_path ? d->sock_dir : NULL,
+	    NULL };
+	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 8];
+	size_t i, n = 0;
+
+	for (i = 0; mailer_ro[i] != NULL; i++)
+		ro[n++] = mailer_ro[i];
+	ro[n++] = d->conf_path;
+	ro[n++] = TEMPLATEDIR;
+	if (d->conf.templates_dir != NULL)
+		ro[n++] = d->conf.templates_dir;
+	if (d->conf.smtp_password_file != NULL)
+		ro[n++] = d->conf.smtp_password_file;
+	if (getenv("SSL_CERT_FILE") != NULL)
+		ro[n++] = getenv("SSL_CERT_FILE");
+	if (getenv("SSL_CERT_DIR") != NULL)
+		ro[n++] = getenv("SSL_CERT_DIR");
+	ro[n] = NULL;
+	if (sandbox_apply("referral-invitesd", rw, ro,
+	    d->conf.smtp_port) == -1)
+		fatalx("cannot confine the supervisor");
+}
+
 static struct db *
 child_db(struct daemon *d, const char *role)
 {
@@ -312,6 +389,7 @@ worker_main(struct daemon *d, int slot)
 	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
+	confine(d, "worker", 0);
 	ctx.db = child_db(d, "worker");
 	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
@@ -339,6 +417,7 @@ mailer_main(struct daemon *d)
 	close(d->wake[1]);
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
+	confine(d, "mailer", 1);
 	ml.db = child_db(d, "mailer");
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
@@ -367,6 +446,7 @@ writer_main(struct daemon *d)
 		close(d->chan[i][1]);
 		fds[i] = d->chan[i][0];
 	}
+	confine(d, "writer", 0);
 	db = child_db(d, "writer");
 	commit_run(db, fds, d->conf.workers, &got_term);
 	db_close(db);
@@ -612,6 +692,10 @@ main(int argc, char *argv[])
 	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
+	dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
+	if (d.sock_path != NULL)
+		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
+	confine_supervisor(&d);
 	/* Fail once, here, rather than in every child forever. */
 	db_close(child_db(&d, "referral-invitesd"));
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));

@@ -1,0 +1,140 @@
+/*
+ * Landlock: after the privilege drop each process confines itself to the
+ * files it needs (the database directory read-write, what it reads
+ * read-only) and, where the kernel can (Landlock ABI 4), to the network
+ * it needs: only the mailer may connect out, and only to the relay's
+ * port.  On a kernel without Landlock this does nothing but say so.
+ */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/landlock.h>
+
+#include "extern.h"
+#include "sandbox.h"
+
+/* Newer than Debian 12's header; the kernel tells whether it has them. */
+#define LL_FS_TRUNCATE		(1ULL << 14)
+#define LL_NET_BIND_TCP		(1ULL << 0)
+#define LL_NET_CONNECT_TCP	(1ULL << 1)
+#define LL_RULE_NET_PORT	2
+
+struct ll_ruleset_attr {
+	uint64_t	handled_access_fs;
+	uint64_t	handled_access_net;
+};
+
+struct ll_net_port_attr {
+	uint64_t	allowed_access;
+	uint64_t	port;
+} __attribute__((packed));
+
+#define LL_FS_READ	(LANDLOCK_ACCESS_FS_READ_FILE | \
+	LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_FS_FILE	(LANDLOCK_ACCESS_FS_EXECUTE | \
+	LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
+	LL_FS_TRUNCATE)
+
+static int
+ll_abi(void)
+{
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+	    LANDLOCK_CREATE_RULESET_VERSION);
+
+	return abi < 0 ? 0 : (int)abi;
+}
+
+static uint64_t
+ll_fs_rights(int abi)
+{
+	uint64_t r = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;
+
+	if (abi >= 2)
+		r |= LANDLOCK_ACCESS_FS_REFER;
+	if (abi >= 3)
+		r |= LL_FS_TRUNCATE;
+	return r;
+}
+
+/* Allow access (masked to what a file may carry) beneath path. */
+static int
+ll_path(int rs, const char *path, uint64_t access, uint64_t handled)
+{
+	struct landlock_path_beneath_attr pb;
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		access &= LL_FS_FILE;
+	memset(&pb, 0, sizeof(pb));
+	pb.allowed_access = access & handled;
+	pb.parent_fd = fd;
+	rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH,
+	    &pb, 0);
+	close(fd);
+	return rc;
+}
+
+int
+sandbox_apply(const char *role, const char *const rw[],
+    const char *const ro[], int connect_port)
+{
+	struct ll_ruleset_attr attr;
+	struct ll_net_port_attr np;
+	uint64_t fs;
+	int abi, rs, i;
+
+	if ((abi = ll_abi()) < 1) {
+		log_info("%s: Landlock not available, not sandboxed", role);
+		return 0;
+	}
+	fs = ll_fs_rights(abi);
+	memset(&attr, 0, sizeof(attr));
+	attr.handled_access_fs = fs;
+	if (abi >= 4)
+		attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+	rs = (int)syscall(SYS_landlock_create_ruleset, &attr,
+	    abi >= 4 ? sizeof(attr) : sizeof(uint64_t), 0);
+	if (rs == -1)
+		goto fail;
+	for (i = 0; rw != NULL && rw[i] != NULL; i++)
+		if (ll_path(rs, rw[i], fs, fs) == -1)
+			goto fail;
+	for (i = 0; ro != NULL && ro[i] != NULL; i++)
+		if (ll_path(rs, ro[i], LL_FS_READ |
+		    LANDLOCK_ACCESS_FS_EXECUTE, fs) == -1)
+			goto fail;
+	if (abi >= 4 && connect_port > 0) {
+		np.allowed_access = LL_NET_CONNECT_TCP;
+		np.port = (uint64_t)connect_port;
+		if (syscall(SYS_landlock_add_rule, rs, LL_RULE_NET_PORT, &np,
+		    0) == -1)
+			goto fail;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    syscall(SYS_landlock_restrict_self, rs, 0) == -1)
+		goto fail;
+	close(rs);
+	log_debug("%s: Landlock ABI %d applied%s", role, abi,
+	    abi >= 4 ? " (files and network)" : " (files)");
+	return 0;
+fail:
+	log_warn("%s: Landlock", role);
+	if (rs != -1)
+		close(rs);
+	return -1;
+}
