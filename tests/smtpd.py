@@ -11,13 +11,21 @@ importable from there only.
 
     smtpd.py --port 2525 --maildir DIR [--reject-rcpt RE] [--defer-rcpt RE]
              [--starttls-cert PEM --starttls-key PEM [--require-starttls]]
-             [--auth USER:PASS] [--no-greeting] [--pidfile FILE]
+             [--auth USER:PASS] [--no-greeting] [--delay-data SECONDS]
+             [--pidfile FILE]
 
 --reject-rcpt and --defer-rcpt take a regular expression matched
 (case-insensitively, anywhere) against the recipient address: a match is
 refused with 550 5.1.1 or deferred with 451 4.3.0.  --auth makes AUTH
 (PLAIN or LOGIN) mandatory; with STARTTLS it is only offered after the
 handshake.  --no-greeting accepts connections and never says a word.
+--delay-data makes the server wait that long after each message's data
+before it stores the message and answers (a slow relay).
+
+The envelope file also says on which connection the message came
+("connection": the relay's count of TCP connections accepted so far, so
+messages that share the number came over one SMTP session) and with which
+TLS version ("tls_version", null without TLS).
 """
 
 import argparse
@@ -42,6 +50,7 @@ class Handler:
         names = [f[:-5] for f in os.listdir(self.maildir)
                  if f.endswith('.json') and f[:-5].isdigit()]
         self.count = max(map(int, names), default=0)
+        self.delay = args.delay_data
 
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
@@ -54,6 +63,8 @@ class Handler:
         return '250 2.1.5 OK'
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.count += 1
         base = os.path.join(self.maildir, str(self.count))
         meta = {
@@ -65,10 +76,28 @@ class Handler:
             'tls': session.ssl is not None,
             'auth': session.auth_data.login.decode('utf-8', 'replace')
             if isinstance(session.auth_data, LoginPassword) else None,
+            'connection': getattr(server, 'connection', None),
+            'tls_version': tls_version(session),
         }
         write_atomic(base + '.eml', envelope.original_content)
         write_atomic(base + '.json', json.dumps(meta, indent=1).encode())
         return '250 2.0.0 OK queued as %d' % self.count
+
+
+def tls_version(session):
+    """'TLSv1.2' and the like, or None without TLS."""
+    obj = session.ssl.get('ssl_object') if session.ssl else None
+    return obj.version() if obj is not None else None
+
+
+class CountingSMTP(SMTP):
+    """One instance per TCP connection; numbers them from 1."""
+    connections = 0
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        CountingSMTP.connections += 1
+        self.connection = CountingSMTP.connections
 
 
 def write_atomic(path, data):
@@ -124,12 +153,15 @@ def parse_args(argv):
     p.add_argument('--require-starttls', action='store_true')
     p.add_argument('--auth', metavar='USER:PASS')
     p.add_argument('--no-greeting', action='store_true')
+    p.add_argument('--delay-data', type=float, default=0, metavar='SECONDS')
     p.add_argument('--pidfile')
     args = p.parse_args(argv)
     if bool(args.starttls_cert) != bool(args.starttls_key):
         p.error('--starttls-cert and --starttls-key go together')
     if args.require_starttls and not args.starttls_cert:
         p.error('--require-starttls needs --starttls-cert')
+    if args.delay_data < 0:
+        p.error('--delay-data takes a number of seconds, 0 or more')
     if args.auth and ':' not in args.auth:
         p.error('--auth takes USER:PASS')
     return args
@@ -145,7 +177,7 @@ def main(argv):
     else:
         handler = Handler(args)
         kw = smtp_options(args, loop)
-        coro = loop.create_server(lambda: SMTP(handler, **kw),
+        coro = loop.create_server(lambda: CountingSMTP(handler, **kw),
                                   '127.0.0.1', args.port)
     server = loop.run_until_complete(coro)
     if args.pidfile:
