@@ -49,7 +49,11 @@ static const char *const mailer_ro[] = {
 	"/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates",
 	"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
 	"/etc/host.conf", "/etc/ld.so.cache", "/etc/localtime", "/usr/lib",
-	"/lib", "/lib64", "/dev/urandom", NULL
+	"/lib", "/lib64", "/dev/urandom",
+#ifdef __SANITIZE_ADDRESS__
+	"/proc",	/* LeakSanitizer reads /proc/self at exit */
+#endif
+	NULL
 };
 
 /* Everything the supervisor keeps across children. */
@@ -320,6 +324,9 @@ confine(struct daemon *d, const char *role, int mailer)
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
 	size_t i, n = 0;
 
+#ifdef __SANITIZE_ADDRESS__
+	ro[n++] = "/proc";
+#endif
 	if (mailer) {
 		for (i = 0; mailer_ro[i] != NULL; i++)
 			ro[n++] = mailer_ro[i];

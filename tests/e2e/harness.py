@@ -58,6 +58,31 @@ class StackError(Exception):
     pass
 
 
+# RI_DAEMON_WRAPPER runs the daemon under a tool, e.g.
+#   RI_DAEMON_WRAPPER="valgrind --trace-children=yes --leak-check=full"
+# and reports of sanitizers or valgrind in any stack's logs are
+# collected here; run.py counts each as a failure.
+WRAPPER = os.environ.get('RI_DAEMON_WRAPPER', '').split()
+REPORTS = []
+_REPORT_RE = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
+                        r'runtime error:|ERROR SUMMARY: [1-9]|'
+                        r'definitely lost: [1-9]')
+
+
+def scan_reports(directory):
+    """Sanitizer or valgrind findings in the logs of one stack."""
+    found = []
+    for log in glob.glob(os.path.join(directory, '*.log')):
+        try:
+            with open(log, errors='replace') as f:
+                for line in f:
+                    if _REPORT_RE.search(line):
+                        found.append('%s: %s' % (log, line.rstrip()))
+        except OSError:
+            pass
+    return found
+
+
 def free_port():
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -315,8 +340,12 @@ class Stack:
         if r.returncode != 0:
             raise StackError('referral-invitesd -t failed (%d): %s%s' % (
                 r.returncode, r.stdout, r.stderr))
-        p = self._spawn('daemon', [DAEMON, '-d', '-c', self.conf],
-                        'daemon.log', self.daemon_env)
+        argv = [DAEMON, '-d', '-c', self.conf]
+        if WRAPPER:
+            argv = WRAPPER + ['--log-file=%s' % self.path(
+                'valgrind.%p.log')] + argv if 'valgrind' in WRAPPER[0] \
+                else WRAPPER + argv
+        p = self._spawn('daemon', argv, 'daemon.log', self.daemon_env)
         wait_for('referral-invitesd', lambda: can_connect(self.socket), 15,
                  p, self.path('daemon.log'))
 
@@ -351,6 +380,10 @@ class Stack:
             self._terminate(name)
         if self.dir is None:
             return
+        found = scan_reports(self.dir)
+        if found:
+            REPORTS.extend(found)
+            keep = True
         if keep or os.environ.get('RI_E2E_KEEP') == '1':
             print('kept %s' % self.dir, flush=True)
         else:

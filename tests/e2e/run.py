@@ -89,6 +89,9 @@ def main():
         failed += f_
         if failed and args.x:
             break
+    for r in harness.REPORTS:
+        print('FAIL sanitizer/valgrind report: %s' % r)
+    failed += len(harness.REPORTS)
     print('%d passed, %d failed' % (passed, failed))
     return 1 if failed else 0
 
