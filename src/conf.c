@@ -247,6 +247,7 @@ conf_load(struct conf *c, const char *path, int required, char *err,
 	conf_defaults(c);
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		conf_free(c);
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -283,10 +284,12 @@ conf_load(struct conf *c, const char *path, int required, char *err,
 	if (required && (c->mail_from == NULL || c->public_url == NULL)) {
 		snprintf(err, errsz, "%s: %s is required", path,
 		    c->mail_from == NULL ? "mail_from" : "public_url");
+		conf_free(c);
 		return -1;
 	}
 	return 0;
 fail:
 	fclose(f);
+	conf_free(c);
 	return -1;
 }

@@ -921,5 +921,6 @@ main(int argc, char *argv[])
 		    "init", dbpath);
 	rc = dispatch(c1, c2, &o, pos, npos);
 	db_close(db);
+	conf_free(&c);
 	return rc;
 }

@@ -321,12 +321,10 @@ static void
 confine(struct daemon *d, const char *role, int mailer)
 {
 	const char *rw[] = { d->db_dir, NULL };
+	/* mailer_ro, two certificate paths, NULL. */
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
 	size_t i, n = 0;
 
-#ifdef __SANITIZE_ADDRESS__
-	ro[n++] = "/proc";
-#endif
 	if (mailer) {
 		for (i = 0; mailer_ro[i] != NULL; i++)
 			ro[n++] = mailer_ro[i];
@@ -335,6 +333,10 @@ confine(struct daemon *d, const char *role, int mailer)
 		if (getenv("SSL_CERT_DIR") != NULL)
 			ro[n++] = getenv("SSL_CERT_DIR");
 	}
+#ifdef __SANITIZE_ADDRESS__
+	else
+		ro[n++] = "/proc";
+#endif
 	ro[n] = NULL;
 	if (sandbox_apply(role, rw, ro, mailer ? d->conf.smtp_port : 0) == -1)
 		fatalx("%s: cannot confine itself", role);
@@ -654,6 +656,22 @@ supervise(struct daemon *d)
 	shutdown_children(d);
 }
 
+static void
+daemon_free(struct daemon *d)
+{
+	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	if (d->smtp_password != NULL) {
+		OPENSSL_cleanse(d->smtp_password, strlen(d->smtp_password));
+		free(d->smtp_password);
+	}
+	free(d->workers);
+	free(d->started);
+	free(d->chan);
+	free(d->sock_path);
+	conf_free(&d->conf);
+	tmpl_free();
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -687,6 +705,7 @@ main(int argc, char *argv[])
 	}
 	if (check) {
 		fprintf(stderr, "referral-invitesd: configuration OK\n");
+		daemon_free(&d);
 		return 0;
 	}
 	d.sock = open_socket(&d);
@@ -719,7 +738,7 @@ main(int argc, char *argv[])
 	supervise(&d);
 	if (d.sock_path != NULL && unlink(d.sock_path) == -1)
 		log_warn("unlink %s", d.sock_path);
-	OPENSSL_cleanse(d.secret, sizeof(d.secret));
 	log_info("stopped");
+	daemon_free(&d);
 	return 0;
 }
