@@ -90,6 +90,7 @@ fcgi_accept(int sock)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_UNBLOCK, &set, &old);
+	/* A SIGTERM delivered just now closed the socket for us (main.c). */
 	rc = FCGX_Accept_r(&r->fr);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	if (rc < 0)

@@ -108,6 +108,25 @@ dir_of(const char *path, char *out, size_t outsz)
 		snprintf(out, outsz, "%.*s", (int)(slash - path), path);
 }
 
+/*
+ * A worker's SIGTERM may land between unblocking signals and entering
+ * accept(2), which would then wait for one more connection.  Put
+ * /dev/null over the listening socket (in this process only): accept
+ * then fails at once and the worker leaves.
+ */
+static int worker_sock = -1, worker_null = -1;
+
+static void
+on_worker_term(int sig)
+{
+	int saved = errno;
+
+	got_term = 1;
+	if (worker_sock != -1 && worker_null != -1)
+		dup2(worker_null, worker_sock);
+	errno = saved;
+}
+
 static void
 usage(void)
 {
@@ -385,11 +404,19 @@ child_db(struct daemon *d, const char *role)
 static void __attribute__((noreturn))
 worker_main(struct daemon *d, int slot)
 {
+	struct sigaction sa;
 	struct ctx ctx;
 	struct req *r;
 	int i;
 
 	child_signals();
+	worker_sock = d->sock;
+	if ((worker_null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("/dev/null");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_worker_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	close(d->wake[0]);
 	for (i = 0; i < d->conf.workers; i++) {
 		close(d->chan[i][0]);

@@ -64,6 +64,16 @@ for trs in $(find "$BUILDDIR/tests" -name '*.trs' ! -path '*/unit/unit.trs'); do
 	esac
 done
 
+echo "== make install into a DESTDIR"
+inst_out=$(mktemp)
+"$SRCDIR/tests/install.sh" 2>&1 | tee "$inst_out"
+inst_rc=${PIPESTATUS[0]}
+if ! count "$inst_out"; then
+	echo "FAIL install: no summary (exit $inst_rc)"
+	failed=$((failed + 1))
+fi
+rm -f "$inst_out"
+
 echo "== end-to-end tests"
 e2e_out=$(mktemp)
 trap 'rm -f "$e2e_out"' EXIT
@@ -75,5 +85,5 @@ if ! count "$e2e_out"; then
 fi
 
 echo "== all"
-[ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ]
+[ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ] && [ "$inst_rc" -eq 0 ]
 summary $?
