@@ -66,6 +66,7 @@ struct daemon {
 	int		 wake[2];
 	char		*sock_path;	/* unlinked at exit when we made it */
 	char		 db_dir[4096];
+	int		 devnull;	/* opened before Landlock */
 	char		 sock_dir[4096];
 	pid_t		*workers;
 	time_t		*started;
@@ -411,8 +412,7 @@ worker_main(struct daemon *d, int slot)
 
 	child_signals();
 	worker_sock = d->sock;
-	if ((worker_null = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
-		fatal("/dev/null");
+	worker_null = d->devnull;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_worker_term;
 	sigaction(SIGTERM, &sa, NULL);
@@ -745,6 +745,8 @@ main(int argc, char *argv[])
 	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
+	if ((d.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		fatal("/dev/null");
 	dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
 	if (d.sock_path != NULL)
 		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
