@@ -114,7 +114,7 @@ mailer=$(pgrep -P "$daemon" -x ri-mailer)
 [ "${BENCH_MAILER:-run}" = stop ] && kill -STOP "$mailer"
 
 run() { # name url script conns
-	wrk -t2 -c"$4" -d"${secs}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
+	wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
 }
 export BENCH_USERS_FILE=$dir/users BENCH_KEY=$key BENCH_CLIENT=$client
 echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step, $nusers inviters"

@@ -877,6 +877,10 @@ db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
 	sqlite3_reset(up);
 	if (step_simple(db, Q_COMMIT) != SQLITE_DONE)
 		goto rollback;
+	if (n == 0) {
+		free(o);
+		return 0;
+	}
 	*out = o;
 	return (ssize_t)n;
 rollback:

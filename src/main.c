@@ -486,6 +486,7 @@ writer_main(struct daemon *d)
 	db = child_db(d, "writer");
 	commit_run(db, fds, d->conf.workers, &got_term);
 	db_close(db);
+	free(fds);
 	_exit(0);
 }
 

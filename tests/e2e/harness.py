@@ -72,7 +72,8 @@ _REPORT_RE = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
 def scan_reports(directory):
     """Sanitizer or valgrind findings in the logs of one stack."""
     found = []
-    for log in glob.glob(os.path.join(directory, '*.log')):
+    for log in glob.glob(os.path.join(directory, '*.log')) + \
+            glob.glob(os.path.join(directory, 'db', '*.log')):
         try:
             with open(log, errors='replace') as f:
                 for line in f:
@@ -342,9 +343,11 @@ class Stack:
                 r.returncode, r.stdout, r.stderr))
         argv = [DAEMON, '-d', '-c', self.conf]
         if WRAPPER:
+            # The database directory: the one the confined daemon may
+            # still write to when valgrind opens a forked child's log.
             argv = WRAPPER + ['--log-file=%s' % self.path(
-                'valgrind.%p.log')] + argv if 'valgrind' in WRAPPER[0] \
-                else WRAPPER + argv
+                'db', 'valgrind.%p.log')] + argv \
+                if 'valgrind' in WRAPPER[0] else WRAPPER + argv
         p = self._spawn('daemon', argv, 'daemon.log', self.daemon_env)
         wait_for('referral-invitesd', lambda: can_connect(self.socket), 15,
                  p, self.path('daemon.log'))
