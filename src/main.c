@@ -306,6 +306,15 @@ drop_privileges(const char *user)
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("prctl(PR_SET_NO_NEW_PRIVS)");
+#ifndef __SANITIZE_ADDRESS__
+	/*
+	 * No core dumps and no ptrace by the same user: the processes hold
+	 * the server secret and the relay's password.  (LeakSanitizer needs
+	 * to trace itself, so sanitizer builds keep the default.)
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl(PR_SET_DUMPABLE)");
+#endif
 }
 
 static void
