@@ -129,8 +129,12 @@ sandbox_apply(const char *role, const char *const rw[],
 	    syscall(SYS_landlock_restrict_self, rs, 0) == -1)
 		goto fail;
 	close(rs);
-	log_debug("%s: Landlock ABI %d applied%s", role, abi,
-	    abi >= 4 ? " (files and network)" : " (files)");
+	/* Once at start in the log; each child's only when debugging. */
+	if (strcmp(role, "referral-invitesd") == 0)
+		log_info("Landlock ABI %d applied%s", abi,
+		    abi >= 4 ? " (files and network)" : " (files)");
+	else
+		log_debug("%s: Landlock ABI %d applied", role, abi);
 	return 0;
 fail:
 	log_warn("%s: Landlock", role);
