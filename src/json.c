@@ -13,10 +13,18 @@
 #include "extern.h"
 #include "json.h"
 
+static int
+is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	    (c >= 'A' && c <= 'F');
+}
+
 /*
- * Depth of the document and whether a "\u0000" escape hides in a string
- * (cJSON would silently cut the string there).  Counts brackets outside
- * strings only.
+ * What cJSON does not check: nesting depth, "\u" escapes (cJSON reads a
+ * malformed one, and "\u0000", as U+0000 and silently cuts the string
+ * there), raw control characters in strings, and control characters other
+ * than RFC 8259's white space outside them.
  */
 static enum json_err
 json_prescan(const char *buf, size_t len)
@@ -27,9 +35,15 @@ json_prescan(const char *buf, size_t len)
 	for (i = 0; i < len; i++) {
 		if (instr) {
 			if (buf[i] == '\\' && i + 1 < len) {
-				if (buf[i + 1] == 'u' && i + 5 < len &&
-				    strncmp(buf + i + 2, "0000", 4) == 0)
-					return JSON_ENUL;
+				if (buf[i + 1] == 'u') {
+					if (i + 5 >= len || !is_hex(buf[i + 2]) ||
+					    !is_hex(buf[i + 3]) ||
+					    !is_hex(buf[i + 4]) ||
+					    !is_hex(buf[i + 5]))
+						return JSON_ESYNTAX;
+					if (strncmp(buf + i + 2, "0000", 4) == 0)
+						return JSON_ENUL;
+				}
 				i++;
 			} else if (buf[i] == '"')
 				instr = 0;
@@ -37,6 +51,9 @@ json_prescan(const char *buf, size_t len)
 				return JSON_ESYNTAX;
 			continue;
 		}
+		if ((unsigned char)buf[i] < 0x20 && buf[i] != '\t' &&
+		    buf[i] != '\n' && buf[i] != '\r')
+			return JSON_ESYNTAX;
 		switch (buf[i]) {
 		case '"':
 			instr = 1;
@@ -130,7 +147,18 @@ static char json_what[33];
 static const char *
 json_keep_name(const char *s)
 {
+	size_t n;
+
 	snprintf(json_what, sizeof(json_what), "%s", s ? s : "");
+	/* Never cut a UTF-8 sequence: the name goes into a JSON answer. */
+	n = strlen(json_what);
+	if (n == sizeof(json_what) - 1) {
+		while (n > 0 && ((unsigned char)json_what[n - 1] & 0xc0) == 0x80)
+			n--;
+		if (n > 0 && (unsigned char)json_what[n - 1] >= 0xc0)
+			n--;
+		json_what[n] = '\0';
+	}
 	return json_what;
 }
 
@@ -267,6 +295,27 @@ json_jwt_free(struct jwt_payload *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/*
+ * A repeated member name: RFC 7515 section 4 lets us refuse, and we must,
+ * or {"alg":"HS256","alg":"none"} means one thing here and another
+ * elsewhere.
+ */
+static int
+has_duplicates(const cJSON *root)
+{
+	const cJSON *a, *b;
+	int n = 0;
+
+	for (a = root->child; a != NULL; a = a->next) {
+		if (++n > 64)
+			return 1;
+		for (b = a->next; b != NULL; b = b->next)
+			if (strcmp(a->string, b->string) == 0)
+				return 1;
+	}
+	return 0;
+}
+
 int
 json_jwt_header(const char *buf, size_t len, char alg[16])
 {
@@ -275,6 +324,10 @@ json_jwt_header(const char *buf, size_t len, char alg[16])
 
 	if (json_parse_object(buf, len, &root) != JSON_OK)
 		return -1;
+	if (has_duplicates(root)) {
+		cJSON_Delete(root);
+		return -1;
+	}
 	it = cJSON_GetObjectItemCaseSensitive(root, "alg");
 	/* "crit" names extensions we do not implement: refuse (RFC 7515). */
 	if (cJSON_IsString(it) && strlen(it->valuestring) < 16 &&
@@ -336,7 +389,7 @@ json_jwt_payload(const char *buf, size_t len, struct jwt_payload *p)
 	memset(p, 0, sizeof(*p));
 	if (json_parse_object(buf, len, &root) != JSON_OK)
 		return -1;
-	if (jwt_aud(root, p) == -1)
+	if (has_duplicates(root) || jwt_aud(root, p) == -1)
 		goto out;
 	it = cJSON_GetObjectItemCaseSensitive(root, "sub");
 	if (!cJSON_IsString(it) || (p->sub = strdup(it->valuestring)) == NULL)

@@ -33,7 +33,7 @@ log_setlevel(int level)
 	log_level = level;
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_emit(int lvl, int prio, const char *fmt, va_list ap, const char *suffix)
 {
 	char raw[1024], out[2048];

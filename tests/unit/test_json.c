@@ -149,6 +149,52 @@ body_utf8(void)
 }
 
 static void
+body_bad_unicode_escape(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	/* cJSON would read \uZZZZ as U+0000 and cut the value there. */
+	CHECK(parse("{\"email\":\"a@b.co\\uZZZZx\",\"language\":\"de\"}",
+	    &b, &what) == JSON_ESYNTAX);
+	CHECK(parse("{\"email\":\"a\\u00\",\"language\":\"de\"}", &b,
+	    &what) == JSON_ESYNTAX);
+	CHECK(parse("{\"email\":\"\\u0041@b.co\",\"language\":\"de\"}",
+	    &b, &what) == JSON_OK);
+	CHECK_STR(b.email, "A@b.co");
+	json_invite_body_free(&b);
+}
+
+static void
+body_control_outside_strings(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("\x01{\"email\":\"a@b.co\",\"language\":\"de\"}", &b,
+	    &what) == JSON_ESYNTAX);
+	CHECK(parse("\t{\"email\":\"a@b.co\",\"language\":\"de\"}\r\n",
+	    &b, &what) == JSON_OK);
+	json_invite_body_free(&b);
+}
+
+static void
+member_name_cut_on_a_character(void)
+{
+	struct invite_body b;
+	const char *what;
+	const char *msg;
+
+	/* 31 ASCII bytes then a two-byte character: cut before it. */
+	CHECK(parse("{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\":\"x\"}", &b,
+	    &what) == JSON_EUNKNOWN);
+	msg = json_strerror(JSON_EUNKNOWN, what);
+	CHECK(valid_utf8(msg, strlen(msg)));
+	CHECK_STR(msg, "Unexpected member in request body: "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+}
+
+static void
 string_escape(void)
 {
 	struct buf b = { 0 };
@@ -183,6 +229,10 @@ const struct unit_test json_tests[] = {
 	{ "json_body_syntax", body_syntax },
 	{ "json_body_nul", body_nul },
 	{ "json_body_utf8", body_utf8 },
+	{ "json_body_bad_unicode_escape", body_bad_unicode_escape },
+	{ "json_body_control_outside_strings", body_control_outside_strings },
+	{ "json_member_name_cut_on_a_character",
+	    member_name_cut_on_a_character },
 	{ "json_string_escape", string_escape },
 	{ "json_token_body", token_body },
 	{ NULL, NULL }

@@ -291,6 +291,25 @@ es256(void)
 }
 
 static void
+duplicate_members(void)
+{
+	struct jwt_key k = hs_key();
+	struct jwt_claims cl;
+	time_t now = time(NULL);
+	char p[512], *t;
+
+	t = make("{\"alg\":\"HS256\",\"alg\":\"none\"}", payload(now, ""),
+	    NULL, 0);
+	CHECK(verify(t, &k, now, &cl) == -2);
+	free(t);
+	snprintf(p, sizeof(p), "{\"sub\":\"%s\",\"sub\":\"%s\",\"aud\":"
+	    "\"%s\",\"exp\":%lld}", USER, APP, APP, (long long)now + 60);
+	t = make("{\"alg\":\"HS256\"}", p, NULL, 0);
+	CHECK(verify(t, &k, now, &cl) == -2);
+	free(t);
+}
+
+static void
 malformed(void)
 {
 	struct jwt j;
@@ -312,6 +331,7 @@ const struct unit_test jwt_tests[] = {
 	{ "jwt_sub_must_be_uuid", sub_must_be_uuid },
 	{ "jwt_rs256_and_confusion", rs256_and_confusion },
 	{ "jwt_es256", es256 },
+	{ "jwt_duplicate_members", duplicate_members },
 	{ "jwt_malformed", malformed },
 	{ NULL, NULL }
 };
