@@ -1,5 +1,5 @@
 -- wrk script for the baseline: the same request shape, answered by nginx.
-wrk.method = "POST"
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"friend@bench.example","language":"de"}'
 

@@ -122,8 +122,11 @@ printf '%-6s %-10s %10s %9s %9s %8s %7s\n' conns target req/s p50_ms p99_ms rati
 for c in $conns; do
 	base=$(run base "http://127.0.0.1:$p_base/api/v1/users/$uid/referral-invites" plain.lua "$c")
 	svc=$(run svc "http://127.0.0.1:$p_svc/" invite.lua "$c")
+	# The FastCGI hop alone: a route the daemon answers 405 without
+	# touching the database.
+	hop=$(BENCH_METHOD=GET run hop "http://127.0.0.1:$p_svc/api/v1/referral-invites/accept" plain.lua "$c" | sed 's/non2xx=[0-9]*/non2xx=0/')
 	b_rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$base")
-	for line in "nginx:$base" "invite:$svc"; do
+	for line in "nginx:$base" "fcgi-hop:$hop" "invite:$svc"; do
 		name=${line%%:*}; l=${line#*:}
 		rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$l")
 		p50=$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' <<<"$l")

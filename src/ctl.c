@@ -387,20 +387,22 @@ static void
 give_files(void)
 {
 	static const char *const sfx[] = { "", "-wal", "-shm", NULL };
-	char *copy, path[4096];
+	char *copy, *dir, path[4096];
 	struct stat st;
 	int i;
 
 	if (geteuid() != 0 || (copy = strdup(dbpath)) == NULL)
 		return;
-	if (stat(dirname(copy), &st) == 0 && st.st_uid != 0) {
+	/* dirname(3) may write into copy: call it once. */
+	dir = dirname(copy);
+	if (stat(dir, &st) == 0 && st.st_uid != 0) {
 		for (i = 0; sfx[i] != NULL; i++) {
 			snprintf(path, sizeof(path), "%s%s", dbpath, sfx[i]);
 			if (chown(path, st.st_uid, st.st_gid) == -1 &&
 			    errno != ENOENT)
 				refuse("chown %s: %s", path, strerror(errno));
 		}
-		snprintf(path, sizeof(path), "%s/secret.key", dirname(copy));
+		snprintf(path, sizeof(path), "%s/secret.key", dir);
 		if (chown(path, st.st_uid, st.st_gid) == -1)
 			refuse("chown %s: %s", path, strerror(errno));
 	}
@@ -662,14 +664,49 @@ cmd_token(const char *apparg, const char *userarg, struct opts *o)
 	return 0;
 }
 
+/* --since: a date or an ISO 8601 UTC time, as the database writes them. */
+static const char *
+norm_since(const char *s, char out[21])
+{
+	struct tm tm;
+	const char *end;
+
+	if (s == NULL)
+		return NULL;
+	memset(&tm, 0, sizeof(tm));
+	if ((end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL ||
+	    *end != '\0') {
+		memset(&tm, 0, sizeof(tm));
+		if ((end = strptime(s, "%Y-%m-%d", &tm)) == NULL ||
+		    *end != '\0')
+			refuse("%s: --since takes YYYY-MM-DD or "
+			    "YYYY-MM-DDTHH:MM:SSZ", s);
+	}
+	util_isotime(timegm(&tm), out);
+	/* strptime accepts 2026-02-31; the round trip must be exact. */
+	if (strncmp(out, s, strlen(s) < 20 ? strlen(s) : 20) != 0)
+		refuse("%s: not a valid date", s);
+	return out;
+}
+
 static int
 cmd_invites(struct opts *o)
 {
-	char app[UUID_LEN + 1];
-	const char *since = o->since;
+	static const char *const statuses[] = { "queued", "sending", "sent",
+	    "failed", "canceled", NULL };
+	char app[UUID_LEN + 1], sincebuf[21];
+	const char *since;
+	int i;
 
 	if (o->app != NULL && valid_uuid(o->app, app) != NULL)
 		refuse("%s: not a client id", o->app);
+	for (i = 0; o->status != NULL && statuses[i] != NULL; i++)
+		if (strcmp(o->status, statuses[i]) == 0)
+			break;
+	if (o->status != NULL && statuses[i] == NULL)
+		refuse("%s: --status takes queued, sending, sent, failed or "
+		    "canceled", o->status);
+	since = norm_since(o->since, sincebuf);
 	print_rows("SELECT i.id, a.name AS app, u.email AS inviter, i.email "
 	    "AS invitee, i.language_resolved AS language, i.status, "
 	    "i.attempts, i.created_at, i.sent_at, i.accepted_at "

@@ -150,14 +150,24 @@ json_keep_name(const char *s)
 	size_t n;
 
 	snprintf(json_what, sizeof(json_what), "%s", s ? s : "");
-	/* Never cut a UTF-8 sequence: the name goes into a JSON answer. */
+	/*
+	 * Never end inside a UTF-8 sequence: the name goes into a JSON
+	 * answer.  Drop the last sequence only when it lacks bytes.
+	 */
 	n = strlen(json_what);
 	if (n == sizeof(json_what) - 1) {
-		while (n > 0 && ((unsigned char)json_what[n - 1] & 0xc0) == 0x80)
-			n--;
-		if (n > 0 && (unsigned char)json_what[n - 1] >= 0xc0)
-			n--;
-		json_what[n] = '\0';
+		size_t lead = n, want;
+		unsigned char c;
+
+		while (lead > 0 &&
+		    ((unsigned char)json_what[lead - 1] & 0xc0) == 0x80)
+			lead--;
+		if (lead > 0 && (c = (unsigned char)json_what[lead - 1]) >=
+		    0xc0) {
+			want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+			if (n - (lead - 1) < want)
+				json_what[lead - 1] = '\0';
+		}
 	}
 	return json_what;
 }

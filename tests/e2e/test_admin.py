@@ -1,0 +1,1226 @@
+"""The admin's side (issue 4): referral-invitesctl and the sqlite3 CLI.
+
+Every command of referral-invitesctl(8) with its table and --json output,
+exit statuses 0, 1 (one line on standard error, nothing changed) and 2
+(usage), secrets printed once and stored only hashed (the database file,
+its WAL and a .dump are searched for them), the views of
+referral-invites(7) read with "sqlite3 -box" without any secret column,
+times in ISO 8601 UTC, a long read transaction in the sqlite3 CLI that
+never blocks the service, and the man pages' own walk-through as a shell
+script.  All functions are named test_admin_* so that
+"run.py -k test_admin" selects exactly this module.
+"""
+
+import base64
+import calendar
+import concurrent.futures
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import pwd
+import queue
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import harness
+
+ROUTE = '/api/v1/users/%s/referral-invites'
+JSON_CT = 'application/json; charset=utf-8'
+ISO = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')
+UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                  r'[0-9a-f]{12}')
+KEY = re.compile(r'[A-Za-z0-9_-]{43}')
+SECRET_COLUMN = re.compile(r'hash|token|secret|jwt|key|password', re.I)
+TABLES = ('apps', 'api_keys', 'users', 'invites', 'suppressions',
+          'idempotency_keys')
+VIEWS = {
+    'invites_overview': ['invite_id', 'app', 'inviter', 'invitee',
+                         'language', 'status', 'attempts', 'created', 'sent',
+                         'accepted'],
+    'invite_counts_by_app': ['app_id', 'app', 'invites', 'sent', 'failed',
+                             'accepted'],
+    'invite_counts_by_inviter': ['user_id', 'inviter', 'app', 'invites',
+                                 'sent', 'accepted', 'conversion_percent'],
+    'delivery_failures': ['invite_id', 'app', 'invitee', 'status',
+                          'attempts', 'last_reply', 'last_attempt'],
+}
+INVITES_COLUMNS = ['id', 'app', 'inviter', 'invitee', 'language', 'status',
+                   'attempts', 'created_at', 'sent_at', 'accepted_at']
+SHOW_INVITE_COLUMNS = ['id', 'app_id', 'inviter_id', 'email',
+                       'email_normalized', 'language_requested',
+                       'language_resolved', 'status', 'attempts',
+                       'last_reply', 'request_id', 'created_at',
+                       'updated_at', 'sent_at', 'accepted_at',
+                       'next_attempt_at']
+APP_SHOW_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
+                    'jwt_alg', 'jwt_issuer', 'accept_ttl', 'limit_per_hour',
+                    'limit_per_day', 'limit_per_minute', 'cooldown',
+                    'created_at', 'updated_at']
+APP_LIST_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
+                    'jwt_alg', 'created_at']
+VIEW_TIMES = {'invites_overview': ('created', 'sent', 'accepted'),
+              'delivery_failures': ('last_attempt',)}
+# Every secret the tool printed, for test_admin_secrets_never_stored.
+SECRETS = []
+_seq = [0]
+_last = [0.0]
+_pace = threading.Lock()
+T0 = time.time()
+
+
+# -- running the tool ------------------------------------------------------
+
+def run_ctl(stack, *args):
+    return subprocess.run([harness.CTL, '-c', stack.conf] + list(args),
+                          capture_output=True, text=True)
+
+
+def ok(stack, *args):
+    """Exit 0 and nothing on standard error; standard output."""
+    r = run_ctl(stack, *args)
+    assert (r.returncode, r.stderr) == (0, ''), \
+        'ctl %s: exit %d: %r' % (' '.join(args), r.returncode, r.stderr)
+    return r.stdout
+
+
+def ok_quiet(stack, *args):
+    """A command that changes something and creates nothing: no output."""
+    out = ok(stack, *args)
+    assert out == '', ('ctl %s printed %r' % (' '.join(args), out))
+
+
+def created(stack, *args):
+    """A command that creates something: the value alone on one line."""
+    out = ok(stack, *args)
+    assert out.endswith('\n') and out.count('\n') == 1, out
+    return out.strip()
+
+
+def as_json(stack, *args):
+    out = ok(stack, '--json', *args)
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise AssertionError('ctl --json %s: %s: %r' % (' '.join(args), e,
+                                                         out))
+
+
+def snapshot(stack):
+    db = sqlite3.connect('file:%s?mode=ro' % stack.db, uri=True, timeout=10)
+    try:
+        return {t: db.execute('SELECT * FROM %s ORDER BY rowid' % t)
+                .fetchall() for t in TABLES}
+    finally:
+        db.close()
+
+
+def refused(stack, *args, reason=None):
+    """Exit 1, one line on standard error, nothing printed or changed."""
+    before = snapshot(stack)
+    r = run_ctl(stack, *args)
+    what = 'ctl %s' % ' '.join(args)
+    assert r.returncode == 1, '%s: exit %d (%r %r)' % (
+        what, r.returncode, r.stdout, r.stderr)
+    assert r.stdout == '', (what, r.stdout)
+    assert r.stderr.endswith('\n') and r.stderr.count('\n') == 1, \
+        (what, r.stderr)
+    assert r.stderr.startswith('referral-invitesctl: ') and \
+        len(r.stderr.strip()) > len('referral-invitesctl: '), (what, r.stderr)
+    if reason:
+        assert re.search(reason, r.stderr, re.I), (what, r.stderr)
+    assert snapshot(stack) == before, '%s changed the database' % what
+    return r.stderr
+
+
+def usage_error(stack, *args):
+    """Exit 2 and the usage on standard error; nothing changed."""
+    before = snapshot(stack)
+    r = run_ctl(stack, *args)
+    what = 'ctl %s' % ' '.join(args)
+    assert r.returncode == 2, '%s: exit %d (%r %r)' % (
+        what, r.returncode, r.stdout, r.stderr)
+    assert r.stdout == '', (what, r.stdout)
+    assert 'usage: referral-invitesctl' in r.stderr, (what, r.stderr)
+    assert snapshot(stack) == before, '%s changed the database' % what
+
+
+def not_accepted(stack, *args):
+    """An invalid value: refused (1) or a usage error (2), never 0."""
+    before = snapshot(stack)
+    r = run_ctl(stack, *args)
+    what = 'ctl %s' % ' '.join(args)
+    assert r.returncode in (1, 2), '%s: exit %d, printed %r' % (
+        what, r.returncode, r.stdout)
+    assert r.stdout == '' and r.stderr.strip(), (what, r.stdout, r.stderr)
+    assert snapshot(stack) == before, '%s changed the database' % what
+
+
+def table(out):
+    """A listing for people: (header names, rows of cells)."""
+    lines = out.rstrip('\n').split('\n')
+    split = lambda line: re.split(r' {2,}', line.strip())  # noqa: E731
+    return split(lines[0]), [split(line) for line in lines[1:]]
+
+
+def as_service(argv):
+    """argv run as the daemon's user, as the man pages do."""
+    if os.geteuid() == 0:
+        return ['runuser', '-u', harness.DAEMON_USER, '--'] + argv
+    return argv
+
+
+# -- HTTP --------------------------------------------------------------
+
+def request(stack, method, path, headers=None, body=None):
+    with _pace:                     # under nginx's rate, whatever thread
+        wait = _last[0] + 0.015 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        _last[0] = time.monotonic()
+    return stack.request(method, path, headers, body)
+
+
+def ok_body(message='Invite sent'):
+    return ('{"success":true,"message":%s,"error":null,"data":null}' %
+            json.dumps(message)).encode()
+
+
+def err_body(error):
+    return ('{"success":false,"error":%s,"message":null,"data":null}' %
+            json.dumps(error)).encode()
+
+
+def check(resp, status, body, what=''):
+    st, h, b = resp
+    assert (st, b) == (status, body), \
+        '%s\nexpected %d %r\n     got %d %r' % (what, status, body, st, b)
+    assert h.get('content-type') == JSON_CT, h
+    return h
+
+
+def unique(prefix='friend'):
+    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
+
+
+class App:
+    """An app made with the tool: a write key and one user, no limits."""
+
+    def __init__(self, stack, **opts):
+        _seq[0] += 1
+        self.stack = stack
+        self.name = opts.get('name') or 'Admin App %d' % _seq[0]
+        args = ['app', 'add', '--name', self.name, '--invite-url',
+                opts.get('invite_url', 'https://app.example/join')]
+        self.client = created(stack, *args)
+        assert UUID.fullmatch(self.client), self.client
+        ok_quiet(stack, 'app', 'set', self.client, '--limit-per-hour', '0',
+                 '--limit-per-day', '0', '--limit-per-minute', '0')
+        self.key = created(stack, 'key', 'add', self.client, '--type',
+                           'write')
+        SECRETS.append(self.key)
+        self.user_email = unique('inviter')
+        self.uid = created(stack, 'user', 'add', self.client, '--email',
+                           self.user_email, '--name', 'Ada Admin')
+
+    def headers(self, key=None):
+        return {'Content-Type': 'application/json',
+                'X-API-KEY': key or self.key, 'X-API-KEY-TYPE': 'write',
+                'X-CLIENT-ID': self.client}
+
+    def bearer(self, token):
+        return {'Content-Type': 'application/json',
+                'Authorization': 'Bearer ' + token}
+
+    def invite(self, addr=None, headers=None, uid=None):
+        return request(self.stack, 'POST', ROUTE % (uid or self.uid),
+                       headers or self.headers(),
+                       {'email': addr or unique(), 'language': 'en'})
+
+    def token(self, *extra):
+        tok = created(self.stack, 'token', self.client, self.uid, *extra)
+        SECRETS.append(tok)
+        return tok
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
+
+
+def unb64url(s):
+    return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
+
+
+def jwt(alg, claims, sign):
+    head = '%s.%s' % (b64url(json.dumps({'alg': alg, 'typ': 'JWT'}).encode()),
+                      b64url(json.dumps(claims).encode()))
+    return head + '.' + b64url(sign(head.encode()))
+
+
+def openssl_sign(keyfile, data):
+    return subprocess.run(['openssl', 'dgst', '-sha256', '-sign', keyfile],
+                          input=data, capture_output=True,
+                          check=True).stdout
+
+
+def der_to_raw(der):
+    """An ECDSA DER signature as the 64-byte R || S of JWS."""
+    assert der[0] == 0x30, der
+    i = 2 if der[1] < 0x80 else 3
+    out = b''
+    for _ in range(2):
+        assert der[i] == 0x02, der
+        n = der[i + 1]
+        out += der[i + 2:i + 2 + n].lstrip(b'\x00').rjust(32, b'\x00')
+        i += 2 + n
+    return out
+
+
+def openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True, capture_output=True)
+
+
+def claims(app, **kw):
+    now = int(time.time())
+    c = {'aud': app.client, 'sub': app.uid, 'iat': now, 'exp': now + 600}
+    c.update(kw)
+    return c
+
+
+def wait_until(what, check_fn, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = check_fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError('%s: not after %ss' % (what, timeout))
+
+
+def invite_row(stack, iid):
+    [r] = stack.sql("SELECT * FROM invites WHERE id = '%s'" % iid)
+    return r
+
+
+def utc_today(days=0):
+    return (datetime.datetime.now(datetime.timezone.utc) +
+            datetime.timedelta(days=days)).strftime('%Y-%m-%d')
+
+
+def iso_seconds(s):
+    return calendar.timegm(time.strptime(s, '%Y-%m-%dT%H:%M:%SZ'))
+
+
+# == init and the schema ==================================================
+
+def test_admin_init_is_idempotent_and_keeps_the_secret(stack):
+    secret = os.path.join(os.path.dirname(stack.db), 'secret.key')
+    with open(secret, 'rb') as f:
+        key_before = f.read()
+    st_before = os.stat(secret)
+    version = stack.sql('PRAGMA user_version')[0]['user_version']
+    app = App(stack)
+    # As the service's user, as the man page says.
+    for _ in range(2):
+        r = subprocess.run(as_service([harness.CTL, '-c', stack.conf,
+                                       'init']), capture_output=True,
+                           text=True)
+        assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
+    with open(secret, 'rb') as f:
+        assert f.read() == key_before, 'init replaced secret.key'
+    st = os.stat(secret)
+    assert len(key_before) == 32, len(key_before)
+    assert st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+    assert (st.st_uid, st.st_ino) == (st_before.st_uid, st_before.st_ino)
+    if os.geteuid() == 0:
+        uid = pwd.getpwnam(harness.DAEMON_USER).pw_uid
+        for p in (stack.db, secret, stack.db + '-wal', stack.db + '-shm'):
+            assert os.stat(p).st_uid == uid, (p, os.stat(p).st_uid)
+    assert stack.sql('PRAGMA user_version')[0]['user_version'] == version
+    assert version >= 1, version
+    assert as_json(stack, 'app', 'show', app.client)['name'] == app.name
+
+    d = tempfile.mkdtemp(prefix='ri-admin-')
+    try:
+        db = os.path.join(d, 'fresh.db')
+
+        def ctl_d(path, *args):
+            return subprocess.run([harness.CTL, '-d', path] + list(args),
+                                  capture_output=True, text=True)
+        r = ctl_d(db, 'init')
+        assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
+        fresh_secret = os.path.join(d, 'secret.key')
+        assert os.stat(fresh_secret).st_mode & 0o777 == 0o600
+        assert os.path.getsize(fresh_secret) == 32
+        with open(fresh_secret, 'rb') as f:
+            assert f.read() != key_before, 'the secret is not random'
+        con = sqlite3.connect(db)
+        try:
+            assert con.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+            assert con.execute('PRAGMA user_version').fetchone()[0] == \
+                version
+            names = {n for (n,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type IN "
+                "('table', 'view')")}
+        finally:
+            con.close()
+        assert set(TABLES) | set(VIEWS) <= names, names
+        r = ctl_d(db, 'init')
+        assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
+        # Every other command refuses a database without the schema ...
+        empty = os.path.join(d, 'empty.db')
+        r = ctl_d(empty, 'app', 'list')
+        assert r.returncode == 1 and r.stderr.count('\n') == 1 and \
+            'init' in r.stderr, r
+        # ... and init refuses a schema newer than itself.
+        newer = os.path.join(d, 'newer.db')
+        shutil.copy(db, newer)
+        con = sqlite3.connect(newer)
+        con.execute('PRAGMA user_version = %d' % (version + 1))
+        con.commit()
+        con.close()
+        for args in (('init',), ('app', 'list')):
+            r = ctl_d(newer, *args)
+            assert r.returncode == 1 and r.stdout == '' and \
+                r.stderr.count('\n') == 1, (args, r)
+        r = subprocess.run([harness.CTL, '-c', stack.conf, '-d', db,
+                            'app', 'list'], capture_output=True, text=True)
+        assert r.returncode == 2 and 'usage:' in r.stderr, r
+        r = subprocess.run([harness.CTL, '-c', os.path.join(d, 'none.conf'),
+                            'app', 'list'], capture_output=True, text=True)
+        assert r.returncode == 1 and r.stderr.count('\n') == 1, r
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_admin_init_again_as_root(stack):
+    """Run as root on an installed database (an upgrade's postinst does),
+    init hands the files to the owner of the database's directory and
+    succeeds, changing nothing else."""
+    if os.geteuid() != 0:
+        return
+    secret = os.path.join(os.path.dirname(stack.db), 'secret.key')
+    with open(secret, 'rb') as f:
+        key_before = f.read()
+    before = snapshot(stack)
+    for _ in range(2):
+        r = run_ctl(stack, 'init')
+        assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
+    uid = pwd.getpwnam(harness.DAEMON_USER).pw_uid
+    for p in (stack.db, stack.db + '-wal', stack.db + '-shm', secret):
+        assert os.stat(p).st_uid == uid, (p, os.stat(p).st_uid)
+    assert os.stat(secret).st_mode & 0o777 == 0o600
+    with open(secret, 'rb') as f:
+        assert f.read() == key_before
+    assert not os.path.exists(os.path.join(os.path.dirname(
+        os.path.dirname(stack.db)), 'secret.key'))
+    assert snapshot(stack) == before
+
+
+# == exit statuses ==========================================================
+
+def test_admin_usage_errors_exit_2(stack):
+    app = App(stack)
+    iid = str(uuid.uuid4())
+    for args in ([], ['bogus'], ['app'], ['app', 'bogus'], ['app', 'add'],
+                 ['app', 'add', '--name', 'X'],
+                 ['app', 'add', '--invite-url', 'https://x.example/'],
+                 ['app', 'list', 'extra'], ['app', 'show'],
+                 ['app', 'show', app.client, 'extra'],
+                 ['app', 'set', app.client],
+                 ['app', 'jwt-key', app.client],
+                 ['app', 'jwt-key', app.client, '--alg', 'RS256'],
+                 ['app', 'jwt-key', app.client, '--alg', 'PS256',
+                  '--public-key', '/dev/null'],
+                 ['key', 'add', app.client],
+                 ['key', 'add', app.client, '--type', 'admin'],
+                 ['key', 'list'], ['key', 'revoke'],
+                 ['user', 'add', app.client],
+                 ['user', 'list'], ['user', 'disable'],
+                 ['token', app.client], ['token'],
+                 ['invites', 'extra'], ['invite', 'show'],
+                 ['invite', 'frob', iid], ['invite'],
+                 ['suppress', 'add', app.client],
+                 ['suppress', 'list', app.client, 'a@example.org'],
+                 ['suppress', 'remove', app.client],
+                 ['--bogus', 'app', 'list'], ['app', 'list', '--bogus'],
+                 ['-h'], ['--help']):
+        usage_error(stack, *args)
+
+
+def test_admin_refusals_exit_1_with_one_line(stack):
+    app = App(stack)
+    other = App(stack)
+    nobody = str(uuid.uuid4())
+    for args, reason in (
+            (('app', 'show', nobody), 'no such app'),
+            (('app', 'show', 'not-a-uuid'), None),
+            (('app', 'add', '--name', 'X', '--invite-url', 'ftp://x.example/'),
+             None),
+            (('app', 'add', '--name', 'X', '--invite-url',
+              'https://x.example/a b'), None),
+            (('app', 'add', '--name', '', '--invite-url',
+              'https://x.example/'), None),
+            (('app', 'add', '--name', 'a\nb', '--invite-url',
+              'https://x.example/'), None),
+            (('app', 'add', '--name', 'X', '--invite-url',
+              'https://x.example/', '--sender', 'not an address'), None),
+            (('app', 'add', '--name', 'X', '--invite-url',
+              'https://x.example/', '--language', 'english'), None),
+            (('app', 'set', app.client, '--limit-per-hour', '-1'), None),
+            (('app', 'set', app.client, '--cooldown', '1000000001'), None),
+            (('app', 'set', app.client, '--accept-ttl', 'soon'), None),
+            (('app', 'set', nobody, '--name', 'X'), None),
+            (('key', 'add', nobody, '--type', 'write'), None),
+            (('key', 'list', nobody), None),
+            (('key', 'revoke', 'key_000000000000'), None),
+            (('user', 'add', app.client, '--email', 'not-an-address'), None),
+            (('user', 'add', app.client, '--email', app.user_email.upper()),
+             None),
+            (('user', 'add', other.client, '--email', unique(), '--id',
+              app.uid), None),
+            (('user', 'add', app.client, '--email', unique(), '--id',
+              'not-a-uuid'), None),
+            (('user', 'list', nobody), None),
+            (('user', 'disable', nobody), None),
+            (('user', 'enable', 'not-a-uuid'), None),
+            (('token', app.client, nobody), None),
+            (('token', app.client, other.uid), None),
+            (('token', app.client, app.uid, '--ttl', '0'), None),
+            (('token', app.client, app.uid, '--ttl', '31536001'), None),
+            (('invite', 'show', nobody), None),
+            (('invite', 'retry', nobody), None),
+            (('invite', 'cancel', 'not-a-uuid'), None),
+            (('suppress', 'add', app.client, 'not-an-address'), None),
+            (('suppress', 'remove', app.client, unique()), None),
+            (('suppress', 'list', nobody), None),
+            (('invites', '--app', 'not-a-uuid'), None)):
+        refused(stack, *args, reason=reason)
+
+
+def test_admin_invalid_listing_filters_are_refused(stack):
+    """--status names one of five states and --since is a date: anything
+    else is an invalid value, not an empty listing."""
+    for args in (('invites', '--status', 'bogus'),
+                 ('invites', '--status', 'SENT'),
+                 ('invites', '--since', 'yesterday'),
+                 ('invites', '--since', '2026-13-45'),
+                 ('invites', '--since', "2026-01-01' OR 1=1 --")):
+        not_accepted(stack, *args)
+
+
+# == apps ====================================================================
+
+def test_admin_app_add_list_show_set(stack):
+    name = 'Shop \u00c9lan %d' % time.time_ns()
+    client = created(stack, 'app', 'add', '--name', name, '--invite-url',
+                     'https://shop.example/join', '--sender',
+                     'Shop <invites@shop.example>', '--language', 'pt-br')
+    assert UUID.fullmatch(client), client
+    j = as_json(stack, 'app', 'add', '--name', name + ' 2', '--invite-url',
+                'https://shop.example/join2')
+    assert list(j) == ['clientId'] and UUID.fullmatch(j['clientId']), j
+    second = j['clientId']
+    show = as_json(stack, 'app', 'show', client)
+    assert list(show) == APP_SHOW_COLUMNS, list(show)
+    assert (show['id'], show['name'], show['invite_url'], show['sender'],
+            show['language'], show['jwt_alg'], show['jwt_issuer'],
+            show['accept_ttl'], show['limit_per_hour'], show['cooldown']) == \
+        (client, name, 'https://shop.example/join',
+         'Shop <invites@shop.example>', 'pt-BR', 'HS256', None, None, None,
+         None), show
+    assert ISO.fullmatch(show['created_at']) and \
+        show['updated_at'] == show['created_at'], show
+    assert as_json(stack, 'app', 'show', client.upper()) == show
+    head, rows = table(ok(stack, 'app', 'show', client))
+    assert head == APP_SHOW_COLUMNS and len(rows) == 1, (head, rows)
+    listed = as_json(stack, 'app', 'list')
+    assert isinstance(listed, list) and all(list(a) == APP_LIST_COLUMNS
+                                            for a in listed), listed
+    mine = {a['id']: a for a in listed}
+    assert mine[second]['sender'] is None and \
+        mine[second]['language'] is None, mine[second]
+    assert mine[client]['name'] == name, mine[client]
+    head, rows = table(ok(stack, 'app', 'list'))
+    assert head == APP_LIST_COLUMNS, head
+    assert [r for r in rows if r[0] == second][0][3:5] == ['-', '-'], rows
+    time.sleep(1.1)
+    for opt, value, column, expect in (
+            ('--name', 'Renamed', 'name', 'Renamed'),
+            ('--invite-url', 'http://shop.example/j?a=1', 'invite_url',
+             'http://shop.example/j?a=1'),
+            ('--sender', 'noreply@shop.example', 'sender',
+             'noreply@shop.example'),
+            ('--language', 'DE', 'language', 'de'),
+            ('--accept-ttl', '86400', 'accept_ttl', 86400),
+            ('--limit-per-hour', '7', 'limit_per_hour', 7),
+            ('--limit-per-day', '70', 'limit_per_day', 70),
+            ('--limit-per-minute', '0', 'limit_per_minute', 0),
+            ('--cooldown', '1000000000', 'cooldown', 1000000000)):
+        ok_quiet(stack, 'app', 'set', client, opt, value)
+        now = as_json(stack, 'app', 'show', client)
+        assert now[column] == expect, (opt, now)
+    assert now['updated_at'] > now['created_at'], now
+    assert now['name'] == 'Renamed' and now['limit_per_hour'] == 7, now
+    # A change takes effect with the next request.
+    app = App(stack)
+    addr = unique()
+    check(app.invite(addr), 201, ok_body())
+    check(app.invite(addr), 409, err_body('This address was invited '
+                                          'recently'))
+    ok_quiet(stack, 'app', 'set', app.client, '--cooldown', '0')
+    check(app.invite(addr), 201, ok_body())
+
+
+# == token keys ===========================================================
+
+def test_admin_app_jwt_key(stack):
+    app = App(stack)
+    d = stack.path('admin-keys')
+    os.makedirs(d, exist_ok=True)
+    k = lambda name: os.path.join(d, name)  # noqa: E731
+    openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048',
+            '-out', k('rsa.pem'))
+    openssl('pkey', '-in', k('rsa.pem'), '-pubout', '-out', k('rsa.pub'))
+    openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024',
+            '-out', k('rsa1024.pem'))
+    openssl('pkey', '-in', k('rsa1024.pem'), '-pubout', '-out',
+            k('rsa1024.pub'))
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+            'ec_paramgen_curve:P-256', '-out', k('ec.pem'))
+    openssl('pkey', '-in', k('ec.pem'), '-pubout', '-out', k('ec.pub'))
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+            'ec_paramgen_curve:P-384', '-out', k('ec384.pem'))
+    openssl('pkey', '-in', k('ec384.pem'), '-pubout', '-out', k('ec384.pub'))
+    with open(k('garbage.pem'), 'w') as f:
+        f.write('-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n'
+                '-----END PUBLIC KEY-----\n')
+    open(k('empty.pem'), 'w').close()
+    with open(k('rsa.pub')) as f:
+        pub = f.read()
+    with open(k('huge.pem'), 'w') as f:
+        f.write('x' * 70000 + '\n' + pub)
+    old_token = app.token()
+    check(app.invite(headers=app.bearer(old_token)), 201, ok_body())
+    show = as_json(stack, 'app', 'show', app.client)
+
+    # Bad key files: exit 1, the app unchanged.
+    for alg, path in (('RS256', k('missing.pem')), ('RS256', k('empty.pem')),
+                      ('RS256', k('garbage.pem')), ('RS256', k('rsa.pem')),
+                      ('RS256', k('rsa1024.pub')), ('RS256', k('ec.pub')),
+                      ('ES256', k('rsa.pub')), ('ES256', k('ec384.pub')),
+                      ('RS256', k('huge.pem')), ('RS256', d)):
+        refused(stack, 'app', 'jwt-key', app.client, '--alg', alg,
+                '--public-key', path)
+    assert as_json(stack, 'app', 'show', app.client) == show
+
+    # RS256 with an issuer: the IdP's tokens work, the old HS256 ones not.
+    ok_quiet(stack, 'app', 'jwt-key', app.client, '--alg', 'RS256',
+             '--public-key', k('rsa.pub'), '--issuer', 'https://idp.example/')
+    show = as_json(stack, 'app', 'show', app.client)
+    assert (show['jwt_alg'], show['jwt_issuer']) == \
+        ('RS256', 'https://idp.example/'), show
+    assert 'BEGIN' not in ok(stack, 'app', 'show', app.client)
+    rs = lambda data: openssl_sign(k('rsa.pem'), data)  # noqa: E731
+    tok = jwt('RS256', claims(app, iss='https://idp.example/'), rs)
+    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
+    check(app.invite(headers=app.bearer(jwt('RS256', claims(app), rs))),
+          401, err_body('Invalid credentials'), 'no iss')
+    check(app.invite(headers=app.bearer(old_token)), 401,
+          err_body('Invalid credentials'), 'HS256 token of before')
+    refused(stack, 'token', app.client, app.uid, reason='RS256')
+
+    # ES256: a P-256 key, signatures as R || S.
+    ok_quiet(stack, 'app', 'jwt-key', app.client, '--alg', 'ES256',
+             '--public-key', k('ec.pub'))
+    show = as_json(stack, 'app', 'show', app.client)
+    assert (show['jwt_alg'], show['jwt_issuer']) == ('ES256', None), show
+    es = lambda data: der_to_raw(openssl_sign(k('ec.pem'), data))  # noqa
+    check(app.invite(headers=app.bearer(jwt('ES256', claims(app), es))),
+          201, ok_body())
+    check(app.invite(headers=app.bearer(tok)), 401,
+          err_body('Invalid credentials'), 'RS256 token after ES256')
+    der = lambda data: openssl_sign(k('ec.pem'), data)  # noqa: E731
+    check(app.invite(headers=app.bearer(jwt('ES256', claims(app), der))),
+          401, err_body('Invalid credentials'), 'DER signature')
+    refused(stack, 'token', app.client, app.uid, reason='ES256')
+
+    # HS256: a new secret, printed once; the one before stops working.
+    first = created(stack, 'app', 'jwt-key', app.client, '--alg', 'HS256')
+    assert KEY.fullmatch(first), first
+    SECRETS.append(first)
+    hs = lambda secret: (lambda data: hmac.new(  # noqa: E731
+        unb64url(secret), data, hashlib.sha256).digest())
+    own = jwt('HS256', claims(app), hs(first))
+    check(app.invite(headers=app.bearer(own)), 201, ok_body())
+    j = as_json(stack, 'app', 'jwt-key', app.client, '--alg', 'HS256',
+                '--issuer', 'https://self.example/')
+    assert list(j) == ['secret'] and KEY.fullmatch(j['secret']) and \
+        j['secret'] != first, j
+    SECRETS.append(j['secret'])
+    check(app.invite(headers=app.bearer(own)), 401,
+          err_body('Invalid credentials'), 'previous HS256 secret')
+    check(app.invite(headers=app.bearer(jwt('HS256', claims(
+        app, iss='https://self.example/'), hs(j['secret'])))), 201,
+        ok_body())
+    minted = app.token()
+    assert json.loads(unb64url(minted.split('.')[1]))['iss'] == \
+        'https://self.example/', minted
+    check(app.invite(headers=app.bearer(minted)), 201, ok_body())
+    show = as_json(stack, 'app', 'show', app.client)
+    assert (show['jwt_alg'], show['jwt_issuer']) == \
+        ('HS256', 'https://self.example/'), show
+
+
+# == API keys ================================================================
+
+def test_admin_keys_add_list_revoke(stack):
+    app = App(stack)
+    read = created(stack, 'key', 'add', app.client, '--type', 'read')
+    j = as_json(stack, 'key', 'add', app.client, '--type', 'write')
+    SECRETS.extend([read, j['key']])
+    assert KEY.fullmatch(read) and KEY.fullmatch(app.key), (read, app.key)
+    assert list(j) == ['id', 'type', 'key'], j
+    assert re.fullmatch(r'key_[0-9a-f]{12}', j['id']) and \
+        j['type'] == 'write' and KEY.fullmatch(j['key']), j
+    keys = as_json(stack, 'key', 'list', app.client)
+    assert all(list(x) == ['id', 'type', 'created_at', 'revoked_at']
+               for x in keys), keys
+    assert sorted(x['type'] for x in keys) == ['read', 'write', 'write']
+    assert all(ISO.fullmatch(x['created_at']) and x['revoked_at'] is None
+               and re.fullmatch(r'key_[0-9a-f]{12}', x['id'])
+               for x in keys), keys
+    assert [x['type'] for x in keys if x['id'] == j['id']] == ['write']
+    text = ok(stack, 'key', 'list', app.client)
+    head, rows = table(text)
+    assert head == ['id', 'type', 'created_at', 'revoked_at'], head
+    assert [r[0] for r in rows] == [x['id'] for x in keys], rows
+    for secret in (app.key, read, j['key']):
+        assert secret not in text, 'key list shows a key'
+    # Only the SHA-256 of each key is stored.
+    hashes = {r['id']: r['key_hash'] for r in stack.sql(
+        "SELECT id, key_hash FROM api_keys WHERE app_id = '%s'" % app.client)}
+    assert hashes[j['id']] == hashlib.sha256(j['key'].encode()).hexdigest()
+    # The new key works, until it is revoked.
+    check(app.invite(headers=app.headers(j['key'])), 201, ok_body())
+    ok_quiet(stack, 'key', 'revoke', j['id'])
+    resp = app.invite(headers=app.headers(j['key']))
+    h = check(resp, 401, err_body('Invalid credentials'), 'revoked key')
+    assert h.get('www-authenticate') == 'Bearer realm="referral-invites"', h
+    keys = {x['id']: x for x in as_json(stack, 'key', 'list', app.client)}
+    assert ISO.fullmatch(keys[j['id']]['revoked_at'] or ''), keys
+    assert [x['revoked_at'] for i, x in keys.items() if i != j['id']] == \
+        [None, None], keys
+    refused(stack, 'key', 'revoke', j['id'])
+    check(app.invite(), 201, ok_body())     # the other key still works
+
+
+# == users ================================================================
+
+def test_admin_users_add_list_disable_enable(stack):
+    app = App(stack)
+    given = str(uuid.uuid4()).upper()
+    bob = created(stack, 'user', 'add', app.client, '--email',
+                  'Bob.Mixed@Example.ORG', '--id', given)
+    assert bob == given.lower(), bob
+    j = as_json(stack, 'user', 'add', app.client, '--email', unique('carol'))
+    assert list(j) == ['userId'] and UUID.fullmatch(j['userId']), j
+    listed = as_json(stack, 'user', 'list', app.client)
+    assert all(list(u) == ['id', 'email', 'name', 'active', 'created_at']
+               for u in listed), listed
+    users = {u['id']: u for u in listed}
+    assert sorted(users) == sorted([app.uid, bob, j['userId']]), listed
+    assert users[bob]['email'] == 'bob.mixed@example.org', users
+    assert (users[app.uid]['name'], users[bob]['name']) == \
+        ('Ada Admin', None), users
+    assert all(u['active'] == 1 and ISO.fullmatch(u['created_at'])
+               for u in listed), listed
+    head, rows = table(ok(stack, 'user', 'list', app.client))
+    assert head == ['id', 'email', 'name', 'active', 'created_at'], head
+    assert [r[2] for r in rows if r[0] == bob] == ['-'], rows
+    # Disabled: no invites (403), no tokens; enabled again: both work.
+    tok = app.token()
+    ok_quiet(stack, 'user', 'disable', app.uid.upper())
+    active = lambda: {u['id']: u['active'] for u in as_json(  # noqa
+        stack, 'user', 'list', app.client)}
+    assert active() == {app.uid: 0, bob: 1, j['userId']: 1}
+    check(app.invite(), 403, err_body('The inviting user is disabled'))
+    check(app.invite(headers=app.bearer(tok)), 403,
+          err_body('The inviting user is disabled'))
+    refused(stack, 'token', app.client, app.uid, reason='disabled')
+    ok_quiet(stack, 'user', 'enable', app.uid)
+    assert active() == {app.uid: 1, bob: 1, j['userId']: 1}
+    check(app.invite(), 201, ok_body())
+    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
+    # The user's address is no invitee of the app.
+    check(app.invite('BOB.mixed@example.org'), 409,
+          err_body('This address already belongs to a user'))
+
+
+# == tokens ================================================================
+
+def test_admin_token(stack):
+    app = App(stack)
+    other = App(stack)
+    tok = app.token()
+    parts = tok.split('.')
+    assert len(parts) == 3, tok
+    assert json.loads(unb64url(parts[0])) == {'alg': 'HS256', 'typ': 'JWT'}
+    c = json.loads(unb64url(parts[1]))
+    assert (c['iss'], c['aud'], c['sub']) == \
+        ('referral-invites', app.client, app.uid), c
+    assert c['exp'] - c['iat'] == 3600 and abs(c['iat'] - time.time()) < 60
+    c = json.loads(unb64url(app.token('--ttl', '120').split('.')[1]))
+    assert c['exp'] - c['iat'] == 120, c
+    j = as_json(stack, 'token', app.client, app.uid.upper())
+    assert list(j) == ['token'] and j['token'].count('.') == 2, j
+    SECRETS.append(j['token'])
+    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
+    check(app.invite(headers=app.bearer(j['token']), uid='me'), 201,
+          ok_body())
+    refused(stack, 'token', app.client, other.uid)
+    refused(stack, 'token', other.client, app.uid)
+
+
+# == invites: list, show, retry, cancel ===================================
+
+def test_admin_invites_show_retry_cancel(stack):
+    app = App(stack)
+    s_addr, f_addr, q_addr = unique('sent'), 'reject-' + unique(), \
+        'defer-' + unique()
+    check(app.invite(s_addr), 201, ok_body())
+    time.sleep(1.1)
+    queued = {}
+    t = threading.Thread(target=lambda: queued.update(
+        resp=app.invite(q_addr)))
+    t.start()
+    resp = app.invite(f_addr)
+    check(resp, 400, err_body('550 5.1.1 <%s>: Recipient address rejected'
+                              % f_addr))
+    t.join(30)
+    check(queued['resp'], 201, ok_body('Invite queued'))
+    rows = {r['email']: r for r in stack.sql(
+        "SELECT * FROM invites WHERE app_id = '%s'" % app.client)}
+    s_id, f_id, q_id = (rows[a]['id'] for a in (s_addr, f_addr, q_addr))
+
+    listed = as_json(stack, 'invites', '--app', app.client)
+    assert all(list(r) == INVITES_COLUMNS for r in listed), listed
+    assert [r['id'] for r in listed][-1] == s_id, listed
+    assert {r['id'] for r in listed} == {s_id, f_id, q_id}, listed
+    assert [r['created_at'] for r in listed] == sorted(
+        (r['created_at'] for r in listed), reverse=True), 'not newest first'
+    by_id = {r['id']: r for r in listed}
+    assert (by_id[s_id]['app'], by_id[s_id]['inviter'],
+            by_id[s_id]['invitee'], by_id[s_id]['language'],
+            by_id[s_id]['status'], by_id[s_id]['attempts']) == \
+        (app.name, app.user_email, s_addr, 'en', 'sent', 1), by_id[s_id]
+    assert ISO.fullmatch(by_id[s_id]['sent_at'] or ''), by_id[s_id]
+    assert (by_id[f_id]['status'], by_id[q_id]['status']) == \
+        ('failed', 'queued'), listed
+    head, trows = table(ok(stack, 'invites', '--app', app.client))
+    assert head == INVITES_COLUMNS and len(trows) == 3, (head, trows)
+    for status, expect in (('failed', [f_id]), ('queued', [q_id]),
+                           ('sent', [s_id]), ('canceled', [])):
+        got = as_json(stack, 'invites', '--app', app.client, '--status',
+                      status)
+        assert [r['id'] for r in got] == expect, (status, got)
+    since = min(rows[f_addr]['created_at'], rows[q_addr]['created_at'])
+    for value, expect in ((utc_today(), {s_id, f_id, q_id}),
+                          (utc_today(1), set()),
+                          (since, {f_id, q_id}),
+                          ('2099-01-01T00:00:00Z', set())):
+        got = as_json(stack, 'invites', '--app', app.client, '--since',
+                      value)
+        assert {r['id'] for r in got} == expect, (value, got)
+    got = as_json(stack, 'invites', '--app', app.client, '--status',
+                  'failed', '--since', utc_today())
+    assert [r['id'] for r in got] == [f_id], got
+    assert any(r['id'] == s_id for r in as_json(stack, 'invites'))
+
+    shown = as_json(stack, 'invite', 'show', f_id.upper())
+    assert list(shown) == SHOW_INVITE_COLUMNS, list(shown)
+    assert (shown['id'], shown['app_id'], shown['inviter_id'],
+            shown['email'], shown['email_normalized'], shown['status'],
+            shown['attempts']) == (f_id, app.client, app.uid, f_addr,
+                                   f_addr, 'failed', 1), shown
+    assert shown['last_reply'].startswith('550 5.1.1'), shown
+    assert re.fullmatch(r'[0-9a-f]{32}', shown['request_id']), shown
+    head, trows = table(ok(stack, 'invite', 'show', f_id))
+    assert head == SHOW_INVITE_COLUMNS and len(trows) == 1, head
+
+    # The bounce put the address on the list: retry is refused until an
+    # admin takes it off.
+    sup = as_json(stack, 'suppress', 'list', app.client)
+    assert [(x['email'], x['source']) for x in sup] == [(f_addr, 'bounce')]
+    refused(stack, 'invite', 'retry', f_id, reason='do-not-invite')
+    ok_quiet(stack, 'suppress', 'remove', app.client, f_addr)
+    ok_quiet(stack, 'invite', 'retry', f_id)
+    r = invite_row(stack, f_id)
+    assert (r['status'], r['attempts']) == ('queued', 1), r
+    assert iso_seconds(r['next_attempt_at']) <= time.time() + 1, r
+    ok_quiet(stack, 'invite', 'retry', q_id)
+    assert iso_seconds(invite_row(stack, q_id)['next_attempt_at']) <= \
+        time.time() + 1
+    # Any request wakes the mailer, which sends every due invite.
+    check(app.invite(), 201, ok_body())
+    wait_until('retried invites attempted', lambda: (
+        invite_row(stack, f_id)['attempts'] == 2 and
+        invite_row(stack, q_id)['attempts'] == 2))
+    r = wait_until('failed again', lambda: (
+        invite_row(stack, f_id)['status'] == 'failed' and
+        invite_row(stack, f_id)))
+    assert r['last_reply'].startswith('550'), r
+    r = invite_row(stack, q_id)
+    assert (r['status'], r['last_reply'][:3]) == ('queued', '451'), r
+    fails = {x['invite_id']: x for x in stack.sql(
+        'SELECT * FROM delivery_failures')}
+    assert (fails[f_id]['status'], fails[f_id]['attempts']) == \
+        ('failed', 2) and fails[f_id]['last_reply'].startswith('550'), fails
+    assert (fails[q_id]['status'], fails[q_id]['attempts']) == \
+        ('queued', 2), fails
+    assert s_id not in fails
+
+    # Cancel: queued and failed ones, never a sent or canceled one.
+    ok_quiet(stack, 'invite', 'cancel', q_id)
+    assert invite_row(stack, q_id)['status'] == 'canceled'
+    refused(stack, 'invite', 'cancel', q_id)
+    refused(stack, 'invite', 'retry', q_id)
+    refused(stack, 'invite', 'cancel', s_id)
+    refused(stack, 'invite', 'retry', s_id)
+    assert invite_row(stack, s_id)['status'] == 'sent'
+    ok_quiet(stack, 'invite', 'cancel', f_id)
+    got = as_json(stack, 'invites', '--app', app.client, '--status',
+                  'canceled')
+    assert {r['id'] for r in got} == {q_id, f_id}, got
+
+
+# == the do-not-invite list ===============================================
+
+def test_admin_suppress_add_remove_list(stack):
+    app = App(stack)
+    q_addr = 'defer-' + unique()
+    check(app.invite(q_addr), 201, ok_body('Invite queued'))
+    addr = unique('optout')
+    ok_quiet(stack, 'suppress', 'add', app.client, addr.upper())
+    time.sleep(1.1)
+    ok_quiet(stack, 'suppress', 'add', app.client, q_addr)
+    sup = as_json(stack, 'suppress', 'list', app.client)
+    assert all(list(x) == ['email', 'source', 'created_at'] for x in sup)
+    assert [(x['email'], x['source']) for x in sup] == \
+        [(q_addr, 'admin'), (addr, 'admin')], sup
+    assert all(ISO.fullmatch(x['created_at']) for x in sup), sup
+    # Adding it again changes nothing.
+    ok_quiet(stack, 'suppress', 'add', app.client, addr)
+    assert as_json(stack, 'suppress', 'list', app.client) == sup
+    head, rows = table(ok(stack, 'suppress', 'list', app.client))
+    assert head == ['email', 'source', 'created_at'] and \
+        [r[0] for r in rows] == [q_addr, addr], rows
+    # Its queued invite was canceled; new invites are refused.
+    [r] = stack.sql("SELECT status FROM invites WHERE email = '%s'" % q_addr)
+    assert r['status'] == 'canceled', r
+    check(app.invite(addr), 409, err_body('This address does not accept '
+                                          'invites'))
+    other = App(stack)
+    check(other.invite(addr), 201, ok_body())       # per app
+    ok_quiet(stack, 'suppress', 'remove', app.client, addr)
+    refused(stack, 'suppress', 'remove', app.client, addr)
+    assert [x['email'] for x in as_json(stack, 'suppress', 'list',
+                                        app.client)] == [q_addr]
+    check(app.invite(addr), 201, ok_body())
+
+
+# == the views, for sqlite3 ===============================================
+
+def sqlite_box(stack, query):
+    r = subprocess.run(as_service(['sqlite3', '-readonly', '-box', stack.db,
+                                   query]), capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == '', (query, r)
+    return r.stdout
+
+
+def test_admin_views_readable_without_secrets(stack):
+    app = App(stack)
+    a1, a2, bad = unique(), unique(), 'reject-' + unique()
+    check(app.invite(a1), 201, ok_body())
+    check(app.invite(a2), 201, ok_body())
+    assert app.invite(bad)[0] == 400
+    for view, columns in VIEWS.items():
+        r = subprocess.run(['sqlite3', '-json', stack.db,
+                            'SELECT name FROM pragma_table_info(%r)' % view],
+                           capture_output=True, text=True)
+        names = [c['name'] for c in json.loads(r.stdout)]
+        assert names == columns, (view, names)
+        assert not [n for n in names if SECRET_COLUMN.search(n)], names
+        out = sqlite_box(stack, 'SELECT * FROM %s' % view)
+        lines = out.splitlines()
+        assert lines[0].startswith('\u250c') and \
+            lines[-1].startswith('\u2514'), out[:300]
+        assert re.split(r'\s*\u2502\s*', lines[1].strip('\u2502 ')) == \
+            columns, lines[1]
+    out = sqlite_box(stack, "SELECT invite_id, app, invitee, status, created "
+                            "FROM invites_overview WHERE app = '%s'"
+                            % app.name)
+    for addr in (a1, a2, bad):
+        assert addr in out, (addr, out)
+    ov = stack.sql("SELECT * FROM invites_overview WHERE app = '%s'"
+                   % app.name)
+    assert [r['created'] for r in ov] == sorted(
+        (r['created'] for r in ov), reverse=True), 'not newest first'
+    assert {(r['invitee'], r['inviter'], r['language'], r['status'])
+            for r in ov} == {(a1, app.user_email, 'en', 'sent'),
+                             (a2, app.user_email, 'en', 'sent'),
+                             (bad, app.user_email, 'en', 'failed')}, ov
+    [c] = stack.sql("SELECT * FROM invite_counts_by_app WHERE app_id = '%s'"
+                    % app.client)
+    assert c == {'app_id': app.client, 'app': app.name, 'invites': 3,
+                 'sent': 2, 'failed': 1, 'accepted': 0}, c
+    # An accepted invite counts for the inviter.
+    [m] = stack.mail_for(a1)
+    tok = re.search(r'[?&]token=([A-Za-z0-9_-]{43})',
+                    m.get_body(('plain',)).get_content()).group(1)
+    st, _, b = request(stack, 'POST', '/api/v1/referral-invites/accept',
+                       app.headers(), {'token': tok})
+    assert st == 200, (st, b)
+    [c] = stack.sql("SELECT * FROM invite_counts_by_inviter "
+                    "WHERE user_id = '%s'" % app.uid)
+    assert c == {'user_id': app.uid, 'inviter': app.user_email,
+                 'app': app.name, 'invites': 3, 'sent': 2, 'accepted': 1,
+                 'conversion_percent': 33.3}, c
+    [f] = stack.sql("SELECT * FROM delivery_failures WHERE invitee = '%s'"
+                    % bad)
+    assert (f['app'], f['status'], f['attempts']) == (app.name, 'failed', 1)
+    assert f['last_reply'].startswith('550 5.1.1'), f
+    # No hash, key or token in any view, whatever the column is called.
+    hashes = [r['key_hash'] for r in stack.sql(
+        'SELECT key_hash FROM api_keys')] + [r['accept_token_hash'] for r in
+                                             stack.sql('SELECT accept_token_'
+                                                       'hash FROM invites')]
+    for view in VIEWS:
+        text = json.dumps(stack.sql('SELECT * FROM %s' % view))
+        for secret in hashes + SECRETS + [tok]:
+            assert secret not in text, (view, secret[:10])
+
+
+def test_admin_times_are_iso_8601_utc(stack):
+    App(stack)
+    low, high = T0 - 300, time.time() + 300
+    for t in TABLES + tuple(VIEWS):
+        for row in stack.sql('SELECT * FROM %s' % t):
+            for col, v in row.items():
+                if not (col.endswith('_at') or col in VIEW_TIMES.get(t, ())):
+                    continue
+                if v is None:
+                    continue
+                assert isinstance(v, str) and ISO.fullmatch(v), (t, col, v)
+                top = high + 4000 if col == 'next_attempt_at' else high
+                assert low <= iso_seconds(v) <= top, (t, col, v)
+    for args in (('app', 'list'), ('invites',)):
+        for row in as_json(stack, *args):
+            for col, v in row.items():
+                if col.endswith('_at') and v is not None:
+                    assert ISO.fullmatch(v), (args, col, v)
+
+
+# == reading with the CLI never blocks the service ========================
+
+def test_admin_cli_read_never_blocks_the_service(stack):
+    """A read transaction held open in the sqlite3 CLI while ~100 invites
+    arrive: every one is answered 201 "Invite sent" at once."""
+    app = App(stack)
+    reader = subprocess.Popen(as_service(['sqlite3', '-readonly', stack.db]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in reader.stdout],
+                     daemon=True).start()
+
+    def ask(sql, n=1):
+        reader.stdin.write(sql)
+        reader.stdin.flush()
+        try:
+            return [int(lines.get(timeout=10)) for _ in range(n)]
+        except queue.Empty:
+            raise AssertionError('sqlite3 does not answer %r' % sql)
+    try:
+        n_view, n0 = ask('BEGIN;\nSELECT count(*) FROM invites_overview;\n'
+                         'SELECT count(*) FROM invites;\n', 2)
+
+        def one(i):
+            t0 = time.monotonic()
+            resp = app.invite(unique('load%d' % i))
+            return resp, time.monotonic() - t0
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(100)))
+        slow = [(r[0], round(t, 2)) for r, t in results if t > 3]
+        assert not slow, 'answers beyond 3 s while a reader waits: %r' % slow
+        bad = [r for r, _ in results if r[0] != 201]
+        assert not bad, bad[:3]
+        sent = sum(1 for r, _ in results if r[2] == ok_body())
+        assert sent == 100, '%d of 100 "Invite sent"' % sent
+        # The reader's transaction was open throughout: it still sees the
+        # database as it was.
+        assert ask('SELECT count(*) FROM invites;\n') == [n0]
+        assert ask('COMMIT;\nSELECT count(*) FROM invites;\n') == [n0 + 100]
+        assert n_view <= n0
+    finally:
+        reader.stdin.close()
+        reader.wait(10)
+    assert reader.returncode == 0, reader.stderr.read()
+    rows = app.stack.sql("SELECT status, count(*) AS n FROM invites WHERE "
+                         "app_id = '%s' GROUP BY status" % app.client)
+    assert rows == [{'status': 'sent', 'n': 100}], rows
+
+
+# == secrets: printed once, never stored ==================================
+
+def test_admin_secrets_never_stored_in_clear(stack):
+    app = App(stack)
+    j = as_json(stack, 'key', 'add', app.client, '--type', 'read')
+    SECRETS.append(j['key'])
+    secret = created(stack, 'app', 'jwt-key', app.client, '--alg', 'HS256')
+    SECRETS.append(secret)
+    app.token()
+    assert len(SECRETS) > 10, SECRETS
+    with open(os.path.join(os.path.dirname(stack.db), 'secret.key'),
+              'rb') as f:
+        server = f.read()
+    dump = subprocess.run(['sqlite3', '-readonly', stack.db, '.dump'],
+                          capture_output=True, check=True).stdout
+    blobs = {'.dump': dump}
+    for sfx in ('', '-wal'):
+        if os.path.exists(stack.db + sfx):
+            with open(stack.db + sfx, 'rb') as f:
+                blobs['invites.db' + sfx] = f.read()
+    # The right database: the hashes of the keys are in it.
+    assert hashlib.sha256(j['key'].encode()).hexdigest().encode() in dump
+    needles = [s.encode() for s in SECRETS]
+    needles += [unb64url(s) for s in SECRETS if KEY.fullmatch(s)]
+    needles += [server, server.hex().encode(), b64url(server).encode()]
+    for name, blob in blobs.items():
+        for n in needles:
+            assert n not in blob, '%s holds a secret: %r' % (name, n[:12])
+    # The tool's listings never show one either.
+    out = ''.join(ok(stack, *a) for a in (
+        ('app', 'list'), ('app', 'show', app.client),
+        ('key', 'list', app.client), ('user', 'list', app.client),
+        ('invites',)))
+    for s in SECRETS:
+        assert s not in out, s[:10]
+
+
+# == the man pages' walk-through ===========================================
+
+WALKTHROUGH = r'''
+set -eu
+ctl() { %(runas)s "$CTL" -c "$CONF" "$@"; }
+post() {  # path, curl options: the body, then the status on a line
+	path=$1; shift
+	curl -sk -o - -w '\n%%{http_code}\n' "$@" "$BASE$path"
+}
+ctl init
+APP=$(ctl app add --name "$NAME" \
+    --invite-url https://shop.example.org/join \
+    --sender 'Example Shop <invites@shop.example.org>' --language de)
+KEY=$(ctl key add "$APP" --type write)
+ALICE=$(ctl user add "$APP" --email "$ALICE_ADDR" --name Alice)
+TOKEN=$(ctl token "$APP" "$ALICE")
+echo "== IDS"
+echo "APP $APP"
+echo "KEY $KEY"
+echo "TOKEN $TOKEN"
+echo "ALICE $ALICE"
+echo "== BY-KEY"
+post /api/v1/users/$ALICE/referral-invites \
+    -H "X-API-KEY: $KEY" -H 'X-API-KEY-TYPE: write' \
+    -H "X-CLIENT-ID: $APP" -H 'Content-Type: application/json' \
+    -H 'Idempotency-Key: 5b0a8f3e-invite-1' \
+    -d "{\"email\":\"$FRIEND\",\"language\":\"de\"}"
+echo "== BY-TOKEN"
+post /api/v1/users/me/referral-invites -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$BOUNCE\",\"language\":\"pt-br\"}"
+echo "== FAILURES"
+ctl invites --app "$APP" --status failed --since "$TODAY"
+FAILED=$(ctl --json invites --app "$APP" --status failed |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+echo "== SHOW"
+ctl invite show "$FAILED"
+echo "== SUPPRESSED"
+ctl suppress list "$APP"
+ctl suppress remove "$APP" "$BOUNCE"
+ctl invite retry "$FAILED"
+echo "== RETRIED"
+ctl --json invite show "$FAILED"
+echo "== BOX"
+%(runas)s sqlite3 -readonly -box "$DB" \
+    "SELECT invite_id, app, invitee, status, created
+     FROM invites_overview LIMIT 10"
+'''
+
+
+def test_admin_man_page_walkthrough(stack):
+    """What referral-invitesctl(8) and referral-invites(7) tell an admin
+    to type: an app, a key, a user, a token, invites by key and by token,
+    the failures listed and one retried, invites_overview in sqlite3."""
+    runas = 'runuser -u %s --' % harness.DAEMON_USER \
+        if os.geteuid() == 0 else ''
+    name = 'Example Shop %d' % time.time_ns()
+    env = dict(os.environ, CONF=stack.conf, BASE=stack.base_url,
+               DB=stack.db, CTL=harness.CTL, NAME=name,
+               ALICE_ADDR=unique('alice'), FRIEND=unique('friend'),
+               BOUNCE='reject-' + unique(), TODAY=utc_today())
+    # invites_overview is newest first, to the second: let this walk's
+    # invites be the newest, so that "LIMIT 10" shows them.
+    time.sleep(1.1)
+    r = subprocess.run(['bash', '-c', WALKTHROUGH % {'runas': runas}],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stderr == '', (r.returncode, r.stderr,
+                                                  r.stdout)
+    parts = re.split(r'^== (\S+)\n', r.stdout, flags=re.M)
+    out = dict(zip(parts[1::2], parts[2::2]))
+    assert list(out) == ['IDS', 'BY-KEY', 'BY-TOKEN', 'FAILURES', 'SHOW',
+                         'SUPPRESSED', 'RETRIED', 'BOX'], r.stdout
+    vals = dict(re.findall(r'^(APP|KEY|TOKEN|ALICE) (\S+)$', out['IDS'],
+                           re.M))
+    SECRETS.extend([vals['KEY'], vals['TOKEN']])
+    assert UUID.fullmatch(vals['APP']) and KEY.fullmatch(vals['KEY']) and \
+        UUID.fullmatch(vals['ALICE']), vals
+    assert out['BY-KEY'] == ok_body().decode() + '\n201\n', out['BY-KEY']
+    reply = '550 5.1.1 <%s>: Recipient address rejected' % env['BOUNCE']
+    assert out['BY-TOKEN'] == err_body(reply).decode() + '\n400\n', \
+        out['BY-TOKEN']
+    # The failure listed, shown, its bounce lifted and retried.
+    head, rows = table(out['FAILURES'])
+    assert head == INVITES_COLUMNS and len(rows) == 1, out['FAILURES']
+    failed = rows[0][0]
+    assert UUID.fullmatch(failed) and rows[0][3] == env['BOUNCE'] and \
+        rows[0][5] == 'failed', rows
+    head, rows = table(out['SHOW'])
+    assert head == SHOW_INVITE_COLUMNS and rows[0][0] == failed, out['SHOW']
+    head, rows = table(out['SUPPRESSED'])
+    assert rows == [[env['BOUNCE'], 'bounce', rows[0][2]]], out['SUPPRESSED']
+    shown = json.loads(out['RETRIED'])
+    assert (shown['id'], shown['email'], shown['language_requested']) == \
+        (failed, env['BOUNCE'], 'pt-BR'), shown
+    assert shown['status'] in ('queued', 'sending', 'failed'), shown
+    box = out['BOX']
+    assert box.startswith('\u250c') and 'invite_id' in box and \
+        env['FRIEND'] in box and env['BOUNCE'] in box and name in box, box
+    # What the service stored for that walk.
+    rows = stack.sql("SELECT * FROM invites WHERE app_id = '%s'"
+                     % vals['APP'])
+    assert {(r['email'], r['language_requested'], r['inviter_id'])
+            for r in rows} == {(env['FRIEND'], 'de', vals['ALICE']),
+                               (env['BOUNCE'], 'pt-BR', vals['ALICE'])}, rows
+    # Files the tool touched stay the service's.
+    if os.geteuid() == 0:
+        uid = pwd.getpwnam(harness.DAEMON_USER).pw_uid
+        for sfx in ('', '-wal', '-shm'):
+            assert os.stat(stack.db + sfx).st_uid == uid, sfx
