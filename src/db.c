@@ -931,6 +931,25 @@ db_suppress_bounce(struct db *db, const char *app, const char *email_norm)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/*
+ * A permanent refusal: the row failed and the address on the app's list,
+ * in one transaction, so that the 400 a worker answers when it sees
+ * "failed" always comes with the listing, whatever crashes after.
+ */
+int
+db_outbox_bounce(struct db *db, const char *id, const char *reply,
+    const char *app, const char *email_norm)
+{
+	if (db_begin(db) != DB_OK)
+		return -1;
+	if (db_suppress_bounce(db, app, email_norm) == -1 ||
+	    db_outbox_mark(db, id, "failed", reply, time(NULL)) == -1) {
+		db_rollback(db);
+		return -1;
+	}
+	return db_commit(db) == DB_OK ? 0 : -1;
+}
+
 time_t
 db_outbox_next_due(struct db *db)
 {

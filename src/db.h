@@ -98,6 +98,9 @@ int		 db_outbox_mark(struct db *, const char *id, const char *status,
 		    const char *reply, time_t next);
 int		 db_suppress_bounce(struct db *, const char *app,
 		    const char *email_norm);
+/* Mark a claimed row failed and list its address, atomically; 0 or -1. */
+int		 db_outbox_bounce(struct db *, const char *id, const char *reply,
+		    const char *app, const char *email_norm);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 

@@ -49,7 +49,29 @@ struct batch {
 	struct mailer	*ml;
 	struct outmsg	*m;
 	size_t		 n;
+	const char	*why;		/* a TLS failure, for the rows */
 };
+
+/* TLS trouble libesmtp reports only as an event: say it, loudly. */
+static const char *
+tls_event(int event)
+{
+	switch (event) {
+	case SMTP_EV_INVALID_PEER_CERTIFICATE:
+		return "the relay's certificate does not verify";
+	case SMTP_EV_NO_PEER_CERTIFICATE:
+		return "the relay sent no certificate";
+	case SMTP_EV_WRONG_PEER_CERTIFICATE:
+		return "the relay's certificate is for another name";
+	case SMTP_EV_UNUSABLE_CA_LIST:
+		return "no usable CA certificates";
+	case SMTP_EV_EXTNA_STARTTLS:
+		return "the relay does not offer STARTTLS (smtp_starttls = "
+		    "required)";
+	default:
+		return NULL;
+	}
+}
 
 static void verdict(struct mailer *, struct outmsg *, const char *);
 
@@ -87,12 +109,18 @@ static void
 event_cb(smtp_session_t s, int event, void *arg, ...)
 {
 	struct batch *b = arg;
+	const char *why;
 	smtp_message_t msg;
 	va_list ap;
 	size_t i;
 
 	if (event == SMTP_EV_CONNECT)
 		nodelay();
+	if ((why = tls_event(event)) != NULL) {
+		log_warnx("SMTP: %s", why);
+		if (b->why == NULL)
+			b->why = why;
+	}
 	if (event != SMTP_EV_MESSAGESENT)
 		return;
 	va_start(ap, arg);
@@ -349,8 +377,10 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 	} else if (rp->code / 100 == 2 && rs->code / 100 == 5) {
 		reply_text(rs, reply, sizeof(reply));
 		log_info("invite %s: refused: %s", m->ob->id, reply);
-		db_outbox_mark(ml->db, m->ob->id, "failed", reply, time(NULL));
-		db_suppress_bounce(ml->db, m->ob->app_id, m->ob->email_norm);
+		if (db_outbox_bounce(ml->db, m->ob->id, reply, m->ob->app_id,
+		    m->ob->email_norm) == -1)
+			log_warnx("invite %s: cannot record the refusal; it "
+			    "stays sending and is retried", m->ob->id);
 	} else if (rs->code == 0 && rp->code == 0 && ms->code == 0) {
 		/* No reply at all: TLS, AUTH or the connection failed. */
 		smtp_strerror(smtp_errno(), reply, sizeof(reply));
@@ -388,6 +418,7 @@ send_batch(struct mailer *ml, struct outbox *ob, size_t n)
 	b.ml = ml;
 	b.m = m;
 	b.n = n;
+	b.why = NULL;
 	smtp_set_eventcb(s, event_cb, &b);
 	for (i = 0; i < n; i++) {
 		m[i].ob = &ob[i];
@@ -406,6 +437,8 @@ send_batch(struct mailer *ml, struct outbox *ob, size_t n)
 		smtp_strerror(smtp_errno(), err, sizeof(err));
 		failure = err;
 	}
+	if (b.why != NULL)
+		failure = b.why;
 	for (i = 0; i < n; i++) {
 		if (m[i].data == NULL) {
 			log_warnx("invite %s: cannot build the message",
