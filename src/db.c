@@ -283,7 +283,7 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	 * Every commit elsewhere empties this connection's page cache; read
 	 * through a mapping instead of a pread per page.
 	 */
-	if (db_exec(db, "PRAGMA mmap_size = 268435456") == -1)
+	if (db_exec(db, "PRAGMA mmap_size = 0") == -1)
 		goto fail;
 	/* No temporary files outside the database directory (Landlock). */
 	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1)

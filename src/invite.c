@@ -272,6 +272,9 @@ invite_await(struct ctx *ctx, struct req *r, const char *id)
 			    "The mail server refused the address");
 			return;
 		}
+		/* Tried and deferred (4xx, relay down): no need to wait on. */
+		if (strcmp(status, "queued") == 0 && reply[0] != '\0')
+			break;
 	}
 	api_ok(r, 201, "Invite queued", NULL, NULL);
 }
