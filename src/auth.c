@@ -162,12 +162,8 @@ auth_fail(struct req *r, enum auth_res res)
 	case AUTH_BAD:
 		api_fail_hdr(r, 401, "Invalid credentials", WWW_AUTH "\r\n");
 		break;
-	case AUTH_BUSY:
-		api_fail_hdr(r, 503, "Service is busy, try again later",
-		    "Retry-After: 1\r\n");
-		break;
 	default:
-		api_fail(r, 500, "Internal error");
+		api_db_fail(r, res == AUTH_BUSY);
 		break;
 	}
 }

@@ -216,12 +216,8 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 		snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
 		api_fail_hdr(r, 429, "Too many invites, try again later", hdr);
 		break;
-	case INV_BUSY:
-		api_fail_hdr(r, 503, "Service is busy, try again later",
-		    "Retry-After: 1\r\n");
-		break;
 	default:
-		api_fail(r, 500, "Internal error");
+		api_db_fail(r, res == INV_BUSY);
 		break;
 	}
 	return -1;
