@@ -950,6 +950,16 @@ db_outbox_bounce(struct db *db, const char *id, const char *reply,
 	return db_commit(db) == DB_OK ? 0 : -1;
 }
 
+void
+db_checkpoint(struct db *db)
+{
+	int logged = 0, done = 0;
+
+	if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	    &logged, &done) != SQLITE_OK)
+		log_debug("checkpoint: %s", sqlite3_errmsg(db->h));
+}
+
 time_t
 db_outbox_next_due(struct db *db)
 {

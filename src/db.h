@@ -101,6 +101,11 @@ int		 db_suppress_bounce(struct db *, const char *app,
 /* Mark a claimed row failed and list its address, atomically; 0 or -1. */
 int		 db_outbox_bounce(struct db *, const char *id, const char *reply,
 		    const char *app, const char *email_norm);
+/*
+ * Copy committed WAL frames into the database file without waiting for
+ * anyone (the writer leaves this to the mailer, off the request path).
+ */
+void		 db_checkpoint(struct db *);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 

@@ -31,7 +31,7 @@
 #include "mailer.h"
 
 #define BATCH_MAX	1000
-#define IDLE_POLL	60
+#define IDLE_POLL	10	/* also the longest time between checkpoints */
 
 /* One message of a session: its bytes and where libesmtp is in them. */
 struct outmsg {
@@ -477,6 +477,20 @@ idle(struct mailer *ml)
 			;
 }
 
+/* At most once a second, whatever wakes us. */
+static void
+checkpoint(struct mailer *ml)
+{
+	static struct timespec last;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - last.tv_sec < 1)
+		return;
+	last = now;
+	db_checkpoint(ml->db);
+}
+
 /* SIGTERM stays blocked during a session: look for it between batches. */
 static int
 term_pending(void)
@@ -510,6 +524,7 @@ mailer_run(struct mailer *ml)
 		log_warnx("mailer: %d invites left sending by a crash are "
 		    "queued again", r);
 	while (!*ml->stopping && !term_pending()) {
+		checkpoint(ml);
 		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
 		if (n > 0) {
 			send_batch(ml, ob, (size_t)n);

@@ -493,6 +493,12 @@ writer_main(struct daemon *d)
 	}
 	confine(d, "writer", 0);
 	db = child_db(d, "writer");
+	/*
+	 * A checkpoint inside a commit would hold up every worker waiting
+	 * for that batch: the mailer checkpoints instead (db_checkpoint).
+	 */
+	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
+		fatalx("writer: cannot turn off automatic checkpoints");
 	commit_run(db, fds, d->conf.workers, &got_term);
 	db_close(db);
 	free(fds);
