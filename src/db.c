@@ -138,6 +138,7 @@ static const char *const migrations[] = {
 
 static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_BEGIN_READ] = "BEGIN",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_APP_GET] = "SELECT id, name, invite_url, sender, language, jwt_alg,"
@@ -733,6 +734,12 @@ enum db_res
 db_begin(struct db *db)
 {
 	return db_res_of(db, step_simple(db, Q_BEGIN));
+}
+
+enum db_res
+db_read_begin(struct db *db)
+{
+	return db_res_of(db, step_simple(db, Q_BEGIN_READ));
 }
 
 enum db_res

@@ -10,7 +10,7 @@
 struct sqlite3_stmt;
 
 enum db_query {
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
+	Q_BEGIN, Q_BEGIN_READ, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
 	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
 	Q_RECOVER, Q_DUE, Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
@@ -64,6 +64,8 @@ enum invite_res	 db_invite_add(struct db *, const struct invite_new *,
 		    time_t now, int *retry);
 /* BEGIN IMMEDIATE, COMMIT (rolling back when it fails), ROLLBACK. */
 enum db_res	 db_begin(struct db *);
+/* BEGIN: several reads from one snapshot, one WAL read lock; db_commit. */
+enum db_res	 db_read_begin(struct db *);
 enum db_res	 db_commit(struct db *);
 void		 db_rollback(struct db *);
 

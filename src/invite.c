@@ -139,9 +139,14 @@ invite_inviter(struct ctx *ctx, struct req *r, struct invite_req *ir,
 {
 	enum db_res res;
 
-	res = db_app_get(ctx->db, ir->p.app, a);
-	if (res == DB_OK)
-		res = db_user_get(ctx->db, a->id, ir->userid, u);
+	/* Both rows from one snapshot, for one WAL read lock. */
+	if ((res = db_read_begin(ctx->db)) == DB_OK) {
+		res = db_app_get(ctx->db, ir->p.app, a);
+		if (res == DB_OK)
+			res = db_user_get(ctx->db, a->id, ir->userid, u);
+		if (db_commit(ctx->db) != DB_OK && res == DB_OK)
+			res = DB_ERR;
+	}
 	switch (res) {
 	case DB_OK:
 		break;
