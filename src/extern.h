@@ -159,9 +159,8 @@ enum json_err	 json_token_body(const char *buf, size_t len, char **token,
 /* A short English sentence for an error. */
 const char	*json_strerror(enum json_err e, const char *what);
 /*
- * Append s to out as a JSON string literal (quotes included), escaping
- * everything below 0x20, '"', '\\', and U+2028/U+2029.  Returns 0, or -1 if
- * out is too small.
+ * A growable, always NUL-terminated byte buffer (util.c); start it zeroed.
+ * The add functions return 0, or -1 when memory runs out.
  */
 struct buf {
 	char	*p;
@@ -172,8 +171,12 @@ int		 buf_add(struct buf *b, const void *p, size_t n);
 int		 buf_adds(struct buf *b, const char *s);
 int		 buf_printf(struct buf *b, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
-int		 json_add_string(struct buf *b, const char *s);
 void		 buf_free(struct buf *b);
+/*
+ * Append s to b as a JSON string literal (quotes included), escaping
+ * everything below 0x20, DEL, '"', '\\', and U+2028/U+2029; 0 or -1.
+ */
+int		 json_add_string(struct buf *b, const char *s);
 
 /* ----------------------------------------------------------------- jwt.c */
 
