@@ -118,16 +118,27 @@ struct db;
 int		 commit_invite(int fd, const struct invite_new *in,
 		    int *retry);
 /* The writer process: batches the workers' invites until *stopping. */
-void		 commit_run(struct db *db, const int *fds, int nfds,
+void		 commit_run(struct db *db, const int *fds, int nfds, int wake_fd,
 		    volatile sig_atomic_t *stopping);
 
 /* ------------------------------------------------------------ token.c */
 
 #define TOKEN_LEN	43		/* base64url of 32 bytes */
+#define ACCEPT_ID_LEN	22		/* base64url of an id's 16 bytes */
+#define ACCEPT_LEN	(ACCEPT_ID_LEN + TOKEN_LEN)
 
-/* The accept token of an invite: HMAC of its id with the server secret. */
+/*
+ * The accept token of an invite: its id, then an HMAC of the id with the
+ * server secret.  The id lets the accept route find the row by its
+ * primary key, so no index over the token hashes is needed.
+ */
 void		 token_accept(const unsigned char secret[32], const char *id,
-		    char out[TOKEN_LEN + 1]);
+		    char out[ACCEPT_LEN + 1]);
+/*
+ * The invite id an accept token names; -1 for any other shape (tokens
+ * mailed before schema 2 are the TOKEN_LEN bytes of the HMAC alone).
+ */
+int		 token_accept_id(const char *tok, char id[UUID_LEN + 1]);
 /*
  * The opt-out token for (app, address): the app id, the address and an
  * HMAC over both, so that it needs no row.  malloc'd.

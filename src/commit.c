@@ -126,7 +126,7 @@ commit_invite(int fd, const struct invite_new *in, int *retry)
 }
 
 /* One batch: every waiting invite, one transaction, one fsync. */
-static void
+static int
 commit_batch(struct db *db, const int *fds, struct commit_msg *m,
     const int *from, struct commit_reply *rep, int n)
 {
@@ -160,10 +160,11 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 			log_warn("commit: answer");
 	}
 	log_debug("commit: %d invites, %d stored", n, ok);
+	return dr == DB_OK ? ok : 0;
 }
 
 void
-commit_run(struct db *db, const int *fds, int nfds,
+commit_run(struct db *db, const int *fds, int nfds, int wake_fd,
     volatile sig_atomic_t *stopping)
 {
 	struct pollfd *pfd;
@@ -193,8 +194,10 @@ commit_run(struct db *db, const int *fds, int nfds,
 			    (ssize_t)sizeof(m[n]))
 				from[n++] = i;
 		}
-		if (n > 0)
-			commit_batch(db, fds, m, from, rep, n);
+		/* One wake-up of the mailer a batch, not one an invite. */
+		if (n > 0 && commit_batch(db, fds, m, from, rep, n) > 0 &&
+		    write(wake_fd, "w", 1) == -1 && errno != EAGAIN)
+			log_warn("commit: wake the mailer");
 	}
 	free(pfd);
 	free(m);

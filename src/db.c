@@ -20,6 +20,37 @@
 
 #define BUSY_TIMEOUT_MS	5000
 
+/* The admin's views, as of schema 1; a table rebuild drops and remakes them. */
+#define VIEWS_1 \
+	"CREATE VIEW invites_overview AS SELECT" \
+	"  i.id AS invite_id, a.name AS app, u.email AS inviter," \
+	"  i.email AS invitee, i.language_resolved AS language, i.status," \
+	"  i.attempts, i.created_at AS created, i.sent_at AS sent," \
+	"  i.accepted_at AS accepted" \
+	"  FROM invites i JOIN apps a ON a.id = i.app_id" \
+	"  JOIN users u ON u.id = i.inviter_id ORDER BY i.created_at DESC;" \
+	"CREATE VIEW invite_counts_by_app AS SELECT" \
+	"  a.id AS app_id, a.name AS app, count(i.id) AS invites," \
+	"  count(i.sent_at) AS sent," \
+	"  sum(i.status = 'failed') AS failed," \
+	"  count(i.accepted_at) AS accepted" \
+	"  FROM apps a LEFT JOIN invites i ON i.app_id = a.id GROUP BY a.id;" \
+	"CREATE VIEW invite_counts_by_inviter AS SELECT" \
+	"  u.id AS user_id, u.email AS inviter, a.name AS app," \
+	"  count(i.id) AS invites, count(i.sent_at) AS sent," \
+	"  count(i.accepted_at) AS accepted," \
+	"  round(100.0 * count(i.accepted_at) / max(count(i.id), 1), 1)" \
+	"    AS conversion_percent" \
+	"  FROM users u JOIN apps a ON a.id = u.app_id" \
+	"  LEFT JOIN invites i ON i.inviter_id = u.id GROUP BY u.id;" \
+	"CREATE VIEW delivery_failures AS SELECT" \
+	"  i.id AS invite_id, a.name AS app, i.email AS invitee, i.status," \
+	"  i.attempts, i.last_reply, i.updated_at AS last_attempt" \
+	"  FROM invites i JOIN apps a ON a.id = i.app_id" \
+	"  WHERE i.status = 'failed'" \
+	"     OR (i.status = 'queued' AND i.attempts > 0)" \
+	"  ORDER BY i.updated_at DESC;"
+
 /*
  * Schema migrations: migrations[i] takes user_version i to i + 1.  Never
  * edit a released entry; append a new one.
@@ -105,34 +136,55 @@ static const char *const migrations[] = {
 	"  created_at TEXT NOT NULL,"
 	"  PRIMARY KEY (app_id, credential, key)"
 	") STRICT;"
-	"CREATE VIEW invites_overview AS SELECT"
-	"  i.id AS invite_id, a.name AS app, u.email AS inviter,"
-	"  i.email AS invitee, i.language_resolved AS language, i.status,"
-	"  i.attempts, i.created_at AS created, i.sent_at AS sent,"
-	"  i.accepted_at AS accepted"
-	"  FROM invites i JOIN apps a ON a.id = i.app_id"
-	"  JOIN users u ON u.id = i.inviter_id ORDER BY i.created_at DESC;"
-	"CREATE VIEW invite_counts_by_app AS SELECT"
-	"  a.id AS app_id, a.name AS app, count(i.id) AS invites,"
-	"  count(i.sent_at) AS sent,"
-	"  sum(i.status = 'failed') AS failed,"
-	"  count(i.accepted_at) AS accepted"
-	"  FROM apps a LEFT JOIN invites i ON i.app_id = a.id GROUP BY a.id;"
-	"CREATE VIEW invite_counts_by_inviter AS SELECT"
-	"  u.id AS user_id, u.email AS inviter, a.name AS app,"
-	"  count(i.id) AS invites, count(i.sent_at) AS sent,"
-	"  count(i.accepted_at) AS accepted,"
-	"  round(100.0 * count(i.accepted_at) / max(count(i.id), 1), 1)"
-	"    AS conversion_percent"
-	"  FROM users u JOIN apps a ON a.id = u.app_id"
-	"  LEFT JOIN invites i ON i.inviter_id = u.id GROUP BY u.id;"
-	"CREATE VIEW delivery_failures AS SELECT"
-	"  i.id AS invite_id, a.name AS app, i.email AS invitee, i.status,"
-	"  i.attempts, i.last_reply, i.updated_at AS last_attempt"
-	"  FROM invites i JOIN apps a ON a.id = i.app_id"
-	"  WHERE i.status = 'failed'"
-	"     OR (i.status = 'queued' AND i.attempts > 0)"
-	"  ORDER BY i.updated_at DESC;",
+	VIEWS_1,
+	/*
+	 * 1 -> 2: invites rebuilt without a UNIQUE index over the token
+	 * hashes (accept tokens now name their invite); the mailer's index
+	 * only holds the rows it has to look at.  Row ids are kept, for the
+	 * list cursors already handed out.
+	 */
+	"DROP VIEW invites_overview; DROP VIEW invite_counts_by_app;"
+	"DROP VIEW invite_counts_by_inviter; DROP VIEW delivery_failures;"
+	"CREATE TABLE invites_2 ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  inviter_id TEXT NOT NULL REFERENCES users(id),"
+	"  email TEXT NOT NULL,"
+	"  email_normalized TEXT NOT NULL,"
+	"  language_requested TEXT NOT NULL,"
+	"  language_resolved TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+	"    ('queued', 'sending', 'sent', 'failed', 'canceled')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  request_id TEXT,"
+	"  accept_token_hash TEXT NOT NULL,"
+	"  accepted_at TEXT,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  sent_at TEXT"
+	") STRICT;"
+	"INSERT INTO invites_2 (rowid, id, app_id, inviter_id, email,"
+	"  email_normalized, language_requested, language_resolved, status,"
+	"  attempts, last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at)"
+	"  SELECT rowid, id, app_id, inviter_id, email, email_normalized,"
+	"  language_requested, language_resolved, status, attempts,"
+	"  last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at FROM invites;"
+	"DROP TABLE invites;"
+	"ALTER TABLE invites_2 RENAME TO invites;"
+	"CREATE INDEX invites_by_inviter ON invites (inviter_id, created_at);"
+	"CREATE INDEX invites_by_address ON invites"
+	"  (app_id, email_normalized, created_at);"
+	"CREATE INDEX invites_by_app ON invites (app_id, created_at);"
+	"CREATE INDEX invites_due ON invites (next_attempt_at, created_at)"
+	"  WHERE status = 'queued';"
+	"CREATE INDEX invites_sending ON invites (id) WHERE status = 'sending';"
+	"CREATE INDEX invites_by_old_token ON invites (accept_token_hash)"
+	"  WHERE substr(id, 15, 1) <> '7';"
+	VIEWS_1,
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -201,8 +253,13 @@ static const char *const queries[Q__MAX] = {
 	    " OR (created_at = ?3 AND rowid < ?4))"
 	    " ORDER BY created_at DESC, rowid DESC LIMIT ?5",
 	[Q_ACCEPT_FIND] = "SELECT id, inviter_id, email, status, created_at,"
-	    " accepted_at FROM invites"
-	    " WHERE accept_token_hash = ?1 AND app_id = ?2",
+	    " accepted_at, accept_token_hash FROM invites"
+	    " WHERE id = ?1 AND app_id = ?2",
+	/* Tokens mailed before schema 2 carry no id (invites_by_old_token). */
+	[Q_ACCEPT_FIND_OLD] = "SELECT id, inviter_id, email, status,"
+	    " created_at, accepted_at, accept_token_hash FROM invites"
+	    " WHERE accept_token_hash = ?1 AND app_id = ?2"
+	    " AND substr(id, 15, 1) <> '7'",
 	[Q_ACCEPT_SET] = "UPDATE invites SET accepted_at = ?2, updated_at = ?2"
 	    " WHERE id = ?1 AND accepted_at IS NULL",
 	[Q_OPTOUT_ADD] = "INSERT INTO suppressions"
@@ -1012,17 +1069,17 @@ db_invites_list(struct db *db, const char *app, const char *user,
 }
 
 static enum db_res
-accept_step(struct db *db, const char *app, const char *hash, int ttl,
-    struct accepted *out)
+accept_step(struct db *db, const char *app, const char *id,
+    const char *hash, int ttl, struct accepted *out)
 {
 	sqlite3_stmt *st;
-	char status[16], ts[21];
+	char status[16], ts[21], stored[65];
 	time_t now = time(NULL);
 	int rc;
 
-	if ((st = db_stmt(db, Q_ACCEPT_FIND)) == NULL)
+	if ((st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD)) == NULL)
 		return DB_ERR;
-	bind_text(st, 1, hash);
+	bind_text(st, 1, id ? id : hash);
 	bind_text(st, 2, app);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
@@ -1034,7 +1091,13 @@ accept_step(struct db *db, const char *app, const char *hash, int ttl,
 	col_copy(st, 3, status, sizeof(status));
 	col_copy(st, 4, ts, sizeof(ts));
 	col_copy(st, 5, out->accepted_at, sizeof(out->accepted_at));
+	col_copy(st, 6, stored, sizeof(stored));
 	sqlite3_reset(st);
+	/* The id is public; the token's hash is what proves it. */
+	if (strlen(stored) != 64 || !util_ct_eq(stored, hash, 64)) {
+		memset(out, 0, sizeof(*out));
+		return DB_NOTFOUND;
+	}
 	if (out->accepted_at[0] != '\0') {
 		out->why = ACCEPT_USED;
 		return DB_OK;
@@ -1082,7 +1145,7 @@ in_tx(struct db *db, enum db_res res_of_fn(struct db *, void *), void *arg)
 }
 
 struct accept_args {
-	const char	*app, *hash;
+	const char	*app, *id, *hash;
 	int		 ttl;
 	struct accepted	*out;
 };
@@ -1092,14 +1155,14 @@ accept_fn(struct db *db, void *arg)
 {
 	struct accept_args *a = arg;
 
-	return accept_step(db, a->app, a->hash, a->ttl, a->out);
+	return accept_step(db, a->app, a->id, a->hash, a->ttl, a->out);
 }
 
 enum db_res
-db_invite_accept(struct db *db, const char *app, const char *hash, int ttl,
-    struct accepted *out)
+db_invite_accept(struct db *db, const char *app, const char *id,
+    const char *hash, int ttl, struct accepted *out)
 {
-	struct accept_args a = { app, hash, ttl, out };
+	struct accept_args a = { app, id, hash, ttl, out };
 
 	memset(out, 0, sizeof(*out));
 	return in_tx(db, accept_fn, &a);

@@ -13,7 +13,7 @@ enum db_query {
 	Q_BEGIN, Q_BEGIN_READ, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
 	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
 	Q_RECOVER, Q_DUE, Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
-	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
+	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
 	Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL, Q_IDEM_PURGE,
 	Q__MAX
 };
@@ -136,12 +136,13 @@ struct accepted {
 };
 
 /*
- * Mark the invite with this accept-token hash accepted, once: of two
+ * Mark invite id accepted if hash is its accept token's, once: of two
  * racing calls exactly one gets ACCEPT_OK.  DB_NOTFOUND for no such token
- * in the app.
+ * in the app.  A NULL id looks up a token mailed before schema 2 by hash.
  */
 enum db_res	 db_invite_accept(struct db *, const char *app,
-		    const char *hash, int ttl, struct accepted *out);
+		    const char *id, const char *hash, int ttl,
+		    struct accepted *out);
 /* Put the address on the app's list and cancel its queued invites. */
 enum db_res	 db_optout(struct db *, const char *app, const char *email,
 		    int *canceled);

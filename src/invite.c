@@ -181,12 +181,12 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 {
 	const struct conf *c = ctx->conf;
 	struct invite_new in;
-	char tok[TOKEN_LEN + 1], hash[65], hdr[64];
+	char tok[ACCEPT_LEN + 1], hash[65], hdr[64];
 	int retry = 0, res;
 
-	util_uuid(id);
+	util_uuid7(id);
 	token_accept(ctx->secret, id, tok);
-	util_sha256_hex(tok, TOKEN_LEN, hash);
+	util_sha256_hex(tok, ACCEPT_LEN, hash);
 	memset(&in, 0, sizeof(in));
 	in.id = id;
 	in.app_id = a->id;
@@ -248,7 +248,9 @@ invite_await(struct ctx *ctx, struct req *r, const char *id)
 	long waited;
 	int step = 2;
 
-	if (write(ctx->wake_fd, "w", 1) == -1 && errno != EAGAIN)
+	/* The writer wakes the mailer after each batch it commits. */
+	if (ctx->commit_fd < 0 && write(ctx->wake_fd, "w", 1) == -1 &&
+	    errno != EAGAIN)
 		log_warn("wake mailer");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {

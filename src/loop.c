@@ -260,7 +260,7 @@ invite_accept(struct ctx *ctx, struct req *r, const char *unused)
 	enum json_err je;
 	enum db_res res;
 	const char *body, *what = NULL;
-	char *tok = NULL, hash[65];
+	char *tok = NULL, hash[65], id[UUID_LEN + 1];
 	size_t len;
 
 	memset(&app, 0, sizeof(app));
@@ -278,8 +278,12 @@ invite_accept(struct ctx *ctx, struct req *r, const char *unused)
 		goto out;
 	}
 	util_sha256_hex(tok, strlen(tok), hash);
-	res = db_invite_accept(ctx->db, p.app, hash, app.accept_ttl >= 0 ?
-	    app.accept_ttl : 14 * DAY, &a);
+	if (token_accept_id(tok, id) == 0 || strlen(tok) == TOKEN_LEN)
+		res = db_invite_accept(ctx->db, p.app, strlen(tok) ==
+		    TOKEN_LEN ? NULL : id, hash, app.accept_ttl >= 0 ?
+		    app.accept_ttl : 14 * DAY, &a);
+	else
+		res = DB_NOTFOUND;
 	if (res == DB_NOTFOUND)
 		api_fail(r, 404, "Invite not found");
 	else if (res != DB_OK)

@@ -263,7 +263,7 @@ build_one(struct mailer *ml, struct outmsg *m, const char *from,
 	struct outbox *ob = m->ob;
 	struct tmpl_vars v;
 	struct mail_msg mm;
-	char tok[TOKEN_LEN + 1], addr[EMAIL_MAX + 1], msgid[UUID_LEN + 300];
+	char tok[ACCEPT_LEN + 1], addr[EMAIL_MAX + 1], msgid[UUID_LEN + 300];
 	char *subject = NULL, *text = NULL, *html = NULL, *optout = NULL;
 	struct buf accept = { 0 }, unsub = { 0 };
 	const char *at;

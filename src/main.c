@@ -399,11 +399,11 @@ confine_supervisor(struct daemon *d)
 }
 
 static struct db *
-child_db(struct daemon *d, const char *role)
+child_db(struct daemon *d, const char *role, enum sync_mode sync)
 {
 	struct db *db;
 
-	if ((db = db_open(d->conf.database, d->conf.synchronous, 0)) == NULL)
+	if ((db = db_open(d->conf.database, sync, 0)) == NULL)
 		fatalx("%s: cannot open %s", role, d->conf.database);
 	if (!db_schema_current(db))
 		fatalx("%s: %s has an old schema: run referral-invitesctl "
@@ -435,7 +435,7 @@ worker_main(struct daemon *d, int slot)
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
 	confine(d, "worker", 0);
-	ctx.db = child_db(d, "worker");
+	ctx.db = child_db(d, "worker", d->conf.synchronous);
 	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	ctx.wake_fd = d->wake[1];
@@ -463,7 +463,15 @@ mailer_main(struct daemon *d)
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
 	confine(d, "mailer", 1);
-	ml.db = child_db(d, "mailer");
+	/*
+	 * The mailer's commits only move stored invites along (claimed,
+	 * sent, retried, failed); none of them is a promise to a client.
+	 * Without an fsync each, a power cut can at worst roll a mark back
+	 * and send that mail again, never lose an invite; a process crash
+	 * loses nothing either way.  The writer's next fsync makes them
+	 * durable with its own.
+	 */
+	ml.db = child_db(d, "mailer", SYNC_NORMAL);
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
 	ml.wake_fd = d->wake[0];
@@ -483,7 +491,6 @@ writer_main(struct daemon *d)
 	child_signals();
 	close(d->sock);
 	close(d->wake[0]);
-	close(d->wake[1]);
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	if ((fds = calloc((size_t)d->conf.workers, sizeof(int))) == NULL)
 		fatal("calloc");
@@ -492,14 +499,14 @@ writer_main(struct daemon *d)
 		fds[i] = d->chan[i][0];
 	}
 	confine(d, "writer", 0);
-	db = child_db(d, "writer");
+	db = child_db(d, "writer", d->conf.synchronous);
 	/*
 	 * A checkpoint inside a commit would hold up every worker waiting
 	 * for that batch: the mailer checkpoints instead (db_checkpoint).
 	 */
 	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
 		fatalx("writer: cannot turn off automatic checkpoints");
-	commit_run(db, fds, d->conf.workers, &got_term);
+	commit_run(db, fds, d->conf.workers, d->wake[1], &got_term);
 	db_close(db);
 	free(fds);
 	_exit(0);
@@ -768,7 +775,7 @@ main(int argc, char *argv[])
 		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
 	confine_supervisor(&d);
 	/* Fail once, here, rather than in every child forever. */
-	db_close(child_db(&d, "referral-invitesd"));
+	db_close(child_db(&d, "referral-invitesd", d.conf.synchronous));
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
 	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
 	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));

@@ -987,7 +987,7 @@ def test_hostile_path_traversal_in_user_id(stack):
 def accept_token(stack, addr):
     [m] = stack.mail_for(addr)
     text = m.get_body(('plain',)).get_content()
-    found = re.search(r'[?&]token=([A-Za-z0-9_-]{43})', text)
+    found = re.search(r'[?&]token=([A-Za-z0-9_-]{65})', text)
     assert found, text
     return found.group(1)
 

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import html
 import json
+import os
 import re
 import threading
 import time
@@ -116,7 +117,7 @@ def accept_link(stack, addr, invite_url=INVITE_URL):
     found = re.findall(pat, text)
     assert len(set(found)) == 1, (found, text)
     tok = found[0]
-    assert len(tok) == 43, tok
+    assert len(tok) == 65, tok
     page = html.unescape(m.get_body(('html',)).get_content())
     assert invite_url + sep + 'token=' + tok in page, page
     # Only its hash is stored.
@@ -440,13 +441,15 @@ def test_expired_token(stack):
 
 
 def derive_accept_token(stack, invite_id):
-    """referral-invites(7): the accept token is an HMAC of the invite id
-    under the server's secret (checked against a mailed one first)."""
+    """referral-invites(7): the accept token is the invite id's 16 bytes,
+    then an HMAC of the id under the server's secret, both base64url
+    (checked against a mailed one first)."""
     with open(stack.path('db', 'secret.key'), 'rb') as f:
         secret = f.read()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b'=').decode()  # noqa
     mac = hmac.new(secret, ('accept\n%s\n' % invite_id).encode(),
                    hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b'=').decode()
+    return b64(uuid.UUID(invite_id).bytes) + b64(mac)
 
 
 def test_canceled_invite_token_is_410(stack):
@@ -466,16 +469,55 @@ def test_canceled_invite_token_is_410(stack):
     assert row_of(stack, q['id'])['accepted_at'] is None
 
 
+def test_accept_token_mailed_before_schema_2(stack):
+    """Tokens of schema 1 were the HMAC alone (43 characters, no id): they
+    are still found by their hash, but only for rows of that time (ids
+    before version 7), so they never reach a newer invite."""
+    app = App(stack)
+    addr, row = sent_invite(app)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b'=').decode()  # noqa
+    made = {}
+    for kind, iid in (('old', str(uuid.uuid4())),
+                      ('new', str(uuid.UUID(row['id'][:14] + '7' +
+                                            uuid.uuid4().hex[13:])))):
+        tok = b64(os.urandom(32))
+        assert len(tok) == 43
+        stack.sql(
+            "INSERT INTO invites (id, app_id, inviter_id, email,"
+            " email_normalized, language_requested, language_resolved,"
+            " status, accept_token_hash, next_attempt_at, created_at,"
+            " updated_at) SELECT '%s', app_id, inviter_id, '%s', '%s',"
+            " language_requested, language_resolved, 'sent', '%s',"
+            " next_attempt_at, created_at, updated_at FROM invites"
+            " WHERE id = '%s'" % (iid, kind + addr, kind + addr,
+                                  hashlib.sha256(tok.encode()).hexdigest(),
+                                  row['id']))
+        made[kind] = (iid, tok)
+    iid, tok = made['new']
+    check(accept(app, tok), 404, err_body('Invite not found'))
+    assert row_of(stack, iid)['accepted_at'] is None
+    iid, tok = made['old']
+    r = accept(app, tok)
+    check(r, 200, accepted_body(row_of(stack, iid)))
+    check_error(accept(app, tok), 410, GONE)
+
+
 def test_unknown_and_foreign_tokens_404(stack):
     app = App(stack)
     other = App(stack)
     addr, row = sent_invite(app)
     tok = accept_link(stack, addr)
     nf = err_body('Invite not found')
-    for bad in ('A' * 43, tok[:-1] + ('A' if tok[-1] != 'A' else 'B'),
-                tok[:-1], tok + 'x', 'x', tok.lower() if tok.lower() != tok
-                else tok.upper()):
+    # Another invite's id with this one's HMAC, and the other way round.
+    addr2, row2 = sent_invite(app)
+    tok2 = accept_link(stack, addr2)
+    for bad in ('A' * 43, 'A' * 65, tok[:-1] + ('A' if tok[-1] != 'A'
+                else 'B'), tok[:-1], tok + 'x', 'x', tok.lower() if
+                tok.lower() != tok else tok.upper(), tok2[:22] + tok[22:],
+                tok[:22] + tok2[22:], tok[22:], tok[:22] + '!' * 43):
         check(accept(app, bad), 404, nf)
+    assert row_of(stack, row['id'])['accepted_at'] is None
+    assert row_of(stack, row2['id'])['accepted_at'] is None
     # The token of another app's invite is unknown to this app.
     check(accept(other, tok), 404, nf)
     assert row_of(stack, row['id'])['accepted_at'] is None

@@ -655,8 +655,8 @@ db_invites_list(struct db *db, const char *app, const char *user,
 }
 
 enum db_res
-db_invite_accept(struct db *db, const char *app, const char *hash, int ttl,
-    struct accepted *out)
+db_invite_accept(struct db *db, const char *app, const char *id,
+    const char *hash, int ttl, struct accepted *out)
 {
 	return DB_ERR;
 }

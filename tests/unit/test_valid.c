@@ -2,6 +2,8 @@
  * Unit tests for valid.c: one behaviour per test, exact expectations.
  */
 #include <stddef.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -227,6 +229,38 @@ uuid_upper_case_is_lowered(void)
 	CHECK_STR(out, "123e4567-e89b-42d3-a456-42661417400f");
 	CHECK(valid_uuid("aBcDeF01-2345-6789-AbCd-eF0123456789", out) == NULL);
 	CHECK_STR(out, "abcdef01-2345-6789-abcd-ef0123456789");
+}
+
+/* util_uuid7: valid, version 7, RFC 9562 variant, the time up front. */
+static void
+uuid7_shape_and_time(void)
+{
+	char a[UUID_LEN + 1], b[UUID_LEN + 1], out[UUID_LEN + 1], hex[13];
+	unsigned long long ms, before, after;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	before = (unsigned long long)ts.tv_sec * 1000 +
+	    (unsigned long long)ts.tv_nsec / 1000000;
+	util_uuid7(a);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	after = (unsigned long long)ts.tv_sec * 1000 +
+	    (unsigned long long)ts.tv_nsec / 1000000;
+	CHECK(valid_uuid(a, out) == NULL);
+	CHECK_STR(out, a);
+	CHECK(a[14] == '7');
+	CHECK(strchr("89ab", a[19]) != NULL);
+	snprintf(hex, sizeof(hex), "%.8s%.4s", a, a + 9);
+	ms = strtoull(hex, NULL, 16);
+	CHECK(before <= ms && ms <= after);
+	/* Two in a row differ, and a later millisecond sorts after. */
+	util_uuid7(b);
+	CHECK(strcmp(a, b) != 0);
+	ts.tv_sec = 0;
+	ts.tv_nsec = 2000000;
+	nanosleep(&ts, NULL);
+	util_uuid7(b);
+	CHECK(strcmp(a, b) < 0);
 }
 
 static void
@@ -713,6 +747,7 @@ country_all_assigned(void)
 }
 
 const struct unit_test valid_tests[] = {
+	{ "util_uuid7_shape_and_time", uuid7_shape_and_time },
 	{ "valid_utf8_empty_and_ascii", utf8_empty_and_ascii },
 	{ "valid_utf8_embedded_nul", utf8_embedded_nul },
 	{ "valid_utf8_multibyte", utf8_multibyte },
