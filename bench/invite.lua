@@ -35,11 +35,6 @@ function request()
 	return wrk.format(nil, path, nil, body)
 end
 
-statuses = {}
-function response(status, headers, body)
-	statuses[status] = (statuses[status] or 0) + 1
-end
-
 function done(summary, latency, requests)
 	io.write(string.format("BENCH rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d\n",
 	    summary.requests / (summary.duration / 1e6),

@@ -74,6 +74,7 @@ tls_event(int event)
 }
 
 static void verdict(struct mailer *, struct outmsg *, const char *);
+static void checkpoint(struct mailer *);
 
 /*
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
@@ -393,6 +394,8 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 			    "smtp_user and smtp_password_file)", reply);
 		defer(ml, m->ob, reply);
 	}
+	/* A long session must not let the WAL grow without bound. */
+	checkpoint(ml);
 }
 
 /* Send n claimed invites over one SMTP session and record each verdict. */

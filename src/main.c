@@ -408,6 +408,15 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 	if (!db_schema_current(db))
 		fatalx("%s: %s has an old schema: run referral-invitesctl "
 		    "init", role, d->conf.database);
+	/*
+	 * Only the mailer checkpoints, at most once a second (mailer.c).
+	 * SQLite's automatic checkpoint would otherwise run inside every
+	 * commit that finds the WAL over 1,000 pages: in the writer's, with
+	 * a batch of workers waiting, and in each of the mailer's marks,
+	 * copying the same pages again and again.
+	 */
+	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
+		fatalx("%s: cannot turn off automatic checkpoints", role);
 	return db;
 }
 
@@ -500,12 +509,6 @@ writer_main(struct daemon *d)
 	}
 	confine(d, "writer", 0);
 	db = child_db(d, "writer", d->conf.synchronous);
-	/*
-	 * A checkpoint inside a commit would hold up every worker waiting
-	 * for that batch: the mailer checkpoints instead (db_checkpoint).
-	 */
-	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
-		fatalx("writer: cannot turn off automatic checkpoints");
 	commit_run(db, fds, d->conf.workers, d->wake[1], &got_term);
 	db_close(db);
 	free(fds);
