@@ -3,7 +3,7 @@
 # in the same run on the same machine, and print the ratios.
 #
 #   bench/run.sh                  # 10 s per step, 1/16/64 connections
-#   BENCH_SECONDS=5 BENCH_WORKERS=8 BENCH_SYNC=full bench/run.sh
+#   BENCH_SECONDS=5 BENCH_WORKERS=16 BENCH_SYNC=full bench/run.sh
 #
 # Everything binds 127.0.0.1 or unix sockets under a temp dir and stops at
 # the end.  Rate limits are raised for the run; delivery_wait is 0 so the
@@ -11,7 +11,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECONDS:-10}
-workers=${BENCH_WORKERS:-8}
+workers=${BENCH_WORKERS:-48}
 sync=${BENCH_SYNC:-full}
 conns=${BENCH_CONNECTIONS:-"1 16 64"}
 py=/usr/bin/python3

@@ -132,15 +132,18 @@ invite_validate(struct ctx *ctx, struct req *r, struct invite_req *ir)
 	return rc;
 }
 
-/* The inviter: a user of the app, active, not the invitee. */
+/*
+ * The inviter: a user of the app, active, not the invitee.  Read inside
+ * the snapshot the credentials were checked in, when there is one.
+ */
 static int
 invite_inviter(struct ctx *ctx, struct req *r, struct invite_req *ir,
-    struct app *a, struct user *u)
+    struct app *a, struct user *u, int *snapshot)
 {
-	enum db_res res;
+	enum db_res res = DB_OK;
 
-	/* Both rows from one snapshot, for one WAL read lock. */
-	if ((res = db_read_begin(ctx->db)) == DB_OK) {
+	if (*snapshot || (res = db_read_begin(ctx->db)) == DB_OK) {
+		*snapshot = 0;
 		res = db_app_get(ctx->db, ir->p.app, a);
 		if (res == DB_OK)
 			res = db_user_get(ctx->db, a->id, ir->userid, u);
@@ -290,19 +293,34 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	struct app a;
 	struct user u;
 	char id[UUID_LEN + 1];
+	int snapshot;
 
 	memset(&ir, 0, sizeof(ir));
 	memset(&is, 0, sizeof(is));
 	memset(&a, 0, sizeof(a));
 	memset(&u, 0, sizeof(u));
-	if (invite_authorise(ctx, r, userid, &ir) == -1 ||
-	    idem_begin(ctx, r, &ir.p, &is) != 0)
-		return;
+	/*
+	 * Credentials, app and inviter from one snapshot: one WAL read lock
+	 * instead of two.  Not across an Idempotency-Key, whose claim
+	 * writes (a write cannot start from an older snapshot).
+	 */
+	snapshot = db_read_begin(ctx->db) == DB_OK;
+	if (invite_authorise(ctx, r, userid, &ir) == -1)
+		goto out;
+	if (snapshot && req_param(r, "HTTP_IDEMPOTENCY_KEY") != NULL) {
+		snapshot = 0;
+		db_rollback(ctx->db);
+	}
+	if (idem_begin(ctx, r, &ir.p, &is) != 0)
+		goto out;
 	if (invite_validate(ctx, r, &ir) == 0 &&
-	    invite_inviter(ctx, r, &ir, &a, &u) == 0 &&
+	    invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0 &&
 	    invite_store(ctx, r, &ir, &a, id) == 0)
 		invite_await(ctx, r, id);
 	idem_end(ctx, r, &is);
+out:
+	if (snapshot)
+		db_rollback(ctx->db);
 	db_user_free(&u);
 	db_app_free(&a);
 }
