@@ -318,6 +318,12 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	struct db *db;
 	int flags;
 
+	/*
+	 * No memory statistics: they cost a global mutex in every one of
+	 * SQLite's allocations, and nothing here reads them.  Only possible
+	 * before the library initialises; later calls fail harmlessly.
+	 */
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return NULL;
 	db->seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
