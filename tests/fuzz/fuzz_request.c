@@ -633,6 +633,11 @@ db_commit(struct db *db)
 	return DB_OK;
 }
 
+void
+db_rollback(struct db *db)
+{
+}
+
 enum db_res
 db_user_get(struct db *db, const char *app, const char *id,
     struct user *out)
