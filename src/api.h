@@ -118,6 +118,8 @@ struct db;
 int		 commit_invite(int fd, const struct invite_new *in,
 		    int *retry);
 /* The writer process: batches the workers' invites until *stopping. */
+/* Bound a worker's wait for the writer's answer on its channel. */
+int		 commit_channel(int fd);
 void		 commit_run(struct db *db, const int *fds, int nfds, int wake_fd,
 		    volatile sig_atomic_t *stopping);
 

@@ -13,6 +13,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -28,9 +29,11 @@
 #include "db.h"
 
 #define REPLY_WAIT_MS	10000	/* a worker's patience with the writer */
+#define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
 
 struct commit_msg {
 	uint64_t	 seq;
+	int64_t		 deadline;	/* CLOCK_MONOTONIC ms: skip after */
 	char		 id[UUID_LEN + 1];
 	char		 app[UUID_LEN + 1];
 	char		 inviter[UUID_LEN + 1];
@@ -90,32 +93,55 @@ msg_to(const struct commit_msg *m, struct invite_new *in)
 	in->cooldown = m->cooldown;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+commit_channel(int fd)
+{
+	struct timeval tv = { REPLY_WAIT_MS / 1000, 0 };
+
+	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 int
 commit_invite(int fd, const struct invite_new *in, int *retry)
 {
 	static uint64_t seq;
 	struct commit_msg m;
 	struct commit_reply rep;
-	struct pollfd pfd;
 	ssize_t n;
 
-	/* An answer left over for a predecessor in this slot is not ours. */
-	while (recv(fd, &rep, sizeof(rep), MSG_DONTWAIT) > 0)
-		;
 	seq = seq == 0 ? (uint64_t)getpid() << 32 : seq + 1;
 	msg_from(&m, in, seq);
+	/*
+	 * The writer skips an invite it reaches this late, so that the 503
+	 * a worker answers after REPLY_WAIT_MS never stores it afterwards.
+	 */
+	m.deadline = now_ms() + REPLY_WAIT_MS - REPLY_MARGIN_MS;
 	if (send(fd, &m, sizeof(m), 0) != (ssize_t)sizeof(m)) {
 		log_warn("commit: send");
 		return INV_ERR;
 	}
-	pfd.fd = fd;
-	pfd.events = POLLIN;
+	/*
+	 * A blocking receive bounded by SO_RCVTIMEO (commit_channel); an
+	 * answer left over for a predecessor in this slot, or for a request
+	 * of ours that timed out, carries another sequence number.
+	 */
 	for (;;) {
-		if (poll(&pfd, 1, REPLY_WAIT_MS) != 1) {
+		n = recv(fd, &rep, sizeof(rep), 0);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			log_warnx("commit: no answer from the writer");
 			return INV_BUSY;
 		}
-		n = recv(fd, &rep, sizeof(rep), 0);
+		if (n == -1 && errno == EINTR)
+			continue;
 		if (n != (ssize_t)sizeof(rep))
 			return INV_ERR;
 		if (rep.seq == seq)
@@ -133,6 +159,7 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 	struct invite_new in;
 	enum db_res dr;
 	time_t now = time(NULL);
+	int64_t start = now_ms();
 	int i, ok = 0;
 
 	if ((dr = db_begin(db)) != DB_OK) {
@@ -142,6 +169,12 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 		for (i = 0; i < n; i++) {
 			msg_to(&m[i], &in);
 			rep[i].retry = 0;
+			if (start >= m[i].deadline) {
+				log_warnx("commit: invite %s came too late; its "
+				    "worker has given up", m[i].id);
+				rep[i].res = INV_BUSY;
+				continue;
+			}
 			rep[i].res = db_invite_add(db, &in, now, &rep[i].retry);
 			ok += rep[i].res == INV_OK;
 		}

@@ -455,6 +455,8 @@ worker_main(struct daemon *d, int slot)
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	ctx.wake_fd = d->wake[1];
 	ctx.commit_fd = d->chan[slot][1];
+	if (commit_channel(ctx.commit_fd) == -1)
+		fatal("worker: SO_RCVTIMEO");
 	ctx.stopping = &got_term;
 	if (fcgi_init() != 0)
 		fatalx("worker: FCGX_Init failed");

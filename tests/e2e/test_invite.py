@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -897,6 +898,33 @@ def test_database_locked_is_503(stack):
     h = check_error(resp, 503, 'Service is busy, try again later', app, before)
     assert re.fullmatch(r'[1-9][0-9]*', h.get('retry-after', '')), h
     assert waited < 30, waited
+    addr = unique()
+    check_sent(app, addr, app.invite(addr))
+
+
+def test_writer_stuck_is_503_and_stores_nothing(stack):
+    """A writer that does not answer within 10 s: the worker answers 503
+    with Retry-After, and the invite is not stored behind its back when
+    the writer comes back (it skips what it reaches that late)."""
+    app = App(stack)
+    before = app.snapshot()
+    r = subprocess.run(['pgrep', '-x', 'ri-writer', '-P',
+                        str(stack.procs['daemon'].pid)],
+                       capture_output=True, text=True)
+    [writer] = [int(p) for p in r.stdout.split()]
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        resp = app.invite(unique())
+        waited = time.monotonic() - t0
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    time.sleep(1)       # a late store would land now
+    h = check_error(resp, 503, 'Service is busy, try again later', app,
+                    before)
+    assert re.fullmatch(r'[1-9][0-9]*', h.get('retry-after', '')), h
+    assert 9 < waited < 20, waited
+    assert 'came too late' in harness.tail(stack.path('daemon.log'), 4000)
     addr = unique()
     check_sent(app, addr, app.invite(addr))
 
