@@ -39,18 +39,8 @@ token_accept(const unsigned char secret[32], const char *id,
     char out[ACCEPT_LEN + 1])
 {
 	unsigned char b[16], h[32];
-	size_t i, j;
 
-	/* id is canonical: 32 hex digits and four dashes. */
-	for (i = j = 0; id[i] != '\0' && j < sizeof(b); i++) {
-		if (id[i] == '-')
-			continue;
-		b[j++] = (unsigned char)(OPENSSL_hexchar2int(
-		    (unsigned char)id[i]) << 4 | OPENSSL_hexchar2int(
-		    (unsigned char)id[i + 1]));
-		i++;
-	}
-	if (j != sizeof(b))
+	if (util_uuid_bytes(id, b) == -1)
 		fatalx("token_accept: not an id");
 	util_b64url_enc(b, sizeof(b), out, ACCEPT_ID_LEN + 1);
 	mac(secret, "accept", id, NULL, h);
@@ -61,14 +51,11 @@ int
 token_accept_id(const char *tok, char id[UUID_LEN + 1])
 {
 	unsigned char b[16];
-	char hex[33];
 
 	if (strlen(tok) != ACCEPT_LEN ||
 	    util_b64url_dec(tok, ACCEPT_ID_LEN, b, sizeof(b)) != sizeof(b))
 		return -1;
-	util_hex(b, sizeof(b), hex);
-	snprintf(id, UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s",
-	    hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	util_uuid_str(b, id);
 	return 0;
 }
 

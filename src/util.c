@@ -25,18 +25,48 @@ util_random(void *buf, size_t n)
 		fatalx("no randomness available");
 }
 
+/* The canonical text of a UUID's 16 bytes: lower-case, with dashes. */
+void
+util_uuid_str(const unsigned char b[16], char out[UUID_LEN + 1])
+{
+	char hex[33];
+
+	util_hex(b, 16, hex);
+	snprintf(out, UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s",
+	    hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* The 16 bytes of a canonical UUID text; -1 for any other text. */
+int
+util_uuid_bytes(const char *id, unsigned char b[16])
+{
+	int i, j, hi, lo;
+
+	if (strlen(id) != UUID_LEN)
+		return -1;
+	for (i = j = 0; j < 16; i += 2) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (id[i] != '-')
+				return -1;
+			i++;
+		}
+		if ((hi = OPENSSL_hexchar2int((unsigned char)id[i])) < 0 ||
+		    (lo = OPENSSL_hexchar2int((unsigned char)id[i + 1])) < 0)
+			return -1;
+		b[j++] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 void
 util_uuid(char out[UUID_LEN + 1])
 {
 	unsigned char b[16];
-	char hex[33];
 
 	util_random(b, sizeof(b));
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	util_hex(b, sizeof(b), hex);
-	snprintf(out, UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s",
-	    hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	util_uuid_str(b, out);
 }
 
 /*
@@ -51,7 +81,6 @@ util_uuid7(char out[UUID_LEN + 1])
 	struct timespec ts;
 	unsigned char b[16];
 	uint64_t ms;
-	char hex[33];
 	int i;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -61,9 +90,7 @@ util_uuid7(char out[UUID_LEN + 1])
 		b[i] = (unsigned char)(ms >> (40 - 8 * i));
 	b[6] = (b[6] & 0x0f) | 0x70;
 	b[8] = (b[8] & 0x3f) | 0x80;
-	util_hex(b, sizeof(b), hex);
-	snprintf(out, UUID_LEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s",
-	    hex, hex + 8, hex + 12, hex + 16, hex + 20);
+	util_uuid_str(b, out);
 }
 
 void

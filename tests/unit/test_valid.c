@@ -263,6 +263,24 @@ uuid7_shape_and_time(void)
 	CHECK(strcmp(a, b) < 0);
 }
 
+/* util_uuid_bytes and util_uuid_str: inverse of each other, strict. */
+static void
+uuid_bytes_round_trip(void)
+{
+	unsigned char b[16];
+	char out[UUID_LEN + 1];
+
+	CHECK(util_uuid_bytes("01a216a0-08a6-7442-a312-8e077c56030e", b) == 0);
+	CHECK(b[0] == 0x01 && b[6] == 0x74 && b[15] == 0x0e);
+	util_uuid_str(b, out);
+	CHECK_STR(out, "01a216a0-08a6-7442-a312-8e077c56030e");
+	CHECK(util_uuid_bytes("01a216a0-08a6-7442-a312-8e077c56030", b) == -1);
+	CHECK(util_uuid_bytes("01a216a0-08a6-7442-a312-8e077c56030e0", b) == -1);
+	CHECK(util_uuid_bytes("01a216a0008a6-7442-a312-8e077c56030e", b) == -1);
+	CHECK(util_uuid_bytes("01a216a0-08a6-7442-a312-8e077c56030g", b) == -1);
+	CHECK(util_uuid_bytes("", b) == -1);
+}
+
 static void
 uuid_in_place(void)
 {
@@ -748,6 +766,7 @@ country_all_assigned(void)
 
 const struct unit_test valid_tests[] = {
 	{ "util_uuid7_shape_and_time", uuid7_shape_and_time },
+	{ "util_uuid_bytes_round_trip", uuid_bytes_round_trip },
 	{ "valid_utf8_empty_and_ascii", utf8_empty_and_ascii },
 	{ "valid_utf8_embedded_nul", utf8_embedded_nul },
 	{ "valid_utf8_multibyte", utf8_multibyte },
