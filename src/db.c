@@ -51,6 +51,11 @@
 	"     OR (i.status = 'queued' AND i.attempts > 0)" \
 	"  ORDER BY i.updated_at DESC;"
 
+/* A trigger moving the cache generation on any change to table t. */
+#define BUMP(t, op) \
+	"CREATE TRIGGER " t "_" op " AFTER " op " ON " t \
+	" BEGIN UPDATE cache_generation SET n = n + 1; END;"
+
 /*
  * Schema migrations: migrations[i] takes user_version i to i + 1.  Never
  * edit a released entry; append a new one.
@@ -185,12 +190,26 @@ static const char *const migrations[] = {
 	"CREATE INDEX invites_by_old_token ON invites (accept_token_hash)"
 	"  WHERE substr(id, 15, 1) <> '7';"
 	VIEWS_1,
+	/*
+	 * 2 -> 3: a generation that any change to apps, API keys or users
+	 * moves, so that workers may cache those rows (cache.c).
+	 */
+	"CREATE TABLE cache_generation ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  n INTEGER NOT NULL"
+	") STRICT;"
+	"INSERT INTO cache_generation (id, n) VALUES (1, 1);"
+	BUMP("apps", "INSERT") BUMP("apps", "UPDATE") BUMP("apps", "DELETE")
+	BUMP("api_keys", "INSERT") BUMP("api_keys", "UPDATE")
+	BUMP("api_keys", "DELETE")
+	BUMP("users", "INSERT") BUMP("users", "UPDATE") BUMP("users", "DELETE"),
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_BEGIN_READ] = "BEGIN",
+	[Q_GENERATION] = "SELECT n FROM cache_generation",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
 	[Q_APP_GET] = "SELECT id, name, invite_url, sender, language, jwt_alg,"
@@ -291,7 +310,17 @@ struct db {
 	sqlite3		*h;
 	sqlite3_stmt	*st[Q__MAX];
 	unsigned int	 seed;
+	struct cache	*cache;		/* NULL: not caching */
+	int64_t		 gen;		/* of the rows in the cache */
+	int		 fresh;		/* this snapshot has seen gen */
 };
+
+/* Whether reads may be served from and kept in the cache. */
+static int
+cached(const struct db *db)
+{
+	return db->cache != NULL && db->fresh;
+}
 
 /*
  * Wait a short random while and try again, up to BUSY_TIMEOUT_MS.  Short,
@@ -344,8 +373,8 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	    "PRAGMA synchronous = NORMAL") == -1)
 		goto fail;
 	/*
-	 * Every commit elsewhere empties this connection's page cache; read
-	 * through a mapping instead of a pread per page.
+	 * No memory-mapped reads: every commit elsewhere makes SQLite unmap
+	 * and map the file again, dearer than the preads it saves.
 	 */
 	if (db_exec(db, "PRAGMA mmap_size = 0") == -1)
 		goto fail;
@@ -368,6 +397,7 @@ db_close(struct db *db)
 	for (i = 0; i < Q__MAX; i++)
 		sqlite3_finalize(db->st[i]);
 	sqlite3_close(db->h);
+	cache_free(db->cache);
 	free(db);
 }
 
@@ -527,6 +557,8 @@ db_app_get(struct db *db, const char *id, struct app *a)
 	int rc;
 
 	memset(a, 0, sizeof(*a));
+	if (cached(db) && cache_app_get(db->cache, id, a))
+		return DB_OK;
 	if ((st = db_stmt(db, Q_APP_GET)) == NULL)
 		return DB_ERR;
 	bind_text(st, 1, id);
@@ -553,6 +585,8 @@ db_app_get(struct db *db, const char *id, struct app *a)
 		db_app_free(a);
 		return DB_ERR;
 	}
+	if (cached(db))
+		cache_app_put(db->cache, a);
 	return DB_OK;
 }
 
@@ -571,6 +605,8 @@ db_user_get(struct db *db, const char *app, const char *id, struct user *u)
 	int rc;
 
 	memset(u, 0, sizeof(*u));
+	if (cached(db) && cache_user_get(db->cache, app, id, u))
+		return DB_OK;
 	if ((st = db_stmt(db, Q_USER_GET)) == NULL)
 		return DB_ERR;
 	bind_text(st, 1, id);
@@ -584,7 +620,11 @@ db_user_get(struct db *db, const char *app, const char *id, struct user *u)
 	u->name = col_strdup(st, 2);
 	u->active = sqlite3_column_int(st, 3);
 	sqlite3_reset(st);
-	return u->email == NULL ? DB_ERR : DB_OK;
+	if (u->email == NULL)
+		return DB_ERR;
+	if (cached(db))
+		cache_user_put(db->cache, app, u);
+	return DB_OK;
 }
 
 enum db_res
@@ -596,6 +636,8 @@ db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
 	int rc;
 	enum db_res res = DB_NOTFOUND;
 
+	if (cached(db) && cache_key_get(db->cache, hash_hex, app, type))
+		return DB_OK;
 	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL)
 		return DB_ERR;
 	bind_text(st, 1, hash_hex);
@@ -607,6 +649,8 @@ db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
 			col_copy(st, 0, app, UUID_LEN + 1);
 			col_copy(st, 1, type, 8);
 			res = DB_OK;
+			if (cached(db))
+				cache_key_put(db->cache, hash_hex, app, type);
 		}
 	} else if (rc != SQLITE_DONE)
 		res = db_res_of(db, rc);
@@ -796,21 +840,60 @@ db_invite_add(struct db *db, const struct invite_new *in, time_t now,
 enum db_res
 db_begin(struct db *db)
 {
+	db->fresh = 0;
 	return db_res_of(db, step_simple(db, Q_BEGIN));
 }
 
+int
+db_cache_enable(struct db *db)
+{
+	if (db->cache == NULL && (db->cache = cache_new()) == NULL)
+		return -1;
+	return 0;
+}
+
+/*
+ * With a cache, the snapshot's first read is the cache generation: rows
+ * cached under another generation are dropped before anything is served.
+ */
 enum db_res
 db_read_begin(struct db *db)
 {
-	return db_res_of(db, step_simple(db, Q_BEGIN_READ));
+	sqlite3_stmt *st;
+	enum db_res res;
+	int64_t gen;
+	int rc;
+
+	db->fresh = 0;
+	res = db_res_of(db, step_simple(db, Q_BEGIN_READ));
+	if (res != DB_OK || db->cache == NULL)
+		return res;
+	if ((st = db_stmt(db, Q_GENERATION)) == NULL) {
+		step_simple(db, Q_ROLLBACK);
+		return DB_ERR;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		step_simple(db, Q_ROLLBACK);
+		return rc == SQLITE_DONE ? DB_ERR : db_res_of(db, rc);
+	}
+	gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (gen != db->gen) {
+		cache_flush(db->cache);
+		db->gen = gen;
+	}
+	db->fresh = 1;
+	return DB_OK;
 }
 
 enum db_res
 db_commit(struct db *db)
 {
-	enum db_res res = db_res_of(db, step_simple(db, Q_COMMIT));
+	enum db_res res;
 
-	if (res != DB_OK)
+	db->fresh = 0;
+	if ((res = db_res_of(db, step_simple(db, Q_COMMIT))) != DB_OK)
 		step_simple(db, Q_ROLLBACK);
 	return res;
 }
@@ -818,6 +901,7 @@ db_commit(struct db *db)
 void
 db_rollback(struct db *db)
 {
+	db->fresh = 0;
 	step_simple(db, Q_ROLLBACK);
 }
 

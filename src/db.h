@@ -10,7 +10,7 @@
 struct sqlite3_stmt;
 
 enum db_query {
-	Q_BEGIN, Q_BEGIN_READ, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
+	Q_BEGIN, Q_BEGIN_READ, Q_GENERATION, Q_COMMIT, Q_ROLLBACK, Q_APP_GET, Q_USER_GET, Q_KEY_FIND,
 	Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN, Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS,
 	Q_RECOVER, Q_DUE, Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD, Q_OPTOUT_CANCEL,
@@ -168,5 +168,29 @@ enum db_res	 db_idem_end(struct db *, const char *app, const char *cred,
 		    const char *headers);
 /* Drop entries older than 24 h; count or -1. */
 int		 db_idem_purge(struct db *);
+
+/*
+ * Cache API keys, apps and users in this connection (a worker's): each
+ * db_read_begin reads the cache generation and empties the cache when it
+ * moved; reads inside that snapshot are then served from it.  -1 when out
+ * of memory.
+ */
+int		 db_cache_enable(struct db *);
+
+/* cache.c: the tables behind it; db.c's own. */
+struct cache;
+struct cache	*cache_new(void);
+void		 cache_flush(struct cache *);
+void		 cache_free(struct cache *);
+int		 cache_key_get(struct cache *, const char *hash,
+		    char app[UUID_LEN + 1], char type[8]);
+void		 cache_key_put(struct cache *, const char *hash,
+		    const char *app, const char *type);
+int		 cache_app_get(struct cache *, const char *id, struct app *);
+void		 cache_app_put(struct cache *, const struct app *);
+int		 cache_user_get(struct cache *, const char *app, const char *id,
+		    struct user *);
+void		 cache_user_put(struct cache *, const char *app,
+		    const struct user *);
 
 #endif

@@ -451,6 +451,9 @@ worker_main(struct daemon *d, int slot)
 	 */
 	if (db_exec(ctx.db, "PRAGMA cache_size = -1024") == -1)
 		fatalx("worker: cannot size the page cache");
+	/* Keys, apps and inviters: rows nearly every request reads. */
+	if (db_cache_enable(ctx.db) == -1)
+		fatalx("worker: out of memory");
 	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	ctx.wake_fd = d->wake[1];

@@ -16,22 +16,54 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "extern.h"
 #include "api.h"
 
+/*
+ * HMAC-SHA-256 over "label\na\nb".  The keyed context is made once per
+ * secret and re-initialised per call: the one-shot HMAC() fetches the
+ * algorithm and schedules the key every time.
+ */
 static void
 mac(const unsigned char secret[32], const char *label, const char *a,
     const char *b, unsigned char out[32])
 {
-	unsigned int n = 32;
-	struct buf m = { 0 };
+	static EVP_MAC_CTX *ctx;
+	static unsigned char keyed[32];
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+		    (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end()
+	};
+	EVP_MAC *m;
+	size_t n = 32;
+	int ok;
 
-	if (buf_printf(&m, "%s\n%s\n%s", label, a, b ? b : "") == -1)
-		fatalx("out of memory");
-	HMAC(EVP_sha256(), secret, 32, (unsigned char *)m.p, m.len, out, &n);
-	buf_free(&m);
+	if (ctx == NULL) {
+		if ((m = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+		    (ctx = EVP_MAC_CTX_new(m)) == NULL)
+			fatalx("HMAC unavailable");
+		EVP_MAC_free(m);
+		ok = EVP_MAC_init(ctx, secret, 32, params);
+		memcpy(keyed, secret, sizeof(keyed));
+	} else if (CRYPTO_memcmp(keyed, secret, sizeof(keyed)) != 0) {
+		ok = EVP_MAC_init(ctx, secret, 32, NULL);
+		memcpy(keyed, secret, sizeof(keyed));
+	} else
+		ok = EVP_MAC_init(ctx, NULL, 0, NULL);
+	if (ok != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)label,
+	    strlen(label)) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)a, strlen(a)) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
+	    (b != NULL && EVP_MAC_update(ctx, (const unsigned char *)b,
+	    strlen(b)) != 1) ||
+	    EVP_MAC_final(ctx, out, &n, 32) != 1 || n != 32)
+		fatalx("HMAC failed");
 }
 
 void

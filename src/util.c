@@ -3,6 +3,7 @@
  * times and a growable buffer.
  */
 #include <sys/types.h>
+#include <sys/random.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -14,15 +15,25 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "extern.h"
 
+/* The kernel's random bytes: one system call, no lock, no fork check. */
 void
 util_random(void *buf, size_t n)
 {
-	if (RAND_bytes(buf, (int)n) != 1)
-		fatalx("no randomness available");
+	unsigned char *p = buf;
+	ssize_t got;
+
+	while (n > 0) {
+		if ((got = getrandom(p, n, 0)) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("getrandom");
+		}
+		p += got;
+		n -= (size_t)got;
+	}
 }
 
 /* The canonical text of a UUID's 16 bytes: lower-case, with dashes. */
@@ -106,15 +117,27 @@ util_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/*
+ * SHA-256 with the implementation fetched once and one context reused:
+ * OpenSSL 3's one-shot calls look the algorithm up by name every time.
+ */
 void
 util_sha256_hex(const void *s, size_t n, char out[65])
 {
-	unsigned char md[32];
-	unsigned int mdlen = sizeof(md);
+	static EVP_MD *md;
+	static EVP_MD_CTX *ctx;
+	unsigned char h[32];
+	unsigned int hlen = sizeof(h);
 
-	if (EVP_Digest(s, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+	if (md == NULL && (md = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		fatalx("sha256 unavailable");
+	if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+		fatalx("out of memory");
+	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, s, n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, h, &hlen) != 1)
 		fatalx("sha256 failed");
-	util_hex(md, sizeof(md), out);
+	util_hex(h, sizeof(h), out);
 }
 
 static const char b64url[] =

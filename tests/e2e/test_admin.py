@@ -375,8 +375,8 @@ def test_admin_init_migrates_schema_1(stack):
         con2 = sqlite3.connect(fresh)
         try:
             version = con2.execute('PRAGMA user_version').fetchone()[0]
-            assert version == 2, version
-            assert con.execute('PRAGMA user_version').fetchone()[0] == 2
+            assert version == 3, version
+            assert con.execute('PRAGMA user_version').fetchone()[0] == 3
             assert schema_of(con) == schema_of(con2)
             assert con.execute("SELECT rowid, * FROM invites ORDER BY rowid"
                                ).fetchall() == before
@@ -392,6 +392,13 @@ def test_admin_init_migrates_schema_1(stack):
                            'invites_by_inviter', 'invites_by_address',
                            'invites_by_app', 'invites_due',
                            'invites_sending', 'invites_by_old_token'}, idx
+            trig = {n for (n,) in con.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'trigger'")}
+            assert trig == {'%s_%s' % (t, op) for t in
+                            ('apps', 'api_keys', 'users') for op in
+                            ('INSERT', 'UPDATE', 'DELETE')}, trig
+            assert con.execute('SELECT id, n FROM cache_generation'
+                               ).fetchall() == [(1, 1)]
         finally:
             con.close()
             con2.close()
@@ -806,6 +813,43 @@ def test_admin_keys_add_list_revoke(stack):
         [None, None], keys
     refused(stack, 'key', 'revoke', j['id'])
     check(app.invite(), 201, ok_body())     # the other key still works
+
+
+def burst(app, headers, n=12):
+    """n invites at once, so that every worker of the pool takes some."""
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        return list(ex.map(lambda _: app.invite(headers=headers), range(n)))
+
+
+def test_admin_changes_reach_every_worker_at_once(stack):
+    """Workers cache keys, apps and users (referral-invitesd(8)); a change
+    made with the tool holds for the very next request, whichever worker
+    takes it: a revoked key, a disabled user, a new HS256 secret."""
+    app = App(stack)
+    j = as_json(stack, 'key', 'add', app.client, '--type', 'write')
+    SECRETS.append(j['key'])
+    tok = app.token()
+    for r in burst(app, app.headers(j['key'])) + \
+            burst(app, app.bearer(tok)):
+        check(r, 201, ok_body(), 'warming the workers')
+    ok_quiet(stack, 'user', 'disable', app.uid)
+    for r in burst(app, app.headers(j['key'])) + \
+            burst(app, app.bearer(tok)):
+        check(r, 403, err_body('The inviting user is disabled'))
+    ok_quiet(stack, 'user', 'enable', app.uid)
+    for r in burst(app, app.headers(j['key'])):
+        check(r, 201, ok_body())
+    ok_quiet(stack, 'key', 'revoke', j['id'])
+    for r in burst(app, app.headers(j['key'])):
+        h = check(r, 401, err_body('Invalid credentials'), 'revoked key')
+        assert h.get('www-authenticate') == \
+            'Bearer realm="referral-invites"', h
+    SECRETS.append(created(stack, 'app', 'jwt-key', app.client, '--alg',
+                           'HS256'))
+    for r in burst(app, app.bearer(tok)):
+        check(r, 401, err_body('Invalid credentials'), 'old HS256 secret')
+    for r in burst(app, app.bearer(app.token())):
+        check(r, 201, ok_body())
 
 
 # == users ================================================================

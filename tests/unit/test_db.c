@@ -151,7 +151,135 @@ outbox_cycle(void)
 	gone(db);
 }
 
+/* A second connection to the file fresh() made, as another process. */
+static struct db *
+other(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/t.db", dbdir);
+	return db_open(path, SYNC_NORMAL, 0);
+}
+
+#define KEYHASH	"a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
+#define KEYHASH2 "b665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
+
+/* Reads in a worker's snapshot: key, app and inviter. */
+static int
+read_all(struct db *db, char app[UUID_LEN + 1], char type[8], struct app *a,
+    struct user *u)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	memset(u, 0, sizeof(*u));
+	if (db_read_begin(db) != DB_OK)
+		return -2;
+	rc = db_key_find(db, KEYHASH, app, type);
+	if (rc == DB_OK)
+		rc = db_app_get(db, APP, a);
+	if (rc == DB_OK)
+		rc = db_user_get(db, APP, USER, u);
+	db_rollback(db);
+	return rc;
+}
+
+/*
+ * A cached worker connection sees every change to keys, apps and users
+ * made by another connection at its next snapshot: revocation is exact.
+ */
+static void
+cache_sees_changes(void)
+{
+	struct db *db = fresh(), *admin = NULL;
+	struct app a;
+	struct user u;
+	char app[UUID_LEN + 1], type[8];
+
+	CHECK(db != NULL);
+	CHECK((admin = other()) != NULL);
+	CHECK(db_cache_enable(db) == 0);
+	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
+	    " key_hash, created_at) VALUES ('k1', '" APP "', 'write', '"
+	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	CHECK_STR(app, APP);
+	CHECK_STR(type, "write");
+	CHECK_STR(a.name, "A");
+	CHECK_STR(u.email, "me@a.example");
+	CHECK(u.active == 1);
+	db_app_free(&a);
+	db_user_free(&u);
+	/* Served from the cache now; changes elsewhere still show. */
+	CHECK(db_exec(admin, "UPDATE apps SET name = 'B'") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	CHECK_STR(a.name, "B");
+	db_app_free(&a);
+	db_user_free(&u);
+	CHECK(db_exec(admin, "UPDATE users SET active = 0") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	CHECK(u.active == 0);
+	db_app_free(&a);
+	db_user_free(&u);
+	CHECK(db_exec(admin, "UPDATE api_keys SET revoked_at ="
+	    " '2026-01-02T00:00:00Z'") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_NOTFOUND);
+	CHECK(db_exec(admin, "DELETE FROM api_keys") == 0);
+	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
+	    " key_hash, created_at) VALUES ('k2', '" APP "', 'read', '"
+	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	CHECK_STR(type, "read");
+	db_app_free(&a);
+	db_user_free(&u);
+	db_close(admin);
+	gone(db);
+}
+
+/*
+ * The cache serves: with the generation held still behind its back, a
+ * change is not seen.  (Shows the reads above came from the cache.)
+ */
+static void
+cache_serves_reads(void)
+{
+	struct db *db = fresh(), *admin = NULL;
+	struct app a;
+	struct user u;
+	char app[UUID_LEN + 1], type[8];
+
+	CHECK(db != NULL);
+	CHECK((admin = other()) != NULL);
+	CHECK(db_cache_enable(db) == 0);
+	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
+	    " key_hash, created_at) VALUES ('k1', '" APP "', 'write', '"
+	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	db_app_free(&a);
+	db_user_free(&u);
+	CHECK(db_exec(admin, "UPDATE apps SET name = 'B';"
+	    "UPDATE users SET email = 'new@a.example';"
+	    "UPDATE cache_generation SET n = n - 2") == 0);
+	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
+	CHECK_STR(a.name, "A");
+	CHECK_STR(u.email, "me@a.example");
+	db_app_free(&a);
+	db_user_free(&u);
+	/* Outside a snapshot that checked the generation: never cached. */
+	CHECK(db_app_get(db, APP, &a) == DB_OK);
+	CHECK_STR(a.name, "B");
+	db_app_free(&a);
+	/* An unknown key is never served, cached or not. */
+	CHECK(db_read_begin(db) == DB_OK);
+	CHECK(db_key_find(db, KEYHASH2, app, type) == DB_NOTFOUND);
+	db_rollback(db);
+	db_close(admin);
+	gone(db);
+}
+
 const struct unit_test db_tests[] = {
+	{ "db_cache_sees_changes", cache_sees_changes },
+	{ "db_cache_serves_reads", cache_serves_reads },
 	{ "db_schema_version", schema_version },
 	{ "db_limit_boundary", limit_boundary },
 	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },

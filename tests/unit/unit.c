@@ -13,7 +13,7 @@ int unit_failed;
 
 static const struct unit_test *const tables[] = {
 	valid_tests, json_tests, jwt_tests, template_tests, mail_tests,
-	db_tests, sandbox_tests, NULL
+	db_tests, sandbox_tests, token_tests, NULL
 };
 
 int

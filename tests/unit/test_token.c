@@ -1,0 +1,90 @@
+/*
+ * Unit tests: hashes and tokens against OpenSSL's one-shot functions, so
+ * that tokens mailed by any release keep verifying.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "unit.h"
+#include "extern.h"
+#include "api.h"
+
+static const unsigned char s1[32] = { 1, 2, 3 }, s2[32] = { 9, 8, 7 };
+
+/* The reference: HMAC-SHA-256 of msg, base64url without padding. */
+static void
+ref_mac(const unsigned char secret[32], const char *msg, char out[44])
+{
+	unsigned char h[32];
+	unsigned int n = sizeof(h);
+
+	HMAC(EVP_sha256(), secret, 32, (const unsigned char *)msg,
+	    strlen(msg), h, &n);
+	util_b64url_enc(h, sizeof(h), out, 44);
+}
+
+static void
+sha256_vector(void)
+{
+	char out[65];
+
+	util_sha256_hex("abc", 3, out);
+	CHECK_STR(out, "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
+	util_sha256_hex("", 0, out);
+	CHECK_STR(out, "e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855");
+	util_sha256_hex("abc", 3, out);
+	CHECK_STR(out, "ba7816bf8f01cfea414140de5dae2223"
+	    "b00361a396177a9cb410ff61f20015ad");
+}
+
+/* Alternating secrets: the keyed context follows the secret it is given. */
+static void
+accept_token_mac(void)
+{
+	const char *id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+	char tok[ACCEPT_LEN + 1], want[44], got_id[UUID_LEN + 1];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		const unsigned char *s = i % 2 ? s2 : s1;
+
+		token_accept(s, id, tok);
+		CHECK(strlen(tok) == ACCEPT_LEN);
+		ref_mac(s, "accept\n0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\n",
+		    want);
+		CHECK_STR(tok + ACCEPT_ID_LEN, want);
+		CHECK(token_accept_id(tok, got_id) == 0);
+		CHECK_STR(got_id, id);
+	}
+}
+
+static void
+optout_token_mac(void)
+{
+	const char *app = "6472c342-72bc-46ad-afe2-796a761c182c";
+	char *tok, want[44], a[UUID_LEN + 1], e[EMAIL_MAX + 1];
+
+	CHECK((tok = token_optout(s1, app, "friend@b.example")) != NULL);
+	ref_mac(s1, "opt-out\n6472c342-72bc-46ad-afe2-796a761c182c\n"
+	    "friend@b.example", want);
+	CHECK(strlen(tok) > 43);
+	CHECK_STR(tok + strlen(tok) - 43, want);
+	CHECK(token_optout_check(s1, tok, a, e) == 0);
+	CHECK_STR(a, app);
+	CHECK_STR(e, "friend@b.example");
+	CHECK(token_optout_check(s2, tok, a, e) == -1);
+	free(tok);
+}
+
+const struct unit_test token_tests[] = {
+	{ "token_sha256_vector", sha256_vector },
+	{ "token_accept_mac", accept_token_mac },
+	{ "token_optout_mac", optout_token_mac },
+	{ NULL, NULL }
+};
