@@ -108,7 +108,6 @@ write_nginx_config() {
 	    -days 30 -subj /CN=localhost \
 	    -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
 	    -keyout "$n/key.pem" -out "$n/cert.pem" 2>/dev/null
-	cp /etc/nginx/fastcgi_params "$n/"
 	chown www-data "$n/tmp"
 	# http.conf as shipped, with the upstream at the demo's socket.
 	sed "s#unix:/run/referral-invites/fcgi.sock#unix:$DEMO/run/fcgi.sock#" \

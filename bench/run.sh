@@ -84,7 +84,6 @@ c.stop()
 
 "$top/referral-invitesd" -d -c "$dir/conf" 2>"$dir/daemon.log" & pids+=($!)
 daemon=$!
-cp /etc/nginx/fastcgi_params "$dir/"
 cat > "$dir/nginx.conf" <<NGX
 worker_processes 1;
 user www-data;

@@ -276,9 +276,6 @@ class Stack:
         d = self.path('nginx')
         make_cert(os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem'),
                   'IP:127.0.0.1,DNS:localhost')
-        # location.conf says "include fastcgi_params;", relative to the
-        # directory of the main config.
-        shutil.copy('/etc/nginx/fastcgi_params', d)
         with open(os.path.join(SRCDIR, 'nginx', 'http.conf')) as f:
             http_conf = f.read()
         if REAL_SOCKET not in http_conf:

@@ -982,7 +982,6 @@ def test_shipped_nginx_files_pass_nginx_t(stack):
     os.mkdir(d)
     for f in ('http.conf', 'location.conf'):
         shutil.copy(os.path.join(src, f), d)
-    shutil.copy('/etc/nginx/fastcgi_params', d)
     with open(os.path.join(src, 'site.conf')) as f:
         site = f.read()
     site = site.replace('/etc/nginx/referral-invites/', d + '/')
