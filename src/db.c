@@ -19,11 +19,6 @@
 #include "db.h"
 
 #define BUSY_TIMEOUT_MS	5000
-/* Restart a WAL of this many frames (256 MiB) when at most LAG are left. */
-static int wal_restart_frames = 65536;
-#define WAL_RESTART_LAG		128
-/* A restart waits in sleeps of 20-60 us, 10 ms in all at most. */
-#define RESTART_BUSY_MAX	250
 
 /* The admin's views, as of schema 1; a table rebuild drops and remakes them. */
 #define VIEWS_1 \
@@ -318,7 +313,6 @@ struct db {
 	struct cache	*cache;		/* NULL: not caching */
 	int64_t		 gen;		/* of the rows in the cache */
 	int		 fresh;		/* this snapshot has seen gen */
-	int		 busy_max;	/* busy handler calls before BUSY */
 };
 
 /* Whether reads may be served from and kept in the cache. */
@@ -339,12 +333,10 @@ busy_handler(void *arg, int count)
 	struct db *db = arg;
 	struct timespec ts;
 
-	if (count >= db->busy_max)
+	if (count >= BUSY_TIMEOUT_MS * 2)
 		return 0;
 	ts.tv_sec = 0;
-	ts.tv_nsec = db->busy_max == RESTART_BUSY_MAX ?
-	    20000 + (long)(rand_r(&db->seed) % 40000) :
-	    100000 + (long)(rand_r(&db->seed) % 800000);
+	ts.tv_nsec = 100000 + (long)(rand_r(&db->seed) % 800000);
 	nanosleep(&ts, NULL);
 	return 1;
 }
@@ -364,7 +356,6 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return NULL;
 	db->seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
-	db->busy_max = BUSY_TIMEOUT_MS * 2;	/* sleeps average 0.5 ms */
 	flags = readonly ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	if (sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX,
@@ -1114,46 +1105,13 @@ db_outbox_bounce(struct db *db, const char *id, const char *reply,
 }
 
 void
-db_wal_restart_at(int frames)
-{
-	wal_restart_frames = frames;
-}
-
-void
 db_checkpoint(struct db *db)
 {
-	int logged = 0, done = 0, i;
+	int logged = 0, done = 0;
 
-	/*
-	 * Passive passes copy what the readers allow without stopping
-	 * anyone; the next ones catch up with what was committed meanwhile.
-	 */
-	for (i = 0; i < 3 && (i == 0 || logged - done > WAL_RESTART_LAG); i++)
-		if (sqlite3_wal_checkpoint_v2(db->h, NULL,
-		    SQLITE_CHECKPOINT_PASSIVE, &logged, &done) != SQLITE_OK) {
-			log_debug("checkpoint: %s", sqlite3_errmsg(db->h));
-			return;
-		}
-	/*
-	 * Then, past 256 MiB, restart the log, so that the next commit
-	 * writes the WAL from its start again.  SQLite restarts it by itself
-	 * when a commit begins with every frame copied and no reader left in
-	 * the log, which happens whenever the load pauses for a moment, but
-	 * never under steady load: the WAL grew without end (tens of MB a
-	 * second in bench/run.sh), and with it the WAL index every process
-	 * maps.  A restart holds commits back while the last frames are
-	 * copied and synced and the readers still in the log finish (about
-	 * 12 ms under full load), hence only when little is left to copy,
-	 * rarely, and for 10 ms of waiting at most (an admin's long read in
-	 * the sqlite3 shell just makes it give up until the next time).
-	 */
-	if (logged < wal_restart_frames || logged - done > WAL_RESTART_LAG)
-		return;
-	db->busy_max = RESTART_BUSY_MAX;
-	if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_RESTART,
+	if (sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE,
 	    &logged, &done) != SQLITE_OK)
-		log_debug("checkpoint restart: %s", sqlite3_errmsg(db->h));
-	db->busy_max = BUSY_TIMEOUT_MS * 2;
+		log_debug("checkpoint: %s", sqlite3_errmsg(db->h));
 }
 
 time_t

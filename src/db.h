@@ -108,8 +108,6 @@ int		 db_outbox_bounce(struct db *, const char *id, const char *reply,
  * anyone (the writer leaves this to the mailer, off the request path).
  */
 void		 db_checkpoint(struct db *);
-/* The WAL size in frames past which db_checkpoint restarts it (tests). */
-void		 db_wal_restart_at(int frames);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 

@@ -277,75 +277,7 @@ cache_serves_reads(void)
 	gone(db);
 }
 
-/* Frames in the WAL now, as a passive checkpoint reports them. */
-static int
-wal_frames(struct db *db)
-{
-	int logged = -1, done = -1;
-
-	sqlite3_wal_checkpoint_v2(db_handle(db), NULL,
-	    SQLITE_CHECKPOINT_PASSIVE, &logged, &done);
-	return logged;
-}
-
-static int
-commits(struct db *db, int n)
-{
-	static int seq;
-	char sql[160];
-	int i;
-
-	for (i = 0; i < n; i++) {
-		snprintf(sql, sizeof(sql), "INSERT INTO suppressions VALUES"
-		    " ('" APP "', 'w%d@b.example', 'admin', 'x')", seq++);
-		if (db_exec(db, sql) == -1)
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * A reader still in the log makes the checkpoint give up on restarting it
- * at once (commits are not held back for it); once it has left, the WAL
- * is written from its start again.
- */
-static void
-checkpoint_restarts_wal(void)
-{
-	struct db *db = fresh(), *reader = NULL;
-	struct timespec t0, t1;
-	struct app a;
-	int before;
-
-	CHECK(db != NULL);
-	CHECK((reader = other()) != NULL);
-	CHECK(db_exec(db, "PRAGMA wal_autocheckpoint = 0") == 0);
-	db_wal_restart_at(100);
-	CHECK(commits(db, 150) == 0);
-	/* Nothing copied yet: the reader's snapshot is in the log. */
-	CHECK(db_read_begin(reader) == DB_OK);
-	CHECK(db_app_get(reader, APP, &a) == DB_OK);
-	db_app_free(&a);
-	CHECK(commits(db, 3) == 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	db_checkpoint(db);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	CHECK((t1.tv_sec - t0.tv_sec) * 1000 +
-	    (t1.tv_nsec - t0.tv_nsec) / 1000000 < 200);
-	CHECK(commits(db, 1) == 0);
-	before = wal_frames(db);
-	CHECK(before > 300);
-	db_rollback(reader);
-	db_checkpoint(db);
-	CHECK(commits(db, 1) == 0);
-	CHECK(wal_frames(db) < 10);
-	db_wal_restart_at(65536);
-	db_close(reader);
-	gone(db);
-}
-
 const struct unit_test db_tests[] = {
-	{ "db_checkpoint_restarts_wal", checkpoint_restarts_wal },
 	{ "db_cache_sees_changes", cache_sees_changes },
 	{ "db_cache_serves_reads", cache_serves_reads },
 	{ "db_schema_version", schema_version },
