@@ -138,11 +138,14 @@ for c in $conns; do
 	done
 done
 
-# Peak memory of each process of the pool.
+# Peak memory: the largest worker's, the writer's and the mailer's.
 echo
 for p in $(pgrep -P "$daemon"); do
-	printf '%-10s pid %-7s peak RSS %6s kB\n' "$(cat /proc/$p/comm)" "$p" "$(awk '/VmHWM/ {print $2}' /proc/$p/status)"
-done
+	echo "$(cat /proc/$p/comm) $p $(awk '/VmHWM/ {print $2}' /proc/$p/status)"
+done | sort -k1,1 -k3,3nr | awk -v n="$workers" '$1 != last {
+	printf "%-10s pid %-7s peak RSS %6s kB%s\n", $1, $2, $3,
+	    $1 == "ri-worker" ? "   (the largest of the " n " workers)" : ""
+	last = $1 }'
 stored=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites")
 echo "invites stored: $stored"
 

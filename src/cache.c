@@ -17,7 +17,7 @@
 
 #define KEY_SLOTS	64
 #define APP_SLOTS	16
-#define USER_SLOTS	1024
+#define USER_SLOTS	2048
 
 struct key_slot {
 	int	 used;
