@@ -429,6 +429,13 @@ worker_main(struct daemon *d, int slot)
 	int i;
 
 	child_signals();
+	/*
+	 * A worker hashes, computes HMACs and verifies signatures; it never
+	 * speaks TLS, so openssl.cnf (the system's TLS policy) is not for
+	 * it, and loading it costs each worker half a megabyte.
+	 */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
+		fatalx("worker: cannot initialise OpenSSL");
 	worker_sock = d->sock;
 	worker_null = d->devnull;
 	memset(&sa, 0, sizeof(sa));
