@@ -164,24 +164,59 @@ other(void)
 #define KEYHASH	"a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
 #define KEYHASH2 "b665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"
 
-/* Reads in a worker's snapshot: key, app and inviter. */
 static int
-read_all(struct db *db, char app[UUID_LEN + 1], char type[8], struct app *a,
-    struct user *u)
+add_key(struct db *db, const char *id, const char *type)
 {
-	int rc;
+	char sql[256];
 
-	memset(a, 0, sizeof(*a));
-	memset(u, 0, sizeof(*u));
-	if (db_read_begin(db) != DB_OK)
-		return -2;
-	rc = db_key_find(db, KEYHASH, app, type);
-	if (rc == DB_OK)
-		rc = db_app_get(db, APP, a);
-	if (rc == DB_OK)
-		rc = db_user_get(db, APP, USER, u);
+	snprintf(sql, sizeof(sql), "INSERT INTO api_keys (id, app_id, type,"
+	    " key_hash, created_at) VALUES ('%s', '" APP "', '%s', '"
+	    KEYHASH "', '2026-01-01T00:00:00Z')", id, type);
+	return db_exec(db, sql);
+}
+
+/* A worker's connection with a cache, an admin's, and a write key. */
+static int
+cached_pair(struct db **db, struct db **admin)
+{
+	if ((*db = fresh()) == NULL || (*admin = other()) == NULL ||
+	    db_cache_enable(*db) == -1)
+		return -1;
+	return add_key(*admin, "k1", "write");
+}
+
+/* What a worker's snapshot reads: key, app and inviter. */
+struct seen {
+	int	 rc;
+	char	 app[UUID_LEN + 1], type[8], name[32], email[64];
+	int	 active;
+};
+
+static struct seen
+read_all(struct db *db)
+{
+	struct seen v;
+	struct app a;
+	struct user u;
+
+	memset(&v, 0, sizeof(v));
+	memset(&a, 0, sizeof(a));
+	memset(&u, 0, sizeof(u));
+	if (db_read_begin(db) != DB_OK) {
+		v.rc = -2;
+		return v;
+	}
+	v.rc = db_key_find(db, KEYHASH, v.app, v.type);
+	if (v.rc == DB_OK && (v.rc = db_app_get(db, APP, &a)) == DB_OK)
+		snprintf(v.name, sizeof(v.name), "%s", a.name);
+	if (v.rc == DB_OK && (v.rc = db_user_get(db, APP, USER, &u)) == DB_OK) {
+		snprintf(v.email, sizeof(v.email), "%s", u.email);
+		v.active = u.active;
+	}
 	db_rollback(db);
-	return rc;
+	db_app_free(&a);
+	db_user_free(&u);
+	return v;
 }
 
 /*
@@ -191,47 +226,32 @@ read_all(struct db *db, char app[UUID_LEN + 1], char type[8], struct app *a,
 static void
 cache_sees_changes(void)
 {
-	struct db *db = fresh(), *admin = NULL;
-	struct app a;
-	struct user u;
-	char app[UUID_LEN + 1], type[8];
+	struct db *db = NULL, *admin = NULL;
+	struct seen v;
 
-	CHECK(db != NULL);
-	CHECK((admin = other()) != NULL);
-	CHECK(db_cache_enable(db) == 0);
-	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
-	    " key_hash, created_at) VALUES ('k1', '" APP "', 'write', '"
-	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	CHECK_STR(app, APP);
-	CHECK_STR(type, "write");
-	CHECK_STR(a.name, "A");
-	CHECK_STR(u.email, "me@a.example");
-	CHECK(u.active == 1);
-	db_app_free(&a);
-	db_user_free(&u);
+	CHECK(cached_pair(&db, &admin) == 0);
+	v = read_all(db);
+	CHECK(v.rc == DB_OK);
+	CHECK_STR(v.app, APP);
+	CHECK_STR(v.type, "write");
+	CHECK_STR(v.name, "A");
+	CHECK_STR(v.email, "me@a.example");
+	CHECK(v.active == 1);
 	/* Served from the cache now; changes elsewhere still show. */
 	CHECK(db_exec(admin, "UPDATE apps SET name = 'B'") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	CHECK_STR(a.name, "B");
-	db_app_free(&a);
-	db_user_free(&u);
+	v = read_all(db);
+	CHECK_STR(v.name, "B");
 	CHECK(db_exec(admin, "UPDATE users SET active = 0") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	CHECK(u.active == 0);
-	db_app_free(&a);
-	db_user_free(&u);
+	v = read_all(db);
+	CHECK(v.rc == DB_OK && v.active == 0);
 	CHECK(db_exec(admin, "UPDATE api_keys SET revoked_at ="
 	    " '2026-01-02T00:00:00Z'") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_NOTFOUND);
+	CHECK(read_all(db).rc == DB_NOTFOUND);
 	CHECK(db_exec(admin, "DELETE FROM api_keys") == 0);
-	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
-	    " key_hash, created_at) VALUES ('k2', '" APP "', 'read', '"
-	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	CHECK_STR(type, "read");
-	db_app_free(&a);
-	db_user_free(&u);
+	CHECK(add_key(admin, "k2", "read") == 0);
+	v = read_all(db);
+	CHECK(v.rc == DB_OK);
+	CHECK_STR(v.type, "read");
 	db_close(admin);
 	gone(db);
 }
@@ -243,28 +263,20 @@ cache_sees_changes(void)
 static void
 cache_serves_reads(void)
 {
-	struct db *db = fresh(), *admin = NULL;
+	struct db *db = NULL, *admin = NULL;
 	struct app a;
-	struct user u;
+	struct seen v;
 	char app[UUID_LEN + 1], type[8];
 
-	CHECK(db != NULL);
-	CHECK((admin = other()) != NULL);
-	CHECK(db_cache_enable(db) == 0);
-	CHECK(db_exec(admin, "INSERT INTO api_keys (id, app_id, type,"
-	    " key_hash, created_at) VALUES ('k1', '" APP "', 'write', '"
-	    KEYHASH "', '2026-01-01T00:00:00Z')") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	db_app_free(&a);
-	db_user_free(&u);
+	CHECK(cached_pair(&db, &admin) == 0);
+	CHECK(read_all(db).rc == DB_OK);
 	CHECK(db_exec(admin, "UPDATE apps SET name = 'B';"
 	    "UPDATE users SET email = 'new@a.example';"
 	    "UPDATE cache_generation SET n = n - 2") == 0);
-	CHECK(read_all(db, app, type, &a, &u) == DB_OK);
-	CHECK_STR(a.name, "A");
-	CHECK_STR(u.email, "me@a.example");
-	db_app_free(&a);
-	db_user_free(&u);
+	v = read_all(db);
+	CHECK(v.rc == DB_OK);
+	CHECK_STR(v.name, "A");
+	CHECK_STR(v.email, "me@a.example");
 	/* Outside a snapshot that checked the generation: never cached. */
 	CHECK(db_app_get(db, APP, &a) == DB_OK);
 	CHECK_STR(a.name, "B");
