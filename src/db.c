@@ -873,9 +873,11 @@ db_read_begin(struct db *db)
 		return DB_ERR;
 	}
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		/* The error before the rollback replaces its message. */
+		res = rc == SQLITE_DONE ? DB_ERR : db_res_of(db, rc);
 		sqlite3_reset(st);
 		step_simple(db, Q_ROLLBACK);
-		return rc == SQLITE_DONE ? DB_ERR : db_res_of(db, rc);
+		return res;
 	}
 	gen = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
