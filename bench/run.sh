@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                  # 10 s per step, 1/16/64 connections
 #   BENCH_SECONDS=5 BENCH_WORKERS=16 BENCH_SYNC=full bench/run.sh
+#   BENCH_CONNECTIONS="16 64" BENCH_NODRAIN=1 bench/run.sh  # no mailer step
 #
 # Everything binds 127.0.0.1 or unix sockets under a temp dir and stops at
 # the end.  Rate limits are raised for the run; delivery_wait is 0 so the
@@ -108,6 +109,12 @@ http {
 }
 NGX
 nginx -c "$dir/nginx.conf"
+# The WAL's largest size over the run, sampled twice a second.
+while :; do
+	w=$(stat -c %s "$dir/db/invites.db-wal" 2>/dev/null || echo 0)
+	[ "$w" -gt "$(cat "$dir/walmax" 2>/dev/null || echo 0)" ] && echo "$w" > "$dir/walmax"
+	sleep 0.5
+done & pids+=($!)
 for i in $(seq 50); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
 sleep 0.5
 mailer=$(pgrep -P "$daemon" -x ri-mailer)
@@ -146,8 +153,11 @@ done | sort -k1,1 -k3,3nr | awk -v n="$workers" '$1 != last {
 	printf "%-10s pid %-7s peak RSS %6s kB%s\n", $1, $2, $3,
 	    $1 == "ri-worker" ? "   (the largest of the " n " workers)" : ""
 	last = $1 }'
+echo "WAL peak: $(( $(cat "$dir/walmax" 2>/dev/null || echo 0) / 1048576 )) MiB"
 stored=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites")
 echo "invites stored: $stored"
+
+[ -n "${BENCH_NODRAIN:-}" ] && exit 0
 
 # The mailer alone: stop it, queue a batch, let it go, time the drain.
 [ "${BENCH_MAILER:-run}" = stop ] && kill -CONT "$mailer"

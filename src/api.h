@@ -117,11 +117,14 @@ struct db;
 /* Have the writer check and store in (see db_invite_create). */
 int		 commit_invite(int fd, const struct invite_new *in,
 		    int *retry);
-/* The writer process: batches the workers' invites until *stopping. */
 /* Bound a worker's wait for the writer's answer on its channel. */
 int		 commit_channel(int fd);
-void		 commit_run(struct db *db, const int *fds, int nfds, int wake_fd,
-		    volatile sig_atomic_t *stopping);
+/*
+ * The writer process: batches the workers' invites until *stopping, and
+ * checkpoints with ckdb, a second connection, from a thread of its own.
+ */
+void		 commit_run(struct db *db, struct db *ckdb, const int *fds,
+		    int nfds, int wake_fd, volatile sig_atomic_t *stopping);
 
 /* ------------------------------------------------------------ token.c */
 

@@ -104,10 +104,22 @@ int		 db_suppress_bounce(struct db *, const char *app,
 int		 db_outbox_bounce(struct db *, const char *id, const char *reply,
 		    const char *app, const char *email_norm);
 /*
- * Copy committed WAL frames into the database file without waiting for
- * anyone (the writer leaves this to the mailer, off the request path).
+ * Copy committed WAL frames back into the database file, without waiting
+ * for any lock or reader.  With restart, also take the write lock for
+ * the time of it and make sure no reader still uses the WAL, so that the
+ * next commit, from any process, starts the WAL again from its
+ * beginning.  0 when all was done; -1 when something was in the way.
  */
-void		 db_checkpoint(struct db *);
+int		 db_checkpoint(struct db *, int restart);
+/*
+ * Flush what checkpoints wrote to the database file to disk, holding no
+ * lock, so that the next checkpoint's own flush has little left.
+ */
+int		 db_sync(struct db *);
+/* Count the WAL's frames at each of our commits, for db_wal_frames(). */
+void		 db_wal_watch(struct db *);
+/* How many frames our last commit left in the WAL. */
+int		 db_wal_frames(const struct db *);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 

@@ -31,7 +31,7 @@
 #include "mailer.h"
 
 #define BATCH_MAX	1000
-#define IDLE_POLL	10	/* also the longest time between checkpoints */
+#define IDLE_POLL	10
 
 /* One message of a session: its bytes and where libesmtp is in them. */
 struct outmsg {
@@ -74,7 +74,6 @@ tls_event(int event)
 }
 
 static void verdict(struct mailer *, struct outmsg *, const char *);
-static void checkpoint(struct mailer *);
 
 /*
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
@@ -394,8 +393,6 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 			    "smtp_user and smtp_password_file)", reply);
 		defer(ml, m->ob, reply);
 	}
-	/* A long session must not let the WAL grow without bound. */
-	checkpoint(ml);
 }
 
 /* Send n claimed invites over one SMTP session and record each verdict. */
@@ -480,20 +477,6 @@ idle(struct mailer *ml)
 			;
 }
 
-/* At most once a second, whatever wakes us. */
-static void
-checkpoint(struct mailer *ml)
-{
-	static struct timespec last;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec - last.tv_sec < 1)
-		return;
-	last = now;
-	db_checkpoint(ml->db);
-}
-
 /* SIGTERM stays blocked during a session: look for it between batches. */
 static int
 term_pending(void)
@@ -527,7 +510,6 @@ mailer_run(struct mailer *ml)
 		log_warnx("mailer: %d invites left sending by a crash are "
 		    "queued again", r);
 	while (!*ml->stopping && !term_pending()) {
-		checkpoint(ml);
 		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
 		if (n > 0) {
 			send_batch(ml, ob, (size_t)n);

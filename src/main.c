@@ -409,11 +409,11 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 		fatalx("%s: %s has an old schema: run referral-invitesctl "
 		    "init", role, d->conf.database);
 	/*
-	 * Only the mailer checkpoints, at most once a second (mailer.c).
-	 * SQLite's automatic checkpoint would otherwise run inside every
-	 * commit that finds the WAL over 1,000 pages: in the writer's, with
-	 * a batch of workers waiting, and in each of the mailer's marks,
-	 * copying the same pages again and again.
+	 * No automatic checkpoints: SQLite would run one inside every commit
+	 * that finds the WAL over 1,000 pages, in the writer's with a batch
+	 * of workers waiting for their answers, in a worker's with its
+	 * client waiting.  A thread of the writer checkpoints instead, on
+	 * a connection of its own (commit.c).
 	 */
 	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
 		fatalx("%s: cannot turn off automatic checkpoints", role);
@@ -512,7 +512,7 @@ mailer_main(struct daemon *d)
 static void __attribute__((noreturn))
 writer_main(struct daemon *d)
 {
-	struct db *db;
+	struct db *db, *ckdb;
 	int *fds, i;
 
 	child_signals();
@@ -527,7 +527,9 @@ writer_main(struct daemon *d)
 	}
 	confine(d, "writer", 0);
 	db = child_db(d, "writer", d->conf.synchronous);
-	commit_run(db, fds, d->conf.workers, d->wake[1], &got_term);
+	ckdb = child_db(d, "writer", d->conf.synchronous);
+	commit_run(db, ckdb, fds, d->conf.workers, d->wake[1], &got_term);
+	db_close(ckdb);
 	db_close(db);
 	free(fds);
 	_exit(0);

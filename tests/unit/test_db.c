@@ -289,7 +289,57 @@ cache_serves_reads(void)
 	gone(db);
 }
 
+/*
+ * The writer's WAL: counted at each commit; a restart checkpoint never
+ * waits for a reader still in the WAL, and once it succeeds the next
+ * commit writes the WAL from its beginning again.
+ */
+static void
+wal_restart(void)
+{
+	struct db *db = fresh(), *reader = NULL;
+	sqlite3_stmt *st;
+	char email[64];
+	int i, retry, before;
+
+	CHECK(db != NULL);
+	/* Cached: its snapshots begin with a read, taking a WAL mark. */
+	CHECK((reader = other()) != NULL && db_cache_enable(reader) == 0);
+	db_wal_watch(db);
+	for (i = 0; i < 4; i++) {
+		before = db_wal_frames(db);
+		snprintf(email, sizeof(email), "w%d@b.example", i);
+		CHECK(add(db, email, -1, 0, &retry) == INV_OK);
+		CHECK(db_wal_frames(db) > before);
+	}
+	/* A reader in the WAL: all but a restart, and no waiting. */
+	CHECK(db_read_begin(reader) == DB_OK);
+	CHECK(add(db, "w8@b.example", -1, 0, &retry) == INV_OK);
+	before = db_wal_frames(db);
+	CHECK(db_checkpoint(db, 1) == -1);
+	CHECK(add(db, "w9@b.example", -1, 0, &retry) == INV_OK);
+	CHECK(db_wal_frames(db) > before);
+	/* The reader gone: everything copied, and the WAL starts again. */
+	db_rollback(reader);
+	CHECK(db_checkpoint(db, 0) == 0);
+	CHECK(db_sync(db) == 0);
+	before = db_wal_frames(db);
+	CHECK(db_checkpoint(db, 1) == 0);
+	CHECK(add(db, "w10@b.example", -1, 0, &retry) == INV_OK);
+	CHECK(db_wal_frames(db) > 0);
+	CHECK(db_wal_frames(db) < before / 2);
+	/* Nothing lost on the way: the four, w8, w9 and w10. */
+	CHECK(sqlite3_prepare_v2(db_handle(reader), "SELECT count(*) FROM "
+	    "invites", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	CHECK(sqlite3_column_int(st, 0) == 7);
+	sqlite3_finalize(st);
+	db_close(reader);
+	gone(db);
+}
+
 const struct unit_test db_tests[] = {
+	{ "db_wal_restart", wal_restart },
 	{ "db_cache_sees_changes", cache_sees_changes },
 	{ "db_cache_serves_reads", cache_serves_reads },
 	{ "db_schema_version", schema_version },
