@@ -38,7 +38,8 @@
  * its index, 2 MiB, resident in every process of the pool).  So a thread
  * of the writer, with its own connection, copies the WAL back once a
  * second, without blocking anyone.  Once a commit leaves the WAL longer
- * than WAL_MAX_FRAMES, the thread copies every RESTART_EVERY_MS and then
+ * than WAL_MAX_FRAMES, the thread copies at once and every
+ * RESTART_EVERY_MS while it stays that long, and after each copy
  * leaves the writer, between two batches, to copy the few pages left and
  * make sure no reader is in the WAL, so that its next batch starts the WAL
  * again.  Nothing waits for a lock or a reader with the write lock held;
@@ -224,6 +225,7 @@ struct ckpt {
 	struct db	*db;
 	int		 long_wal;	/* past WAL_MAX_FRAMES */
 	int		 copied;	/* just copied it back: restart now */
+	int		 kick;		/* the WAL just got long: start now */
 	int		 stop;
 };
 
@@ -244,11 +246,12 @@ ckpt_main(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
-		while (!ck->stop && pthread_cond_timedwait(&ck->cv, &ck->mu,
-		    &until) == 0)
+		while (!ck->stop && !ck->kick && pthread_cond_timedwait(&ck->cv,
+		    &ck->mu, &until) == 0)
 			;
 		if (ck->stop)
 			break;
+		ck->kick = 0;
 		restart = ck->long_wal;
 		pthread_mutex_unlock(&ck->mu);
 		/*
@@ -294,10 +297,15 @@ ckpt_start(struct ckpt *ck, struct db *db)
 static void
 ckpt_between(struct ckpt *ck, struct db *db)
 {
-	int restart;
+	int restart, was;
 
 	pthread_mutex_lock(&ck->mu);
+	was = ck->long_wal;
 	ck->long_wal = db_wal_frames(db) > WAL_MAX_FRAMES;
+	if (ck->long_wal && !was) {
+		ck->kick = 1;
+		pthread_cond_signal(&ck->cv);
+	}
 	restart = ck->long_wal && ck->copied;
 	ck->copied = 0;
 	pthread_mutex_unlock(&ck->mu);
