@@ -120,8 +120,9 @@ int		 commit_invite(int fd, const struct invite_new *in,
 /* Bound a worker's wait for the writer's answer on its channel. */
 int		 commit_channel(int fd);
 /*
- * The writer process: batches the workers' invites until *stopping, and
- * checkpoints with ckdb, a second connection, from a thread of its own.
+ * The writer process: batches the workers' invites until *stopping;
+ * checkpoints with ckdb, a second connection, from a thread of its own,
+ * and restarts the WAL between two batches when it has grown long.
  */
 void		 commit_run(struct db *db, struct db *ckdb, const int *fds,
 		    int nfds, int wake_fd, volatile sig_atomic_t *stopping);

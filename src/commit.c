@@ -41,10 +41,10 @@
  * than WAL_MAX_FRAMES, the thread copies at once and every
  * RESTART_EVERY_MS while it stays that long, and after each copy
  * leaves the writer, between two batches, to copy the few pages left and
- * make sure no reader is in the WAL, so that its next batch starts the WAL
- * again.  Nothing waits for a lock or a reader with the write lock held;
- * a reader that stays in the WAL (an open sqlite3 shell) only delays the
- * restart.  Copying back more often costs: every hot page is written
+ * make sure no reader is in the WAL (1-4 ms), so that its next batch
+ * starts the WAL again.  Nothing waits for a lock or a reader with the
+ * write lock held; a reader in the WAL only delays the restart, and one
+ * that stays (an open sqlite3 shell) lets the WAL grow until it leaves.  Copying back more often costs: every hot page is written
  * again each time (ten times the disk writes at SQLite's default of 1,000
  * pages, and 10% fewer invites a second).
  */
@@ -238,7 +238,9 @@ ckpt_main(void *arg)
 
 	pthread_mutex_lock(&ck->mu);
 	while (!ck->stop) {
-		ms = ck->long_wal ? RESTART_EVERY_MS : CKPT_EVERY_MS;
+		/* Quick rounds only while the writer takes up each one. */
+		ms = ck->long_wal && !ck->copied ? RESTART_EVERY_MS :
+		    CKPT_EVERY_MS;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += ms / 1000;
 		until.tv_nsec += (ms % 1000) * 1000000L;
@@ -309,8 +311,16 @@ ckpt_between(struct ckpt *ck, struct db *db)
 	restart = ck->long_wal && ck->copied;
 	ck->copied = 0;
 	pthread_mutex_unlock(&ck->mu);
-	if (restart && db_checkpoint(db, 1) == -1)
+	if (!restart)
+		return;
+	if (db_checkpoint(db, 1) == -1) {
 		log_debug("commit: the WAL cannot start again yet");
+		return;
+	}
+	/* The next commit starts it again, however long the wait for it. */
+	pthread_mutex_lock(&ck->mu);
+	ck->long_wal = 0;
+	pthread_mutex_unlock(&ck->mu);
 }
 
 static void

@@ -319,6 +319,17 @@ wal_restart(void)
 	CHECK(db_checkpoint(db, 1) == -1);
 	CHECK(add(db, "w9@b.example", -1, 0, &retry) == INV_OK);
 	CHECK(db_wal_frames(db) > before);
+	db_rollback(reader);
+	/*
+	 * A reader on the latest commit: everything can be copied, but the
+	 * WAL cannot start again while it is in there.
+	 */
+	CHECK(db_read_begin(reader) == DB_OK);
+	CHECK(db_checkpoint(db, 0) == 0);
+	CHECK(db_checkpoint(db, 1) == -1);
+	before = db_wal_frames(db);
+	CHECK(add(db, "w7@b.example", -1, 0, &retry) == INV_OK);
+	CHECK(db_wal_frames(db) > before);
 	/* The reader gone: everything copied, and the WAL starts again. */
 	db_rollback(reader);
 	CHECK(db_checkpoint(db, 0) == 0);
@@ -328,11 +339,11 @@ wal_restart(void)
 	CHECK(add(db, "w10@b.example", -1, 0, &retry) == INV_OK);
 	CHECK(db_wal_frames(db) > 0);
 	CHECK(db_wal_frames(db) < before / 2);
-	/* Nothing lost on the way: the four, w8, w9 and w10. */
+	/* Nothing lost on the way: the four, w8, w9, w7 and w10. */
 	CHECK(sqlite3_prepare_v2(db_handle(reader), "SELECT count(*) FROM "
 	    "invites", -1, &st, NULL) == SQLITE_OK);
 	CHECK(sqlite3_step(st) == SQLITE_ROW);
-	CHECK(sqlite3_column_int(st, 0) == 7);
+	CHECK(sqlite3_column_int(st, 0) == 8);
 	sqlite3_finalize(st);
 	db_close(reader);
 	gone(db);
