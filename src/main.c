@@ -5,6 +5,7 @@
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -41,6 +42,7 @@
 #endif
 #define CONF_DEFAULT	SYSCONFDIR "/referral-invites/referral-invites.conf"
 #define STOP_GRACE	30	/* seconds children get to finish */
+#define MAILER_NICE	10	/* the mailer's nice value above the pool's */
 
 static volatile sig_atomic_t got_term, got_hup, got_chld;
 
@@ -490,12 +492,24 @@ static void __attribute__((noreturn))
 mailer_main(struct daemon *d)
 {
 	struct mailer ml;
+	int prio;
 
 	child_signals();
 	close(d->sock);
 	close(d->wake[1]);
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
+	/*
+	 * Sending yields to answering: when the workers and the writer need
+	 * both cores, the mailer (and the SMTP server it feeds, when that
+	 * is on this host) takes what they leave, and catches up once the
+	 * burst is over.  Idle cores still run it at full speed.
+	 */
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, 0);
+	if (errno != 0 || setpriority(PRIO_PROCESS, 0,
+	    prio + MAILER_NICE > 19 ? 19 : prio + MAILER_NICE) == -1)
+		log_warn("mailer: cannot lower its priority");
 	confine(d, "mailer", 1);
 	/*
 	 * The mailer's commits only move stored invites along (claimed,

@@ -795,6 +795,27 @@ def test_delivery_200_invites_over_one_session(stack):
     with_stack(run, conf=dict(BASE, delivery_wait='0', smtp_timeout='5'))
 
 
+def proc_nice(pid):
+    """A process's nice value, from /proc/PID/stat."""
+    with open('/proc/%d/stat' % pid) as f:
+        return int(f.read().rsplit(')', 1)[1].split()[16])
+
+
+def test_delivery_mailer_runs_ten_nice_levels_below_the_pool(stack):
+    daemon = stack.procs['daemon'].pid
+    mailer = until('ri-mailer', lambda: mailer_pid(stack), 5)
+    base = proc_nice(daemon)
+    assert proc_nice(mailer) == min(base + 10, 19)
+    others = subprocess.run(['pgrep', '-P', str(daemon)], capture_output=True,
+                            text=True).stdout.split()
+    kinds = {}
+    for p in map(int, others):
+        if p != mailer:
+            with open('/proc/%d/comm' % p) as f:
+                kinds.setdefault(f.read().strip(), set()).add(proc_nice(p))
+    assert kinds == {'ri-worker': {base}, 'ri-writer': {base}}, kinds
+
+
 # -- 7. every language renders ---------------------------------------------
 
 def test_delivery_every_language_renders(stack):
