@@ -187,4 +187,4 @@ t1=$(date +%s.%N)
 s1=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status = 'sent'")
 left=$(sqlite3 "$dir/db/invites.db" "$q")
 awk -v n=$((s1 - s0)) -v a="$t0" -v b="$t1" -v l="$left" -v all="$s1" 'BEGIN {
-	printf "mailer: %d sent in %.1fs after the HTTP steps = %d messages/s (%d sent in all, %d left unsent)\n", n, b - a, n / (b - a), all, l }'
+	printf "mailer: %d sent in %.1fs after the HTTP steps = %d messages/s (%d sent in all, %d left unsent)\n", n, b - a, (b > a ? n / (b - a) : 0), all, l }'

@@ -84,6 +84,17 @@ if ! count "$e2e_out"; then
 	failed=$((failed + 1))
 fi
 
+echo "== bench smoke (bench/run.sh runs; its numbers are not checked)"
+bench_out=$(mktemp)
+"$SRCDIR/tests/bench-smoke.sh" 2>&1 | tee "$bench_out"
+bench_rc=${PIPESTATUS[0]}
+if ! count "$bench_out"; then
+	echo "FAIL bench smoke: no summary (exit $bench_rc)"
+	failed=$((failed + 1))
+fi
+rm -f "$bench_out"
+
 echo "== all"
-[ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ] && [ "$inst_rc" -eq 0 ]
+[ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ] && [ "$inst_rc" -eq 0 ] &&
+    [ "$bench_rc" -eq 0 ]
 summary $?
