@@ -30,6 +30,22 @@ count() {
 	failed=$((failed + $3))
 }
 
+# Run one stage whose output ends with "N passed, N failed", fold that
+# line into the totals, and return the stage's exit status.
+stage() { # name, then the command
+	local name=$1 out rc
+	shift
+	out=$(mktemp)
+	"$@" 2>&1 | tee "$out"
+	rc=${PIPESTATUS[0]}
+	if ! count "$out"; then
+		echo "FAIL $name: no summary (exit $rc)"
+		failed=$((failed + 1))
+	fi
+	rm -f "$out"
+	return "$rc"
+}
+
 echo "== build"
 if [ ! -f "$BUILDDIR/Makefile" ]; then
 	mkdir -p "$BUILDDIR"
@@ -65,34 +81,16 @@ for trs in $(find "$BUILDDIR/tests" -name '*.trs' ! -path '*/unit/unit.trs'); do
 done
 
 echo "== make install into a DESTDIR"
-inst_out=$(mktemp)
-"$SRCDIR/tests/install.sh" 2>&1 | tee "$inst_out"
-inst_rc=${PIPESTATUS[0]}
-if ! count "$inst_out"; then
-	echo "FAIL install: no summary (exit $inst_rc)"
-	failed=$((failed + 1))
-fi
-rm -f "$inst_out"
+stage install "$SRCDIR/tests/install.sh"
+inst_rc=$?
 
 echo "== end-to-end tests"
-e2e_out=$(mktemp)
-trap 'rm -f "$e2e_out"' EXIT
-/usr/bin/python3 "$SRCDIR/tests/e2e/run.py" "$@" | tee "$e2e_out"
-e2e_rc=${PIPESTATUS[0]}
-if ! count "$e2e_out"; then
-	echo "FAIL e2e: no summary (exit $e2e_rc)"
-	failed=$((failed + 1))
-fi
+stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" "$@"
+e2e_rc=$?
 
 echo "== bench smoke (bench/run.sh runs; its numbers are not checked)"
-bench_out=$(mktemp)
-"$SRCDIR/tests/bench-smoke.sh" 2>&1 | tee "$bench_out"
-bench_rc=${PIPESTATUS[0]}
-if ! count "$bench_out"; then
-	echo "FAIL bench smoke: no summary (exit $bench_rc)"
-	failed=$((failed + 1))
-fi
-rm -f "$bench_out"
+stage "bench smoke" "$SRCDIR/tests/bench-smoke.sh"
+bench_rc=$?
 
 echo "== all"
 [ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ] && [ "$inst_rc" -eq 0 ] &&
