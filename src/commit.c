@@ -44,9 +44,10 @@
  * make sure no reader is in the WAL (1-4 ms), so that its next batch
  * starts the WAL again.  Nothing waits for a lock or a reader with the
  * write lock held; a reader in the WAL only delays the restart, and one
- * that stays (an open sqlite3 shell) lets the WAL grow until it leaves.  Copying back more often costs: every hot page is written
- * again each time (ten times the disk writes at SQLite's default of 1,000
- * pages, and 10% fewer invites a second).
+ * that stays (an open sqlite3 shell) lets the WAL grow until it leaves.
+ * Copying back more often costs: every hot page is written again each
+ * time (ten times the disk writes at SQLite's default of 1,000 pages,
+ * and 10% fewer invites a second).
  */
 #define CKPT_EVERY_MS	1000
 #define RESTART_EVERY_MS 100

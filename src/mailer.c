@@ -31,7 +31,7 @@
 #include "mailer.h"
 
 #define BATCH_MAX	1000
-#define IDLE_POLL	10
+#define IDLE_POLL	10	/* seconds between looks for due retries */
 
 /* One message of a session: its bytes and where libesmtp is in them. */
 struct outmsg {
