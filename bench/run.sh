@@ -97,7 +97,7 @@ http {
 	include /etc/nginx/mime.types;
 	access_log off;
 	client_body_temp_path $dir/body; fastcgi_temp_path $dir/fcgi;
-	upstream referral_invites { server unix:$dir/fcgi.sock; }
+	upstream referral_invites { server unix:$dir/fcgi.sock; keepalive 64; }
 	# An empty key is never counted: the flood guard stays out of the way.
 	limit_req_zone "" zone=referral_invites:1m rate=1r/s;
 	server {

@@ -25,9 +25,17 @@ struct ctx {
 
 enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };
 
-int		 fcgi_init(void);
-/* The next request on sock, or NULL when the worker should exit. */
-struct req	*fcgi_accept(int sock);
+/*
+ * Listen on sock; take the connections a predecessor left on hand, and
+ * those other workers share (shared[0]; shared[1] to share).
+ */
+int		 fcgi_init(int sock, int hand, const int shared[2]);
+/* The next request, or NULL when the worker should exit. */
+struct req	*fcgi_accept(volatile sig_atomic_t *term);
+/* Pass the connections held on to the slot's next worker. */
+void		 fcgi_handover(int hand);
+/* Before a long wait: let idle workers take the other connections. */
+void		 fcgi_share(void);
 /* End the request; answers 500 if the handler did not answer. */
 void		 fcgi_finish(struct req *);
 /* The body, at most max bytes, exactly CONTENT_LENGTH of them. */

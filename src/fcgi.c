@@ -2,14 +2,37 @@
  * FastCGI: the only file that includes fcgiapp.h.  Reads request
  * parameters and the body under a hard limit, and writes status, headers
  * and body.  Every failure still answers HTTP.
+ *
+ * Connections.  nginx keeps its FastCGI connections open and reuses them
+ * (fastcgi_keep_conn on, "keepalive" in the upstream), which spares it
+ * and us a socket, a connect, an accept and two closes per request.
+ * libfcgi alone would wait on a kept connection for its next request
+ * while new ones queued behind it; so each worker watches every
+ * connection it holds and the listening socket in one epoll set, takes
+ * new connections itself, and hands libfcgi a connection that has a
+ * request (libfcgi's listen_sock is -1: it never accepts).  A worker
+ * never closes a kept connection: nginx may be sending a request on it at
+ * that moment, and a POST it has sent is never sent again (502).  nginx
+ * closes them (keepalive_timeout, keepalive_requests).  Connections move
+ * instead, as SCM_RIGHTS messages: a worker about to wait for the mailer
+ * puts its other connections in the pool's shared socket, where an idle
+ * worker takes them, so that no request waits behind another's delivery;
+ * a worker that stops hands all of its own to its successor in its slot.
  */
 #include <sys/types.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 
@@ -31,10 +54,217 @@ struct req {
 
 static struct req the_req;
 
-int
-fcgi_init(void)
+/*
+ * At most this many connections a worker: past it, it leaves new ones to
+ * the others.  One SCM_RIGHTS message carries them all (the kernel's
+ * limit is 253).
+ */
+#define CONN_MAX	200
+
+static struct {
+	int	 ep;			/* epoll: conns[], shared[0], sock */
+	int	 sock;			/* the listening socket */
+	int	 shared[2];		/* the pool's: [0] take, [1] give */
+	int	 tcp;			/* it is a TCP one */
+	int	 listening;		/* sock is in ep */
+	int	 conns[CONN_MAX];
+	int	 nconns;
+	int	 cur;			/* the request's, or -1 */
+	int	 stopping;		/* requests left to serve, once told */
+} cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1 };
+
+static int
+conn_add(int fd)
 {
-	return FCGX_Init();
+	struct epoll_event ev;
+	int one = 1;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = fd;
+	if (cs.nconns == CONN_MAX || epoll_ctl(cs.ep, EPOLL_CTL_ADD, fd,
+	    &ev) == -1) {
+		log_warn("fcgi: cannot watch a connection");
+		close(fd);
+		return -1;
+	}
+	if (cs.tcp)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	cs.conns[cs.nconns++] = fd;
+	return 0;
+}
+
+/* libfcgi closed fd (which also took it out of the epoll set). */
+static void
+conn_gone(int fd)
+{
+	int i;
+
+	for (i = 0; i < cs.nconns; i++)
+		if (cs.conns[i] == fd) {
+			cs.conns[i] = cs.conns[--cs.nconns];
+			return;
+		}
+}
+
+/* Watch the listening socket only while there is room for more. */
+static int
+conn_listen(void)
+{
+	struct epoll_event ev;
+	int want = cs.nconns < CONN_MAX;
+
+	if (want == cs.listening)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	/* One worker woken per new connection, not all idle ones. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = cs.sock;
+	if (epoll_ctl(cs.ep, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, cs.sock,
+	    &ev) == -1)
+		return -1;
+	cs.listening = want;
+	return 0;
+}
+
+/* Take the connections waiting on from: every message, or just one. */
+static void
+conn_adopt(int from, int all)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 b[CMSG_SPACE(sizeof(int) * CONN_MAX)];
+	} cm;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte;
+	int fds[CONN_MAX], i, n;
+
+	for (;;) {
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = &byte;
+		iov.iov_len = 1;
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		if (recvmsg(from, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == -1)
+			return;
+		for (c = CMSG_FIRSTHDR(&mh); c != NULL;
+		    c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS)
+				continue;
+			n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			memcpy(fds, CMSG_DATA(c), (size_t)n * sizeof(int));
+			for (i = 0; i < n; i++)
+				(void)conn_add(fds[i]);
+		}
+		if (!all)
+			return;
+	}
+}
+
+int
+fcgi_init(int sock, int hand, const int shared[2])
+{
+	struct epoll_event ev;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fl;
+
+	if (FCGX_Init() != 0)
+		return -1;
+	/* libfcgi never accepts: conn_wait does. */
+	if (FCGX_InitRequest(&the_req.fr, -1, 0) != 0)
+		return -1;
+	if ((cs.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	cs.sock = sock;
+	cs.shared[0] = shared[0];
+	cs.shared[1] = shared[1];
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = shared[0];
+	if (epoll_ctl(cs.ep, EPOLL_CTL_ADD, shared[0], &ev) == -1)
+		return -1;
+	if (getsockname(sock, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		cs.tcp = 1;
+	/* Several workers wait on it; the loser of a race must not block. */
+	if ((fl = fcntl(sock, F_GETFL)) == -1 ||
+	    fcntl(sock, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -1;
+	/* What the predecessor in this slot handed over, if anything. */
+	conn_adopt(hand, 1);
+	return conn_listen();
+}
+
+/*
+ * Send every connection held but the current one to the socket to, in one
+ * message; 0 if none was left to send.  Without room there, they stay.
+ */
+static int
+conn_give(int to)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 b[CMSG_SPACE(sizeof(int) * CONN_MAX)];
+	} cm;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct iovec iov;
+	char byte = 'c';
+	int fds[CONN_MAX], i, n = 0;
+
+	for (i = 0; i < cs.nconns; i++)
+		if (cs.conns[i] != cs.cur)
+			fds[n++] = cs.conns[i];
+	if (n == 0)
+		return 0;
+	memset(&mh, 0, sizeof(mh));
+	memset(&cm, 0, sizeof(cm));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.b;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	if (sendmsg(to, &mh, MSG_DONTWAIT) == -1)
+		return -1;
+	/*
+	 * Sent: the copies here go.  The message holds each connection open,
+	 * so closing does not take it out of the epoll set by itself.
+	 */
+	for (i = 0; i < n; i++) {
+		(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, fds[i], NULL);
+		close(fds[i]);
+		conn_gone(fds[i]);
+	}
+	return 0;
+}
+
+void
+fcgi_handover(int hand)
+{
+	cs.cur = -1;
+	if (conn_give(hand) == -1)
+		log_warn("fcgi: cannot hand %d connections over", cs.nconns);
+}
+
+void
+fcgi_share(void)
+{
+	if (cs.nconns > 1 && conn_give(cs.shared[1]) == -1 &&
+	    errno != EAGAIN)
+		log_warn("fcgi: cannot share connections");
 }
 
 const char *
@@ -66,15 +296,74 @@ req_set_id(struct req *r)
 	util_hex(rnd, sizeof(rnd), r->id);
 }
 
+/*
+ * The next connection with a request, or -1 when the worker should stop.
+ * Signals are delivered only while waiting here.  Once *term is set, the
+ * requests nginx has already sent are served (one a connection at most:
+ * under load nginx would keep sending), and the rest wait in their
+ * connections for the successor.
+ */
+static int
+conn_wait(volatile sig_atomic_t *term)
+{
+	struct epoll_event ev;
+	sigset_t none;
+	int fd, n;
+
+	sigemptyset(&none);
+	for (;;) {
+		if (*term && cs.stopping == -1) {
+			cs.stopping = cs.nconns;
+			if (cs.listening)
+				(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, cs.sock,
+				    NULL);
+			cs.listening = 0;
+			(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, cs.shared[0],
+			    NULL);
+		}
+		if (cs.stopping == 0)
+			return -1;
+		if (cs.stopping > 0)
+			cs.stopping--;
+		else if (conn_listen() == -1)
+			return -1;
+		n = epoll_pwait(cs.ep, &ev, 1, *term ? 0 : -1, &none);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (ev.data.fd == cs.shared[0]) {
+			conn_adopt(cs.shared[0], 0);
+			continue;
+		}
+		if (ev.data.fd != cs.sock)
+			return ev.data.fd;
+		if ((fd = accept4(cs.sock, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Leave new ones to the others for now. */
+				log_warn("fcgi: accept");
+				(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, cs.sock,
+				    NULL);
+				cs.listening = 0;
+				(void)epoll_pwait(cs.ep, &ev, 1, 100, &none);
+				continue;
+			}
+			log_warn("fcgi: accept");
+			return -1;
+		}
+		(void)conn_add(fd);
+	}
+}
+
 struct req *
-fcgi_accept(int sock)
+fcgi_accept(volatile sig_atomic_t *term)
 {
 	struct req *r = &the_req;
-	sigset_t set, old;
-	int rc;
+	int fd;
 
-	if (r->fr.listen_sock == 0 && r->fr.envp == NULL)
-		FCGX_InitRequest(&r->fr, sock, FCGI_FAIL_ACCEPT_ON_INTR);
 	free(r->body);
 	r->body = NULL;
 	r->bodylen = 0;
@@ -84,17 +373,18 @@ fcgi_accept(int sock)
 	buf_free(&r->out);
 	free(r->headers);
 	r->headers = NULL;
-	/* Signals are delivered only while waiting for a connection. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_UNBLOCK, &set, &old);
-	/* A SIGTERM delivered just now closed the socket for us (main.c). */
-	rc = FCGX_Accept_r(&r->fr);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	if (rc < 0)
-		return NULL;
+	for (;;) {
+		if ((fd = conn_wait(term)) == -1)
+			return NULL;
+		/* Kept, so that the Finish inside Accept leaves fd open. */
+		r->fr.ipcFd = fd;
+		r->fr.keepConnection = 1;
+		if (FCGX_Accept_r(&r->fr) == 0)
+			break;
+		/* nginx closed it, or sent garbage: libfcgi closed it. */
+		conn_gone(fd);
+	}
+	cs.cur = fd;
 	req_set_id(r);
 	return r;
 }
@@ -102,25 +392,26 @@ fcgi_accept(int sock)
 void
 fcgi_finish(struct req *r)
 {
+	char sink[1024];
+
 	if (!r->answered)
 		api_fail(r, 500, "Internal error");
 	/*
-	 * libfcgi closes with shutdown() and then waits for nginx to close
-	 * its end, so that unread input never turns into a reset that could
-	 * cut the answer short.  With the body read to its end there is no
-	 * unread input: close at once and take the next request sooner.
+	 * The rest of the body, whatever the answer: the next request on a
+	 * kept connection starts after it (nginx bounds it with
+	 * client_max_body_size).  With no unread input, a connection libfcgi
+	 * closes is closed at once (detached), without its wait for nginx.
 	 */
-	if (!r->body_read) {
-		const char *b;
-		size_t n;
-
-		/* A request without a body still ends with an empty record. */
-		(void)req_read_body(r, 0, &b, &n);
-	}
-	if (r->body != NULL)
-		FCGX_Detach(&r->fr);
+	while (FCGX_GetStr(sink, sizeof(sink), r->fr.in) > 0)
+		;
+	FCGX_Detach(&r->fr);
 	FCGX_Finish_r(&r->fr);
 	r->fr.detached = 0;
+	if (r->fr.ipcFd == -1)
+		conn_gone(cs.cur);
+	/* Kept: it stays in the epoll set for its next request. */
+	r->fr.ipcFd = -1;
+	cs.cur = -1;
 	free(r->body);
 	r->body = NULL;
 }

@@ -251,6 +251,9 @@ invite_await(struct ctx *ctx, struct req *r, const char *id)
 	long waited;
 	int step = 2;
 
+	/* Requests on this worker's other connections go elsewhere. */
+	if (ctx->conf->delivery_wait > 0)
+		fcgi_share();
 	/* The writer wakes the mailer after each batch it commits. */
 	if (ctx->commit_fd < 0 && write(ctx->wake_fd, "w", 1) == -1 &&
 	    errno != EAGAIN)

@@ -68,7 +68,6 @@ struct daemon {
 	int		 wake[2];
 	char		*sock_path;	/* unlinked at exit when we made it */
 	char		 db_dir[4096];
-	int		 devnull;	/* opened before Landlock */
 	char		 sock_dir[4096];
 	pid_t		*workers;
 	time_t		*started;
@@ -77,6 +76,8 @@ struct daemon {
 	pid_t		 writer;
 	time_t		 writer_started;
 	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
+	int		(*hand)[2];	/* per worker slot: [1] to its successor */
+	int		 shared[2];	/* connections any worker may take */
 };
 
 enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
@@ -109,25 +110,6 @@ dir_of(const char *path, char *out, size_t outsz)
 		snprintf(out, outsz, "/");
 	else
 		snprintf(out, outsz, "%.*s", (int)(slash - path), path);
-}
-
-/*
- * A worker's SIGTERM may land between unblocking signals and entering
- * accept(2), which would then wait for one more connection.  Put
- * /dev/null over the listening socket (in this process only): accept
- * then fails at once and the worker leaves.
- */
-static int worker_sock = -1, worker_null = -1;
-
-static void
-on_worker_term(int sig)
-{
-	int saved = errno;
-
-	got_term = 1;
-	if (worker_sock != -1 && worker_null != -1)
-		dup2(worker_null, worker_sock);
-	errno = saved;
 }
 
 static void
@@ -429,13 +411,36 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 	return db;
 }
 
+/*
+ * A child keeps the channel ends of its own role and slot only: the
+ * writer the writer's ends, a worker those of its slot, the mailer none.
+ */
+static void
+close_channels(struct daemon *d, int writer, int slot)
+{
+	int i;
+
+	for (i = 0; i < d->conf.workers; i++) {
+		if (!writer)
+			close(d->chan[i][0]);
+		if (i != slot)
+			close(d->chan[i][1]);
+		if (i != slot) {
+			close(d->hand[i][0]);
+			close(d->hand[i][1]);
+		}
+	}
+	if (slot == -1) {
+		close(d->shared[0]);
+		close(d->shared[1]);
+	}
+}
+
 static void __attribute__((noreturn))
 worker_main(struct daemon *d, int slot)
 {
-	struct sigaction sa;
 	struct ctx ctx;
 	struct req *r;
-	int i;
 
 	child_signals();
 	/*
@@ -445,18 +450,8 @@ worker_main(struct daemon *d, int slot)
 	 */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		fatalx("worker: cannot initialise OpenSSL");
-	worker_sock = d->sock;
-	worker_null = d->devnull;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_worker_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	close(d->wake[0]);
-	for (i = 0; i < d->conf.workers; i++) {
-		close(d->chan[i][0]);
-		if (i != slot)
-			close(d->chan[i][1]);
-	}
+	close_channels(d, 0, slot);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
 	confine(d, "worker", 0);
@@ -477,12 +472,13 @@ worker_main(struct daemon *d, int slot)
 	if (commit_channel(ctx.commit_fd) == -1)
 		fatal("worker: SO_RCVTIMEO");
 	ctx.stopping = &got_term;
-	if (fcgi_init() != 0)
-		fatalx("worker: FCGX_Init failed");
-	while (!got_term && (r = fcgi_accept(d->sock)) != NULL) {
+	if (fcgi_init(d->sock, d->hand[slot][0], d->shared) != 0)
+		fatal("worker: FastCGI");
+	while ((r = fcgi_accept(&got_term)) != NULL) {
 		route_dispatch(&ctx, r);
 		fcgi_finish(r);
 	}
+	fcgi_handover(d->hand[slot][1]);
 	db_close(ctx.db);
 	OPENSSL_cleanse(ctx.secret, sizeof(ctx.secret));
 	_exit(0);
@@ -497,6 +493,7 @@ mailer_main(struct daemon *d)
 	child_signals();
 	close(d->sock);
 	close(d->wake[1]);
+	close_channels(d, 0, -1);
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
 	/*
@@ -542,10 +539,9 @@ writer_main(struct daemon *d)
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	if ((fds = calloc((size_t)d->conf.workers, sizeof(int))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < d->conf.workers; i++) {
-		close(d->chan[i][1]);
+	close_channels(d, 1, -1);
+	for (i = 0; i < d->conf.workers; i++)
 		fds[i] = d->chan[i][0];
-	}
 	confine(d, "writer", 0);
 	db = child_db(d, "writer", d->conf.synchronous);
 	ckdb = child_db(d, "writer", d->conf.synchronous);
@@ -584,12 +580,15 @@ static void
 fill_slots(struct daemon *d)
 {
 	time_t now = time(NULL);
-	int i;
+	int i, slept = 0;
 
+	/* One pause a round however many died young (a reload: all). */
 	for (i = 0; i < d->conf.workers; i++)
 		if (d->workers[i] <= 0) {
-			if (now - d->started[i] < 1)
+			if (now - d->started[i] < 1 && !slept) {
 				sleep(1);
+				slept = 1;
+			}
 			d->started[i] = time(NULL);
 			d->workers[i] = spawn(d, ROLE_WORKER, i);
 		}
@@ -761,6 +760,7 @@ daemon_free(struct daemon *d)
 	free(d->workers);
 	free(d->started);
 	free(d->chan);
+	free(d->hand);
 	free(d->sock_path);
 	conf_free(&d->conf);
 	tmpl_free();
@@ -812,8 +812,6 @@ main(int argc, char *argv[])
 	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
-	if ((d.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
-		fatal("/dev/null");
 	dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
 	if (d.sock_path != NULL)
 		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
@@ -823,11 +821,16 @@ main(int argc, char *argv[])
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
 	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
 	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));
-	if (d.workers == NULL || d.started == NULL || d.chan == NULL)
+	d.hand = calloc((size_t)d.conf.workers, sizeof(*d.hand));
+	if (d.workers == NULL || d.started == NULL || d.chan == NULL ||
+	    d.hand == NULL)
 		fatal("calloc");
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, d.shared) == -1)
+		fatal("socketpair");
 	for (ch = 0; ch < d.conf.workers; ch++)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		    d.chan[ch]) == -1)
+		    d.chan[ch]) == -1 || socketpair(AF_UNIX, SOCK_DGRAM |
+		    SOCK_CLOEXEC, 0, d.hand[ch]) == -1)
 			fatal("socketpair");
 	log_info("started: %d workers, a writer and a mailer",
 	    d.conf.workers);

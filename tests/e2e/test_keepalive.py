@@ -1,0 +1,188 @@
+"""nginx's kept FastCGI connections (issue 7): reused, never a stall.
+
+nginx keeps its connections to the pool open (keepalive in http.conf,
+fastcgi_keep_conn on in location.conf).  Checked here: requests reuse one
+connection; more connections than workers never leave a request waiting
+on a connection no worker watches; a request on a connection of a worker
+that waits for the mailer is served by another worker meanwhile; and a
+reload, which replaces every worker, hands the connections over so that
+no request in flight is lost.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import harness
+
+from test_invite import App, ROUTE, check, ok_body, unique
+from test_loop import listing_body
+
+MODULE_RATE = '100000r/s'
+
+
+def make_stack():
+    return harness.fast_stack(MODULE_RATE)
+
+
+def pool_connections(stack):
+    """The server ends of the connections to the FastCGI socket: inodes."""
+    r = subprocess.run(['ss', '-xH', 'state', 'connected'],
+                       capture_output=True, text=True, check=True)
+    ends = []
+    for line in r.stdout.splitlines():
+        f = line.split()
+        # Netid Recv-Q Send-Q Local Port Peer Port (state filtered away)
+        if stack.socket in f:
+            ends.append(f[f.index(stack.socket) + 1])
+    return sorted(ends)
+
+
+def list_ok(stack, app, conn=None):
+    st, _, body = stack.request('GET', ROUTE % app.uid, app.headers(),
+                                conn=conn)
+    return st, body
+
+
+def concurrently(n, fn):
+    """fn(i) in n threads at once; the results in order."""
+    out = [None] * n
+    go = threading.Barrier(n)
+
+    def run(i):
+        go.wait()
+        try:
+            out[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            out[i] = e
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(90)
+    return out
+
+
+def test_one_kept_connection_serves_requests_in_turn(stack):
+    app = App(stack)
+    time.sleep(0.2)
+    seen = set()
+    for _ in range(20):
+        assert list_ok(stack, app) == (200, listing_body([]))
+        ends = pool_connections(stack)
+        assert ends, 'no connection stayed open after the answer'
+        seen.update(ends)
+    # Requests one at a time: nginx takes the same idle connection each
+    # time (the app's creation through the CLI opened none).
+    assert len(seen) == 1, seen
+
+
+def test_more_connections_than_workers(stack):
+    """One worker, 16 connections at once: it watches all of them."""
+    with_one = harness.Stack(conf={'workers': '1'})
+    saved, harness.TEST_RATE = harness.TEST_RATE, MODULE_RATE
+    try:
+        with_one.start()
+    finally:
+        harness.TEST_RATE = saved
+    try:
+        app = App(with_one)
+        for _ in range(3):
+            got = concurrently(16, lambda i: list_ok(with_one, app))
+            assert got == [(200, listing_body([]))] * 16, got
+        assert len(pool_connections(with_one)) >= 2
+        n = 20
+        got = concurrently(n, lambda i: app.invite(unique()))
+        assert [(st, b) for st, _, b in got] == \
+            [(201, ok_body())] * n, got
+        assert len(app.rows()) == n
+    finally:
+        with_one.stop()
+
+
+def mailer(stack):
+    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
+                        str(stack.procs['daemon'].pid)],
+                       capture_output=True, text=True)
+    return int(r.stdout.split()[0])
+
+
+def test_no_request_waits_behind_a_delivery(stack):
+    app = App(stack)
+    # Many idle connections, spread over the four workers.
+    assert concurrently(32, lambda i: list_ok(stack, app)) == \
+        [(200, listing_body([]))] * 32
+    pid = mailer(stack)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        first = {}
+        t = threading.Thread(target=lambda: first.update(
+            r=app.invite(unique())))
+        t.start()
+        deadline = time.monotonic() + 4
+        while not app.rows() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(app.rows()) == 1
+        # Its worker waits for the stopped mailer (delivery_wait 5 s);
+        # every other request is answered before it ends.
+        for _ in range(3):
+            got = concurrently(24, lambda i: list_ok(stack, app))
+            assert t.is_alive(), 'a request waited for the delivery'
+            assert len(got) == 24 and all(
+                g[0] == 200 for g in got), got
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    t.join(30)
+    st, _, body = first['r']
+    assert st == 201, (st, body)
+
+
+def test_reload_under_load_loses_no_request(stack):
+    app = App(stack)
+    stop = threading.Event()
+    results = []
+
+    def client(i):
+        conn = None
+        n = 0
+        while not stop.is_set() and n < 2000:
+            n += 1
+            try:
+                r = list_ok(stack, app)
+            except Exception as e:  # noqa: BLE001 - counted below
+                r = repr(e)
+            results.append(r)
+        return n
+    ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    try:
+        time.sleep(1)
+        for _ in range(3):
+            old = sorted(subprocess.run(
+                ['pgrep', '-x', 'ri-worker', '-P',
+                 str(stack.procs['daemon'].pid)],
+                capture_output=True, text=True).stdout.split())
+            os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                now = sorted(subprocess.run(
+                    ['pgrep', '-x', 'ri-worker', '-P',
+                     str(stack.procs['daemon'].pid)],
+                    capture_output=True, text=True).stdout.split())
+                if len(now) == 4 and not set(now) & set(old):
+                    break
+                time.sleep(0.05)
+            assert len(now) == 4 and not set(now) & set(old), (old, now)
+            time.sleep(1.2)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(60)
+    bad = [r for r in results if r != (200, listing_body([]))]
+    assert len(results) > 100 and not bad, (len(results), bad[:5])
+    log = open(stack.path('daemon.log'), 'rb').read()
+    assert not re.search(rb'cannot hand|died', log), log[-2000:]
