@@ -21,6 +21,7 @@
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <sys/poll.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -60,6 +61,7 @@ static struct req the_req;
  * limit is 253).
  */
 #define CONN_MAX	200
+#define NEW_WAIT_MS	100	/* for the request on a new connection */
 
 static struct {
 	int	 ep;			/* epoll: conns[], shared[0], sock */
@@ -354,7 +356,14 @@ conn_wait(volatile sig_atomic_t *term)
 			log_warn("fcgi: accept");
 			return -1;
 		}
-		(void)conn_add(fd);
+		/*
+		 * Serve it at once (nginx sends the request with the
+		 * connect): busy, this worker leaves the next new connection
+		 * to an idle one, and the connections spread over the pool.
+		 */
+		if (conn_add(fd) == 0 && poll(&(struct pollfd){ fd, POLLIN,
+		    0 }, 1, NEW_WAIT_MS) == 1)
+			return fd;
 	}
 }
 
