@@ -5,8 +5,11 @@
  * generation whenever one of those tables changes), so a revoked key or a
  * disabled user is refused by the very next request, as without a cache.
  *
- * Direct-mapped tables of fixed size: a lookup is a hash and a compare, a
+ * Tables of fixed size: a lookup is a hash and a compare or two, a
  * collision evicts, and the memory stays bounded whatever the traffic.
+ * Keys and apps are few and direct-mapped; users, many, go in sets of
+ * two, the one used less recently evicted (direct-mapped, 2,000 inviters
+ * in 2,048 slots found a third of them displaced by another).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +20,7 @@
 
 #define KEY_SLOTS	64
 #define APP_SLOTS	16
-#define USER_SLOTS	2048
+#define USER_SETS	2048		/* of two: 4,096 users */
 
 struct key_slot {
 	int	 used;
@@ -32,10 +35,15 @@ struct user_slot {
 	struct user	 u;
 };
 
+struct user_set {
+	struct user_slot w[2];
+	int		 old;		/* the way used less recently */
+};
+
 struct cache {
 	struct key_slot	 keys[KEY_SLOTS];
 	struct app	 apps[APP_SLOTS];	/* id[0] == '\0': empty */
-	struct user_slot users[USER_SLOTS];
+	struct user_set	 users[USER_SETS];
 };
 
 /* FNV-1a over one or two strings, then the slot for it. */
@@ -112,9 +120,10 @@ cache_flush(struct cache *c)
 	memset(c->keys, 0, sizeof(c->keys));
 	for (i = 0; i < APP_SLOTS; i++)
 		db_app_free(&c->apps[i]);
-	for (i = 0; i < USER_SLOTS; i++) {
-		db_user_free(&c->users[i].u);
-		c->users[i].used = 0;
+	for (i = 0; i < USER_SETS; i++) {
+		db_user_free(&c->users[i].w[0].u);
+		db_user_free(&c->users[i].w[1].u);
+		c->users[i].w[0].used = c->users[i].w[1].used = 0;
 	}
 }
 
@@ -175,22 +184,47 @@ cache_app_put(struct cache *c, const struct app *a)
 		memset(s, 0, sizeof(*s));
 }
 
+static int
+user_is(const struct user_slot *s, const char *app, const char *id)
+{
+	return s->used && strcmp(s->u.id, id) == 0 && strcmp(s->app, app) == 0;
+}
+
 int
 cache_user_get(struct cache *c, const char *app, const char *id,
     struct user *out)
 {
-	struct user_slot *s = &c->users[slot_of(app, id, USER_SLOTS)];
+	struct user_set *set = &c->users[slot_of(app, id, USER_SETS)];
+	int w;
 
-	if (!s->used || strcmp(s->u.id, id) != 0 || strcmp(s->app, app) != 0)
-		return 0;
-	return user_copy(out, &s->u) == 0;
+	for (w = 0; w < 2; w++)
+		if (user_is(&set->w[w], app, id)) {
+			set->old = !w;
+			return user_copy(out, &set->w[w].u) == 0;
+		}
+	return 0;
 }
 
 void
 cache_user_put(struct cache *c, const char *app, const struct user *u)
 {
-	struct user_slot *s = &c->users[slot_of(app, u->id, USER_SLOTS)];
+	struct user_set *set = &c->users[slot_of(app, u->id, USER_SETS)];
+	struct user_slot *s;
+	int w;
 
+	/* The same user's way, else an empty one, else the older. */
+	if (user_is(&set->w[0], app, u->id))
+		w = 0;
+	else if (user_is(&set->w[1], app, u->id))
+		w = 1;
+	else if (!set->w[0].used)
+		w = 0;
+	else if (!set->w[1].used)
+		w = 1;
+	else
+		w = set->old;
+	s = &set->w[w];
+	set->old = !w;
 	db_user_free(&s->u);
 	s->used = 0;
 	if (strlen(app) > UUID_LEN || user_copy(&s->u, u) == -1)

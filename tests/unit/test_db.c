@@ -349,7 +349,54 @@ wal_restart(void)
 	gone(db);
 }
 
+/*
+ * The users' cache keeps two users a set: 3,000 inviters leave more than
+ * 2,048 of them cached (direct-mapped, 2,048 slots could not), a user put
+ * again replaces itself, and every hit is the user asked for.
+ */
+static void
+cache_user_sets(void)
+{
+	struct cache *c;
+	struct user u, got;
+	char id[UUID_LEN + 1], email[64];
+	int i, hits = 0, ok = 1;
+
+	CHECK((c = cache_new()) != NULL);
+	for (i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
+		snprintf(email, sizeof(email), "u%d@a.example", i);
+		memset(&u, 0, sizeof(u));
+		memcpy(u.id, id, sizeof(u.id));
+		u.email = email;
+		u.active = 1;
+		cache_user_put(c, APP, &u);
+	}
+	for (i = 0; i < 3000; i++) {
+		snprintf(id, sizeof(id), "00000000-0000-4000-8000-%012d", i);
+		snprintf(email, sizeof(email), "u%d@a.example", i);
+		if (!cache_user_get(c, APP, id, &got))
+			continue;
+		hits++;
+		ok &= strcmp(got.id, id) == 0 && strcmp(got.email, email) == 0;
+		db_user_free(&got);
+	}
+	CHECK(ok);
+	CHECK(hits > 2048 && hits < 3000);
+	/* Another app's user of the same id is another user. */
+	CHECK(!cache_user_get(c, USER, id, &got));
+	memset(&u, 0, sizeof(u));
+	memcpy(u.id, id, sizeof(u.id));
+	u.email = "again@a.example";
+	cache_user_put(c, APP, &u);
+	CHECK(cache_user_get(c, APP, id, &got));
+	CHECK_STR(got.email, "again@a.example");
+	db_user_free(&got);
+	cache_free(c);
+}
+
 const struct unit_test db_tests[] = {
+	{ "db_cache_user_sets", cache_user_sets },
 	{ "db_wal_restart", wal_restart },
 	{ "db_cache_sees_changes", cache_sees_changes },
 	{ "db_cache_serves_reads", cache_serves_reads },
