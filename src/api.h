@@ -34,6 +34,8 @@ int		 fcgi_init(int sock, int hand, const int shared[2]);
 struct req	*fcgi_accept(volatile sig_atomic_t *term);
 /* Pass the connections held on to the slot's next worker. */
 void		 fcgi_handover(int hand);
+/* Before a wait: let idle workers take other connections' requests. */
+void		 fcgi_share_waiting(void);
 /* Before a long wait: let idle workers take the other connections. */
 void		 fcgi_share(void);
 /* End the request; answers 500 if the handler did not answer. */

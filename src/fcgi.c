@@ -14,10 +14,12 @@
  * never closes a kept connection: nginx may be sending a request on it at
  * that moment, and a POST it has sent is never sent again (502).  nginx
  * closes them (keepalive_timeout, keepalive_requests).  Connections move
- * instead, as SCM_RIGHTS messages: a worker about to wait for the mailer
- * puts its other connections in the pool's shared socket, where an idle
- * worker takes them, so that no request waits behind another's delivery;
- * a worker that stops hands all of its own to its successor in its slot.
+ * instead, as SCM_RIGHTS messages: a worker about to wait for the writer
+ * puts those of its other connections that have a request waiting in the
+ * pool's shared socket, where an idle worker takes them, and one about to
+ * wait for the mailer puts all of them there, so that no request waits
+ * behind another's invite; a worker that stops hands all of its own to
+ * its successor in its slot.
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
@@ -205,11 +207,11 @@ fcgi_init(int sock, int hand, const int shared[2])
 }
 
 /*
- * Send every connection held but the current one to the socket to, in one
- * message; 0 if none was left to send.  Without room there, they stay.
+ * Send the n connections fds[] to the socket to, in one message.  Without
+ * room there, they stay.
  */
 static int
-conn_give(int to)
+conn_send(int to, const int *fds, int n)
 {
 	union {
 		struct cmsghdr	 h;
@@ -219,11 +221,8 @@ conn_give(int to)
 	struct cmsghdr *c;
 	struct iovec iov;
 	char byte = 'c';
-	int fds[CONN_MAX], i, n = 0;
+	int i;
 
-	for (i = 0; i < cs.nconns; i++)
-		if (cs.conns[i] != cs.cur)
-			fds[n++] = cs.conns[i];
 	if (n == 0)
 		return 0;
 	memset(&mh, 0, sizeof(mh));
@@ -253,12 +252,40 @@ conn_give(int to)
 	return 0;
 }
 
+/* Every connection held but the current one. */
+static int
+conn_give(int to)
+{
+	int fds[CONN_MAX], i, n = 0;
+
+	for (i = 0; i < cs.nconns; i++)
+		if (cs.conns[i] != cs.cur)
+			fds[n++] = cs.conns[i];
+	return conn_send(to, fds, n);
+}
+
 void
 fcgi_handover(int hand)
 {
 	cs.cur = -1;
 	if (conn_give(hand) == -1)
 		log_warn("fcgi: cannot hand %d connections over", cs.nconns);
+}
+
+void
+fcgi_share_waiting(void)
+{
+	struct epoll_event ev[CONN_MAX];
+	int fds[CONN_MAX], i, n, k = 0;
+
+	if (cs.nconns < 2 || (n = epoll_wait(cs.ep, ev, CONN_MAX, 0)) <= 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (ev[i].data.fd != cs.sock && ev[i].data.fd != cs.shared[0] &&
+		    ev[i].data.fd != cs.cur)
+			fds[k++] = ev[i].data.fd;
+	if (conn_send(cs.shared[1], fds, k) == -1 && errno != EAGAIN)
+		log_warn("fcgi: cannot share connections");
 }
 
 void

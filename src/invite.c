@@ -204,6 +204,8 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	in.limit_day = pick(a->limit_per_day, c->limit_per_day);
 	in.limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
 	in.cooldown = pick(a->cooldown, c->cooldown);
+	/* Storing waits for the writer: requests behind this one move on. */
+	fcgi_share_waiting();
 	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
 	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
 	switch (res) {
