@@ -30,6 +30,7 @@
 #include "db.h"
 
 #define REPLY_WAIT_MS	10000	/* a worker's patience with the writer */
+#define REPLY_SLOW_MS	50	/* then its other connections move on */
 #define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
 /*
  * Checkpoints.  SQLite starts the WAL again from its beginning at a commit
@@ -127,7 +128,7 @@ now_ms(void)
 int
 commit_channel(int fd)
 {
-	struct timeval tv = { REPLY_WAIT_MS / 1000, 0 };
+	struct timeval tv = { 0, REPLY_SLOW_MS * 1000 };
 
 	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
@@ -152,13 +153,19 @@ commit_invite(int fd, const struct invite_new *in, int *retry)
 		return INV_ERR;
 	}
 	/*
-	 * A blocking receive bounded by SO_RCVTIMEO (commit_channel); an
+	 * Blocking receives of REPLY_SLOW_MS each (SO_RCVTIMEO,
+	 * commit_channel); after the first, requests on this worker's other
+	 * connections go to idle workers rather than wait for this one.  An
 	 * answer left over for a predecessor in this slot, or for a request
 	 * of ours that timed out, carries another sequence number.
 	 */
 	for (;;) {
 		n = recv(fd, &rep, sizeof(rep), 0);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (now_ms() < m.deadline + REPLY_MARGIN_MS) {
+				fcgi_share();
+				continue;
+			}
 			log_warnx("commit: no answer from the writer");
 			return INV_BUSY;
 		}

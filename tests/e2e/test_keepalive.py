@@ -4,7 +4,8 @@ nginx keeps its connections to the pool open (keepalive in http.conf,
 fastcgi_keep_conn on in location.conf).  Checked here: requests reuse one
 connection; more connections than workers never leave a request waiting
 on a connection no worker watches; a request on a connection of a worker
-that waits for the mailer is served by another worker meanwhile; and a
+that waits for the mailer, or for a stalled writer, is served by another
+worker meanwhile; and a
 reload, which replaces every worker, hands the connections over so that
 no request in flight is lost.
 """
@@ -47,23 +48,38 @@ def list_ok(stack, app, conn=None):
     return st, body
 
 
-def concurrently(n, fn):
-    """fn(i) in n threads at once; the results in order."""
+def concurrently(stack, n, fn):
+    """fn(conn) in n threads at once, each over a TLS connection of its
+    own made beforehand (so that the requests overlap); the results."""
     out = [None] * n
     go = threading.Barrier(n)
 
     def run(i):
-        go.wait()
+        conn = stack.connection()
         try:
-            out[i] = fn(i)
+            conn.connect()
+            go.wait()
+            out[i] = fn(conn)
         except Exception as e:  # noqa: BLE001 - reported by the caller
             out[i] = e
+        finally:
+            conn.close()
     ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in ts:
         t.start()
     for t in ts:
         t.join(90)
     return out
+
+
+def started(conf):
+    """A stack of its own with these config overrides."""
+    s = harness.Stack(conf=conf)
+    saved, harness.TEST_RATE = harness.TEST_RATE, MODULE_RATE
+    try:
+        return s.start()
+    finally:
+        harness.TEST_RATE = saved
 
 
 def test_one_kept_connection_serves_requests_in_turn(stack):
@@ -82,20 +98,18 @@ def test_one_kept_connection_serves_requests_in_turn(stack):
 
 def test_more_connections_than_workers(stack):
     """One worker, 16 connections at once: it watches all of them."""
-    with_one = harness.Stack(conf={'workers': '1'})
-    saved, harness.TEST_RATE = harness.TEST_RATE, MODULE_RATE
-    try:
-        with_one.start()
-    finally:
-        harness.TEST_RATE = saved
+    with_one = started({'workers': '1'})
     try:
         app = App(with_one)
         for _ in range(3):
-            got = concurrently(16, lambda i: list_ok(with_one, app))
+            got = concurrently(with_one, 16,
+                               lambda c: list_ok(with_one, app, c))
             assert got == [(200, listing_body([]))] * 16, got
         assert len(pool_connections(with_one)) >= 2
         n = 20
-        got = concurrently(n, lambda i: app.invite(unique()))
+        got = concurrently(with_one, n, lambda c: with_one.request(
+            'POST', ROUTE % app.uid, app.headers(),
+            {'email': unique(), 'language': 'en'}, conn=c))
         assert [(st, b) for st, _, b in got] == \
             [(201, ok_body())] * n, got
         assert len(app.rows()) == n
@@ -113,7 +127,7 @@ def mailer(stack):
 def test_no_request_waits_behind_a_delivery(stack):
     app = App(stack)
     # Many idle connections, spread over the four workers.
-    assert concurrently(32, lambda i: list_ok(stack, app)) == \
+    assert concurrently(stack, 32, lambda c: list_ok(stack, app, c)) == \
         [(200, listing_body([]))] * 32
     pid = mailer(stack)
     os.kill(pid, signal.SIGSTOP)
@@ -129,7 +143,7 @@ def test_no_request_waits_behind_a_delivery(stack):
         # Its worker waits for the stopped mailer (delivery_wait 5 s);
         # every other request is answered before it ends.
         for _ in range(3):
-            got = concurrently(24, lambda i: list_ok(stack, app))
+            got = concurrently(stack, 24, lambda c: list_ok(stack, app, c))
             assert t.is_alive(), 'a request waited for the delivery'
             assert len(got) == 24 and all(
                 g[0] == 200 for g in got), got
@@ -138,6 +152,41 @@ def test_no_request_waits_behind_a_delivery(stack):
     t.join(30)
     st, _, body = first['r']
     assert st == 201, (st, body)
+
+
+def test_no_request_waits_behind_a_stalled_writer(stack):
+    """Two workers: the one waiting for the writer holds about half of 32
+    connections, and requests on them go to the other."""
+    two = started({'workers': '2'})
+    try:
+        app = App(two)
+        assert concurrently(two, 32, lambda c: list_ok(two, app, c)) == \
+            [(200, listing_body([]))] * 32
+        pid = int(subprocess.run(
+            ['pgrep', '-x', 'ri-writer', '-P', str(two.procs['daemon'].pid)],
+            capture_output=True, text=True).stdout.split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            first = {}
+            t = threading.Thread(target=lambda: first.update(
+                r=app.invite(unique())))
+            t.start()
+            # Its worker waits for the stopped writer (at most 10 s);
+            # the other requests are answered meanwhile.
+            time.sleep(0.3)
+            for _ in range(3):
+                got = concurrently(two, 24, lambda c: list_ok(two, app, c))
+                assert t.is_alive(), 'a request waited for the writer'
+                assert len(got) == 24 and all(
+                    g[0] == 200 for g in got), got
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        t.join(30)
+        st, _, body = first['r']
+        assert st == 201, (st, body)
+        assert len(app.rows()) == 1
+    finally:
+        two.stop()
 
 
 def test_reload_under_load_loses_no_request(stack):
