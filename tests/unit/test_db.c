@@ -52,6 +52,9 @@ gone(struct db *db)
 		fprintf(stderr, "cannot remove %s\n", dbdir);
 }
 
+/* The inviter's day limit for add(); off unless a test sets it. */
+static int per_day = -1;
+
 static enum invite_res
 add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
 {
@@ -71,7 +74,7 @@ add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
 	in.request_id = "r";
 	in.token_hash = hash;
 	in.limit_hour = per_hour;
-	in.limit_day = -1;
+	in.limit_day = per_day;
 	in.limit_minute = -1;
 	in.cooldown = cooldown;
 	return db_invite_create(db, &in, retry);
@@ -105,6 +108,50 @@ limit_boundary(void)
 	}
 	CHECK(add(db, "f9@b.example", 3, 0, &retry) == INV_LIMIT);
 	CHECK(retry > 3500 && retry <= 3600);
+	gone(db);
+}
+
+/*
+ * Both of the inviter's limits at once: the day's reached by invites
+ * older than an hour, then the hour's too, each with its own Retry-After,
+ * the later one when both are reached.
+ */
+static void
+limit_hour_and_day(void)
+{
+	struct db *db = fresh();
+	char email[64];
+	int i, retry = 0;
+
+	CHECK(db != NULL);
+	per_day = 5;
+	/* Four of them 90 minutes old: in the day's window, not the hour's. */
+	for (i = 0; i < 4; i++) {
+		snprintf(email, sizeof(email), "d%d@b.example", i);
+		CHECK(add(db, email, -1, 0, &retry) == INV_OK);
+	}
+	CHECK(db_exec(db, "UPDATE invites SET created_at = strftime("
+	    "'%Y-%m-%dT%H:%M:%SZ', 'now', '-90 minutes')") == 0);
+	CHECK(add(db, "h0@b.example", 2, 0, &retry) == INV_OK);
+	/* Five in the day: the day's limit, free again in 22.5 hours. */
+	CHECK(add(db, "h1@b.example", 2, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 22 * 3600 && retry <= 81000);
+	/* With the day's limit raised, one more fits in the hour. */
+	per_day = 100;
+	CHECK(add(db, "h1@b.example", 2, 0, &retry) == INV_OK);
+	CHECK(add(db, "h2@b.example", 2, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 3500 && retry <= 3600);
+	/* Both reached: the later of the two. */
+	per_day = 6;
+	CHECK(add(db, "h3@b.example", 2, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 22 * 3600 && retry <= 81000);
+	/* Hour off, day on, and the other way round. */
+	CHECK(add(db, "h4@b.example", -1, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 22 * 3600 && retry <= 81000);
+	per_day = -1;
+	CHECK(add(db, "h5@b.example", 2, 0, &retry) == INV_LIMIT);
+	CHECK(retry > 3500 && retry <= 3600);
+	CHECK(add(db, "h6@b.example", 3, 0, &retry) == INV_OK);
 	gone(db);
 }
 
@@ -387,7 +434,8 @@ cache_user_sets(void)
 	CHECK(!cache_user_get(c, USER, id, &got));
 	memset(&u, 0, sizeof(u));
 	memcpy(u.id, id, sizeof(u.id));
-	u.email = "again@a.example";
+	snprintf(email, sizeof(email), "again@a.example");
+	u.email = email;
 	cache_user_put(c, APP, &u);
 	CHECK(cache_user_get(c, APP, id, &got));
 	CHECK_STR(got.email, "again@a.example");
@@ -402,6 +450,7 @@ const struct unit_test db_tests[] = {
 	{ "db_cache_serves_reads", cache_serves_reads },
 	{ "db_schema_version", schema_version },
 	{ "db_limit_boundary", limit_boundary },
+	{ "db_limit_hour_and_day", limit_hour_and_day },
 	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },
 	{ "db_outbox_cycle", outbox_cycle },
 	{ NULL, NULL }
