@@ -132,14 +132,31 @@ conn_listen(void)
 	return 0;
 }
 
+/* Control data for up to CONN_MAX descriptors, aligned for cmsghdr. */
+union fds_ctl {
+	struct cmsghdr	 h;
+	char		 b[CMSG_SPACE(sizeof(int) * CONN_MAX)];
+};
+
+/* A message of one byte with room for ctlsz bytes of control data. */
+static void
+msg_init(struct msghdr *mh, struct iovec *iov, char *byte, void *ctl,
+    size_t ctlsz)
+{
+	memset(mh, 0, sizeof(*mh));
+	iov->iov_base = byte;
+	iov->iov_len = 1;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	mh->msg_control = ctl;
+	mh->msg_controllen = ctlsz;
+}
+
 /* Take the connections waiting on from: every message, or just one. */
 static void
 conn_adopt(int from, int all)
 {
-	union {
-		struct cmsghdr	 h;
-		char		 b[CMSG_SPACE(sizeof(int) * CONN_MAX)];
-	} cm;
+	union fds_ctl cm;
 	struct msghdr mh;
 	struct cmsghdr *c;
 	struct iovec iov;
@@ -147,13 +164,7 @@ conn_adopt(int from, int all)
 	int fds[CONN_MAX], i, n;
 
 	for (;;) {
-		memset(&mh, 0, sizeof(mh));
-		iov.iov_base = &byte;
-		iov.iov_len = 1;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cm.b;
-		mh.msg_controllen = sizeof(cm.b);
+		msg_init(&mh, &iov, &byte, cm.b, sizeof(cm.b));
 		if (recvmsg(from, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == -1)
 			return;
 		for (c = CMSG_FIRSTHDR(&mh); c != NULL;
@@ -213,10 +224,7 @@ fcgi_init(int sock, int hand, const int shared[2])
 static int
 conn_send(int to, const int *fds, int n)
 {
-	union {
-		struct cmsghdr	 h;
-		char		 b[CMSG_SPACE(sizeof(int) * CONN_MAX)];
-	} cm;
+	union fds_ctl cm;
 	struct msghdr mh;
 	struct cmsghdr *c;
 	struct iovec iov;
@@ -225,14 +233,8 @@ conn_send(int to, const int *fds, int n)
 
 	if (n == 0)
 		return 0;
-	memset(&mh, 0, sizeof(mh));
 	memset(&cm, 0, sizeof(cm));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cm.b;
-	mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+	msg_init(&mh, &iov, &byte, cm.b, CMSG_SPACE(sizeof(int) * (size_t)n));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;

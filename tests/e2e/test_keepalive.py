@@ -117,34 +117,28 @@ def test_more_connections_than_workers(stack):
         with_one.stop()
 
 
-def mailer(stack):
-    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
+def child(stack, name):
+    """The pid of the daemon's process called name (ri-mailer, ...)."""
+    r = subprocess.run(['pgrep', '-x', name, '-P',
                         str(stack.procs['daemon'].pid)],
                        capture_output=True, text=True)
     return int(r.stdout.split()[0])
 
 
-def test_no_request_waits_behind_a_delivery(stack):
-    app = App(stack)
-    # Many idle connections, spread over the four workers.
-    assert concurrently(stack, 32, lambda c: list_ok(stack, app, c)) == \
-        [(200, listing_body([]))] * 32
-    pid = mailer(stack)
+def others_answered_meanwhile(stack, app, pid, what, started_waiting):
+    """With pid stopped, an invite waits for it (what); three rounds of 24
+    overlapping requests are all answered while it still waits, and then
+    it ends 201."""
     os.kill(pid, signal.SIGSTOP)
     try:
         first = {}
         t = threading.Thread(target=lambda: first.update(
             r=app.invite(unique())))
         t.start()
-        deadline = time.monotonic() + 4
-        while not app.rows() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(app.rows()) == 1
-        # Its worker waits for the stopped mailer (delivery_wait 5 s);
-        # every other request is answered before it ends.
+        started_waiting()
         for _ in range(3):
             got = concurrently(stack, 24, lambda c: list_ok(stack, app, c))
-            assert t.is_alive(), 'a request waited for the delivery'
+            assert t.is_alive(), 'a request waited for the ' + what
             assert len(got) == 24 and all(
                 g[0] == 200 for g in got), got
     finally:
@@ -152,6 +146,24 @@ def test_no_request_waits_behind_a_delivery(stack):
     t.join(30)
     st, _, body = first['r']
     assert st == 201, (st, body)
+    assert len(app.rows()) == 1
+
+
+def test_no_request_waits_behind_a_delivery(stack):
+    app = App(stack)
+    # Many idle connections, spread over the four workers.
+    assert concurrently(stack, 32, lambda c: list_ok(stack, app, c)) == \
+        [(200, listing_body([]))] * 32
+
+    def stored():
+        # Stored, its worker waits for the stopped mailer (delivery_wait
+        # 5 s).
+        deadline = time.monotonic() + 4
+        while not app.rows() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(app.rows()) == 1
+    others_answered_meanwhile(stack, app, child(stack, 'ri-mailer'),
+                              'delivery', stored)
 
 
 def test_no_request_waits_behind_a_stalled_writer(stack):
@@ -162,29 +174,9 @@ def test_no_request_waits_behind_a_stalled_writer(stack):
         app = App(two)
         assert concurrently(two, 32, lambda c: list_ok(two, app, c)) == \
             [(200, listing_body([]))] * 32
-        pid = int(subprocess.run(
-            ['pgrep', '-x', 'ri-writer', '-P', str(two.procs['daemon'].pid)],
-            capture_output=True, text=True).stdout.split()[0])
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            first = {}
-            t = threading.Thread(target=lambda: first.update(
-                r=app.invite(unique())))
-            t.start()
-            # Its worker waits for the stopped writer (at most 10 s);
-            # the other requests are answered meanwhile.
-            time.sleep(0.3)
-            for _ in range(3):
-                got = concurrently(two, 24, lambda c: list_ok(two, app, c))
-                assert t.is_alive(), 'a request waited for the writer'
-                assert len(got) == 24 and all(
-                    g[0] == 200 for g in got), got
-        finally:
-            os.kill(pid, signal.SIGCONT)
-        t.join(30)
-        st, _, body = first['r']
-        assert st == 201, (st, body)
-        assert len(app.rows()) == 1
+        # Its worker waits for the stopped writer (at most 10 s).
+        others_answered_meanwhile(two, app, child(two, 'ri-writer'),
+                                  'writer', lambda: time.sleep(0.3))
     finally:
         two.stop()
 
@@ -195,7 +187,6 @@ def test_reload_under_load_loses_no_request(stack):
     results = []
 
     def client(i):
-        conn = None
         n = 0
         while not stop.is_set() and n < 2000:
             n += 1
