@@ -96,6 +96,22 @@ def test_one_kept_connection_serves_requests_in_turn(stack):
     assert len(seen) == 1, seen
 
 
+def test_unread_body_never_reaches_the_next_request(stack):
+    """A 405 answered without reading its 8 KB body: the body is drained,
+    and the next request on the same kept connection is itself."""
+    app = App(stack)
+    assert list_ok(stack, app) == (200, listing_body([]))
+    before = pool_connections(stack)
+    assert len(before) == 1, before
+    for _ in range(3):
+        st, hdrs, body = stack.request(
+            'PUT', ROUTE % app.uid, app.headers(),
+            '{"email":"a@b.example","pad":"%s"}' % ('p' * 8100))
+        assert (st, hdrs.get('allow')) == (405, 'GET, POST'), (st, hdrs)
+        assert list_ok(stack, app) == (200, listing_body([]))
+    assert pool_connections(stack) == before
+
+
 def test_more_connections_than_workers(stack):
     """One worker, 16 connections at once: it watches all of them."""
     with_one = started({'workers': '1'})
