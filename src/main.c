@@ -423,9 +423,8 @@ close_channels(struct daemon *d, int writer, int slot)
 	for (i = 0; i < d->conf.workers; i++) {
 		if (!writer)
 			close(d->chan[i][0]);
-		if (i != slot)
-			close(d->chan[i][1]);
 		if (i != slot) {
+			close(d->chan[i][1]);
 			close(d->hand[i][0]);
 			close(d->hand[i][1]);
 		}
