@@ -13,7 +13,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECONDS:-10}
-workers=${BENCH_WORKERS:-48}
+workers=${BENCH_WORKERS:-4}
 sync=${BENCH_SYNC:-full}
 conns=${BENCH_CONNECTIONS:-"1 16 64"}
 rounds=${BENCH_ROUNDS:-3}

@@ -29,9 +29,13 @@ enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };
  * Listen on sock; take the connections a predecessor left on hand, and
  * those other workers share (shared[0]; shared[1] to share).
  */
-int		 fcgi_init(int sock, int hand, const int shared[2]);
-/* The next request, or NULL when the worker should exit. */
-struct req	*fcgi_accept(volatile sig_atomic_t *term);
+int		 fcgi_init(int sock, int hand, const int shared[2], int answers);
+/*
+ * The next request; or NULL with *answers set when the writer has an
+ * answer for a parked invite (on the fd given to fcgi_init) or one of
+ * them is due to give up; otherwise NULL when the worker should exit.
+ */
+struct req	*fcgi_accept(volatile sig_atomic_t *term, int *answers);
 /* Pass the connections held on to the slot's next worker. */
 void		 fcgi_handover(int hand);
 /* Before a wait: let idle workers take other connections' requests. */
@@ -40,6 +44,9 @@ void		 fcgi_share_waiting(void);
 void		 fcgi_share(void);
 /* End the request; answers 500 if the handler did not answer. */
 void		 fcgi_finish(struct req *);
+/* Leave r unanswered for now: the loop goes on; fcgi_finish it later. */
+void		 fcgi_park(struct req *r);
+int		 fcgi_parked(const struct req *r);
 /* The body, at most max bytes, exactly CONTENT_LENGTH of them. */
 enum body_res	 req_read_body(struct req *, size_t max, const char **body,
 		    size_t *len);
@@ -85,6 +92,8 @@ void		 auth_fail(struct req *, enum auth_res res);
 /* ----------------------------------------------------------- invite.c */
 
 void		 invite_post(struct ctx *, struct req *, const char *userid);
+/* Answer the parked invites the writer has answered (or given up on). */
+void		 invite_resume(struct ctx *);
 /* Answer 400/415/413 for a body that is not JSON within max_body. */
 int		 api_json_body(struct ctx *, struct req *, const char **body,
 		    size_t *len);
@@ -127,6 +136,17 @@ struct db;
 /* Have the writer check and store in (see db_invite_create). */
 int		 commit_invite(int fd, const struct invite_new *in,
 		    int *retry);
+/*
+ * Invites a worker may have with the writer at once without waiting:
+ * commit_park sends one (-1: none free, or the channel is full) and
+ * commit_ready returns the arg of one answered, or given up on, with its
+ * result; commit_next_ms is the time until the next gives up (-1: none).
+ */
+#define PARK_MAX	64
+int		 commit_park(int fd, const struct invite_new *in, void *arg);
+void		*commit_ready(int fd, int *res, int *retry);
+int		 commit_parked(void);
+int		 commit_next_ms(void);
 /* Bound a worker's wait for the writer's answer on its channel. */
 int		 commit_channel(int fd);
 /*

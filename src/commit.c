@@ -9,7 +9,13 @@
  *
  * Each worker slot has its own SOCK_SEQPACKET pair, made by the
  * supervisor, so a restarted worker or writer finds its channel again; a
- * sequence number discards an answer meant for a worker that died.
+ * sequence number matches each answer to its invite and discards one
+ * meant for a worker that died.  A worker may have several invites with
+ * the writer at once: it parks a request whose answer only waits for
+ * the writer's verdict (commit_park) and serves its other connections
+ * meanwhile; a worker that sleeps until each answer costs a process
+ * switch a request and left nginx and the writer fewer requests per
+ * wake-up (12-16k invites a second at 64 connections then, 18k now).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -32,6 +38,7 @@
 #define REPLY_WAIT_MS	10000	/* a worker's patience with the writer */
 #define REPLY_SLOW_MS	50	/* then its other connections move on */
 #define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
+#define BATCH_MAX	512	/* invites a transaction at most */
 /*
  * Checkpoints.  SQLite starts the WAL again from its beginning at a commit
  * that finds it all copied back and no reader in it; under steady load
@@ -133,36 +140,79 @@ commit_channel(int fd)
 	return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-int
-commit_invite(int fd, const struct invite_new *in, int *retry)
-{
-	static uint64_t seq;
-	struct commit_msg m;
-	struct commit_reply rep;
-	ssize_t n;
+/*
+ * Invites a worker has sent and not yet had answered: those of parked
+ * requests (commit_park), whose answers may also come while the worker
+ * waits for one of its own (commit_invite).
+ */
+static struct parked {
+	uint64_t	 seq;		/* 0: a free entry */
+	int64_t		 give_up;	/* CLOCK_MONOTONIC ms */
+	void		*arg;
+	int		 done, res, retry;
+} parked[PARK_MAX];
+static int nparked;
+static uint64_t last_seq;
 
-	seq = seq == 0 ? (uint64_t)getpid() << 32 : seq + 1;
-	msg_from(&m, in, seq);
+static int
+send_invite(int fd, const struct invite_new *in, uint64_t *seq,
+    int64_t *give_up, int flags)
+{
+	struct commit_msg m;
+
+	last_seq = last_seq == 0 ? (uint64_t)getpid() << 32 : last_seq + 1;
+	msg_from(&m, in, last_seq);
 	/*
 	 * The writer skips an invite it reaches this late, so that the 503
 	 * a worker answers after REPLY_WAIT_MS never stores it afterwards.
 	 */
 	m.deadline = now_ms() + REPLY_WAIT_MS - REPLY_MARGIN_MS;
-	if (send(fd, &m, sizeof(m), 0) != (ssize_t)sizeof(m)) {
-		log_warn("commit: send");
-		return INV_ERR;
+	if (send(fd, &m, sizeof(m), flags) != (ssize_t)sizeof(m)) {
+		if (flags == 0)
+			log_warn("commit: send");
+		return -1;
 	}
+	*seq = last_seq;
+	*give_up = m.deadline + REPLY_MARGIN_MS;
+	return 0;
+}
+
+/* An answer for a parked invite: keep it for commit_ready. */
+static void
+park_answer(const struct commit_reply *rep)
+{
+	int i;
+
+	for (i = 0; i < PARK_MAX; i++)
+		if (parked[i].seq == rep->seq && !parked[i].done) {
+			parked[i].done = 1;
+			parked[i].res = rep->res;
+			parked[i].retry = rep->retry;
+			return;
+		}
+	/* Else one left over for a predecessor in this slot: dropped. */
+}
+
+int
+commit_invite(int fd, const struct invite_new *in, int *retry)
+{
+	struct commit_reply rep;
+	int64_t give_up;
+	uint64_t seq;
+	ssize_t n;
+
+	if (send_invite(fd, in, &seq, &give_up, 0) == -1)
+		return INV_ERR;
 	/*
 	 * Blocking receives of REPLY_SLOW_MS each (SO_RCVTIMEO,
 	 * commit_channel); after the first, requests on this worker's other
-	 * connections go to idle workers rather than wait for this one.  An
-	 * answer left over for a predecessor in this slot, or for a request
-	 * of ours that timed out, carries another sequence number.
+	 * connections go to idle workers rather than wait for this one.
+	 * Answers for this worker's parked invites are kept for them.
 	 */
 	for (;;) {
 		n = recv(fd, &rep, sizeof(rep), 0);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (now_ms() < m.deadline + REPLY_MARGIN_MS) {
+			if (now_ms() < give_up) {
 				fcgi_share();
 				continue;
 			}
@@ -175,9 +225,87 @@ commit_invite(int fd, const struct invite_new *in, int *retry)
 			return INV_ERR;
 		if (rep.seq == seq)
 			break;
+		park_answer(&rep);
 	}
 	*retry = rep.retry;
 	return rep.res;
+}
+
+int
+commit_park(int fd, const struct invite_new *in, void *arg)
+{
+	int i;
+
+	if (nparked == PARK_MAX)
+		return -1;
+	for (i = 0; parked[i].seq != 0; i++)
+		;
+	/* A full channel (a stalled writer): the caller waits instead. */
+	if (send_invite(fd, in, &parked[i].seq, &parked[i].give_up,
+	    MSG_DONTWAIT) == -1) {
+		parked[i].seq = 0;
+		return -1;
+	}
+	parked[i].arg = arg;
+	parked[i].done = 0;
+	nparked++;
+	return 0;
+}
+
+void *
+commit_ready(int fd, int *res, int *retry)
+{
+	struct commit_reply rep;
+	int64_t now;
+	void *arg;
+	int i;
+
+	/* All of them: the loop's epoll set watches fd for more. */
+	while (recv(fd, &rep, sizeof(rep), MSG_DONTWAIT) ==
+	    (ssize_t)sizeof(rep))
+		park_answer(&rep);
+	if (nparked == 0)
+		return NULL;
+	now = now_ms();
+	for (i = 0; i < PARK_MAX; i++) {
+		if (parked[i].seq == 0)
+			continue;
+		if (parked[i].done) {
+			*res = parked[i].res;
+			*retry = parked[i].retry;
+		} else if (now >= parked[i].give_up) {
+			log_warnx("commit: no answer from the writer");
+			*res = INV_BUSY;
+			*retry = 0;
+		} else
+			continue;
+		arg = parked[i].arg;
+		parked[i].seq = 0;
+		nparked--;
+		return arg;
+	}
+	return NULL;
+}
+
+int
+commit_parked(void)
+{
+	return nparked;
+}
+
+int
+commit_next_ms(void)
+{
+	int64_t first = INT64_MAX, now;
+	int i;
+
+	if (nparked == 0)
+		return -1;
+	for (i = 0; i < PARK_MAX; i++)
+		if (parked[i].seq != 0 && parked[i].give_up < first)
+			first = parked[i].give_up;
+	now = now_ms();
+	return first <= now ? 0 : (int)(first - now);
 }
 
 /* One batch: every waiting invite, one transaction, one fsync. */
@@ -351,13 +479,13 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	struct pollfd *pfd;
 	struct commit_msg *m;
 	struct commit_reply *rep;
-	int *from, i, n;
+	int *from, i, k, n, first = 0;
 	sigset_t none;
 
 	pfd = calloc((size_t)nfds, sizeof(*pfd));
-	m = calloc((size_t)nfds, sizeof(*m));
-	rep = calloc((size_t)nfds, sizeof(*rep));
-	from = calloc((size_t)nfds, sizeof(*from));
+	m = calloc(BATCH_MAX, sizeof(*m));
+	rep = calloc(BATCH_MAX, sizeof(*rep));
+	from = calloc(BATCH_MAX, sizeof(*from));
 	if (pfd == NULL || m == NULL || rep == NULL || from == NULL)
 		fatal("commit: calloc");
 	for (i = 0; i < nfds; i++) {
@@ -370,11 +498,17 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	while (!*stopping) {
 		if (ppoll(pfd, (nfds_t)nfds, NULL, &none) <= 0)
 			continue;
-		for (i = n = 0; i < nfds; i++) {
+		/*
+		 * Every invite waiting on each channel (a worker may have
+		 * several), up to BATCH_MAX, starting one channel further
+		 * each batch so that none waits behind the others.
+		 */
+		for (k = n = 0, first = (first + 1) % nfds; k < nfds; k++) {
+			i = (first + k) % nfds;
 			if (!(pfd[i].revents & POLLIN))
 				continue;
-			if (recv(fds[i], &m[n], sizeof(m[n]), MSG_DONTWAIT) ==
-			    (ssize_t)sizeof(m[n]))
+			while (n < BATCH_MAX && recv(fds[i], &m[n],
+			    sizeof(m[n]), MSG_DONTWAIT) == (ssize_t)sizeof(m[n]))
 				from[n++] = i;
 		}
 		/* One wake-up of the mailer a batch, not one an invite. */

@@ -20,6 +20,15 @@
  * wait for the mailer puts all of them there, so that no request waits
  * behind another's invite; a worker that stops hands all of its own to
  * its successor in its slot.
+ *
+ * Parked requests.  A handler may leave its request unanswered
+ * (fcgi_park) and return: the connection leaves the epoll set, so nothing
+ * else is read from it, stays out of every move, and the worker serves
+ * its other connections until the handler's fcgi_finish puts it back.
+ * The epoll set also watches the channel the writer answers on; then
+ * fcgi_accept returns NULL with *answers set.  libfcgi keeps all of a
+ * request's state in its FCGX_Request, so one for each request under way
+ * is all it takes.
  */
 #include <sys/types.h>
 #include <sys/epoll.h>
@@ -49,13 +58,16 @@ struct req {
 	char		 id[REQID_MAX + 1];
 	int		 answered;
 	int		 body_read;
+	int		 fd;		/* its connection */
+	int		 parked;
 	/* The answer, kept for Idempotency-Key replays. */
 	int		 status;
 	struct buf	 out;
 	char		*headers;
 };
 
-static struct req the_req;
+/* The request being served, and those parked (fcgi_park). */
+static struct req reqs[PARK_MAX + 1];
 
 /*
  * At most this many connections a worker: past it, it leaves new ones to
@@ -75,7 +87,8 @@ static struct {
 	int	 nconns;
 	int	 cur;			/* the request's, or -1 */
 	int	 stopping;		/* requests left to serve, once told */
-} cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1 };
+	int	 answers;		/* the writer's answers arrive here */
+} cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1, -1 };
 
 static int
 conn_add(int fd)
@@ -183,19 +196,27 @@ conn_adopt(int from, int all)
 }
 
 int
-fcgi_init(int sock, int hand, const int shared[2])
+fcgi_init(int sock, int hand, const int shared[2], int answers)
 {
 	struct epoll_event ev;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int fl;
+	int fl, i;
 
 	if (FCGX_Init() != 0)
 		return -1;
 	/* libfcgi never accepts: conn_wait does. */
-	if (FCGX_InitRequest(&the_req.fr, -1, 0) != 0)
-		return -1;
+	for (i = 0; i < PARK_MAX + 1; i++)
+		if (FCGX_InitRequest(&reqs[i].fr, -1, 0) != 0)
+			return -1;
 	if ((cs.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		return -1;
+	cs.answers = answers;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = answers;
+	if (answers != -1 && epoll_ctl(cs.ep, EPOLL_CTL_ADD, answers,
+	    &ev) == -1)
 		return -1;
 	cs.sock = sock;
 	cs.shared[0] = shared[0];
@@ -254,14 +275,26 @@ conn_send(int to, const int *fds, int n)
 	return 0;
 }
 
-/* Every connection held but the current one. */
+/* A parked request's connection: it stays, out of the epoll set. */
+static int
+conn_parked(int fd)
+{
+	int i;
+
+	for (i = 0; i < PARK_MAX + 1; i++)
+		if (reqs[i].parked && reqs[i].fd == fd)
+			return 1;
+	return 0;
+}
+
+/* Every connection held but those with a request under way. */
 static int
 conn_give(int to)
 {
 	int fds[CONN_MAX], i, n = 0;
 
 	for (i = 0; i < cs.nconns; i++)
-		if (cs.conns[i] != cs.cur)
+		if (cs.conns[i] != cs.cur && !conn_parked(cs.conns[i]))
 			fds[n++] = cs.conns[i];
 	return conn_send(to, fds, n);
 }
@@ -284,7 +317,7 @@ fcgi_share_waiting(void)
 		return;
 	for (i = 0; i < n; i++)
 		if (ev[i].data.fd != cs.sock && ev[i].data.fd != cs.shared[0] &&
-		    ev[i].data.fd != cs.cur)
+		    ev[i].data.fd != cs.answers && ev[i].data.fd != cs.cur)
 			fds[k++] = ev[i].data.fd;
 	if (conn_send(cs.shared[1], fds, k) == -1 && errno != EAGAIN)
 		log_warn("fcgi: cannot share connections");
@@ -339,7 +372,7 @@ conn_wait(volatile sig_atomic_t *term)
 {
 	struct epoll_event ev;
 	sigset_t none;
-	int fd, n;
+	int fd, n, ms;
 
 	sigemptyset(&none);
 	for (;;) {
@@ -358,11 +391,16 @@ conn_wait(volatile sig_atomic_t *term)
 			cs.stopping--;
 		else if (conn_listen() == -1)
 			return -1;
-		n = epoll_pwait(cs.ep, &ev, 1, *term ? 0 : -1, &none);
+		ms = commit_next_ms();
+		n = epoll_pwait(cs.ep, &ev, 1, *term ? 0 : ms, &none);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == 0 && ms == 0)
+			return -2;
 		if (n <= 0)
 			return -1;
+		if (ev.data.fd == cs.answers)
+			return -2;
 		if (ev.data.fd == cs.shared[0]) {
 			conn_adopt(cs.shared[0], 0);
 			continue;
@@ -397,10 +435,14 @@ conn_wait(volatile sig_atomic_t *term)
 }
 
 struct req *
-fcgi_accept(volatile sig_atomic_t *term)
+fcgi_accept(volatile sig_atomic_t *term, int *answers)
 {
-	struct req *r = &the_req;
+	struct req *r = reqs;
 	int fd;
+
+	*answers = 0;
+	while (r->parked)
+		r++;
 
 	free(r->body);
 	r->body = NULL;
@@ -412,8 +454,10 @@ fcgi_accept(volatile sig_atomic_t *term)
 	free(r->headers);
 	r->headers = NULL;
 	for (;;) {
-		if ((fd = conn_wait(term)) == -1)
+		if ((fd = conn_wait(term)) < 0) {
+			*answers = fd == -2;
 			return NULL;
+		}
 		/* Kept, so that the Finish inside Accept leaves fd open. */
 		r->fr.ipcFd = fd;
 		r->fr.keepConnection = 1;
@@ -423,13 +467,29 @@ fcgi_accept(volatile sig_atomic_t *term)
 		conn_gone(fd);
 	}
 	cs.cur = fd;
+	r->fd = fd;
 	req_set_id(r);
 	return r;
 }
 
 void
+fcgi_park(struct req *r)
+{
+	(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, r->fd, NULL);
+	r->parked = 1;
+	cs.cur = -1;
+}
+
+int
+fcgi_parked(const struct req *r)
+{
+	return r->parked;
+}
+
+void
 fcgi_finish(struct req *r)
 {
+	struct epoll_event ev;
 	char sink[1024];
 
 	if (!r->answered)
@@ -446,12 +506,27 @@ fcgi_finish(struct req *r)
 	FCGX_Finish_r(&r->fr);
 	r->fr.detached = 0;
 	if (r->fr.ipcFd == -1)
-		conn_gone(cs.cur);
+		conn_gone(r->fd);
+	else if (r->parked) {
+		/* Back in the epoll set, for its next request. */
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.fd = r->fd;
+		if (epoll_ctl(cs.ep, EPOLL_CTL_ADD, r->fd, &ev) == -1) {
+			log_warn("fcgi: cannot watch a connection");
+			close(r->fd);
+			conn_gone(r->fd);
+		}
+	}
 	/* Kept: it stays in the epoll set for its next request. */
 	r->fr.ipcFd = -1;
+	r->parked = 0;
 	cs.cur = -1;
 	free(r->body);
 	r->body = NULL;
+	free(r->headers);
+	r->headers = NULL;
+	buf_free(&r->out);
 }
 
 enum body_res

@@ -177,41 +177,45 @@ pick(int app_value, int server_value)
 	return app_value >= 0 ? app_value : server_value;
 }
 
-/* Store the invite; 0 when stored, otherwise answered. */
-static int
-invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
-    const struct app *a, char id[UUID_LEN + 1])
+/* The invite to store, in in; its id, token and hash in the buffers. */
+static void
+invite_new_of(struct ctx *ctx, struct req *r, const struct invite_req *ir,
+    const struct app *a, struct invite_new *in, char id[UUID_LEN + 1],
+    char hash[65])
 {
 	const struct conf *c = ctx->conf;
-	struct invite_new in;
-	char tok[ACCEPT_LEN + 1], hash[65], hdr[64];
-	int retry = 0, res;
+	char tok[ACCEPT_LEN + 1];
 
 	util_uuid7(id);
 	token_accept(ctx->secret, id, tok);
 	util_sha256_hex(tok, ACCEPT_LEN, hash);
-	memset(&in, 0, sizeof(in));
-	in.id = id;
-	in.app_id = a->id;
-	in.inviter_id = ir->userid;
-	in.email = ir->email;
-	in.email_norm = ir->lower;
-	in.lang_req = ir->lang;
-	in.lang_res = tmpl_resolve(ir->lang, a->language, c->default_language);
-	in.request_id = req_id(r);
-	in.token_hash = hash;
-	in.limit_hour = pick(a->limit_per_hour, c->limit_per_hour);
-	in.limit_day = pick(a->limit_per_day, c->limit_per_day);
-	in.limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
-	in.cooldown = pick(a->cooldown, c->cooldown);
-	/* Storing waits for the writer: requests behind this one move on. */
-	fcgi_share_waiting();
-	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
-	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
+	memset(in, 0, sizeof(*in));
+	in->id = id;
+	in->app_id = a->id;
+	in->inviter_id = ir->userid;
+	in->email = ir->email;
+	in->email_norm = ir->lower;
+	in->lang_req = ir->lang;
+	in->lang_res = tmpl_resolve(ir->lang, a->language, c->default_language);
+	in->request_id = req_id(r);
+	in->token_hash = hash;
+	in->limit_hour = pick(a->limit_per_hour, c->limit_per_hour);
+	in->limit_day = pick(a->limit_per_day, c->limit_per_day);
+	in->limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
+	in->cooldown = pick(a->cooldown, c->cooldown);
+}
+
+/* The writer's verdict: 0 when stored, otherwise answered. */
+static int
+invite_stored(struct req *r, int res, int retry, const char *id,
+    const char *app, const char *lang)
+{
+	char hdr[64];
+
 	switch (res) {
 	case INV_OK:
 		log_info("request %s: invite %s stored (app %s, language %s)",
-		    req_id(r), id, a->id, in.lang_res);
+		    req_id(r), id, app, lang);
 		return 0;
 	case INV_MEMBER:
 		api_fail(r, 409, "This address already belongs to a user");
@@ -231,6 +235,72 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 		break;
 	}
 	return -1;
+}
+
+/* Store the invite; 0 when stored, otherwise answered. */
+static int
+invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
+    const struct app *a, char id[UUID_LEN + 1])
+{
+	struct invite_new in;
+	char hash[65];
+	int retry = 0, res;
+
+	invite_new_of(ctx, r, ir, a, &in, id, hash);
+	/* Storing waits for the writer: requests behind this one move on. */
+	fcgi_share_waiting();
+	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
+	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
+	return invite_stored(r, res, retry, id, a->id, in.lang_res);
+}
+
+/*
+ * A request whose answer only waits for the writer's verdict.  It is
+ * parked instead of waited for: the worker serves its other connections
+ * meanwhile, and invite_resume answers it.
+ */
+struct parked_invite {
+	struct req	*r;
+	char		 id[UUID_LEN + 1];
+	char		 app[UUID_LEN + 1];
+	char		 lang[LANG_MAX];
+};
+
+static int
+invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
+    const struct app *a)
+{
+	struct parked_invite *p;
+	struct invite_new in;
+	char hash[65];
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -1;
+	invite_new_of(ctx, r, ir, a, &in, p->id, hash);
+	p->r = r;
+	snprintf(p->app, sizeof(p->app), "%s", a->id);
+	snprintf(p->lang, sizeof(p->lang), "%s", in.lang_res);
+	if (commit_park(ctx->commit_fd, &in, p) == -1) {
+		free(p);
+		return -1;
+	}
+	fcgi_park(r);
+	return 0;
+}
+
+void
+invite_resume(struct ctx *ctx)
+{
+	struct parked_invite *p;
+	int res, retry;
+
+	while ((p = commit_ready(ctx->commit_fd, &res, &retry)) != NULL) {
+		if (invite_stored(p->r, res, retry, p->id, p->app,
+		    p->lang) == 0)
+			api_ok(p->r, 201, "Invite queued", NULL, NULL);
+		fcgi_finish(p->r);
+		free(p);
+	}
 }
 
 static void
@@ -319,9 +389,17 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	if (idem_begin(ctx, r, &ir.p, &is) != 0)
 		goto out;
 	if (invite_validate(ctx, r, &ir) == 0 &&
-	    invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0 &&
-	    invite_store(ctx, r, &ir, &a, id) == 0)
-		invite_await(ctx, r, id);
+	    invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0) {
+		/*
+		 * With no delivery_wait and no Idempotency-Key nothing is
+		 * left to do but answer once the writer has stored it: park.
+		 */
+		if (ctx->commit_fd >= 0 && ctx->conf->delivery_wait == 0 &&
+		    !is.active && invite_park(ctx, r, &ir, &a) == 0)
+			goto out;
+		if (invite_store(ctx, r, &ir, &a, id) == 0)
+			invite_await(ctx, r, id);
+	}
 	idem_end(ctx, r, &is);
 out:
 	if (snapshot)

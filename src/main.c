@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -440,6 +441,7 @@ worker_main(struct daemon *d, int slot)
 {
 	struct ctx ctx;
 	struct req *r;
+	int answers;
 
 	child_signals();
 	/*
@@ -471,11 +473,24 @@ worker_main(struct daemon *d, int slot)
 	if (commit_channel(ctx.commit_fd) == -1)
 		fatal("worker: SO_RCVTIMEO");
 	ctx.stopping = &got_term;
-	if (fcgi_init(d->sock, d->hand[slot][0], d->shared) != 0)
+	if (fcgi_init(d->sock, d->hand[slot][0], d->shared,
+	    ctx.commit_fd) != 0)
 		fatal("worker: FastCGI");
-	while ((r = fcgi_accept(&got_term)) != NULL) {
-		route_dispatch(&ctx, r);
-		fcgi_finish(r);
+	for (;;) {
+		if ((r = fcgi_accept(&got_term, &answers)) != NULL) {
+			route_dispatch(&ctx, r);
+			if (!fcgi_parked(r))
+				fcgi_finish(r);
+		} else if (answers)
+			invite_resume(&ctx);
+		else
+			break;
+	}
+	/* Parked invites are answered before their connections move. */
+	while (commit_parked() > 0) {
+		(void)poll(&(struct pollfd){ ctx.commit_fd, POLLIN, 0 }, 1,
+		    commit_next_ms());
+		invite_resume(&ctx);
 	}
 	fcgi_handover(d->hand[slot][1]);
 	db_close(ctx.db);

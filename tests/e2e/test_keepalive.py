@@ -242,3 +242,135 @@ def test_reload_under_load_loses_no_request(stack):
     assert len(results) > 100 and not bad, (len(results), bad[:5])
     log = open(stack.path('daemon.log'), 'rb').read()
     assert not re.search(rb'cannot hand|died', log), log[-2000:]
+
+
+def parked_stack():
+    """One worker, no delivery_wait: invites wait for the writer parked."""
+    return started({'workers': '1', 'delivery_wait': '0'})
+
+
+def invites_in_threads(stack, app, addrs):
+    """app.invite(addr) for each addr, each in a thread of its own; the
+    threads and a dict that gets each answer under its address."""
+    got = {}
+    ts = [threading.Thread(target=lambda a=a: got.update(
+        {a: app.invite(a)})) for a in addrs]
+    for t in ts:
+        t.start()
+    return ts, got
+
+
+def test_parked_invites_never_hold_up_the_worker(stack):
+    """One worker, the writer stopped: eight invites wait for it, parked,
+    while the same worker answers three rounds of 8 listings on other
+    connections; then each invite gets its own verdict (one is a second
+    invite of the same address, refused by the cooldown)."""
+    one = parked_stack()
+    try:
+        app = App(one)
+        writer = child(one, 'ri-writer')
+        addrs = [unique() for _ in range(7)]
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            ts, got = invites_in_threads(one, app, addrs)
+            time.sleep(0.5)
+            for _ in range(3):
+                lists = concurrently(one, 8, lambda c: list_ok(one, app, c))
+                assert all(t.is_alive() for t in ts), got
+                assert lists == [(200, listing_body([]))] * 8, lists
+            again = {}
+            t = threading.Thread(target=lambda: again.update(
+                r=app.invite(addrs[0])))
+            t.start()
+            time.sleep(0.3)
+            assert t.is_alive() and app.rows() == []
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        for x in ts + [t]:
+            x.join(30)
+        for a in addrs:
+            st, _, body = got[a]
+            assert (st, body) == (201, ok_body('Invite queued')), got[a]
+        st, _, body = again['r']
+        assert st == 409, (st, body)
+        assert body == (b'{"success":false,"error":"This address was '
+                        b'invited recently","message":null,"data":null}')
+        assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
+    finally:
+        one.stop()
+
+
+def test_parked_invite_writer_stuck_is_503_and_stores_nothing(stack):
+    """Parked invites whose writer does not answer within 10 s: each is
+    answered 503 with Retry-After, and none is stored when the writer
+    comes back; the worker served listings all along."""
+    one = parked_stack()
+    try:
+        app = App(one)
+        writer = child(one, 'ri-writer')
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            ts, got = invites_in_threads(one, app,
+                                         [unique() for _ in range(3)])
+            time.sleep(0.5)
+            assert list_ok(one, app) == (200, listing_body([]))
+            for t in ts:
+                t.join(30)
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        time.sleep(1)       # a late store would land now
+        assert 9 < waited < 20, waited
+        for st, hdrs, body in got.values():
+            assert (st, body) == (503, b'{"success":false,"error":"Service '
+                                  b'is busy, try again later","message":'
+                                  b'null,"data":null}'), (st, body)
+            assert re.fullmatch(r'[1-9][0-9]*', hdrs.get('retry-after', ''))
+        assert len(got) == 3 and app.rows() == []
+        log = harness.tail(one.path('daemon.log'), 8000)
+        assert log.count('came too late') == 3, log
+        addr = unique()
+        st, _, body = app.invite(addr)
+        assert (st, body) == (201, ok_body('Invite queued'))
+        assert [r['email'] for r in app.rows()] == [addr]
+    finally:
+        one.stop()
+
+
+def test_reload_answers_parked_invites_first(stack):
+    """A reload while four invites wait for a stopped writer: the old
+    worker answers them once the writer is back, then hands its
+    connections over; every one is stored and answered 201."""
+    one = parked_stack()
+    try:
+        app = App(one)
+        writer = child(one, 'ri-writer')
+        old = child(one, 'ri-worker')
+        addrs = [unique() for _ in range(4)]
+        os.kill(writer, signal.SIGSTOP)
+        try:
+            ts, got = invites_in_threads(one, app, addrs)
+            time.sleep(0.5)
+            os.kill(one.procs['daemon'].pid, signal.SIGHUP)
+            time.sleep(1)
+            assert all(t.is_alive() for t in ts), got
+        finally:
+            os.kill(writer, signal.SIGCONT)
+        for t in ts:
+            t.join(30)
+        assert {a: got[a][0::2] for a in addrs} == \
+            {a: (201, ok_body('Invite queued')) for a in addrs}, got
+        assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
+        deadline = time.monotonic() + 10
+        while child(one, 'ri-worker') == old and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child(one, 'ri-worker') != old
+        # The new worker serves the connections handed over.
+        st, body = list_ok(one, app)
+        assert st == 200 and all(a.encode() in body for a in addrs), body
+        log = open(one.path('daemon.log'), 'rb').read()
+        assert not re.search(rb'cannot hand|died', log), log[-2000:]
+    finally:
+        one.stop()

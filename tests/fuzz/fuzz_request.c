@@ -672,6 +672,31 @@ commit_invite(int fd, const struct invite_new *in, int *retry)
 	return INV_ERR;
 }
 
+/* No writer here (commit_fd -1): nothing is ever parked. */
+int
+commit_park(int fd, const struct invite_new *in, void *arg)
+{
+	abort();
+}
+
+void *
+commit_ready(int fd, int *res, int *retry)
+{
+	abort();
+}
+
+void
+fcgi_park(struct req *r)
+{
+	abort();
+}
+
+void
+fcgi_finish(struct req *r)
+{
+	abort();
+}
+
 enum invite_res
 db_invite_create(struct db *db, const struct invite_new *in, int *retry)
 {
