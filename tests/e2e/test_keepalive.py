@@ -261,10 +261,11 @@ def invites_in_threads(stack, app, addrs):
 
 
 def test_parked_invites_never_hold_up_the_worker(stack):
-    """One worker, the writer stopped: eight invites wait for it, parked,
+    """One worker, the writer stopped: seven invites wait for it, parked,
     while the same worker answers three rounds of 8 listings on other
-    connections; then each invite gets its own verdict (one is a second
-    invite of the same address, refused by the cooldown)."""
+    connections, and an eighth, of the first one's address, parks too;
+    then each gets its own verdict (the eighth refused by the
+    cooldown)."""
     one = parked_stack()
     try:
         app = App(one)
