@@ -1354,3 +1354,35 @@ def test_admin_man_page_walkthrough(stack):
         uid = pwd.getpwnam(harness.DAEMON_USER).pw_uid
         for sfx in ('', '-wal', '-shm'):
             assert os.stat(stack.db + sfx).st_uid == uid, sfx
+
+
+def config_check(stack, extra):
+    """referral-invitesd -t on the stack's configuration with extra lines
+    after it: the exit status, stderr, and the path of the file."""
+    path = stack.path('check.conf')
+    with open(stack.conf) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text + extra)
+    r = subprocess.run([harness.DAEMON, '-t', '-c', path],
+                       capture_output=True, text=True, env=stack.daemon_env)
+    return r.returncode, r.stderr, path, len(text.splitlines())
+
+
+def test_config_check_refuses_unknown_keys_and_bad_values(stack):
+    """-t accepts the running configuration, names the line of an unknown
+    key, and holds delivery_wait to 0-20 s (with the writer's 10 s, an
+    answer stays within nginx's 30 s fastcgi_read_timeout)."""
+    ok = 'referral-invitesd: configuration OK\n'
+    rc, err, path, n = config_check(stack, '')
+    assert (rc, err) == (0, ok), err
+    rc, err, path, n = config_check(stack, 'frobnicate = 1\n')
+    assert (rc, err) == (1, 'referral-invitesd: %s:%d: unknown key '
+                         '"frobnicate"\n' % (path, n + 1)), err
+    for v in ('0', '20'):
+        rc, err, path, n = config_check(stack, 'delivery_wait = %s\n' % v)
+        assert (rc, err) == (0, ok), (v, err)
+    for v in ('21', '-1', '3s', ''):
+        rc, err, path, n = config_check(stack, 'delivery_wait = %s\n' % v)
+        assert (rc, err) == (1, 'referral-invitesd: %s:%d: bad value for '
+                             'delivery_wait\n' % (path, n + 1)), (v, err)
