@@ -443,16 +443,11 @@ fcgi_accept(volatile sig_atomic_t *term, int *answers)
 	*answers = 0;
 	while (r->parked)
 		r++;
-
-	free(r->body);
-	r->body = NULL;
+	/* Its buffers went in fcgi_finish. */
 	r->bodylen = 0;
 	r->answered = 0;
 	r->body_read = 0;
 	r->status = 0;
-	buf_free(&r->out);
-	free(r->headers);
-	r->headers = NULL;
 	for (;;) {
 		if ((fd = conn_wait(term)) < 0) {
 			*answers = fd == -2;

@@ -259,31 +259,31 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
  * parked instead of waited for: the worker serves its other connections
  * meanwhile, and invite_resume answers it.
  */
-struct parked_invite {
-	struct req	*r;
+static struct parked_invite {
+	struct req	*r;		/* NULL: a free entry */
 	char		 id[UUID_LEN + 1];
 	char		 app[UUID_LEN + 1];
 	char		 lang[LANG_MAX];
-};
+} parked[PARK_MAX];
 
 static int
 invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
     const struct app *a)
 {
-	struct parked_invite *p;
+	struct parked_invite *p = parked;
 	struct invite_new in;
 	char hash[65];
 
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	while (p < parked + PARK_MAX && p->r != NULL)
+		p++;
+	if (p == parked + PARK_MAX)
 		return -1;
 	invite_new_of(ctx, r, ir, a, &in, p->id, hash);
-	p->r = r;
 	snprintf(p->app, sizeof(p->app), "%s", a->id);
 	snprintf(p->lang, sizeof(p->lang), "%s", in.lang_res);
-	if (commit_park(ctx->commit_fd, &in, p) == -1) {
-		free(p);
+	if (commit_park(ctx->commit_fd, &in, p) == -1)
 		return -1;
-	}
+	p->r = r;
 	fcgi_park(r);
 	return 0;
 }
@@ -299,7 +299,7 @@ invite_resume(struct ctx *ctx)
 		    p->lang) == 0)
 			api_ok(p->r, 201, "Invite queued", NULL, NULL);
 		fcgi_finish(p->r);
-		free(p);
+		p->r = NULL;
 	}
 }
 
