@@ -117,6 +117,7 @@ struct idem_state {
 	char	 app[UUID_LEN + 1];
 	char	 cred[72];
 	char	 key[256];
+	char	 hash[65];	/* of the request (idem.c) */
 };
 
 /*
@@ -128,6 +129,8 @@ int		 idem_begin(struct ctx *, struct req *,
 		    const struct principal *, struct idem_state *st);
 /* Store the answer for later replays (or release the claim on a 5xx). */
 void		 idem_end(struct ctx *, struct req *, struct idem_state *st);
+/* Answer 409 "in progress" with Retry-After. */
+void		 idem_busy(struct req *);
 
 /* ----------------------------------------------------------- commit.c */
 

@@ -73,6 +73,9 @@ struct commit_msg {
 	char		 lang_res[LANG_MAX];
 	char		 request_id[REQID_MAX + 1];
 	char		 token_hash[65];
+	char		 idem_cred[72];	/* "" without an Idempotency-Key */
+	char		 idem_key[256];
+	char		 idem_hash[65];
 	int		 limit_hour, limit_day, limit_minute, cooldown;
 };
 
@@ -98,6 +101,11 @@ msg_from(struct commit_msg *m, const struct invite_new *in, uint64_t seq)
 	COPY(m->lang_res, in->lang_res);
 	COPY(m->request_id, in->request_id);
 	COPY(m->token_hash, in->token_hash);
+	if (in->idem_key != NULL) {
+		COPY(m->idem_cred, in->idem_cred);
+		COPY(m->idem_key, in->idem_key);
+		COPY(m->idem_hash, in->idem_hash);
+	}
 	m->limit_hour = in->limit_hour;
 	m->limit_day = in->limit_day;
 	m->limit_minute = in->limit_minute;
@@ -117,6 +125,11 @@ msg_to(const struct commit_msg *m, struct invite_new *in)
 	in->lang_res = m->lang_res;
 	in->request_id = m->request_id;
 	in->token_hash = m->token_hash;
+	if (m->idem_key[0] != '\0') {
+		in->idem_cred = m->idem_cred;
+		in->idem_key = m->idem_key;
+		in->idem_hash = m->idem_hash;
+	}
 	in->limit_hour = m->limit_hour;
 	in->limit_day = m->limit_day;
 	in->limit_minute = m->limit_minute;

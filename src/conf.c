@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,12 +241,36 @@ int
 conf_load(struct conf *c, const char *path, int required, char *err,
     size_t errsz)
 {
+	return conf_load_at(c, -1, path, required, err, errsz);
+}
+
+/* The file at path, or its last component in directory dirfd. */
+static FILE *
+conf_open(int dirfd, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	FILE *f;
+	int fd;
+
+	fd = dirfd == -1 ? open(path, O_RDONLY | O_CLOEXEC) :
+	    openat(dirfd, base ? base + 1 : path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return NULL;
+	if ((f = fdopen(fd, "r")) == NULL)
+		close(fd);
+	return f;
+}
+
+int
+conf_load_at(struct conf *c, int dirfd, const char *path, int required,
+    char *err, size_t errsz)
+{
 	FILE *f;
 	char line[1024], *k, *v, *eq;
 	int lineno = 0, rc;
 
 	conf_defaults(c);
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((f = conf_open(dirfd, path)) == NULL) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		conf_free(c);
 		return -1;

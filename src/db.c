@@ -297,9 +297,18 @@ static const char *const queries[Q__MAX] = {
 	    " created_at = excluded.created_at",
 	[Q_IDEM_SET] = "UPDATE idempotency_keys SET status = ?4,"
 	    " response = ?5, headers = ?6"
-	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3",
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
+	    " AND response IS NULL",
+	/* The invite's own transaction turns the claim into its answer. */
+	[Q_IDEM_STORED] = "UPDATE idempotency_keys SET status = 201"
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
+	    " AND request_hash = ?4 AND status = 0",
+	[Q_SAVEPOINT] = "SAVEPOINT invite",
+	[Q_RELEASE] = "RELEASE invite",
+	[Q_ROLLBACK_TO] = "ROLLBACK TO invite",
 	[Q_IDEM_DEL] = "DELETE FROM idempotency_keys"
-	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3",
+	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
+	    " AND status = 0",
 	[Q_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE created_at < ?1",
 	[Q_SUPPRESS_BOUNCE] = "INSERT OR IGNORE INTO suppressions"
 	    " (app_id, email_normalized, source, created_at)"
@@ -509,6 +518,11 @@ db_res_of(struct db *db, int rc)
 		return DB_BUSY;
 	case SQLITE_CONSTRAINT:
 		return DB_CONFLICT;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		log_errx("database: %s (is its disk full?)",
+		    sqlite3_errmsg(db->h));
+		return DB_ERR;
 	default:
 		log_warnx("database: %s", sqlite3_errmsg(db->h));
 		return DB_ERR;
@@ -826,15 +840,51 @@ step_simple(struct db *db, enum db_query q)
 	return rc;
 }
 
+/*
+ * The invite's Idempotency-Key claim becomes its answer ("stored, answer
+ * to come") in the invite's transaction: a request that dies after the
+ * commit leaves a key that replays the invite, never one that lets a
+ * retry store a second.  INV_IDEM when the claim is not this request's
+ * any more (it lapsed and another request took it, or answered it).
+ */
+static enum invite_res
+invite_idem(struct db *db, const struct invite_new *in)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->idem_cred);
+	bind_text(st, 3, in->idem_key);
+	bind_text(st, 4, in->idem_hash);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (db_res_of(db, rc) != DB_OK)
+		return INV_ERR;
+	return sqlite3_changes(db->h) == 1 ? INV_OK : INV_IDEM;
+}
+
 enum invite_res
 db_invite_add(struct db *db, const struct invite_new *in, time_t now,
     int *retry)
 {
 	enum invite_res res;
 
-	res = invite_checks(db, in, now, retry);
-	if (res == INV_OK)
+	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
+		return res;
+	if (in->idem_key == NULL)
+		return invite_insert(db, in, now);
+	/* Both or neither, inside a batch that may commit others. */
+	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
+		return INV_ERR;
+	if ((res = invite_idem(db, in)) == INV_OK)
 		res = invite_insert(db, in, now);
+	if (res != INV_OK)
+		step_simple(db, Q_ROLLBACK_TO);
+	if (step_simple(db, Q_RELEASE) != SQLITE_DONE && res == INV_OK)
+		res = INV_ERR;
 	return res;
 }
 
@@ -1067,7 +1117,7 @@ db_outbox_mark(struct db *db, const char *id, const char *status,
 	bind_text(st, 5, ts);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return db_res_of(db, rc) == DB_OK ? 0 : -1;
 }
 
 int
@@ -1354,10 +1404,10 @@ db_optout(struct db *db, const char *app, const char *email, int *canceled)
 
 struct idem_args {
 	const char	*app, *cred, *key, *hash;
+	int		 stale;
 	struct idem	*out;
 };
 
-#define IDEM_STALE	60	/* seconds before a claim left by a crash lapses */
 #define IDEM_TTL	86400
 
 static enum db_res
@@ -1379,8 +1429,9 @@ idem_fn(struct db *db, void *arg)
 		col_copy(st, 4, created, sizeof(created));
 		t = parse_iso(created);
 		a->out->status = sqlite3_column_int(st, 1);
+		a->out->age = (long)(now - t);
 		if (t + IDEM_TTL > now && (a->out->status != 0 ||
-		    t + IDEM_STALE > now)) {
+		    t + a->stale > now)) {
 			a->out->same = strcmp((const char *)
 			    sqlite3_column_text(st, 0), a->hash) == 0;
 			a->out->body = col_strdup(st, 2);
@@ -1410,9 +1461,9 @@ idem_fn(struct db *db, void *arg)
 
 enum db_res
 db_idem_begin(struct db *db, const char *app, const char *cred,
-    const char *key, const char *hash, struct idem *out)
+    const char *key, const char *hash, int stale, struct idem *out)
 {
-	struct idem_args a = { app, cred, key, hash, out };
+	struct idem_args a = { app, cred, key, hash, stale, out };
 
 	memset(out, 0, sizeof(*out));
 	return in_tx(db, idem_fn, &a);

@@ -16,7 +16,7 @@ enum db_query {
 	Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD,
 	Q_OPTOUT_CANCEL, Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL,
-	Q_IDEM_PURGE,
+	Q_IDEM_PURGE, Q_IDEM_STORED, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
 	Q__MAX
 };
 
@@ -40,6 +40,13 @@ struct invite_new {
 	const char	*lang_res;
 	const char	*request_id;
 	const char	*token_hash;
+	/*
+	 * With an Idempotency-Key: the claim the invite must turn into its
+	 * answer in the same transaction (NULL key: none).
+	 */
+	const char	*idem_cred;
+	const char	*idem_key;
+	const char	*idem_hash;
 	int		 limit_hour;
 	int		 limit_day;
 	int		 limit_minute;
@@ -48,6 +55,7 @@ struct invite_new {
 
 enum invite_res {
 	INV_OK, INV_MEMBER, INV_SUPPRESSED, INV_COOLDOWN, INV_LIMIT,
+	INV_IDEM,	/* the key's claim was lost to another request */
 	INV_BUSY, INV_ERR
 };
 
@@ -161,22 +169,34 @@ enum db_res	 db_invite_accept(struct db *, const char *app,
 enum db_res	 db_optout(struct db *, const char *app, const char *email,
 		    int *canceled);
 
-/* What db_idem_begin found for an Idempotency-Key. */
+/*
+ * What db_idem_begin found for an Idempotency-Key.  status 0 is a claim
+ * (a request acting); a status with no body, the invite that request
+ * stored in the claim's transaction, its answer not yet recorded.
+ */
 struct idem {
 	int	 found;		/* a live entry exists */
 	int	 same;		/* for the same request */
 	int	 status;	/* 0: still being answered */
-	char	*body;		/* the stored answer (malloc'd) */
+	long	 age;		/* seconds since the claim */
+	char	*body;		/* the stored answer (malloc'd), or NULL */
 	char	*headers;
 };
 
 /*
  * Look up (app, credential, key): the stored answer if any, else claim
- * the key for this request (hash of method, path and body).
+ * the key for this request (hash of method, path and body).  A claim
+ * older than stale seconds was left by a request that died before it
+ * acted: it lapses and is taken anew.
  */
 enum db_res	 db_idem_begin(struct db *, const char *app, const char *cred,
-		    const char *key, const char *hash, struct idem *out);
-/* Store the answer (status != 0) or release the claim (status 0). */
+		    const char *key, const char *hash, int stale,
+		    struct idem *out);
+/*
+ * Store the answer (status != 0) or release the claim (status 0).  Only
+ * a claim, or an entry whose answer is not yet recorded, changes: a
+ * stored invite's entry is never released.
+ */
 enum db_res	 db_idem_end(struct db *, const char *app, const char *cred,
 		    const char *key, int status, const char *body,
 		    const char *headers);

@@ -61,6 +61,9 @@ struct conf {
  */
 int	 conf_load(struct conf *c, const char *path, int required,
 	    char *err, size_t errsz);
+/* The same, the file read from directory dirfd when it is not -1. */
+int	 conf_load_at(struct conf *c, int dirfd, const char *path,
+	    int required, char *err, size_t errsz);
 void	 conf_defaults(struct conf *c);
 void	 conf_free(struct conf *c);
 /* NULL-terminated list of every key conf_load accepts (for the doc test). */
@@ -77,6 +80,8 @@ void	 log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+/* Something an operator must act on: the service cannot do its job. */
+void	 log_errx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	 fatal(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	 fatalx(const char *, ...)
@@ -260,6 +265,13 @@ struct tmpl_vars {
  */
 int		 tmpl_load(const char *shipped, const char *overrides,
 		    char *err, size_t errsz);
+/*
+ * The same through directories opened earlier (a descriptor, or -1 to
+ * open the path): a reload after the privilege drop still reads them when
+ * the daemon's user cannot reach them by their paths.
+ */
+int		 tmpl_load_at(int shipped_fd, const char *shipped, int over_fd,
+		    const char *overrides, char *err, size_t errsz);
 void		 tmpl_free(void);
 /* Whether subject, text and HTML all exist for lang (a normalised tag). */
 int		 tmpl_has(const char *lang);

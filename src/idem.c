@@ -2,8 +2,13 @@
  * Idempotency-Key on the POST routes: the same key with the same request
  * within 24 hours replays the first answer byte for byte instead of acting
  * twice; with a different request it is a 409.  Keys are per app and
- * credential.  A claim is taken before acting, so two racing requests with
- * one key cannot both act.
+ * credential, and bind only requests that got past the checks of their
+ * headers and body (a 415 or 400 is not stored: the fixed request acts).
+ * A claim is taken before acting, so two racing requests with one key
+ * cannot both act; an invite turns the claim into "stored" in its own
+ * transaction (db_invite_add), so a request that dies after that commit
+ * leaves a key that answers for the invite, and one that dies before it
+ * leaves a claim that lapses (IDEM_HOLD) and lets a retry act once.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +19,12 @@
 #include "db.h"
 
 #define CTYPE_JSON	"application/json; charset=utf-8"
+/*
+ * Seconds beyond delivery_wait that the first request of a key may still
+ * be under way: the writer's patience (10 s) and a margin.
+ */
+#define IDEM_HOLD	12
+#define IDEM_BUSY	"A request with this Idempotency-Key is in progress"
 
 static int
 key_ok(const char *k)
@@ -52,6 +63,12 @@ replay(struct req *r, const struct idem *id)
 	    strlen(body));
 }
 
+void
+idem_busy(struct req *r)
+{
+	api_fail_hdr(r, 409, IDEM_BUSY, "Retry-After: 1\r\n");
+}
+
 int
 idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
     struct idem_state *st)
@@ -61,7 +78,7 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 	char hash[65];
 	enum db_res res;
 	size_t len;
-	int rc = 0;
+	int rc = 0, hold;
 
 	memset(st, 0, sizeof(*st));
 	if (k == NULL)
@@ -74,7 +91,8 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 	if (req_read_body(r, ctx->conf->max_body, &body, &len) != BODY_OK)
 		return 0;
 	request_hash(r, body, len, hash);
-	if ((res = db_idem_begin(ctx->db, p->app, p->cred, k, hash,
+	hold = IDEM_HOLD + ctx->conf->delivery_wait;
+	if ((res = db_idem_begin(ctx->db, p->app, p->cred, k, hash, hold,
 	    &id)) != DB_OK) {
 		api_db_fail(r, res == DB_BUSY);
 		return -1;
@@ -84,14 +102,18 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 		memcpy(st->app, p->app, sizeof(st->app));
 		memcpy(st->cred, p->cred, sizeof(st->cred));
 		snprintf(st->key, sizeof(st->key), "%s", k);
+		memcpy(st->hash, hash, sizeof(st->hash));
 	} else if (!id.same) {
 		api_fail(r, 409, "Idempotency-Key was used for a different "
 		    "request");
 		rc = -1;
-	} else if (id.status == 0) {
-		api_fail_hdr(r, 409, "A request with this Idempotency-Key is "
-		    "in progress", "Retry-After: 1\r\n");
+	} else if (id.body == NULL && (id.status == 0 || id.age < hold)) {
+		idem_busy(r);
 		rc = -1;
+	} else if (id.body == NULL) {
+		/* Its request died after storing the invite. */
+		api_ok(r, id.status, "Invite queued", NULL, NULL);
+		rc = 1;
 	} else {
 		replay(r, &id);
 		rc = 1;

@@ -180,8 +180,8 @@ pick(int app_value, int server_value)
 /* The invite to store, in in; its id, token and hash in the buffers. */
 static void
 invite_new_of(struct ctx *ctx, struct req *r, const struct invite_req *ir,
-    const struct app *a, struct invite_new *in, char id[UUID_LEN + 1],
-    char hash[65])
+    const struct app *a, const struct idem_state *is, struct invite_new *in,
+    char id[UUID_LEN + 1], char hash[65])
 {
 	const struct conf *c = ctx->conf;
 	char tok[ACCEPT_LEN + 1];
@@ -203,6 +203,11 @@ invite_new_of(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	in->limit_day = pick(a->limit_per_day, c->limit_per_day);
 	in->limit_minute = pick(a->limit_per_minute, c->app_limit_per_minute);
 	in->cooldown = pick(a->cooldown, c->cooldown);
+	if (is != NULL && is->active) {
+		in->idem_cred = is->cred;
+		in->idem_key = is->key;
+		in->idem_hash = is->hash;
+	}
 }
 
 /* The writer's verdict: 0 when stored, otherwise answered. */
@@ -230,6 +235,9 @@ invite_stored(struct req *r, int res, int retry, const char *id,
 		snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
 		api_fail_hdr(r, 429, "Too many invites, try again later", hdr);
 		break;
+	case INV_IDEM:
+		idem_busy(r);
+		break;
 	default:
 		api_db_fail(r, res == INV_BUSY);
 		break;
@@ -237,21 +245,22 @@ invite_stored(struct req *r, int res, int retry, const char *id,
 	return -1;
 }
 
-/* Store the invite; 0 when stored, otherwise answered. */
+/* Store the invite; INV_OK when stored, otherwise answered. */
 static int
 invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
-    const struct app *a, char id[UUID_LEN + 1])
+    const struct app *a, const struct idem_state *is, char id[UUID_LEN + 1])
 {
 	struct invite_new in;
 	char hash[65];
 	int retry = 0, res;
 
-	invite_new_of(ctx, r, ir, a, &in, id, hash);
+	invite_new_of(ctx, r, ir, a, is, &in, id, hash);
 	/* Storing waits for the writer: requests behind this one move on. */
 	fcgi_share_waiting();
 	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
 	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
-	return invite_stored(r, res, retry, id, a->id, in.lang_res);
+	(void)invite_stored(r, res, retry, id, a->id, in.lang_res);
+	return res;
 }
 
 /*
@@ -278,7 +287,7 @@ invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 		p++;
 	if (p == parked + PARK_MAX)
 		return -1;
-	invite_new_of(ctx, r, ir, a, &in, p->id, hash);
+	invite_new_of(ctx, r, ir, a, NULL, &in, p->id, hash);
 	snprintf(p->app, sizeof(p->app), "%s", a->id);
 	snprintf(p->lang, sizeof(p->lang), "%s", in.lang_res);
 	if (commit_park(ctx->commit_fd, &in, p) == -1)
@@ -386,10 +395,10 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		snapshot = 0;
 		db_rollback(ctx->db);
 	}
-	if (idem_begin(ctx, r, &ir.p, &is) != 0)
+	if (invite_validate(ctx, r, &ir) == -1 ||
+	    idem_begin(ctx, r, &ir.p, &is) != 0)
 		goto out;
-	if (invite_validate(ctx, r, &ir) == 0 &&
-	    invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0) {
+	if (invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0) {
 		/*
 		 * With no delivery_wait and no Idempotency-Key nothing is
 		 * left to do but answer once the writer has stored it: park.
@@ -397,8 +406,15 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		if (ctx->commit_fd >= 0 && ctx->conf->delivery_wait == 0 &&
 		    !is.active && invite_park(ctx, r, &ir, &a) == 0)
 			goto out;
-		if (invite_store(ctx, r, &ir, &a, id) == 0)
+		switch (invite_store(ctx, r, &ir, &a, &is, id)) {
+		case INV_OK:
 			invite_await(ctx, r, id);
+			break;
+		case INV_IDEM:
+			/* The key is another request's now: leave it be. */
+			is.active = 0;
+			break;
+		}
 	}
 	idem_end(ctx, r, &is);
 out:

@@ -77,6 +77,7 @@ name(const char *fmt, ...)						\
 LOGFN(log_debug, LOG_LVL_DEBUG, LOG_DEBUG)
 LOGFN(log_info, LOG_LVL_INFO, LOG_INFO)
 LOGFN(log_warnx, LOG_LVL_WARNING, LOG_WARNING)
+LOGFN(log_errx, LOG_LVL_ERROR, LOG_ERR)
 
 void
 log_warn(const char *fmt, ...)

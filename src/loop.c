@@ -264,15 +264,17 @@ invite_accept(struct ctx *ctx, struct req *r, const char *unused)
 	size_t len;
 
 	memset(&app, 0, sizeof(app));
+	memset(&is, 0, sizeof(is));
 	if (accept_authorise(ctx, r, &p) == -1 ||
-	    idem_begin(ctx, r, &p, &is) != 0)
+	    api_json_body(ctx, r, &body, &len) == -1)
 		return;
-	if (api_json_body(ctx, r, &body, &len) == -1)
-		goto out;
 	if ((je = json_token_body(body, len, &tok, &what)) != JSON_OK) {
 		api_fail(r, 400, json_strerror(je, what));
 		goto out;
 	}
+	/* Only a well-formed request binds its Idempotency-Key (idem.c). */
+	if (idem_begin(ctx, r, &p, &is) != 0)
+		goto out;
 	if ((res = db_app_get(ctx->db, p.app, &app)) != DB_OK) {
 		api_db_fail(r, res == DB_BUSY);
 		goto out;

@@ -330,6 +330,85 @@ reply_text(const smtp_status_t *st, char *out, size_t outsz)
 	out[o] = '\0';
 }
 
+/*
+ * A verdict the database would not take (its disk full, an I/O error) is
+ * kept here and written again before anything new is claimed.  Its row
+ * stays "sending" meanwhile; the mail is never sent again for it, which
+ * it would be if the row were left for the next mailer's recovery.
+ */
+struct unrecorded {
+	char	 id[UUID_LEN + 1];
+	char	 app[UUID_LEN + 1];
+	char	 email_norm[EMAIL_MAX + 1];
+	char	 status[8];
+	char	 reply[256];
+	time_t	 next;
+	int	 bounce;		/* also list the address */
+};
+
+static int
+store_verdict(struct db *db, const struct unrecorded *u)
+{
+	if (u->bounce)
+		return db_outbox_bounce(db, u->id, u->reply, u->app,
+		    u->email_norm);
+	return db_outbox_mark(db, u->id, u->status, u->reply, u->next);
+}
+
+/* Record a claimed row's verdict now, or keep it to record later. */
+static void
+record(struct mailer *ml, const struct outbox *ob, const char *status,
+    const char *reply, time_t next, int bounce)
+{
+	struct unrecorded u, *k;
+
+	memset(&u, 0, sizeof(u));
+	snprintf(u.id, sizeof(u.id), "%s", ob->id);
+	snprintf(u.app, sizeof(u.app), "%s", ob->app_id);
+	snprintf(u.email_norm, sizeof(u.email_norm), "%s", ob->email_norm);
+	snprintf(u.status, sizeof(u.status), "%s", status);
+	snprintf(u.reply, sizeof(u.reply), "%s", reply);
+	u.next = next;
+	u.bounce = bounce;
+	if (store_verdict(ml->db, &u) == 0)
+		return;
+	/* At most one batch is ever kept: none is claimed meanwhile. */
+	if (ml->nunrec == BATCH_MAX) {
+		log_errx("invite %s: cannot record \"%s\", and too many "
+		    "verdicts wait already; it may be sent again", u.id,
+		    status);
+		return;
+	}
+	k = &ml->unrec[ml->nunrec++];
+	*k = u;
+	log_errx("invite %s: cannot record \"%s\" in the database; kept "
+	    "to record again, not sent again", u.id, status);
+}
+
+/* Store the verdicts kept by record(); how many are still waiting. */
+static size_t
+record_kept(struct mailer *ml)
+{
+	size_t i, n = 0;
+	time_t now;
+
+	for (i = 0; i < ml->nunrec; i++)
+		if (store_verdict(ml->db, &ml->unrec[i]) == -1)
+			ml->unrec[n++] = ml->unrec[i];
+		else
+			log_info("invite %s: \"%s\" recorded at last",
+			    ml->unrec[i].id, ml->unrec[i].status);
+	ml->nunrec = n;
+	now = time(NULL);
+	if (n > 0 && now - ml->unrec_said >= 10) {
+		ml->unrec_said = now;
+		log_errx("mailer: %zu verdicts wait for the database (is its "
+		    "disk full?); nothing new is sent until they are "
+		    "recorded", n);
+	}
+	return n;
+}
+
 /* Requeue with backoff, or give up when the invite is too old. */
 static void
 defer(struct mailer *ml, struct outbox *ob, const char *reply)
@@ -345,7 +424,7 @@ defer(struct mailer *ml, struct outbox *ob, const char *reply)
 	if (now - created >= c->retry_give_up) {
 		log_warnx("invite %s: giving up after %d attempts: %s", ob->id,
 		    ob->attempts, reply);
-		db_outbox_mark(ml->db, ob->id, "failed", reply, now);
+		record(ml, ob, "failed", reply, now, 0);
 		return;
 	}
 	delay = c->retry_initial;
@@ -354,7 +433,7 @@ defer(struct mailer *ml, struct outbox *ob, const char *reply)
 	if (delay > c->retry_max)
 		delay = c->retry_max;
 	log_info("invite %s: deferred %lds: %s", ob->id, (long)delay, reply);
-	db_outbox_mark(ml->db, ob->id, "queued", reply, now + delay);
+	record(ml, ob, "queued", reply, now + delay, 0);
 }
 
 static void
@@ -373,14 +452,11 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 	if (rs->code / 100 == 2 && ms->code / 100 == 2) {
 		reply_text(ms, reply, sizeof(reply));
 		log_info("invite %s: sent: %s", m->ob->id, reply);
-		db_outbox_mark(ml->db, m->ob->id, "sent", reply, time(NULL));
+		record(ml, m->ob, "sent", reply, time(NULL), 0);
 	} else if (rp->code / 100 == 2 && rs->code / 100 == 5) {
 		reply_text(rs, reply, sizeof(reply));
 		log_info("invite %s: refused: %s", m->ob->id, reply);
-		if (db_outbox_bounce(ml->db, m->ob->id, reply, m->ob->app_id,
-		    m->ob->email_norm) == -1)
-			log_warnx("invite %s: cannot record the refusal; it "
-			    "stays sending and is retried", m->ob->id);
+		record(ml, m->ob, "failed", reply, time(NULL), 1);
 	} else if (rs->code == 0 && rp->code == 0 && ms->code == 0) {
 		/* No reply at all: TLS, AUTH or the connection failed. */
 		smtp_strerror(smtp_errno(), reply, sizeof(reply));
@@ -441,7 +517,8 @@ send_batch(struct mailer *ml, struct outbox *ob, size_t n)
 		failure = b.why;
 	for (i = 0; i < n; i++) {
 		if (m[i].data == NULL) {
-			log_warnx("invite %s: cannot build the message",
+			log_errx("invite %s: cannot build the message (check "
+			    "mail_from, public_url and the templates)",
 			    ob[i].id);
 			defer(ml, &ob[i], "cannot build the message");
 		} else if (!m[i].decided)
@@ -506,10 +583,16 @@ mailer_run(struct mailer *ml)
 	auth_client_init();
 	if ((ml->tls = tls_ctx()) == NULL)
 		fatalx("mailer: cannot create a TLS context");
+	if ((ml->unrec = calloc(BATCH_MAX, sizeof(*ml->unrec))) == NULL)
+		fatal("mailer: calloc");
 	if ((r = db_outbox_recover(ml->db)) > 0)
 		log_warnx("mailer: %d invites left sending by a crash are "
 		    "queued again", r);
 	while (!*ml->stopping && !term_pending()) {
+		if (record_kept(ml) > 0) {
+			sleep(1);
+			continue;
+		}
 		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
 		if (n > 0) {
 			send_batch(ml, ob, (size_t)n);
@@ -520,6 +603,14 @@ mailer_run(struct mailer *ml)
 			sleep(1);
 		idle(ml);
 	}
+	/*
+	 * Left to the next mailer, a kept verdict's row would be sent
+	 * again: wait for the database (the supervisor's grace period is
+	 * the limit).
+	 */
+	while (record_kept(ml) > 0)
+		sleep(1);
+	free(ml->unrec);
 	SSL_CTX_free(ml->tls);
 	auth_client_exit();
 }

@@ -7,6 +7,7 @@
 #include <signal.h>
 
 struct ssl_ctx_st;
+struct unrecorded;
 
 struct mailer {
 	const struct conf	*conf;
@@ -16,6 +17,9 @@ struct mailer {
 	int			 wake_fd;	/* read end, non-blocking */
 	volatile sig_atomic_t	*stopping;
 	struct ssl_ctx_st	*tls;		/* made after fork */
+	struct unrecorded	*unrec;		/* verdicts not yet stored */
+	size_t			 nunrec;
+	time_t			 unrec_said;	/* when the log last said so */
 };
 
 /* Deliver until *stopping; the caller has opened db after fork. */

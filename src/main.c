@@ -4,6 +4,7 @@
  * mailer.  No business logic lives here.
  */
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -59,8 +60,23 @@ static const char *const mailer_ro[] = {
 	NULL
 };
 
+/*
+ * Directories a reload reads: held open (O_PATH) from the start, as root
+ * when started as root, and read through, so that SIGHUP still works
+ * after the privilege drop and inside Landlock when the daemon's user
+ * cannot reach them by their paths (a checkout in root's home), and after
+ * a file in them was replaced by a new one (rename over it, as editors
+ * and configuration tools do).
+ */
+enum held { HELD_CONF, HELD_SHIPPED, HELD_TEMPLATES, HELD_PASSWORD,
+    HELD__MAX };
+static const char *const held_what[HELD__MAX] = { "the configuration",
+    "the shipped templates", "templates_dir", "smtp_password_file" };
+
 /* Everything the supervisor keeps across children. */
 struct daemon {
+	int		 held[HELD__MAX];	/* -1: none */
+	char		*held_path[HELD__MAX];
 	const char	*conf_path;
 	struct conf	 conf;
 	unsigned char	 secret[32];
@@ -69,6 +85,7 @@ struct daemon {
 	int		 wake[2];
 	char		*sock_path;	/* unlinked at exit when we made it */
 	char		 db_dir[4096];
+	int		 lock;		/* held by the pool while any lives */
 	char		 sock_dir[4096];
 	pid_t		*workers;
 	time_t		*started;
@@ -120,16 +137,60 @@ usage(void)
 	exit(1);
 }
 
+/*
+ * The directory dir held as which: opened now the first time, the same
+ * descriptor while dir stays the same; -1 with the reason in err when a
+ * reload names another one (only a restart can open that).
+ */
+static int
+hold_dir(struct daemon *d, enum held which, const char *dir, char *err,
+    size_t errsz)
+{
+	if (d->held_path[which] != NULL) {
+		if (strcmp(d->held_path[which], dir) == 0)
+			return d->held[which];
+		snprintf(err, errsz, "%s moved to %s (from %s): that takes a "
+		    "restart", held_what[which], dir, d->held_path[which]);
+		return -1;
+	}
+	if ((d->held[which] = open(dir, O_PATH | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		snprintf(err, errsz, "%s: %s (%s)", dir, strerror(errno),
+		    held_what[which]);
+		return -1;
+	}
+	if ((d->held_path[which] = strdup(dir)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		close(d->held[which]);
+		d->held[which] = -1;
+		return -1;
+	}
+	return d->held[which];
+}
+
+/* The held directory of file path, as which; -1 with err set. */
+static int
+hold_dir_of(struct daemon *d, enum held which, const char *path, char *err,
+    size_t errsz)
+{
+	char dir[4096];
+
+	dir_of(path, dir, sizeof(dir));
+	return hold_dir(d, which, dir, err, errsz);
+}
+
 /* The SMTP password file: must exist and not be world-readable. */
 static char *
-read_password(const char *path, char *err, size_t errsz)
+read_password(int dfd, const char *path, char *err, size_t errsz)
 {
+	const char *base = strrchr(path, '/');
 	char buf[512];
 	struct stat st;
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((fd = openat(dfd, base ? base + 1 : path, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
@@ -150,22 +211,39 @@ read_password(const char *path, char *err, size_t errsz)
 	return strdup(buf);
 }
 
+/* The templates: shipped, then the operator's over them. */
+static int
+load_templates(struct daemon *d, const struct conf *c, char *err,
+    size_t errsz)
+{
+	int shipped, over = -1;
+
+	if (c->templates_dir != NULL && (over = hold_dir(d, HELD_TEMPLATES,
+	    c->templates_dir, err, errsz)) == -1)
+		return -1;
+	/* Run from the build tree, the operator's directory is the set. */
+	if (d->held_path[HELD_SHIPPED] != NULL || access(TEMPLATEDIR,
+	    F_OK) == 0 || c->templates_dir == NULL) {
+		if ((shipped = hold_dir(d, HELD_SHIPPED, TEMPLATEDIR, err,
+		    errsz)) == -1)
+			return -1;
+		return tmpl_load_at(shipped, TEMPLATEDIR, over,
+		    c->templates_dir, err, errsz);
+	}
+	return tmpl_load_at(over, c->templates_dir, -1, NULL, err, errsz);
+}
+
 /* Config, templates and secrets; -1 with the reason in err. */
 static int
 load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 {
-	int rc;
+	int dfd;
 
-	if (conf_load(c, d->conf_path, 1, err, errsz) == -1)
+	if ((dfd = hold_dir_of(d, HELD_CONF, d->conf_path, err,
+	    errsz)) == -1 || conf_load_at(c, dfd, d->conf_path, 1, err,
+	    errsz) == -1)
 		return -1;
-	/* Run from the build tree, the operator's directory is the set. */
-	if (access(TEMPLATEDIR, F_OK) == 0)
-		rc = tmpl_load(TEMPLATEDIR, c->templates_dir, err, errsz);
-	else if (c->templates_dir != NULL)
-		rc = tmpl_load(c->templates_dir, NULL, err, errsz);
-	else
-		rc = tmpl_load(TEMPLATEDIR, NULL, err, errsz);
-	if (rc == -1)
+	if (load_templates(d, c, err, errsz) == -1)
 		goto fail;
 	if (!tmpl_has(c->default_language)) {
 		snprintf(err, errsz, "no template for default_language %s",
@@ -174,8 +252,10 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 	}
 	if (token_secret_load(c->database, 0, d->secret, err, errsz) == -1)
 		goto fail;
-	if (c->smtp_password_file != NULL && (d->smtp_password =
-	    read_password(c->smtp_password_file, err, errsz)) == NULL)
+	if (c->smtp_password_file != NULL && ((dfd = hold_dir_of(d,
+	    HELD_PASSWORD, c->smtp_password_file, err, errsz)) == -1 ||
+	    (d->smtp_password = read_password(dfd, c->smtp_password_file,
+	    err, errsz)) == NULL))
 		goto fail;
 	return 0;
 fail:
@@ -363,24 +443,62 @@ confine_supervisor(struct daemon *d)
 	const char *rw[] = { d->db_dir, d->sock_path ? d->sock_dir : NULL,
 	    NULL };
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 8];
-	size_t i, n = 0;
+	int fds[HELD__MAX + 1];
+	size_t i, n = 0, k = 0;
 
 	for (i = 0; mailer_ro[i] != NULL; i++)
 		ro[n++] = mailer_ro[i];
-	ro[n++] = d->conf_path;
-	ro[n++] = TEMPLATEDIR;
-	if (d->conf.templates_dir != NULL)
-		ro[n++] = d->conf.templates_dir;
-	if (d->conf.smtp_password_file != NULL)
-		ro[n++] = d->conf.smtp_password_file;
+	/* What a reload reads: the directories held (hold_dir). */
+	for (i = 0; i < HELD__MAX; i++)
+		if (d->held[i] != -1)
+			fds[k++] = d->held[i];
+	fds[k] = -1;
 	if (getenv("SSL_CERT_FILE") != NULL)
 		ro[n++] = getenv("SSL_CERT_FILE");
 	if (getenv("SSL_CERT_DIR") != NULL)
 		ro[n++] = getenv("SSL_CERT_DIR");
 	ro[n] = NULL;
-	if (sandbox_apply("referral-invitesd", rw, ro,
+	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds,
 	    d->conf.smtp_port) == -1)
 		fatalx("cannot confine the supervisor");
+}
+
+/*
+ * One pool per database: an flock on DATABASE.lock, taken by the
+ * supervisor and inherited by every child, so that a new instance never
+ * serves beside the children of an earlier one that are still finishing
+ * (its supervisor killed, say).  They stop on their supervisor's death
+ * (spawn); this waits for them as long as they may take.
+ */
+static void
+lock_instance(struct daemon *d)
+{
+	struct passwd *pw;
+	char path[4200];
+	time_t deadline = time(NULL) + STOP_GRACE + 10;
+	int said = 0;
+
+	snprintf(path, sizeof(path), "%s.lock", d->conf.database);
+	if ((d->lock = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1)
+		fatal("%s", path);
+	/* Made by root, it is the daemon user's like the database. */
+	if (geteuid() == 0 && (pw = getpwnam(d->conf.user)) != NULL &&
+	    fchown(d->lock, pw->pw_uid, pw->pw_gid) == -1)
+		fatal("chown %s", path);
+	while (flock(d->lock, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK)
+			fatal("flock %s", path);
+		if (time(NULL) >= deadline)
+			fatalx("processes of another referral-invitesd still "
+			    "use %s (fuser -v %s shows them): stop them first",
+			    d->conf.database, path);
+		if (!said++)
+			log_warnx("waiting for the processes of an earlier "
+			    "referral-invitesd on %s to finish",
+			    d->conf.database);
+		usleep(100000);
+	}
 }
 
 static struct db *
@@ -569,13 +687,26 @@ writer_main(struct daemon *d)
 static pid_t
 spawn(struct daemon *d, enum role role, int slot)
 {
-	pid_t pid;
+	pid_t pid, parent = getpid();
+	int i;
 
 	switch (pid = fork()) {
 	case -1:
 		log_warn("fork");
 		return -1;
 	case 0:
+		/*
+		 * The supervisor's death stops its children as SIGTERM does
+		 * (the request in flight is answered first): nothing of the
+		 * pool serves on unsupervised.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1 ||
+		    getppid() != parent)
+			_exit(1);
+		/* Only the supervisor reloads. */
+		for (i = 0; i < HELD__MAX; i++)
+			if (d->held[i] != -1)
+				close(d->held[i]);
 		/* ps and top show each process's role. */
 		prctl(PR_SET_NAME, role == ROLE_MAILER ? "ri-mailer" :
 		    role == ROLE_WRITER ? "ri-writer" : "ri-worker", 0, 0, 0);
@@ -700,7 +831,8 @@ reload(struct daemon *d)
 
 	d->smtp_password = NULL;
 	if (load_all(d, &c, err, sizeof(err)) == -1) {
-		log_warnx("reload refused: %s", err);
+		log_errx("reload refused, the running configuration stays: "
+		    "%s", err);
 		d->smtp_password = oldpw;
 		return;
 	}
@@ -766,6 +898,13 @@ supervise(struct daemon *d)
 static void
 daemon_free(struct daemon *d)
 {
+	int i;
+
+	for (i = 0; i < HELD__MAX; i++) {
+		if (d->held[i] != -1)
+			close(d->held[i]);
+		free(d->held_path[i]);
+	}
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	if (d->smtp_password != NULL) {
 		OPENSSL_cleanse(d->smtp_password, strlen(d->smtp_password));
@@ -788,6 +927,8 @@ main(int argc, char *argv[])
 	int ch, foreground = 0, check = 0;
 
 	memset(&d, 0, sizeof(d));
+	for (ch = 0; ch < HELD__MAX; ch++)
+		d.held[ch] = -1;
 	d.conf_path = CONF_DEFAULT;
 	while ((ch = getopt(argc, argv, "c:dt")) != -1)
 		switch (ch) {
@@ -816,6 +957,7 @@ main(int argc, char *argv[])
 		daemon_free(&d);
 		return 0;
 	}
+	lock_instance(&d);
 	d.sock = open_socket(&d);
 	/* daemon(3) points fd 0 at /dev/null: keep a handed-over socket. */
 	if (!foreground && d.sock == 0 && (d.sock = dup(0)) == -1)

@@ -64,27 +64,40 @@ ll_fs_rights(int abi)
 	return r;
 }
 
-/* Allow access (masked to what a file may carry) beneath path. */
+/* Allow access (masked to what a file may carry) beneath fd. */
 static int
-ll_path(int rs, const char *path, uint64_t access, uint64_t handled)
+ll_fd(int rs, int fd, uint64_t access, uint64_t handled)
 {
 	struct landlock_path_beneath_attr pb;
 	struct stat st;
-	int fd, rc;
 
-	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) == -1) {
-		close(fd);
+	if (fstat(fd, &st) == -1)
 		return -1;
-	}
 	if (!S_ISDIR(st.st_mode))
 		access &= LL_FS_FILE;
 	memset(&pb, 0, sizeof(pb));
 	pb.allowed_access = access & handled;
 	pb.parent_fd = fd;
-	rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH,
-	    &pb, 0);
+	return (int)syscall(SYS_landlock_add_rule, rs,
+	    LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+}
+
+/* The same beneath path; a missing path is skipped. */
+static int
+ll_path(const char *role, int rs, const char *path, uint64_t access,
+    uint64_t handled)
+{
+	int fd, rc;
+
+	if ((fd = open(path, O_PATH | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		/* Say which path, as which user: the fix is the admin's. */
+		log_warn("%s: Landlock: %s, as uid %ld", role, path,
+		    (long)geteuid());
+		return -1;
+	}
+	rc = ll_fd(rs, fd, access, handled);
 	close(fd);
 	return rc;
 }
@@ -92,6 +105,13 @@ ll_path(int rs, const char *path, uint64_t access, uint64_t handled)
 int
 sandbox_apply(const char *role, const char *const rw[],
     const char *const ro[], int connect_port)
+{
+	return sandbox_apply_fds(role, rw, ro, NULL, connect_port);
+}
+
+int
+sandbox_apply_fds(const char *role, const char *const rw[],
+    const char *const ro[], const int ro_fds[], int connect_port)
 {
 	struct ll_ruleset_attr attr;
 	struct ll_net_port_attr np;
@@ -112,11 +132,14 @@ sandbox_apply(const char *role, const char *const rw[],
 	if (rs == -1)
 		goto fail;
 	for (i = 0; rw != NULL && rw[i] != NULL; i++)
-		if (ll_path(rs, rw[i], fs, fs) == -1)
+		if (ll_path(role, rs, rw[i], fs, fs) == -1)
 			goto fail;
 	for (i = 0; ro != NULL && ro[i] != NULL; i++)
-		if (ll_path(rs, ro[i], LL_FS_READ |
+		if (ll_path(role, rs, ro[i], LL_FS_READ |
 		    LANDLOCK_ACCESS_FS_EXECUTE, fs) == -1)
+			goto fail;
+	for (i = 0; ro_fds != NULL && ro_fds[i] != -1; i++)
+		if (ll_fd(rs, ro_fds[i], LL_FS_READ, fs) == -1)
 			goto fail;
 	if (abi >= 4 && connect_port > 0) {
 		np.allowed_access = LL_NET_CONNECT_TCP;

@@ -13,5 +13,12 @@
  */
 int	 sandbox_apply(const char *role, const char *const rw[],
 	    const char *const ro[], int connect_port);
+/*
+ * The same, also read-only beneath the directories open on ro_fds
+ * (O_PATH descriptors, -1 terminated): a rule on a directory held from
+ * before the privilege drop, which its user may not reach by path.
+ */
+int	 sandbox_apply_fds(const char *role, const char *const rw[],
+	    const char *const ro[], const int ro_fds[], int connect_port);
 
 #endif

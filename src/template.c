@@ -113,9 +113,13 @@ tmpl_store(struct tmpl_set *set, const char *lang, enum tmpl_part part,
 	return 0;
 }
 
-/* The whole regular file at path, at most TMPL_FILE_MAX bytes. */
+/*
+ * The whole regular file name in directory dfd (path names it in
+ * messages), at most TMPL_FILE_MAX bytes.
+ */
 static char *
-tmpl_read(const char *path, size_t *lenp, char *err, size_t errsz)
+tmpl_read(int dfd, const char *name, const char *path, size_t *lenp,
+    char *err, size_t errsz)
 {
 	struct stat st;
 	char *p = NULL, *np;
@@ -123,7 +127,8 @@ tmpl_read(const char *path, size_t *lenp, char *err, size_t errsz)
 	ssize_t r;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+	if ((fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) ==
+	    -1) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
@@ -246,8 +251,8 @@ bad:
 }
 
 static int
-tmpl_load_file(struct tmpl_set *set, const char *dir, const char *name,
-    char *err, size_t errsz)
+tmpl_load_file(struct tmpl_set *set, int dfd, const char *dir,
+    const char *name, char *err, size_t errsz)
 {
 	char path[PATH_MAX], lang[LANG_MAX], *p;
 	enum tmpl_part part;
@@ -261,7 +266,7 @@ tmpl_load_file(struct tmpl_set *set, const char *dir, const char *name,
 		snprintf(err, errsz, "%s/%s: path too long", dir, name);
 		return -1;
 	}
-	if ((p = tmpl_read(path, &len, err, errsz)) == NULL)
+	if ((p = tmpl_read(dfd, name, path, &len, err, errsz)) == NULL)
 		return -1;
 	if (tmpl_check(path, part, p, &len, err, errsz) == -1) {
 		free(p);
@@ -276,23 +281,33 @@ tmpl_load_file(struct tmpl_set *set, const char *dir, const char *name,
 	return 0;
 }
 
+/*
+ * The templates of directory dir, reached through dfd when it is not -1:
+ * a descriptor opened before the privilege drop, so that a directory the
+ * daemon's user could not reach by its path still loads on reload.
+ */
 static int
-tmpl_load_dir(struct tmpl_set *set, const char *dir, char *err,
+tmpl_load_dir(struct tmpl_set *set, int dfd, const char *dir, char *err,
     size_t errsz)
 {
 	struct dirent *de;
 	DIR *d;
-	int rc = -1;
+	int fd, rc = -1;
 
-	if ((d = opendir(dir)) == NULL) {
+	fd = dfd == -1 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) :
+	    openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
 		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		if (fd != -1)
+			close(fd);
 		return -1;
 	}
 	for (;;) {
 		errno = 0;
 		if ((de = readdir(d)) == NULL)
 			break;
-		if (tmpl_load_file(set, dir, de->d_name, err, errsz) == -1)
+		if (tmpl_load_file(set, dirfd(d), dir, de->d_name, err,
+		    errsz) == -1)
 			goto out;
 	}
 	if (errno != 0) {
@@ -343,11 +358,19 @@ int
 tmpl_load(const char *shipped, const char *overrides, char *err,
     size_t errsz)
 {
+	return tmpl_load_at(-1, shipped, -1, overrides, err, errsz);
+}
+
+/* tmpl_load through directory descriptors (-1: by the path). */
+int
+tmpl_load_at(int shipped_fd, const char *shipped, int over_fd,
+    const char *overrides, char *err, size_t errsz)
+{
 	struct tmpl_set set = { NULL, 0 };
 
-	if (tmpl_load_dir(&set, shipped, err, errsz) == -1 ||
+	if (tmpl_load_dir(&set, shipped_fd, shipped, err, errsz) == -1 ||
 	    (overrides != NULL &&
-	    tmpl_load_dir(&set, overrides, err, errsz) == -1) ||
+	    tmpl_load_dir(&set, over_fd, overrides, err, errsz) == -1) ||
 	    tmpl_usable(&set, shipped, err, errsz) == -1) {
 		tmpl_set_free(&set);
 		return -1;

@@ -593,6 +593,12 @@ idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
 {
 }
 
+void
+idem_busy(struct req *r)
+{
+	api_fail(r, 409, "stub");
+}
+
 const char *
 tmpl_resolve(const char *requested, const char *app_default,
     const char *server_default)
