@@ -484,6 +484,19 @@ ckpt_stop(struct ckpt *ck)
 	pthread_mutex_destroy(&ck->mu);
 }
 
+/*
+ * A stop asked for while every channel stays readable: ppoll returns at
+ * once without delivering the signal, so look for it between batches.
+ */
+static int
+stop_pending(void)
+{
+	sigset_t set;
+
+	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGINT) == 1);
+}
+
 void
 commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
     int wake_fd, volatile sig_atomic_t *stopping)
@@ -492,7 +505,8 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	struct pollfd *pfd;
 	struct commit_msg *m;
 	struct commit_reply *rep;
-	int *from, i, k, n, first = 0;
+	int *from, i, k, n, first = 0, open_channels = nfds;
+	ssize_t got;
 	sigset_t none;
 
 	pfd = calloc((size_t)nfds, sizeof(*pfd));
@@ -508,7 +522,7 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	sigemptyset(&none);
 	db_wal_watch(db);
 	ckpt_start(&ck, ckdb);
-	while (!*stopping) {
+	while (!*stopping && !stop_pending()) {
 		if (ppoll(pfd, (nfds_t)nfds, NULL, &none) <= 0)
 			continue;
 		/*
@@ -520,15 +534,28 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 			i = (first + k) % nfds;
 			if (!(pfd[i].revents & POLLIN))
 				continue;
-			while (n < BATCH_MAX && recv(fds[i], &m[n],
-			    sizeof(m[n]), MSG_DONTWAIT) == (ssize_t)sizeof(m[n]))
+			got = -1;
+			while (n < BATCH_MAX && (got = recv(fds[i], &m[n],
+			    sizeof(m[n]), MSG_DONTWAIT)) == (ssize_t)sizeof(m[n]))
 				from[n++] = i;
+			/*
+			 * The end of a channel: its worker and the supervisor
+			 * (which keeps every channel open) are gone.
+			 */
+			if (got == 0 && pfd[i].fd != -1) {
+				pfd[i].fd = -1;
+				open_channels--;
+			}
 		}
 		/* One wake-up of the mailer a batch, not one an invite. */
 		if (n > 0 && commit_batch(db, fds, m, from, rep, n) > 0 &&
 		    write(wake_fd, "w", 1) == -1 && errno != EAGAIN)
 			log_warn("commit: wake the mailer");
 		ckpt_between(&ck, db);
+		if (open_channels == 0) {
+			log_warnx("commit: the supervisor is gone; stopping");
+			break;
+		}
 	}
 	ckpt_stop(&ck);
 	free(pfd);

@@ -360,6 +360,17 @@ req_set_id(struct req *r)
 	util_hex(rnd, sizeof(rnd), r->id);
 }
 
+/* Deliver signals already pending (none blocks them meanwhile). */
+static void
+signals_in(const sigset_t *none)
+{
+	sigset_t pend, old;
+
+	if (sigpending(&pend) == 0 && !sigisemptyset(&pend) &&
+	    sigprocmask(SIG_SETMASK, none, &old) == 0)
+		(void)sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 /*
  * The next connection with a request, or -1 when the worker should stop.
  * Signals are delivered only while waiting here.  Once *term is set, the
@@ -399,6 +410,18 @@ conn_wait(volatile sig_atomic_t *term)
 			return -2;
 		if (n <= 0)
 			return -1;
+		/* A wait that returns at once delivers no signal: let it in. */
+		signals_in(&none);
+		if (ev.data.fd == cs.answers && (ev.events & EPOLLHUP)) {
+			/*
+			 * The writer and the supervisor are gone (the latter
+			 * keeps every channel open); parked invites meet
+			 * their deadlines, and the kernel's SIGTERM
+			 * (PR_SET_PDEATHSIG) stops this worker.
+			 */
+			(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, cs.answers, NULL);
+			return -2;
+		}
 		if (ev.data.fd == cs.answers)
 			return -2;
 		if (ev.data.fd == cs.shared[0]) {

@@ -382,6 +382,25 @@ drop_privileges(const char *user)
 #endif
 }
 
+/*
+ * The database's directory, as the user the pool runs as: a path below a
+ * directory that user may not enter (a checkout in root's home) is named
+ * with the fix, not left to fail later as "cannot open".
+ */
+static void
+check_reachable(const char *dir)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	const char *user = pw != NULL ? pw->pw_name : "?";
+
+	if (access(dir, R_OK | W_OK | X_OK) == 0)
+		return;
+	fatalx("%s: not reachable as user %s (%s): the database's directory "
+	    "must be that user's (chown %s %s) and every directory above it "
+	    "searchable (chmod o+x, or move the database)", dir, user,
+	    strerror(errno), user, dir);
+}
+
 static void
 child_signals(void)
 {
@@ -969,6 +988,7 @@ main(int argc, char *argv[])
 		fatal("pipe");
 	drop_privileges(d.conf.user);
 	dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
+	check_reachable(d.db_dir);
 	if (d.sock_path != NULL)
 		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
 	confine_supervisor(&d);
