@@ -344,7 +344,8 @@ def test_language_unknown_uses_app_default(stack):
 def test_language_script_and_region_normalised(stack):
     app = App(stack)
     for tag, norm in (('zh-hant-tw', 'zh-Hant-TW'), ('ES-419', 'es-419'),
-                      ('FIL', 'fil'), ('sr-latn', 'sr-Latn')):
+                      ('FIL', 'fil'), ('sr-latn', 'sr-Latn'),
+                      ('DE-at', 'de-AT')):
         addr = unique()
         check(app.invite(addr, tag), 201, ok_body())
         [r] = [r for r in app.rows() if r['email_normalized'] == addr]
@@ -579,9 +580,13 @@ def test_invalid_email(stack):
 
 def test_invalid_language(stack):
     app = App(stack)
+    # SPEC 2's forms are a closed list: ll, lll, ll-RR, ll-Ssss,
+    # ll-Ssss-RR, ll-999.  A three-letter language takes no subtag, and a
+    # numeric region no script before it.
     for tag in ('english', 'e', 'en_US', 'en-', '12', 'en-US-x-twain',
                 'de-DE-1996', 'en-USA', 'abcd', 'zh-Hant-TW-x', 'e\u0301n',
-                'en--US', 'en-U', '-en'):
+                'en--US', 'en-U', '-en', 'deu-DE', 'gsw-CH', 'yue-Hant',
+                'yue-Hant-HK', 'gsw-419', 'de-Latn-999', 'es-Latn-419'):
         before = app.snapshot()
         try:
             check_error(app.invite(unique(), tag), 400,
