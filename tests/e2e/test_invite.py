@@ -732,6 +732,19 @@ def allowed(h):
     return {m.strip() for m in h.get('allow', '').split(',')}
 
 
+def test_head_method_not_allowed(stack):
+    """HEAD is not served as GET: 405 with the Allow header of the path,
+    the envelope's headers, no body (HEAD has none), nothing stored."""
+    app = App(stack)
+    before = app.snapshot()
+    for path, allow in ((ROUTE % app.uid, 'GET, POST'),
+                        ('/api/v1/referral-invites/accept', 'POST'),
+                        ('/api/v1/referral-invites/opt-out', 'GET, POST')):
+        h = check(stack.request('HEAD', path, app.headers()), 405, b'')
+        assert h.get('allow') == allow, (path, h)
+    assert app.snapshot() == before
+
+
 def test_other_methods(stack):
     app = App(stack)
     before = app.snapshot()
