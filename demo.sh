@@ -15,9 +15,6 @@ SRC=$(cd "$(dirname "$0")" && pwd)
 DEMO=/tmp/referral-invites-demo
 PORT=${DEMO_PORT:-8443}
 SMTP_PORT=${DEMO_SMTP_PORT:-2525}
-PKGS="autoconf automake libtool pkg-config gcc make libfcgi-dev libcjson-dev
-	libesmtp-dev libssl-dev libsqlite3-dev sqlite3 nginx-light
-	python3-aiosmtpd mandoc openssl curl ca-certificates"
 
 die() {
 	echo "demo.sh: $*" >&2
@@ -60,9 +57,28 @@ wait_until() {
 	die "$what did not come up; logs are in $DEMO"
 }
 
+# The names of tests/packages.txt, all of them or (demo) those without
+# "test"; one with unless=CMD only when CMD is not installed.  The same
+# reader is in tests/run-all.sh and .ci/run.
+packages() {	# all|demo
+	local p w t skip
+	while read -r p w; do
+		case $p in ''|'#'*) continue ;; esac
+		skip=
+		for t in ${w%%#*}; do
+			case $t in
+			test) [ "$1" = all ] || skip=1 ;;
+			unless=*) PATH=$PATH:/usr/sbin:/sbin command -v \
+			    "${t#unless=}" >/dev/null 2>&1 && skip=1 ;;
+			esac
+		done
+		[ -n "$skip" ] || echo "$p"
+	done <"$SRC/tests/packages.txt"
+}
+
 install_packages() {
 	local missing="" p
-	for p in $PKGS; do
+	for p in $(packages demo); do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q 'install ok installed' || missing="$missing $p"
 	done
