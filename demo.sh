@@ -128,14 +128,31 @@ write_nginx_config() {
 	# http.conf as shipped, with the upstream at the demo's socket.
 	sed "s#unix:/run/referral-invites/fcgi.sock#unix:$DEMO/run/fcgi.sock#" \
 	    "$SRC/nginx/http.conf" > "$n/http.conf"
+	# site.conf's TLS server as shipped: its TLS settings and headers,
+	# but no HSTS (a browser would pin it on localhost for two years).
+	awk '/^server \{/ { n++ }
+	    /^\tssl_certificate|Strict-Transport-Security/ { next }
+	    n == 2 && /^\t(ssl_|server_tokens|underscores_in|add_header)/' \
+	    "$SRC/nginx/site.conf" > "$n/site.conf"
+	grep -q '^[[:space:]]*ssl_protocols ' "$n/site.conf" ||
+	    die "no TLS settings found in $SRC/nginx/site.conf"
+	# The process and connection settings of Debian's nginx.conf, which
+	# site.conf is shipped for (a worker a core), with room for 1024
+	# connections a worker; keep-alive and timeouts are nginx's defaults,
+	# as there.  One worker of 256 connections dropped idle clients past
+	# about 250.
 	cat > "$n/nginx.conf" <<-EOF
 	user www-data;
-	worker_processes 1;
+	worker_processes auto;
+	worker_rlimit_nofile 4096;
 	pid $n/nginx.pid;
 	error_log $DEMO/nginx-error.log;
-	events { worker_connections 256; }
+	events { worker_connections 1024; }
 	http {
+		sendfile on;
+		tcp_nopush on;
 		include /etc/nginx/mime.types;
+		default_type application/octet-stream;
 		access_log $DEMO/nginx-access.log;
 		client_body_temp_path $n/tmp/body;
 		fastcgi_temp_path $n/tmp/fastcgi;
@@ -148,7 +165,11 @@ write_nginx_config() {
 			server_name localhost;
 			ssl_certificate $n/cert.pem;
 			ssl_certificate_key $n/key.pem;
+			include $n/site.conf;
 			include $SRC/nginx/location.conf;
+			location / {
+				return 404;
+			}
 		}
 	}
 	EOF
