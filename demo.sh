@@ -15,9 +15,6 @@ SRC=$(cd "$(dirname "$0")" && pwd)
 DEMO=/tmp/referral-invites-demo
 PORT=${DEMO_PORT:-8443}
 SMTP_PORT=${DEMO_SMTP_PORT:-2525}
-PKGS="autoconf automake libtool pkg-config gcc make libfcgi-dev libcjson-dev
-	libesmtp-dev libssl-dev libsqlite3-dev sqlite3 nginx-light
-	python3-aiosmtpd mandoc openssl curl ca-certificates"
 
 die() {
 	echo "demo.sh: $*" >&2
@@ -60,9 +57,28 @@ wait_until() {
 	die "$what did not come up; logs are in $DEMO"
 }
 
+# The names of tests/packages.txt, all of them or (demo) those without
+# "test"; one with unless=CMD only when CMD is not installed.  The same
+# reader is in tests/run-all.sh and .ci/run.
+packages() {	# all|demo
+	local p w t skip
+	while read -r p w; do
+		case $p in ''|'#'*) continue ;; esac
+		skip=
+		for t in ${w%%#*}; do
+			case $t in
+			test) [ "$1" = all ] || skip=1 ;;
+			unless=*) PATH=$PATH:/usr/sbin:/sbin command -v \
+			    "${t#unless=}" >/dev/null 2>&1 && skip=1 ;;
+			esac
+		done
+		[ -n "$skip" ] || echo "$p"
+	done <"$SRC/tests/packages.txt"
+}
+
 install_packages() {
 	local missing="" p
-	for p in $PKGS; do
+	for p in $(packages demo); do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q 'install ok installed' || missing="$missing $p"
 	done
@@ -112,14 +128,31 @@ write_nginx_config() {
 	# http.conf as shipped, with the upstream at the demo's socket.
 	sed "s#unix:/run/referral-invites/fcgi.sock#unix:$DEMO/run/fcgi.sock#" \
 	    "$SRC/nginx/http.conf" > "$n/http.conf"
+	# site.conf's TLS server as shipped: its TLS settings and headers,
+	# but no HSTS (a browser would pin it on localhost for two years).
+	awk '/^server \{/ { n++ }
+	    /^\tssl_certificate|Strict-Transport-Security/ { next }
+	    n == 2 && /^\t(ssl_|server_tokens|underscores_in|add_header)/' \
+	    "$SRC/nginx/site.conf" > "$n/site.conf"
+	grep -q '^[[:space:]]*ssl_protocols ' "$n/site.conf" ||
+	    die "no TLS settings found in $SRC/nginx/site.conf"
+	# The process and connection settings of Debian's nginx.conf, which
+	# site.conf is shipped for (a worker a core), with room for 1024
+	# connections a worker; keep-alive and timeouts are nginx's defaults,
+	# as there.  One worker of 256 connections dropped idle clients past
+	# about 250.
 	cat > "$n/nginx.conf" <<-EOF
 	user www-data;
-	worker_processes 1;
+	worker_processes auto;
+	worker_rlimit_nofile 4096;
 	pid $n/nginx.pid;
 	error_log $DEMO/nginx-error.log;
-	events { worker_connections 256; }
+	events { worker_connections 1024; }
 	http {
+		sendfile on;
+		tcp_nopush on;
 		include /etc/nginx/mime.types;
+		default_type application/octet-stream;
 		access_log $DEMO/nginx-access.log;
 		client_body_temp_path $n/tmp/body;
 		fastcgi_temp_path $n/tmp/fastcgi;
@@ -132,7 +165,11 @@ write_nginx_config() {
 			server_name localhost;
 			ssl_certificate $n/cert.pem;
 			ssl_certificate_key $n/key.pem;
+			include $n/site.conf;
 			include $SRC/nginx/location.conf;
+			location / {
+				return 404;
+			}
 		}
 	}
 	EOF

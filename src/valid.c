@@ -380,7 +380,13 @@ lang_split(const char *s, const char *sub[3], size_t len[3])
 	}
 }
 
-/* Normalise the tag s into tmp; NULL, or the reason it is not one. */
+/*
+ * Normalise the tag s into tmp; NULL, or the reason it is not one.  The
+ * forms are SPEC 2's closed list and no other: ll, lll, ll-RR, ll-Ssss,
+ * ll-Ssss-RR, ll-999.  So a three-letter language stands alone (no
+ * "deu-DE", no "gsw-Latn") and a numeric region follows a two-letter
+ * language directly (no "de-Latn-999").
+ */
 static const char *
 lang_norm(const char *s, char tmp[LANG_MAX])
 {
@@ -389,7 +395,8 @@ lang_norm(const char *s, char tmp[LANG_MAX])
 
 	if (s == NULL || (k = lang_split(s, sub, len)) == 0)
 		return "not a language tag";
-	if (len[0] < 2 || len[0] > 3 || !lang_all(sub[0], len[0], is_alpha))
+	if (len[0] < 2 || len[0] > 3 || !lang_all(sub[0], len[0], is_alpha) ||
+	    (len[0] == 3 && k > 1))
 		return "not a language tag";
 	for (j = 0; j < len[0]; j++)
 		tmp[o++] = to_lower(sub[0][j]);
@@ -402,7 +409,7 @@ lang_norm(const char *s, char tmp[LANG_MAX])
 		i++;
 	}
 	if (i < k && ((len[i] == 2 && lang_all(sub[i], 2, is_alpha)) ||
-	    (len[i] == 3 && lang_all(sub[i], 3, is_digit)))) {
+	    (i == 1 && len[i] == 3 && lang_all(sub[i], 3, is_digit)))) {
 		tmp[o++] = '-';
 		for (j = 0; j < len[i]; j++)
 			tmp[o++] = to_upper(sub[i][j]);
@@ -413,11 +420,10 @@ lang_norm(const char *s, char tmp[LANG_MAX])
 }
 
 /*
- * A language tag of the shapes ll or lll, then an optional script Ssss,
- * then an optional region RR or 999.  Returns NULL and writes the
- * normalised tag (language lower case, script title case, region upper
- * case) to out (which may be s), or a reason (out is then the empty
- * string).
+ * A language tag of one of the forms ll, lll, ll-RR, ll-Ssss, ll-Ssss-RR
+ * or ll-999, in any case.  Returns NULL and writes the normalised tag
+ * (language lower case, script title case, region upper case) to out
+ * (which may be s), or a reason (out is then the empty string).
  */
 const char *
 valid_language(const char *s, char out[LANG_MAX])

@@ -1,7 +1,9 @@
 #!/bin/bash
-# The test command: build when needed, the unit tests (make check), then the
-# end-to-end suite (real daemon, real nginx, real SMTP server).  Ends with one
-# line "N passed, N failed" for everything; exits non-zero on any failure.
+# The test command: install the Debian packages of tests/packages.txt that
+# are missing (as root; otherwise it names them and fails), build when
+# needed, the unit tests (make check), then the end-to-end suite (real
+# daemon, real nginx, real SMTP server).  Ends with one line "N passed, N
+# failed" for everything; exits non-zero on any failure.
 #
 #   tests/run-all.sh [-k SUBSTRING]     (-k and -x go to tests/e2e/run.py)
 #
@@ -45,6 +47,54 @@ stage() { # name, then the command
 	rm -f "$out"
 	return "$rc"
 }
+
+# The names of tests/packages.txt, all of them or (demo) those without
+# "test"; one with unless=CMD only when CMD is not installed.  The same
+# reader is in demo.sh and .ci/run.
+packages() {	# all|demo
+	local p w t skip
+	while read -r p w; do
+		case $p in ''|'#'*) continue ;; esac
+		skip=
+		for t in ${w%%#*}; do
+			case $t in
+			test) [ "$1" = all ] || skip=1 ;;
+			unless=*) PATH=$PATH:/usr/sbin:/sbin command -v \
+			    "${t#unless=}" >/dev/null 2>&1 && skip=1 ;;
+			esac
+		done
+		[ -n "$skip" ] || echo "$p"
+	done <"$SRCDIR/tests/packages.txt"
+}
+
+echo "== packages (tests/packages.txt)"
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "# no dpkg-query, not Debian: packages not checked"
+else
+	missing=
+	for p in $(packages all); do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q 'install ok installed' || missing="$missing $p"
+	done
+	if [ -z "$missing" ]; then
+		echo "# all installed"
+	elif [ "$(id -u)" -ne 0 ]; then
+		echo "FAIL packages: missing:$missing"
+		echo "# run tests/run-all.sh as root to install them, or:" \
+		    "apt-get install$missing"
+		failed=$((failed + 1))
+		summary 1
+	else
+		echo "# installing:$missing"
+		# shellcheck disable=SC2086
+		if ! apt-get update || ! DEBIAN_FRONTEND=noninteractive \
+		    apt-get install -y --no-install-recommends $missing; then
+			echo "FAIL packages: apt-get install$missing"
+			failed=$((failed + 1))
+			summary 1
+		fi
+	fi
+fi
 
 echo "== build"
 if [ ! -f "$BUILDDIR/Makefile" ]; then

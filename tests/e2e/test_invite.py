@@ -344,7 +344,8 @@ def test_language_unknown_uses_app_default(stack):
 def test_language_script_and_region_normalised(stack):
     app = App(stack)
     for tag, norm in (('zh-hant-tw', 'zh-Hant-TW'), ('ES-419', 'es-419'),
-                      ('FIL', 'fil'), ('sr-latn', 'sr-Latn')):
+                      ('FIL', 'fil'), ('sr-latn', 'sr-Latn'),
+                      ('DE-at', 'de-AT')):
         addr = unique()
         check(app.invite(addr, tag), 201, ok_body())
         [r] = [r for r in app.rows() if r['email_normalized'] == addr]
@@ -579,9 +580,13 @@ def test_invalid_email(stack):
 
 def test_invalid_language(stack):
     app = App(stack)
+    # SPEC 2's forms are a closed list: ll, lll, ll-RR, ll-Ssss,
+    # ll-Ssss-RR, ll-999.  A three-letter language takes no subtag, and a
+    # numeric region no script before it.
     for tag in ('english', 'e', 'en_US', 'en-', '12', 'en-US-x-twain',
                 'de-DE-1996', 'en-USA', 'abcd', 'zh-Hant-TW-x', 'e\u0301n',
-                'en--US', 'en-U', '-en'):
+                'en--US', 'en-U', '-en', 'deu-DE', 'gsw-CH', 'yue-Hant',
+                'yue-Hant-HK', 'gsw-419', 'de-Latn-999', 'es-Latn-419'):
         before = app.snapshot()
         try:
             check_error(app.invite(unique(), tag), 400,
@@ -725,6 +730,19 @@ def test_unknown_paths(stack):
 
 def allowed(h):
     return {m.strip() for m in h.get('allow', '').split(',')}
+
+
+def test_head_method_not_allowed(stack):
+    """HEAD is not served as GET: 405 with the Allow header of the path,
+    the envelope's headers, no body (HEAD has none), nothing stored."""
+    app = App(stack)
+    before = app.snapshot()
+    for path, allow in ((ROUTE % app.uid, 'GET, POST'),
+                        ('/api/v1/referral-invites/accept', 'POST'),
+                        ('/api/v1/referral-invites/opt-out', 'GET, POST')):
+        h = check(stack.request('HEAD', path, app.headers()), 405, b'')
+        assert h.get('allow') == allow, (path, h)
+    assert app.snapshot() == before
 
 
 def test_other_methods(stack):

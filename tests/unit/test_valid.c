@@ -74,6 +74,16 @@ lang_bad(const char *s)
 }
 
 static int
+lang_reason_is(const char *s, const char *why)
+{
+	char out[LANG_MAX];
+	const char *got;
+
+	got = valid_language(s, out);
+	return got != NULL && strcmp(got, why) == 0;
+}
+
+static int
 uuid_bad(const char *s)
 {
 	char out[UUID_LEN + 1];
@@ -573,7 +583,7 @@ lang_with_region(void)
 	CHECK(lang_ok("pt-br", "pt-BR"));
 	CHECK(lang_ok("pt-BR", "pt-BR"));
 	CHECK(lang_ok("EN-us", "en-US"));
-	CHECK(lang_ok("gsw-ch", "gsw-CH"));
+	CHECK(lang_ok("de-AT", "de-AT"));
 }
 
 static void
@@ -590,7 +600,52 @@ lang_numeric_region(void)
 {
 	CHECK(lang_ok("es-419", "es-419"));
 	CHECK(lang_ok("ES-419", "es-419"));
-	CHECK(lang_ok("yue-hant-419", "yue-Hant-419"));
+	CHECK(lang_ok("en-001", "en-001"));
+}
+
+/* One of each of SPEC 2's forms, and nothing else passes. */
+static void
+lang_spec_forms(void)
+{
+	CHECK(lang_ok("de", "de"));			/* ll */
+	CHECK(lang_ok("fil", "fil"));			/* lll */
+	CHECK(lang_ok("de-at", "de-AT"));		/* ll-RR */
+	CHECK(lang_ok("sr-latn", "sr-Latn"));		/* ll-Ssss */
+	CHECK(lang_ok("zh-hant-tw", "zh-Hant-TW"));	/* ll-Ssss-RR */
+	CHECK(lang_ok("es-419", "es-419"));		/* ll-999 */
+	CHECK(lang_ok("DEU", "deu"));
+	CHECK(lang_ok("SR-LATN-rs", "sr-Latn-RS"));
+}
+
+/* A three-letter language takes no subtag at all. */
+static void
+lang_bad_three_letter_with_subtag(void)
+{
+	CHECK(lang_bad("deu-DE"));
+	CHECK(lang_bad("DEU-de"));
+	CHECK(lang_bad("gsw-CH"));
+	CHECK(lang_bad("lll-Ssss"));
+	CHECK(lang_bad("yue-Hant"));
+	CHECK(lang_bad("yue-Hant-HK"));
+	CHECK(lang_bad("gsw-419"));
+	CHECK(lang_bad("gsw-Latn-419"));
+	CHECK(lang_reason_is("deu-DE", "not a language tag"));
+}
+
+/* A numeric region follows the language directly, never a script. */
+static void
+lang_bad_script_numeric_region(void)
+{
+	CHECK(lang_bad("de-Latn-999"));
+	CHECK(lang_bad("es-latn-419"));
+	CHECK(lang_bad("ZH-HANT-001"));
+	CHECK(lang_bad("de-999-Latn"));
+	CHECK(lang_bad("de-419-AT"));
+	CHECK(lang_bad("de-AT-419"));
+	CHECK(lang_bad("de-Latn-99"));
+	CHECK(lang_bad("de-Latn-9999"));
+	CHECK(lang_bad("de-Latn-A1"));
+	CHECK(lang_reason_is("de-Latn-999", "not a language tag"));
 }
 
 static void
@@ -598,8 +653,8 @@ lang_longest_fits(void)
 {
 	char out[LANG_MAX];
 
-	CHECK(valid_language("gsw-latn-419", out) == NULL);
-	CHECK_STR(out, "gsw-Latn-419");
+	CHECK(valid_language("zh-hant-tw", out) == NULL);
+	CHECK_STR(out, "zh-Hant-TW");
 	CHECK(strlen(out) < LANG_MAX);
 }
 
@@ -812,6 +867,11 @@ const struct unit_test valid_tests[] = {
 	{ "valid_lang_with_region", lang_with_region },
 	{ "valid_lang_with_script", lang_with_script },
 	{ "valid_lang_numeric_region", lang_numeric_region },
+	{ "valid_lang_spec_forms", lang_spec_forms },
+	{ "valid_lang_bad_three_letter_with_subtag",
+	    lang_bad_three_letter_with_subtag },
+	{ "valid_lang_bad_script_numeric_region",
+	    lang_bad_script_numeric_region },
 	{ "valid_lang_longest_fits", lang_longest_fits },
 	{ "valid_lang_in_place", lang_in_place },
 	{ "valid_lang_bad_primary", lang_bad_primary },
