@@ -13,6 +13,9 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -610,3 +613,37 @@ fail:
 	return -1;
 }
 
+/*
+ * Whether the account database can be read at all.  The supervisor cannot
+ * once confined (reload), and there a name not found tells nothing: such
+ * a lookup is skipped, and user and socket_group only apply at a start.
+ */
+static int
+accounts_readable(const char *file)
+{
+	int fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno != EACCES && errno != EPERM;
+	close(fd);
+	return 1;
+}
+
+int
+conf_check_system(const struct conf *c, const char *path, char *err,
+    size_t errsz)
+{
+	if (getpwnam(c->user) == NULL && accounts_readable("/etc/passwd")) {
+		snprintf(err, errsz, "%s: bad value for user: no such user "
+		    "\"%.64s\"", path, c->user);
+		return -1;
+	}
+	/* Only a socket the daemon creates is given to socket_group. */
+	if (c->listen[0] == '/' && getgrnam(c->socket_group) == NULL &&
+	    accounts_readable("/etc/group")) {
+		snprintf(err, errsz, "%s: bad value for socket_group: no such "
+		    "group \"%.64s\"", path, c->socket_group);
+		return -1;
+	}
+	return 0;
+}

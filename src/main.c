@@ -158,6 +158,8 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 
 	if (conf_load(c, d->conf_path, 1, err, errsz) == -1)
 		return -1;
+	if (conf_check_system(c, d->conf_path, err, errsz) == -1)
+		goto fail;
 	/* Run from the build tree, the operator's directory is the set. */
 	if (access(TEMPLATEDIR, F_OK) == 0)
 		rc = tmpl_load(TEMPLATEDIR, c->templates_dir, err, errsz);

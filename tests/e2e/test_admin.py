@@ -23,6 +23,7 @@ import pwd
 import queue
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -1483,3 +1484,61 @@ def test_config_check_names_the_line_and_what_is_wrong(stack):
     for key, value in GOOD_VALUES:
         rc, err, path, n = config_check(stack, '%s = %s\n' % (key, value))
         assert (rc, err) == (0, ok), (key, value, err)
+
+
+def test_config_check_accounts_exist(stack):
+    """user, and socket_group for a socket the daemon creates, must name
+    accounts of this system; a TCP socket has no group."""
+    ok = 'referral-invitesd: configuration OK\n'
+    rc, err, path, n = config_check(stack, 'user = nosuchuser\n')
+    assert (rc, err) == (1, 'referral-invitesd: %s: bad value for user: '
+                         'no such user "nosuchuser"\n' % path), err
+    rc, err, path, n = config_check(stack, 'socket_group = nosuchgroup\n')
+    assert (rc, err) == (1, 'referral-invitesd: %s: bad value for '
+                         'socket_group: no such group "nosuchgroup"\n' %
+                         path), err
+    rc, err, path, n = config_check(stack, 'socket_group = nosuchgroup\n'
+                                    'listen = 127.0.0.1:9000\n')
+    assert (rc, err) == (0, ok), err
+
+
+def daemon_log(stack):
+    with open(stack.path('daemon.log'), errors='replace') as f:
+        return f.read()
+
+
+def reload_and_wait(stack, line):
+    """SIGHUP the daemon and wait for one more log line containing line."""
+    before = daemon_log(stack).count(line)
+    os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
+    wait_until('"%s" in the log' % line,
+               lambda: daemon_log(stack).count(line) > before)
+
+
+def test_config_reload_refuses_a_bad_value(stack):
+    """SIGHUP with a value -t refuses keeps the running configuration and
+    logs the same reason; the mail still carries the old public_url, and
+    the file put back reloads (its accounts are not refused by the
+    confined supervisor)."""
+    app = App(stack)        # referral-invitesctl refuses the file too
+    with open(stack.conf) as f:
+        text = f.read()
+    n = len(text.splitlines())
+    try:
+        with open(stack.conf, 'w') as f:
+            f.write(text + 'public_url = https://127.0.0.1:9443/a b\n')
+        reload_and_wait(stack, 'reload refused: %s:%d: bad value for '
+                        'public_url: %s' % (stack.conf, n + 1, URL_PATH))
+        addr = unique()
+        check(app.invite(addr), 201, ok_body(), 'invite after refusal')
+        m = stack.mail_for(addr)[0]
+        lu = str(m['List-Unsubscribe']).strip()
+        assert lu.startswith('<%s/api/v1/referral-invites/opt-out?token='
+                             % stack.base_url), lu
+    finally:
+        with open(stack.conf, 'w') as f:
+            f.write(text)
+    refused_before = daemon_log(stack).count('reload refused')
+    reload_and_wait(stack, 'configuration and templates reloaded')
+    assert daemon_log(stack).count('reload refused') == refused_before, \
+        daemon_log(stack)[-2000:]

@@ -623,6 +623,33 @@ test_conf_mail_from_and_language(void)
 	    "expected a language tag such as en or pt-BR"));
 }
 
+/* Accounts that exist here pass; others are named with the file. */
+static void
+test_conf_check_system(void)
+{
+	char want[600];
+
+	CHECK(load_text("user = root\nsocket_group = root\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == 0);
+	conf_free(&conf);
+	CHECK(load_text("user = nosuchuser\nsocket_group = root\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == -1);
+	CHECK_STR(err, "x.conf: bad value for user: no such user "
+	    "\"nosuchuser\"");
+	conf_free(&conf);
+	CHECK(load_text("user = root\nsocket_group = nosuchgroup\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == -1);
+	snprintf(want, sizeof(want), "x.conf: bad value for socket_group: "
+	    "no such group \"nosuchgroup\"");
+	CHECK_STR(err, want);
+	conf_free(&conf);
+	/* A TCP socket has no group. */
+	CHECK(load_text("user = root\nsocket_group = nosuchgroup\n"
+	    "listen = 127.0.0.1:9000\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == 0);
+	conf_free(&conf);
+}
+
 const struct unit_test conf_tests[] = {
 	{ "conf_every_key_known", test_conf_every_key_known },
 	{ "conf_int_edges", test_conf_int_edges },
@@ -643,5 +670,6 @@ const struct unit_test conf_tests[] = {
 	{ "conf_smtp_user", test_conf_smtp_user },
 	{ "conf_paths", test_conf_paths },
 	{ "conf_mail_from_and_language", test_conf_mail_from_and_language },
+	{ "conf_check_system", test_conf_check_system },
 	{ NULL, NULL }
 };
