@@ -64,6 +64,14 @@ int	 conf_load(struct conf *c, const char *path, int required,
 /* The same, the file read from directory dirfd when it is not -1. */
 int	 conf_load_at(struct conf *c, int dirfd, const char *path,
 	    int required, char *err, size_t errsz);
+/*
+ * What conf_load cannot see in the file: that user exists, and
+ * socket_group when listen is a path.  -1 with the reason, naming path
+ * (the file read), the key and the value, in err.  A lookup the process
+ * cannot make (confined, on reload) is no error: both apply at start only.
+ */
+int	 conf_check_system(const struct conf *c, const char *path,
+	    char *err, size_t errsz);
 void	 conf_defaults(struct conf *c);
 void	 conf_free(struct conf *c);
 /* NULL-terminated list of every key conf_load accepts (for the doc test). */

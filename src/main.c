@@ -243,6 +243,8 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 	    errsz)) == -1 || conf_load_at(c, dfd, d->conf_path, 1, err,
 	    errsz) == -1)
 		return -1;
+	if (conf_check_system(c, d->conf_path, err, errsz) == -1)
+		goto fail;
 	if (load_templates(d, c, err, errsz) == -1)
 		goto fail;
 	if (!tmpl_has(c->default_language)) {

@@ -23,6 +23,7 @@ import pwd
 import queue
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -1385,4 +1386,159 @@ def test_config_check_refuses_unknown_keys_and_bad_values(stack):
     for v in ('21', '-1', '3s', ''):
         rc, err, path, n = config_check(stack, 'delivery_wait = %s\n' % v)
         assert (rc, err) == (1, 'referral-invitesd: %s:%d: bad value for '
-                             'delivery_wait\n' % (path, n + 1)), (v, err)
+                             'delivery_wait: expected an integer from 0 to '
+                             '20\n' % (path, n + 1)), (v, err)
+
+
+URL_FORM = 'expected https://host[:port][/path]'
+URL_HOST = ('expected a host name, IPv4 address or [IPv6 address] after '
+            '//')
+URL_PORT = 'expected a port from 1 to 65535 after the host'
+URL_PATH = 'expected a path of letters, digits, %XX and -._~!$&()*+,;=:@/ only'
+HELO = ('expected a host name such as mail.example.org or an address '
+        'literal such as [192.0.2.1]')
+HELO_LITERAL = ('expected an address literal such as [192.0.2.1] or '
+                '[IPv6:2001:db8::1]')
+LISTEN_FORM = 'expected an absolute path or host:port'
+LISTEN_PORT = 'expected a port from 1 to 65535 after the last colon'
+LISTEN_HOST = 'expected a host name or IP address before the port'
+NAME = 'expected a name without white space or control characters'
+
+# Each refused on the line after the stack's configuration, with its reason.
+BAD_VALUES = [
+    ('public_url', 'https://127.0.0.1:9443/a b', URL_PATH),
+    ('public_url', 'https://', URL_HOST),
+    ('public_url', 'https://h.example:99999', URL_PORT),
+    ('public_url', 'https://h.example:0/', URL_PORT),
+    ('public_url', 'https://h.example/a"b', URL_PATH),
+    ('public_url', 'https://h.example/<b>', URL_PATH),
+    ('public_url', 'https://h.example/a?b', URL_PATH),
+    ('public_url', 'https://user@h.example', URL_HOST),
+    ('public_url', 'ftp://h.example', URL_FORM),
+    ('public_url', 'https://' + 'a' * 248, 'expected at most 255 bytes'),
+    ('smtp_helo', '', HELO),
+    ('smtp_helo', 'my host', HELO),
+    ('smtp_helo', 'mail_1.example', HELO),
+    ('smtp_helo', '127.0.0.1',
+     'expected an address in brackets, such as [127.0.0.1]'),
+    ('smtp_helo', '[127.0.0.256]', HELO_LITERAL),
+    ('smtp_host', '', 'expected a host name or IPv4 address'),
+    ('smtp_host', 'smtp.example.org:587',
+     'expected a host name or IPv4 address'),
+    ('listen', 'nohostport', LISTEN_FORM),
+    ('listen', 'run/fcgi.sock', LISTEN_FORM),
+    ('listen', '127.0.0.1:99999', LISTEN_PORT),
+    ('listen', '127.0.0.1:0', LISTEN_PORT),
+    ('listen', ':9000', LISTEN_HOST),
+    ('listen', '/' + 'a' * 107,
+     'expected a socket path of at most 107 bytes'),
+    ('user', '', NAME),
+    ('user', 'no body', NAME),
+    ('socket_group', '', NAME),
+    ('smtp_user', '', 'expected UTF-8 text without control characters'),
+    ('smtp_user', 'a\x01b', 'expected UTF-8 text without control '
+     'characters'),
+    ('templates_dir', 'templates', 'expected an absolute path'),
+    ('database', 'invites.db', 'expected an absolute path'),
+    ('mail_from', 'invites at example.org', 'expected Name <addr> or addr'),
+    ('default_language', 'en_US',
+     'expected a language tag such as en or pt-BR'),
+    ('workers', '0', 'expected an integer from 1 to 256'),
+    ('workers', '257', 'expected an integer from 1 to 256'),
+    ('smtp_port', '65536', 'expected an integer from 1 to 65535'),
+    ('max_body', '63', 'expected an integer from 64 to 1048576'),
+    ('socket_mode', '0888', 'expected 1 to 4 octal digits, such as 0660'),
+    ('synchronous', 'off', 'expected full or normal'),
+    ('smtp_starttls', 'yes', 'expected off, opportunistic or required'),
+    ('log_level', 'verbose', 'expected debug, info, warning or error'),
+]
+
+# Forms the daemon takes (-t only reads them: nothing binds or connects).
+GOOD_VALUES = [
+    ('public_url', 'https://invites.example.org/'),
+    ('public_url', 'http://127.0.0.1:8080/referral-invites'),
+    ('public_url', 'https://[::1]:9443/a%20b/~x'),
+    ('smtp_helo', 'mail.example.org'),
+    ('smtp_helo', '[192.0.2.1]'),
+    ('smtp_helo', '[IPv6:2001:db8::1]'),
+    ('smtp_host', 'smtp.example.org'),
+    ('listen', '127.0.0.1:9000'),
+    ('listen', '::1:9000'),
+    ('listen', '/' + 'a' * 106),
+    ('smtp_user', 'invites@example.org'),
+    ('workers', '256'),
+    ('smtp_port', '1'),
+]
+
+
+def test_config_check_names_the_line_and_what_is_wrong(stack):
+    """Every value is checked where it is read: -t exits 1 naming the file,
+    the line, the key and what is wrong; the accepted forms pass."""
+    ok = 'referral-invitesd: configuration OK\n'
+    for key, value, why in BAD_VALUES:
+        rc, err, path, n = config_check(stack, '# a comment\n%s = %s\n' %
+                                        (key, value))
+        assert (rc, err) == (1, 'referral-invitesd: %s:%d: bad value for '
+                             '%s: %s\n' % (path, n + 2, key, why)), \
+            (key, value, err)
+    for key, value in GOOD_VALUES:
+        rc, err, path, n = config_check(stack, '%s = %s\n' % (key, value))
+        assert (rc, err) == (0, ok), (key, value, err)
+
+
+def test_config_check_accounts_exist(stack):
+    """user, and socket_group for a socket the daemon creates, must name
+    accounts of this system; a TCP socket has no group."""
+    ok = 'referral-invitesd: configuration OK\n'
+    rc, err, path, n = config_check(stack, 'user = nosuchuser\n')
+    assert (rc, err) == (1, 'referral-invitesd: %s: bad value for user: '
+                         'no such user "nosuchuser"\n' % path), err
+    rc, err, path, n = config_check(stack, 'socket_group = nosuchgroup\n')
+    assert (rc, err) == (1, 'referral-invitesd: %s: bad value for '
+                         'socket_group: no such group "nosuchgroup"\n' %
+                         path), err
+    rc, err, path, n = config_check(stack, 'socket_group = nosuchgroup\n'
+                                    'listen = 127.0.0.1:9000\n')
+    assert (rc, err) == (0, ok), err
+
+
+def daemon_log(stack):
+    with open(stack.path('daemon.log'), errors='replace') as f:
+        return f.read()
+
+
+def reload_and_wait(stack, line):
+    """SIGHUP the daemon and wait for one more log line containing line."""
+    before = daemon_log(stack).count(line)
+    os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
+    wait_until('"%s" in the log' % line,
+               lambda: daemon_log(stack).count(line) > before)
+
+
+def test_config_reload_refuses_a_bad_value(stack):
+    """SIGHUP with a value -t refuses keeps the running configuration and
+    logs the same reason; the mail still carries the old public_url, and
+    the file put back reloads (its accounts are not refused by the
+    confined supervisor)."""
+    app = App(stack)        # referral-invitesctl refuses the file too
+    with open(stack.conf) as f:
+        text = f.read()
+    n = len(text.splitlines())
+    try:
+        with open(stack.conf, 'w') as f:
+            f.write(text + 'public_url = https://127.0.0.1:9443/a b\n')
+        reload_and_wait(stack, 'reload refused: %s:%d: bad value for '
+                        'public_url: %s' % (stack.conf, n + 1, URL_PATH))
+        addr = unique()
+        check(app.invite(addr), 201, ok_body(), 'invite after refusal')
+        m = stack.mail_for(addr)[0]
+        lu = str(m['List-Unsubscribe']).strip()
+        assert lu.startswith('<%s/api/v1/referral-invites/opt-out?token='
+                             % stack.base_url), lu
+    finally:
+        with open(stack.conf, 'w') as f:
+            f.write(text)
+    refused_before = daemon_log(stack).count('reload refused')
+    reload_and_wait(stack, 'configuration and templates reloaded')
+    assert daemon_log(stack).count('reload refused') == refused_before, \
+        daemon_log(stack)[-2000:]

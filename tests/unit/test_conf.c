@@ -1,0 +1,675 @@
+/*
+ * conf.c: conf_load on temp files, every value checked where it is read,
+ * with the line and the reason; and what the mailer builds from a URL
+ * the check lets through.
+ */
+#include <sys/types.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "api.h"
+#include "unit.h"
+
+#ifndef TOP_SRCDIR
+#define TOP_SRCDIR "."
+#endif
+
+#define OPTOUT	"/api/v1/referral-invites/opt-out?token="
+
+static char path[64];
+static char err[512];
+static struct conf conf;
+
+/* Write text to a fresh temp file and conf_load it: 0 or -1. */
+static int
+load_text(const char *text, int required)
+{
+	FILE *f;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/tmp/ri-unit-conf-XXXXXX");
+	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL)
+		return -2;
+	fputs(text, f);
+	fclose(f);
+	err[0] = '\0';
+	rc = conf_load(&conf, path, required, err, sizeof(err));
+	unlink(path);
+	return rc;
+}
+
+/* One setting on line 2, after a comment. */
+static int
+load1(const char *key, const char *value)
+{
+	char text[1100];
+
+	snprintf(text, sizeof(text), "# unit test\n%s = %s\n", key, value);
+	return load_text(text, 0);
+}
+
+/* Whether key = value is refused on line 2 with exactly this reason. */
+static int
+refused(const char *key, const char *value, const char *why)
+{
+	char want[600];
+
+	if (load1(key, value) != -1) {
+		fprintf(stderr, "%s = %s: accepted\n", key, value);
+		conf_free(&conf);
+		return 0;
+	}
+	snprintf(want, sizeof(want), "%s:2: bad value for %s: %s", path, key,
+	    why);
+	if (strcmp(err, want) != 0) {
+		fprintf(stderr, "%s = %s: \"%s\" != \"%s\"\n", key, value, err,
+		    want);
+		return 0;
+	}
+	return 1;
+}
+
+/* Whether key = value loads; conf holds it until conf_free. */
+static int
+accepted(const char *key, const char *value)
+{
+	if (load1(key, value) == 0)
+		return 1;
+	fprintf(stderr, "%s = %s: %s\n", key, value, err);
+	return 0;
+}
+
+static const struct {
+	const char	*key;
+	size_t		 off;
+	long long	 min, max;
+} int_keys[] = {
+	{ "workers", offsetof(struct conf, workers), 1, 256 },
+	{ "smtp_port", offsetof(struct conf, smtp_port), 1, 65535 },
+	{ "smtp_timeout", offsetof(struct conf, smtp_timeout), 1, 3600 },
+	{ "delivery_wait", offsetof(struct conf, delivery_wait), 0, 20 },
+	{ "retry_initial", offsetof(struct conf, retry_initial), 1, 86400 },
+	{ "retry_max", offsetof(struct conf, retry_max), 1, 604800 },
+	{ "retry_give_up", offsetof(struct conf, retry_give_up), 1, 31536000 },
+	{ "limit_per_hour", offsetof(struct conf, limit_per_hour), 0,
+	    1000000000 },
+	{ "limit_per_day", offsetof(struct conf, limit_per_day), 0,
+	    1000000000 },
+	{ "app_limit_per_minute", offsetof(struct conf, app_limit_per_minute),
+	    0, 1000000000 },
+	{ "cooldown", offsetof(struct conf, cooldown), 0, 31536000 },
+};
+
+/* Every key of conf_keys[] (the documented set) is read, none unknown. */
+static void
+test_conf_every_key_known(void)
+{
+	const char *const *k;
+
+	for (k = conf_keys; *k != NULL; k++) {
+		CHECK(load1(*k, "\x01") == -1);
+		CHECK(strstr(err, "unknown key") == NULL);
+		CHECK(strstr(err, *k) != NULL);
+	}
+}
+
+/* min and max load and are stored; min - 1, max + 1 and junk are not. */
+static void
+test_conf_int_edges(void)
+{
+	char v[32], why[64];
+	size_t i;
+	int *field;
+
+	for (i = 0; i < sizeof(int_keys) / sizeof(int_keys[0]); i++) {
+		field = (int *)(void *)((char *)&conf + int_keys[i].off);
+		snprintf(v, sizeof(v), "%lld", int_keys[i].min);
+		CHECK(accepted(int_keys[i].key, v));
+		/* retry_max is raised to retry_initial, 60 by default. */
+		CHECK(*field == (strcmp(int_keys[i].key, "retry_max") == 0 ?
+		    60 : int_keys[i].min));
+		conf_free(&conf);
+		snprintf(v, sizeof(v), "%lld", int_keys[i].max);
+		CHECK(accepted(int_keys[i].key, v));
+		CHECK(*field == int_keys[i].max);
+		conf_free(&conf);
+		snprintf(why, sizeof(why), "expected an integer from %lld to "
+		    "%lld", int_keys[i].min, int_keys[i].max);
+		snprintf(v, sizeof(v), "%lld", int_keys[i].min - 1);
+		CHECK(refused(int_keys[i].key, v, why));
+		snprintf(v, sizeof(v), "%lld", int_keys[i].max + 1);
+		CHECK(refused(int_keys[i].key, v, why));
+		CHECK(refused(int_keys[i].key, "", why));
+		CHECK(refused(int_keys[i].key, "3s", why));
+		CHECK(refused(int_keys[i].key, "+1", why));
+	}
+}
+
+static void
+test_conf_retry_max_raised(void)
+{
+	CHECK(load_text("retry_initial = 100\nretry_max = 50\n", 0) == 0);
+	CHECK(conf.retry_max == 100);
+	conf_free(&conf);
+	CHECK(load_text("retry_initial = 1\nretry_max = 1\n", 0) == 0);
+	CHECK(conf.retry_max == 1);
+	conf_free(&conf);
+}
+
+static void
+test_conf_max_body_edges(void)
+{
+	const char *why = "expected an integer from 64 to 1048576";
+
+	CHECK(accepted("max_body", "64"));
+	CHECK(conf.max_body == 64);
+	conf_free(&conf);
+	CHECK(accepted("max_body", "1048576"));
+	CHECK(conf.max_body == 1048576);
+	conf_free(&conf);
+	CHECK(refused("max_body", "63", why));
+	CHECK(refused("max_body", "1048577", why));
+	CHECK(refused("max_body", "8k", why));
+}
+
+static void
+test_conf_socket_mode(void)
+{
+	const char *why = "expected 1 to 4 octal digits, such as 0660";
+
+	CHECK(accepted("socket_mode", "0"));
+	CHECK(conf.socket_mode == 0);
+	conf_free(&conf);
+	CHECK(accepted("socket_mode", "7777"));
+	CHECK(conf.socket_mode == 07777);
+	conf_free(&conf);
+	CHECK(accepted("socket_mode", "660"));
+	CHECK(conf.socket_mode == 0660);
+	conf_free(&conf);
+	CHECK(refused("socket_mode", "07777", why));
+	CHECK(refused("socket_mode", "0668", why));
+	CHECK(refused("socket_mode", "", why));
+	CHECK(refused("socket_mode", "rw", why));
+}
+
+static void
+test_conf_enums(void)
+{
+	CHECK(accepted("synchronous", "normal"));
+	CHECK(conf.synchronous == SYNC_NORMAL);
+	conf_free(&conf);
+	CHECK(accepted("smtp_starttls", "required"));
+	CHECK(conf.smtp_starttls == STARTTLS_REQUIRED);
+	conf_free(&conf);
+	CHECK(accepted("log_level", "error"));
+	CHECK(conf.log_level == LOG_LVL_ERROR);
+	conf_free(&conf);
+	CHECK(refused("synchronous", "FULL", "expected full or normal"));
+	CHECK(refused("smtp_starttls", "on",
+	    "expected off, opportunistic or required"));
+	CHECK(refused("log_level", "",
+	    "expected debug, info, warning or error"));
+}
+
+/* The line of the first bad setting counts comments and blank lines. */
+static void
+test_conf_error_line(void)
+{
+	char want[600];
+
+	CHECK(load_text("# one\n\nworkers = 2\n   # four\n\t\n"
+	    "smtp_port = 0\nworkers = x\n", 0) == -1);
+	snprintf(want, sizeof(want), "%s:6: bad value for smtp_port: "
+	    "expected an integer from 1 to 65535", path);
+	CHECK_STR(err, want);
+	CHECK(load_text("workers = 2\nfrobnicate = 1\n", 0) == -1);
+	snprintf(want, sizeof(want), "%s:2: unknown key \"frobnicate\"", path);
+	CHECK_STR(err, want);
+	CHECK(load_text("workers = 2\nworkers\n", 0) == -1);
+	snprintf(want, sizeof(want), "%s:2: expected key = value", path);
+	CHECK_STR(err, want);
+}
+
+static void
+test_conf_required(void)
+{
+	char want[600];
+
+	CHECK(load_text("mail_from = a@b.example\n", 1) == -1);
+	snprintf(want, sizeof(want), "%s: public_url is required", path);
+	CHECK_STR(err, want);
+	CHECK(load_text("mail_from = a@b.example\n"
+	    "public_url = https://b.example\n", 1) == 0);
+	conf_free(&conf);
+}
+
+/* Accepted URLs, as stored (trailing slashes dropped). */
+static const char *const good_urls[][2] = {
+	{ "https://invites.example.org", "https://invites.example.org" },
+	{ "https://invites.example.org/", "https://invites.example.org" },
+	{ "http://127.0.0.1:8080", "http://127.0.0.1:8080" },
+	{ "https://127.0.0.1:9443//", "https://127.0.0.1:9443" },
+	{ "https://h:1", "https://h:1" },
+	{ "https://h:65535/", "https://h:65535" },
+	{ "https://[::1]:9443/a", "https://[::1]:9443/a" },
+	{ "https://[2001:db8::1]", "https://[2001:db8::1]" },
+	{ "https://x-1.example/p%20q/r", "https://x-1.example/p%20q/r" },
+	{ "https://h/-._~!$&()*+,;=:@/", "https://h/-._~!$&()*+,;=:@" },
+};
+
+static const char *const bad_urls[][2] = {
+	{ "", "expected https://host[:port][/path]" },
+	{ "ftp://h.example", "expected https://host[:port][/path]" },
+	{ "HTTPS://h.example", "expected https://host[:port][/path]" },
+	{ "https:/h.example", "expected https://host[:port][/path]" },
+	{ "https://", "expected a host name, IPv4 address or [IPv6 address] "
+	    "after //" },
+	{ "https:///x", "expected a host name, IPv4 address or [IPv6 address] "
+	    "after //" },
+	{ "https://:443", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://a b", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://user@h", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://-h.example", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://h..example", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://h_1.example", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://127.0.0.256", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://[::1", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://[h.example]", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://h?x=1", "expected a host name, IPv4 address or "
+	    "[IPv6 address] after //" },
+	{ "https://h:0", "expected a port from 1 to 65535 after the host" },
+	{ "https://h:65536", "expected a port from 1 to 65535 after the host" },
+	{ "https://h:", "expected a port from 1 to 65535 after the host" },
+	{ "https://h:https", "expected a port from 1 to 65535 after the host" },
+	{ "https://[::1]x", "expected a port from 1 to 65535 after the host" },
+	{ "https://127.0.0.1:9443/a b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a\"b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a'b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/<b>", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a?b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a#b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a\\b", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/%zz", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/%2", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/\xc3\xa9", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+	{ "https://h/a\tb", "expected a path of letters, digits, "
+	    "%XX and -._~!$&()*+,;=:@/ only" },
+};
+
+static void
+test_conf_public_url_forms(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++) {
+		CHECK(accepted("public_url", good_urls[i][0]));
+		CHECK_STR(conf.public_url, good_urls[i][1]);
+		conf_free(&conf);
+	}
+	for (i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++)
+		CHECK(refused("public_url", bad_urls[i][0], bad_urls[i][1]));
+}
+
+/* 255 bytes pass, 256 do not. */
+static void
+test_conf_public_url_length(void)
+{
+	char url[300];
+
+	memset(url, 'a', sizeof(url));
+	memcpy(url, "https://h.example/", 18);
+	url[255] = '\0';
+	CHECK(accepted("public_url", url));
+	conf_free(&conf);
+	url[255] = 'a';
+	url[256] = '\0';
+	CHECK(refused("public_url", url, "expected at most 255 bytes"));
+}
+
+/* Whether every line of the message is at most 998 octets. */
+static int
+lines_fit(const char *p)
+{
+	const char *e;
+
+	for (; (e = strstr(p, "\r\n")) != NULL; p = e + 2)
+		if (e - p > 998)
+			return 0;
+	return strlen(p) <= 998;
+}
+
+/*
+ * The mail the mailer builds on public_url, as build_one in mailer.c
+ * does: the opt-out URL of the longest address, rendered into the
+ * shipped templates and given to mail_build.
+ */
+static int
+builds_mail(const char *public_url)
+{
+	static const unsigned char secret[32] = { 1, 2, 3 };
+	char email[EMAIL_MAX + 1], *tok, *unsub = NULL, *msg = NULL;
+	char *text = NULL, *html = NULL;
+	struct tmpl_vars v;
+	struct mail_msg m;
+	size_t len;
+	int ok = 0;
+
+	memset(email, 'a', 64);
+	memcpy(email + 64, "@", 1);
+	memset(email + 65, 'b', EMAIL_MAX - 65);
+	memcpy(email + EMAIL_MAX - 8, ".example", 9);
+	tok = token_optout(secret, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+	    email);
+	if (tok == NULL || asprintf(&unsub, "%s" OPTOUT "%s", public_url,
+	    tok) == -1)
+		goto out;
+	memset(&v, 0, sizeof(v));
+	v.app_name = "Acme";
+	v.inviter_name = v.inviter_email = "jane@example.org";
+	v.invitee_email = email;
+	v.accept_url = "https://app.example/accept?token=abc";
+	v.optout_url = unsub;
+	if ((text = tmpl_render("en", TMPL_TEXT, &v)) == NULL ||
+	    (html = tmpl_render("en", TMPL_HTML, &v)) == NULL)
+		goto out;
+	memset(&m, 0, sizeof(m));
+	m.from = "Acme <invites@acme.example>";
+	m.to = email;
+	m.subject = "Hello";
+	m.text = text;
+	m.html = html;
+	m.message_id = "invite-1@acme.example";
+	m.unsub_url = unsub;
+	m.date = 1700000000;
+	/* List-Unsubscribe carries the URL whole, on one line. */
+	ok = (msg = mail_build(&m, &len)) != NULL && lines_fit(msg) &&
+	    strstr(msg, unsub) != NULL;
+	if (!ok)
+		fprintf(stderr, "no message for public_url %s\n", public_url);
+out:
+	free(msg);
+	free(text);
+	free(html);
+	free(unsub);
+	free(tok);
+	return ok;
+}
+
+/* Every public_url the check accepts gives a message the relay takes. */
+static void
+test_conf_public_url_builds_mail(void)
+{
+	char url[256];
+	size_t i;
+
+	CHECK(tmpl_load(TOP_SRCDIR "/templates", NULL, err,
+	    sizeof(err)) == 0);
+	for (i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++) {
+		CHECK(accepted("public_url", good_urls[i][0]));
+		CHECK(builds_mail(conf.public_url));
+		conf_free(&conf);
+	}
+	memset(url, '~', sizeof(url));
+	memcpy(url, "https://[2001:db8::1]:65535/", 28);
+	url[255] = '\0';
+	CHECK(accepted("public_url", url));
+	CHECK(builds_mail(conf.public_url));
+	conf_free(&conf);
+	tmpl_free();
+}
+
+static void
+test_conf_listen_forms(void)
+{
+	const char *const good[] = { "/run/referral-invites/fcgi.sock",
+	    "127.0.0.1:9000", "localhost:1", "fcgi.example:65535",
+	    "::1:9000", "0.0.0.0:9000", NULL };
+	const char *port = "expected a port from 1 to 65535 after the last "
+	    "colon", *host = "expected a host name or IP address before the "
+	    "port", *form = "expected an absolute path or host:port";
+	char sock[120];
+	int i;
+
+	for (i = 0; good[i] != NULL; i++) {
+		CHECK(accepted("listen", good[i]));
+		CHECK_STR(conf.listen, good[i]);
+		conf_free(&conf);
+	}
+	memset(sock, 'a', sizeof(sock));
+	sock[0] = '/';
+	sock[107] = '\0';
+	CHECK(accepted("listen", sock));
+	conf_free(&conf);
+	sock[107] = 'a';
+	sock[108] = '\0';
+	CHECK(refused("listen", sock, "expected a socket path of at most "
+	    "107 bytes"));
+	CHECK(refused("listen", "nohostport", form));
+	CHECK(refused("listen", "", form));
+	CHECK(refused("listen", "run/fcgi.sock", form));
+	CHECK(refused("listen", "127.0.0.1:99999", port));
+	CHECK(refused("listen", "127.0.0.1:0", port));
+	CHECK(refused("listen", "127.0.0.1:", port));
+	CHECK(refused("listen", "127.0.0.1:fcgi", port));
+	CHECK(refused("listen", ":9000", host));
+	CHECK(refused("listen", "[::1]:9000", host));
+	CHECK(refused("listen", "a b:9000", host));
+	CHECK(refused("listen", "run/a:9000", host));
+	CHECK(refused("listen", "1.2.3:9000", host));
+}
+
+static void
+test_conf_smtp_helo_forms(void)
+{
+	const char *const good[] = { "mail.example.org", "localhost",
+	    "a-1.b2.example", "[192.0.2.1]", "[IPv6:2001:db8::1]",
+	    "[ipv6:::1]", NULL };
+	const char *name = "expected a host name such as mail.example.org or "
+	    "an address literal such as [192.0.2.1]", *lit = "expected an "
+	    "address literal such as [192.0.2.1] or [IPv6:2001:db8::1]";
+	int i;
+
+	for (i = 0; good[i] != NULL; i++) {
+		CHECK(accepted("smtp_helo", good[i]));
+		CHECK_STR(conf.smtp_helo, good[i]);
+		conf_free(&conf);
+	}
+	CHECK(refused("smtp_helo", "", name));
+	CHECK(refused("smtp_helo", "mail example", name));
+	CHECK(refused("smtp_helo", "-mail.example", name));
+	CHECK(refused("smtp_helo", "mail-.example", name));
+	CHECK(refused("smtp_helo", "mail..example", name));
+	CHECK(refused("smtp_helo", "mail.example.", name));
+	CHECK(refused("smtp_helo", "mail_1.example", name));
+	CHECK(refused("smtp_helo", "1.2.3", name));
+	CHECK(refused("smtp_helo", "127.0.0.1",
+	    "expected an address in brackets, such as [127.0.0.1]"));
+	CHECK(refused("smtp_helo", "[1.2.3]", lit));
+	CHECK(refused("smtp_helo", "[2001:db8::1]", lit));
+	CHECK(refused("smtp_helo", "[IPv6:192.0.2.1]", lit));
+	CHECK(refused("smtp_helo", "[]", name));
+}
+
+/* A label of 63 and a name of 253 bytes are the limits. */
+static void
+test_conf_host_lengths(void)
+{
+	char name[300];
+	int i;
+
+	memset(name, 'a', 64);
+	name[63] = '\0';
+	CHECK(accepted("smtp_host", name));
+	conf_free(&conf);
+	name[63] = 'a';
+	name[64] = '\0';
+	CHECK(refused("smtp_host", name, "expected a host name or IPv4 "
+	    "address"));
+	for (i = 0; i < 253; i++)
+		name[i] = i % 2 ? '.' : 'a';
+	name[253] = '\0';
+	CHECK(accepted("smtp_host", name));
+	conf_free(&conf);
+	name[253] = '.';
+	name[254] = 'a';
+	name[255] = '\0';
+	CHECK(refused("smtp_host", name, "expected a host name or IPv4 "
+	    "address"));
+}
+
+static void
+test_conf_smtp_host_forms(void)
+{
+	const char *why = "expected a host name or IPv4 address";
+
+	CHECK(accepted("smtp_host", "smtp.example.org"));
+	conf_free(&conf);
+	CHECK(accepted("smtp_host", "127.0.0.1"));
+	conf_free(&conf);
+	CHECK(refused("smtp_host", "", why));
+	CHECK(refused("smtp_host", "smtp.example.org:587", why));
+	CHECK(refused("smtp_host", "::1", why));
+	CHECK(refused("smtp_host", "smtp example", why));
+	CHECK(refused("smtp_host", "127.0.0.1.2", why));
+}
+
+static void
+test_conf_names(void)
+{
+	const char *why = "expected a name without white space or control "
+	    "characters";
+
+	CHECK(accepted("user", "referral-invites"));
+	CHECK_STR(conf.user, "referral-invites");
+	conf_free(&conf);
+	CHECK(accepted("socket_group", "www-data"));
+	CHECK_STR(conf.socket_group, "www-data");
+	conf_free(&conf);
+	CHECK(refused("user", "", why));
+	CHECK(refused("user", "a b", why));
+	CHECK(refused("socket_group", "", why));
+	CHECK(refused("socket_group", "a\tb", why));
+	CHECK(refused("socket_group", "a\x01", why));
+}
+
+static void
+test_conf_smtp_user(void)
+{
+	const char *why = "expected UTF-8 text without control characters";
+
+	CHECK(accepted("smtp_user", "invites@example.org"));
+	CHECK_STR(conf.smtp_user, "invites@example.org");
+	conf_free(&conf);
+	CHECK(accepted("smtp_user", "J\xc3\xb6rg Relay"));
+	conf_free(&conf);
+	CHECK(refused("smtp_user", "", why));
+	CHECK(refused("smtp_user", "a\tb", why));
+	CHECK(refused("smtp_user", "a\x7f", why));
+	CHECK(refused("smtp_user", "\xff", why));
+}
+
+static void
+test_conf_paths(void)
+{
+	const char *why = "expected an absolute path";
+
+	CHECK(accepted("templates_dir", "/etc/referral-invites/templates"));
+	CHECK_STR(conf.templates_dir, "/etc/referral-invites/templates");
+	conf_free(&conf);
+	CHECK(refused("templates_dir", "templates", why));
+	CHECK(refused("templates_dir", "", why));
+	CHECK(refused("database", "invites.db", why));
+	CHECK(refused("smtp_password_file", "./pw", why));
+}
+
+static void
+test_conf_mail_from_and_language(void)
+{
+	const char *from = "expected Name <addr> or addr";
+
+	CHECK(accepted("mail_from", "J\xc3\xb6rg <a@b.example>"));
+	conf_free(&conf);
+	CHECK(refused("mail_from", "", from));
+	CHECK(refused("mail_from", "a b@c.example", from));
+	CHECK(refused("mail_from", "\xff <a@b.example>", from));
+	CHECK(accepted("default_language", "pt-br"));
+	CHECK_STR(conf.default_language, "pt-BR");
+	conf_free(&conf);
+	CHECK(refused("default_language", "pt_BR",
+	    "expected a language tag such as en or pt-BR"));
+}
+
+/* Accounts that exist here pass; others are named with the file. */
+static void
+test_conf_check_system(void)
+{
+	char want[600];
+
+	CHECK(load_text("user = root\nsocket_group = root\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == 0);
+	conf_free(&conf);
+	CHECK(load_text("user = nosuchuser\nsocket_group = root\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == -1);
+	CHECK_STR(err, "x.conf: bad value for user: no such user "
+	    "\"nosuchuser\"");
+	conf_free(&conf);
+	CHECK(load_text("user = root\nsocket_group = nosuchgroup\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == -1);
+	snprintf(want, sizeof(want), "x.conf: bad value for socket_group: "
+	    "no such group \"nosuchgroup\"");
+	CHECK_STR(err, want);
+	conf_free(&conf);
+	/* A TCP socket has no group. */
+	CHECK(load_text("user = root\nsocket_group = nosuchgroup\n"
+	    "listen = 127.0.0.1:9000\n", 0) == 0);
+	CHECK(conf_check_system(&conf, "x.conf", err, sizeof(err)) == 0);
+	conf_free(&conf);
+}
+
+const struct unit_test conf_tests[] = {
+	{ "conf_every_key_known", test_conf_every_key_known },
+	{ "conf_int_edges", test_conf_int_edges },
+	{ "conf_retry_max_raised", test_conf_retry_max_raised },
+	{ "conf_max_body_edges", test_conf_max_body_edges },
+	{ "conf_socket_mode", test_conf_socket_mode },
+	{ "conf_enums", test_conf_enums },
+	{ "conf_error_line", test_conf_error_line },
+	{ "conf_required", test_conf_required },
+	{ "conf_public_url_forms", test_conf_public_url_forms },
+	{ "conf_public_url_length", test_conf_public_url_length },
+	{ "conf_public_url_builds_mail", test_conf_public_url_builds_mail },
+	{ "conf_listen_forms", test_conf_listen_forms },
+	{ "conf_smtp_helo_forms", test_conf_smtp_helo_forms },
+	{ "conf_host_lengths", test_conf_host_lengths },
+	{ "conf_smtp_host_forms", test_conf_smtp_host_forms },
+	{ "conf_names", test_conf_names },
+	{ "conf_smtp_user", test_conf_smtp_user },
+	{ "conf_paths", test_conf_paths },
+	{ "conf_mail_from_and_language", test_conf_mail_from_and_language },
+	{ "conf_check_system", test_conf_check_system },
+	{ NULL, NULL }
+};
