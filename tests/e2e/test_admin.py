@@ -1527,8 +1527,9 @@ def test_config_reload_refuses_a_bad_value(stack):
     try:
         with open(stack.conf, 'w') as f:
             f.write(text + 'public_url = https://127.0.0.1:9443/a b\n')
-        reload_and_wait(stack, 'reload refused: %s:%d: bad value for '
-                        'public_url: %s' % (stack.conf, n + 1, URL_PATH))
+        reload_and_wait(stack, 'reload refused, the running configuration '
+                        'stays: %s:%d: bad value for public_url: %s' %
+                        (stack.conf, n + 1, URL_PATH))
         addr = unique()
         check(app.invite(addr), 201, ok_body(), 'invite after refusal')
         m = stack.mail_for(addr)[0]
