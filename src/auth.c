@@ -20,7 +20,7 @@
 static const char *
 bearer(const char *h)
 {
-	if (strncasecmp(h, "Bearer ", 7) != 0)
+	if (strncasecmp(h, "Bearer ", LIT_LEN("Bearer ")) != 0)
 		return NULL;
 	h += 7;
 	while (*h == ' ')

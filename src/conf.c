@@ -347,10 +347,10 @@ check_url(const char *v, char why[WHY_MAX])
 {
 	const char *h, *p, *e;
 
-	if (strncmp(v, "https://", 8) == 0)
-		h = v + 8;
-	else if (strncmp(v, "http://", 7) == 0)
-		h = v + 7;
+	if (strncmp(v, "https://", LIT_LEN("https://")) == 0)
+		h = v + LIT_LEN("https://");
+	else if (strncmp(v, "http://", LIT_LEN("http://")) == 0)
+		h = v + LIT_LEN("http://");
 	else
 		return conf_why(why, "expected https://host[:port][/path]");
 	if (strlen(v) > URL_MAX)
@@ -391,8 +391,10 @@ check_login(const char *v, char why[WHY_MAX])
 static int
 helo_literal_ok(const char *s, size_t n)
 {
-	if (n > 5 && strncasecmp(s, "IPv6:", 5) == 0)
-		return ip_ok(AF_INET6, s + 5, n - 5);
+	if (n > LIT_LEN("IPv6:") && strncasecmp(s, "IPv6:",
+	    LIT_LEN("IPv6:")) == 0)
+		return ip_ok(AF_INET6, s + LIT_LEN("IPv6:"),
+		    n - LIT_LEN("IPv6:"));
 	return ip_ok(AF_INET, s, n);
 }
 

@@ -325,8 +325,8 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 static void
 check_url(const char *u)
 {
-	if (u == NULL || (strncmp(u, "https://", 8) != 0 &&
-	    strncmp(u, "http://", 7) != 0) || strpbrk(u, " \t\r\n\"<>") != NULL)
+	if (u == NULL || (strncmp(u, "https://", LIT_LEN("https://")) != 0 &&
+	    strncmp(u, "http://", LIT_LEN("http://")) != 0) || strpbrk(u, " \t\r\n\"<>") != NULL)
 		refuse("invite URL must be an http(s) URL");
 }
 

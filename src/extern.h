@@ -77,6 +77,9 @@ void	 conf_free(struct conf *c);
 /* NULL-terminated list of every key conf_load accepts (for the doc test). */
 extern const char *const conf_keys[];
 
+/* The length of a string literal, counted by the compiler. */
+#define LIT_LEN(s)	(sizeof(s) - 1)
+
 /* ----------------------------------------------------------------- log.c */
 
 enum { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARNING, LOG_LVL_ERROR };

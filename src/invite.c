@@ -15,6 +15,8 @@
 #include "api.h"
 #include "db.h"
 
+#define JSON_TYPE	"application/json"
+
 /* What a request resolved to before it is stored. */
 struct invite_req {
 	struct principal p;
@@ -30,9 +32,9 @@ is_json(const char *ct)
 {
 	const char *p;
 
-	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)
+	if (ct == NULL || strncasecmp(ct, JSON_TYPE, LIT_LEN(JSON_TYPE)) != 0)
 		return 0;
-	p = ct + 16;
+	p = ct + LIT_LEN(JSON_TYPE);
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '\0')
@@ -41,9 +43,9 @@ is_json(const char *ct)
 		return 0;
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (strncasecmp(p, "charset=", 8) != 0)
+	if (strncasecmp(p, "charset=", LIT_LEN("charset=")) != 0)
 		return 0;
-	p += 8;
+	p += LIT_LEN("charset=");
 	if (strcasecmp(p, "utf-8") == 0 || strcasecmp(p, "\"utf-8\"") == 0)
 		return 1;
 	return 0;

@@ -41,7 +41,7 @@ json_prescan(const char *buf, size_t len)
 					    !is_hex(buf[i + 4]) ||
 					    !is_hex(buf[i + 5]))
 						return JSON_ESYNTAX;
-					if (strncmp(buf + i + 2, "0000", 4) == 0)
+					if (strncmp(buf + i + 2, "0000", LIT_LEN("0000")) == 0)
 						return JSON_ENUL;
 				}
 				i++;
@@ -270,7 +270,7 @@ json_add_string(struct buf *b, const char *s)
 {
 	const unsigned char *p;
 	char esc[8];
-	int rc = buf_add(b, "\"", 1);
+	int rc = buf_adds(b, "\"");
 
 	for (p = (const unsigned char *)s; rc == 0 && *p != '\0'; p++) {
 		if (*p == '"' || *p == '\\') {
@@ -287,7 +287,7 @@ json_add_string(struct buf *b, const char *s)
 		} else
 			rc = buf_add(b, p, 1);
 	}
-	return rc == 0 ? buf_add(b, "\"", 1) : -1;
+	return rc == 0 ? buf_adds(b, "\"") : -1;
 }
 
 /* ------------------------------------------------------------- JWT JSON */

@@ -321,14 +321,14 @@ jwt_sign_hs256(const unsigned char *secret, size_t secretlen, const char *iss,
 	    buf_printf(&pl, ",\"iat\":%lld,\"exp\":%lld}", (long long)iat,
 	    (long long)exp))
 		goto fail;
-	if (add_b64(&out, hdr, strlen(hdr)) || buf_add(&out, ".", 1) ||
+	if (add_b64(&out, hdr, strlen(hdr)) || buf_adds(&out, ".") ||
 	    add_b64(&out, pl.p, pl.len))
 		goto fail;
 	if (HMAC(EVP_sha256(), secret, (int)secretlen,
 	    (unsigned char *)out.p, out.len, mac, &n) == NULL)
 		goto fail;
 	util_b64url_enc(mac, sizeof(mac), sig, sizeof(sig));
-	if (buf_add(&out, ".", 1) || buf_adds(&out, sig))
+	if (buf_adds(&out, ".") || buf_adds(&out, sig))
 		goto fail;
 	buf_free(&pl);
 	return out.p;

@@ -273,13 +273,13 @@ mail_phrase(const char *name, struct buf *ph)
 			atoms = 0;
 	if (atoms)
 		return buf_adds(ph, name);
-	if (buf_add(ph, "\"", 1) == -1)
+	if (buf_adds(ph, "\"") == -1)
 		return -1;
 	for (s = name; *s != '\0'; s++)
-		if (((*s == '"' || *s == '\\') && buf_add(ph, "\\", 1) == -1) ||
+		if (((*s == '"' || *s == '\\') && buf_adds(ph, "\\") == -1) ||
 		    buf_add(ph, s, 1) == -1)
 			return -1;
-	return buf_add(ph, "\"", 1);
+	return buf_adds(ph, "\"");
 }
 
 static int

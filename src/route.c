@@ -13,6 +13,10 @@
 
 #define CTYPE_JSON	"application/json; charset=utf-8"
 
+/* The answer when not even an error's envelope can be built. */
+static const char oom_body[] = "{\"success\":false,\"error\":"
+    "\"Internal error\",\"message\":null,\"data\":null}";
+
 typedef void (*handler_fn)(struct ctx *, struct req *, const char *);
 
 struct route {
@@ -39,9 +43,8 @@ api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
 	    json_add_string(&b, msg) ||
 	    buf_adds(&b, ",\"message\":null,\"data\":null}")) {
 		buf_free(&b);
-		req_respond(r, 500, CTYPE_JSON, NULL, "{\"success\":false,"
-		    "\"error\":\"Internal error\",\"message\":null,"
-		    "\"data\":null}", 71);
+		req_respond(r, 500, CTYPE_JSON, NULL, oom_body,
+		    LIT_LEN(oom_body));
 		return;
 	}
 	req_respond(r, status, CTYPE_JSON, headers, b.p, b.len);

@@ -515,9 +515,9 @@ tmpl_add_line(struct buf *b, const char *s)
 
 	for (i = 0; rc == 0 && u[i] != '\0'; i++) {
 		if (u[i] < 0x20 || u[i] == 0x7f)
-			rc = buf_add(b, " ", 1);
+			rc = buf_adds(b, " ");
 		else if (u[i] == 0xc2 && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f) {
-			rc = buf_add(b, " ", 1);
+			rc = buf_adds(b, " ");
 			i++;
 		} else
 			rc = buf_add(b, &u[i], 1);

@@ -57,9 +57,11 @@ mac(const unsigned char secret[32], const char *label, const char *a,
 	if (ok != 1 ||
 	    EVP_MAC_update(ctx, (const unsigned char *)label,
 	    strlen(label)) != 1 ||
-	    EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)"\n",
+	    LIT_LEN("\n")) != 1 ||
 	    EVP_MAC_update(ctx, (const unsigned char *)a, strlen(a)) != 1 ||
-	    EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) != 1 ||
+	    EVP_MAC_update(ctx, (const unsigned char *)"\n",
+	    LIT_LEN("\n")) != 1 ||
 	    (b != NULL && EVP_MAC_update(ctx, (const unsigned char *)b,
 	    strlen(b)) != 1) ||
 	    EVP_MAC_final(ctx, out, &n, 32) != 1 || n != 32)
