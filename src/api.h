@@ -18,6 +18,7 @@ struct ctx {
 	unsigned char		 secret[32];	/* the server secret */
 	int			 wake_fd;	/* write end: wakes the mailer */
 	int			 commit_fd;	/* to the writer, or -1 */
+	int			 verdict_fd;	/* the mailer's verdicts, or -1 */
 	volatile sig_atomic_t	*stopping;
 };
 
@@ -30,6 +31,12 @@ enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };
  * those other workers share (shared[0]; shared[1] to share).
  */
 int		 fcgi_init(int sock, int hand, const int shared[2], int answers);
+/*
+ * After fcgi_init: also report news on fd (the mailer's verdicts) as
+ * answers, and wake when next_ms() (ms, -1: never) says a parked
+ * request's deadline has come.
+ */
+int		 fcgi_watch(int fd, int (*next_ms)(void));
 /*
  * The next request; or NULL with *answers set when the writer has an
  * answer for a parked invite (on the fd given to fcgi_init) or one of
@@ -94,6 +101,10 @@ void		 auth_fail(struct req *, enum auth_res res);
 void		 invite_post(struct ctx *, struct req *, const char *userid);
 /* Answer the parked invites the writer has answered (or given up on). */
 void		 invite_resume(struct ctx *);
+/* Invites parked, waiting for the writer or the mailer. */
+int		 invite_parked(void);
+/* ms until the first parked invite's deadline (the writer's too); -1. */
+int		 invite_next_ms(void);
 /* Answer 400/415/413 for a body that is not JSON within max_body. */
 int		 api_json_body(struct ctx *, struct req *, const char **body,
 		    size_t *len);

@@ -88,7 +88,16 @@ static struct {
 	int	 cur;			/* the request's, or -1 */
 	int	 stopping;		/* requests left to serve, once told */
 	int	 answers;		/* the writer's answers arrive here */
-} cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1, -1 };
+	int	 verdicts;		/* and the mailer's verdicts here */
+	int	(*next_ms)(void);	/* until a parked request's deadline */
+} cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1, -1, -1, NULL };
+
+/* An fd whose news fcgi_accept reports as *answers. */
+static int
+is_answers(int fd)
+{
+	return fd == cs.answers || fd == cs.verdicts;
+}
 
 static int
 conn_add(int fd)
@@ -193,6 +202,20 @@ conn_adopt(int from, int all)
 		if (!all)
 			return;
 	}
+}
+
+/* Also watch fd, and wake for deadlines (next_ms: -1 for none). */
+int
+fcgi_watch(int fd, int (*next_ms)(void))
+{
+	struct epoll_event ev;
+
+	cs.verdicts = fd;
+	cs.next_ms = next_ms;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = fd;
+	return fd == -1 ? 0 : epoll_ctl(cs.ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
 int
@@ -317,7 +340,7 @@ fcgi_share_waiting(void)
 		return;
 	for (i = 0; i < n; i++)
 		if (ev[i].data.fd != cs.sock && ev[i].data.fd != cs.shared[0] &&
-		    ev[i].data.fd != cs.answers && ev[i].data.fd != cs.cur)
+		    !is_answers(ev[i].data.fd) && ev[i].data.fd != cs.cur)
 			fds[k++] = ev[i].data.fd;
 	if (conn_send(cs.shared[1], fds, k) == -1 && errno != EAGAIN)
 		log_warn("fcgi: cannot share connections");
@@ -402,27 +425,28 @@ conn_wait(volatile sig_atomic_t *term)
 			cs.stopping--;
 		else if (conn_listen() == -1)
 			return -1;
-		ms = commit_next_ms();
+		ms = cs.next_ms != NULL ? cs.next_ms() : commit_next_ms();
 		n = epoll_pwait(cs.ep, &ev, 1, *term ? 0 : ms, &none);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == 0 && ms == 0)
-			return -2;
-		if (n <= 0)
+		/* A parked request's deadline (or, stopping, nothing left). */
+		if (n == 0)
+			return *term && ms != 0 ? -1 : -2;
+		if (n < 0)
 			return -1;
 		/* A wait that returns at once delivers no signal: let it in. */
 		signals_in(&none);
-		if (ev.data.fd == cs.answers && (ev.events & EPOLLHUP)) {
+		if (is_answers(ev.data.fd) && (ev.events & EPOLLHUP)) {
 			/*
-			 * The writer and the supervisor are gone (the latter
-			 * keeps every channel open); parked invites meet
-			 * their deadlines, and the kernel's SIGTERM
-			 * (PR_SET_PDEATHSIG) stops this worker.
+			 * The writer or mailer and the supervisor are gone
+			 * (the latter keeps every channel open); parked
+			 * invites meet their deadlines, and the kernel's
+			 * SIGTERM (PR_SET_PDEATHSIG) stops this worker.
 			 */
-			(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, cs.answers, NULL);
+			(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, ev.data.fd, NULL);
 			return -2;
 		}
-		if (ev.data.fd == cs.answers)
+		if (is_answers(ev.data.fd))
 			return -2;
 		if (ev.data.fd == cs.shared[0]) {
 			conn_adopt(cs.shared[0], 0);

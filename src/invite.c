@@ -2,8 +2,12 @@
  * POST /api/v1/users/:userId/referral-invites: authenticate, authorise,
  * validate, store, wake the mailer, wait for its verdict, answer.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,7 @@
 #include "extern.h"
 #include "api.h"
 #include "db.h"
+#include "mailer.h"
 
 #define JSON_TYPE	"application/json"
 
@@ -266,52 +271,159 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 }
 
 /*
- * A request whose answer only waits for the writer's verdict.  It is
- * parked instead of waited for: the worker serves its other connections
- * meanwhile, and invite_resume answers it.
+ * A request waiting for the writer's commit and then, with delivery_wait,
+ * for the mailer's verdict is parked instead of waited for: the worker
+ * serves its other connections meanwhile, and invite_resume answers it
+ * when the writer's answer, the verdict or the deadline comes.  This
+ * table is the one owner of a parked invite; commit.c keeps only the
+ * writer's side of it (sequence numbers, its deadline).
  */
+enum park_phase { PARK_FREE, PARK_WRITER, PARK_VERDICT };
+
 static struct parked_invite {
-	struct req	*r;		/* NULL: a free entry */
+	struct req	*r;
+	enum park_phase	 phase;
+	int64_t		 deadline;	/* PARK_VERDICT: CLOCK_MONOTONIC ms */
 	char		 id[UUID_LEN + 1];
 	char		 app[UUID_LEN + 1];
 	char		 lang[LANG_MAX];
+	struct idem_state is;		/* its key's claim, if any */
 } parked[PARK_MAX];
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int
 invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
-    const struct app *a)
+    const struct app *a, const struct idem_state *is)
 {
 	struct parked_invite *p = parked;
 	struct invite_new in;
 	char hash[65];
 
-	while (p < parked + PARK_MAX && p->r != NULL)
+	while (p < parked + PARK_MAX && p->phase != PARK_FREE)
 		p++;
 	if (p == parked + PARK_MAX)
 		return -1;
-	invite_new_of(ctx, r, ir, a, NULL, &in, p->id, hash);
+	p->is = *is;
+	invite_new_of(ctx, r, ir, a, &p->is, &in, p->id, hash);
 	snprintf(p->app, sizeof(p->app), "%s", a->id);
 	snprintf(p->lang, sizeof(p->lang), "%s", in.lang_res);
 	if (commit_park(ctx->commit_fd, &in, p) == -1)
 		return -1;
 	p->r = r;
+	p->phase = PARK_WRITER;
 	fcgi_park(r);
 	return 0;
+}
+
+/* Answer a parked invite's request (already answered: just finish). */
+static void
+park_done(struct ctx *ctx, struct parked_invite *p)
+{
+	idem_end(ctx, p->r, &p->is);
+	fcgi_finish(p->r);
+	p->r = NULL;
+	p->phase = PARK_FREE;
+}
+
+/* The writer has answered: 201 now, or wait for the mailer's verdict. */
+static void
+park_stored(struct ctx *ctx, struct parked_invite *p, int res, int retry)
+{
+	if (res == INV_IDEM)
+		p->is.active = 0;	/* the key is another request's */
+	if (invite_stored(p->r, res, retry, p->id, p->app, p->lang) == -1) {
+		park_done(ctx, p);
+		return;
+	}
+	if (ctx->conf->delivery_wait == 0 || *ctx->stopping) {
+		api_ok(p->r, 201, "Invite queued", NULL, NULL);
+		park_done(ctx, p);
+		return;
+	}
+	p->phase = PARK_VERDICT;
+	p->deadline = mono_ms() + ctx->conf->delivery_wait * 1000L;
+}
+
+/* The mailer's verdict on one of ours, as invite_await answers it. */
+static void
+park_verdict(struct ctx *ctx, const struct verdict_msg *v)
+{
+	struct parked_invite *p;
+
+	for (p = parked; p < parked + PARK_MAX; p++)
+		if (p->phase == PARK_VERDICT && strcmp(p->id, v->id) == 0)
+			break;
+	if (p == parked + PARK_MAX)
+		return;		/* another worker's, or past its deadline */
+	if (v->kind == VERDICT_SENT)
+		api_ok(p->r, 201, "Invite sent", NULL, NULL);
+	else if (v->kind == VERDICT_FAILED)
+		api_fail(p->r, 400, v->reply[0] ? v->reply :
+		    "The mail server refused the address");
+	else
+		api_ok(p->r, 201, "Invite queued", NULL, NULL);
+	park_done(ctx, p);
 }
 
 void
 invite_resume(struct ctx *ctx)
 {
 	struct parked_invite *p;
+	struct verdict_msg v;
+	int64_t now;
 	int res, retry;
 
-	while ((p = commit_ready(ctx->commit_fd, &res, &retry)) != NULL) {
-		if (invite_stored(p->r, res, retry, p->id, p->app,
-		    p->lang) == 0)
-			api_ok(p->r, 201, "Invite queued", NULL, NULL);
-		fcgi_finish(p->r);
-		p->r = NULL;
+	while ((p = commit_ready(ctx->commit_fd, &res, &retry)) != NULL)
+		park_stored(ctx, p, res, retry);
+	while (ctx->verdict_fd != -1 && recv(ctx->verdict_fd, &v, sizeof(v),
+	    MSG_DONTWAIT) == (ssize_t)sizeof(v)) {
+		v.id[sizeof(v.id) - 1] = '\0';
+		v.reply[sizeof(v.reply) - 1] = '\0';
+		park_verdict(ctx, &v);
 	}
+	/* Past delivery_wait, or stopping: it is queued and will be sent. */
+	now = mono_ms();
+	for (p = parked; p < parked + PARK_MAX; p++)
+		if (p->phase == PARK_VERDICT && (now >= p->deadline ||
+		    *ctx->stopping)) {
+			api_ok(p->r, 201, "Invite queued", NULL, NULL);
+			park_done(ctx, p);
+		}
+}
+
+int
+invite_parked(void)
+{
+	struct parked_invite *p;
+	int n = 0;
+
+	for (p = parked; p < parked + PARK_MAX; p++)
+		n += p->phase != PARK_FREE;
+	return n;
+}
+
+int
+invite_next_ms(void)
+{
+	struct parked_invite *p;
+	int64_t first = INT64_MAX, now = mono_ms();
+	int ms = commit_next_ms();
+
+	for (p = parked; p < parked + PARK_MAX; p++)
+		if (p->phase == PARK_VERDICT && p->deadline < first)
+			first = p->deadline;
+	if (first == INT64_MAX)
+		return ms;
+	first = first <= now ? 0 : first - now;
+	return ms == -1 || first < ms ? (int)first : ms;
 }
 
 static void
@@ -402,11 +514,12 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		goto out;
 	if (invite_inviter(ctx, r, &ir, &a, &u, &snapshot) == 0) {
 		/*
-		 * With no delivery_wait and no Idempotency-Key nothing is
-		 * left to do but answer once the writer has stored it: park.
+		 * What is left waits for the writer and the mailer: park it
+		 * (it is answered in invite_resume, its key's answer stored
+		 * there too).  Waited for here only when no entry is free.
 		 */
-		if (ctx->commit_fd >= 0 && ctx->conf->delivery_wait == 0 &&
-		    !is.active && invite_park(ctx, r, &ir, &a) == 0)
+		if (ctx->commit_fd >= 0 && invite_park(ctx, r, &ir, &a,
+		    &is) == 0)
 			goto out;
 		switch (invite_store(ctx, r, &ir, &a, &is, id)) {
 		case INV_OK:

@@ -346,13 +346,41 @@ struct unrecorded {
 	int	 bounce;		/* also list the address */
 };
 
-static int
-store_verdict(struct db *db, const struct unrecorded *u)
+/*
+ * Tell every worker a recorded verdict, without waiting: one whose
+ * channel is full answers its request "Invite queued" at the deadline.
+ */
+static void
+tell_workers(struct mailer *ml, const struct unrecorded *u)
 {
+	struct verdict_msg v;
+	int i;
+
+	memset(&v, 0, sizeof(v));
+	snprintf(v.id, sizeof(v.id), "%s", u->id);
+	v.kind = strcmp(u->status, "sent") == 0 ? VERDICT_SENT :
+	    strcmp(u->status, "failed") == 0 ? VERDICT_FAILED :
+	    VERDICT_DEFERRED;
+	snprintf(v.reply, sizeof(v.reply), "%s", u->reply);
+	for (i = 0; i < ml->nverdict; i++)
+		(void)send(ml->verdict_fds[i], &v, sizeof(v), MSG_DONTWAIT);
+}
+
+static int
+store_verdict(struct mailer *ml, const struct unrecorded *u)
+{
+	int rc;
+
 	if (u->bounce)
-		return db_outbox_bounce(db, u->id, u->reply, u->app,
+		rc = db_outbox_bounce(ml->db, u->id, u->reply, u->app,
 		    u->email_norm);
-	return db_outbox_mark(db, u->id, u->status, u->reply, u->next);
+	else
+		rc = db_outbox_mark(ml->db, u->id, u->status, u->reply,
+		    u->next);
+	/* The worker's answer never runs ahead of the row. */
+	if (rc == 0)
+		tell_workers(ml, u);
+	return rc;
 }
 
 /* Record a claimed row's verdict now, or keep it to record later. */
@@ -370,7 +398,7 @@ record(struct mailer *ml, const struct outbox *ob, const char *status,
 	snprintf(u.reply, sizeof(u.reply), "%s", reply);
 	u.next = next;
 	u.bounce = bounce;
-	if (store_verdict(ml->db, &u) == 0)
+	if (store_verdict(ml, &u) == 0)
 		return;
 	/* At most one batch is ever kept: none is claimed meanwhile. */
 	if (ml->nunrec == BATCH_MAX) {
@@ -393,7 +421,7 @@ record_kept(struct mailer *ml)
 	time_t now;
 
 	for (i = 0; i < ml->nunrec; i++)
-		if (store_verdict(ml->db, &ml->unrec[i]) == -1)
+		if (store_verdict(ml, &ml->unrec[i]) == -1)
 			ml->unrec[n++] = ml->unrec[i];
 		else
 			log_info("invite %s: \"%s\" recorded at last",

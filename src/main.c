@@ -95,6 +95,8 @@ struct daemon {
 	time_t		 writer_started;
 	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
 	int		(*hand)[2];	/* per worker slot: [1] to its successor */
+	int		(*verdict)[2];	/* per worker: [0] mailer, [1] worker */
+	int		*verdict_fds;	/* the mailer's ends, for struct mailer */
 	int		 shared[2];	/* connections any worker may take */
 };
 
@@ -553,18 +555,22 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 
 /*
  * A child keeps the channel ends of its own role and slot only: the
- * writer the writer's ends, a worker those of its slot, the mailer none.
+ * writer the writer's ends, the mailer the mailer's, a worker those of
+ * its slot.
  */
 static void
-close_channels(struct daemon *d, int writer, int slot)
+close_channels(struct daemon *d, enum role role, int slot)
 {
 	int i;
 
 	for (i = 0; i < d->conf.workers; i++) {
-		if (!writer)
+		if (role != ROLE_WRITER)
 			close(d->chan[i][0]);
+		if (role != ROLE_MAILER)
+			close(d->verdict[i][0]);
 		if (i != slot) {
 			close(d->chan[i][1]);
+			close(d->verdict[i][1]);
 			close(d->hand[i][0]);
 			close(d->hand[i][1]);
 		}
@@ -591,7 +597,7 @@ worker_main(struct daemon *d, int slot)
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		fatalx("worker: cannot initialise OpenSSL");
 	close(d->wake[0]);
-	close_channels(d, 0, slot);
+	close_channels(d, ROLE_WORKER, slot);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
 	confine(d, "worker", 0);
@@ -612,8 +618,10 @@ worker_main(struct daemon *d, int slot)
 	if (commit_channel(ctx.commit_fd) == -1)
 		fatal("worker: SO_RCVTIMEO");
 	ctx.stopping = &got_term;
+	ctx.verdict_fd = d->verdict[slot][1];
 	if (fcgi_init(d->sock, d->hand[slot][0], d->shared,
-	    ctx.commit_fd) != 0)
+	    ctx.commit_fd) != 0 || fcgi_watch(ctx.verdict_fd,
+	    invite_next_ms) != 0)
 		fatal("worker: FastCGI");
 	for (;;) {
 		if ((r = fcgi_accept(&got_term, &answers)) != NULL) {
@@ -625,8 +633,13 @@ worker_main(struct daemon *d, int slot)
 		else
 			break;
 	}
-	/* Parked invites are answered before their connections move. */
-	while (commit_parked() > 0) {
+	/*
+	 * Parked invites are answered before their connections move: those
+	 * waiting for a verdict at once ("Invite queued"), those with the
+	 * writer once it has answered.
+	 */
+	invite_resume(&ctx);
+	while (invite_parked() > 0) {
 		(void)poll(&(struct pollfd){ ctx.commit_fd, POLLIN, 0 }, 1,
 		    commit_next_ms());
 		invite_resume(&ctx);
@@ -646,7 +659,7 @@ mailer_main(struct daemon *d)
 	child_signals();
 	close(d->sock);
 	close(d->wake[1]);
-	close_channels(d, 0, -1);
+	close_channels(d, ROLE_MAILER, -1);
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
 	/*
@@ -673,6 +686,8 @@ mailer_main(struct daemon *d)
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
 	ml.wake_fd = d->wake[0];
+	ml.verdict_fds = d->verdict_fds;
+	ml.nverdict = d->conf.workers;
 	ml.stopping = &got_term;
 	mailer_run(&ml);
 	db_close(ml.db);
@@ -692,7 +707,7 @@ writer_main(struct daemon *d)
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	if ((fds = calloc((size_t)d->conf.workers, sizeof(int))) == NULL)
 		fatal("calloc");
-	close_channels(d, 1, -1);
+	close_channels(d, ROLE_WRITER, -1);
 	for (i = 0; i < d->conf.workers; i++)
 		fds[i] = d->chan[i][0];
 	confine(d, "writer", 0);
@@ -935,6 +950,8 @@ daemon_free(struct daemon *d)
 	free(d->started);
 	free(d->chan);
 	free(d->hand);
+	free(d->verdict);
+	free(d->verdict_fds);
 	free(d->sock_path);
 	conf_free(&d->conf);
 	tmpl_free();
@@ -1001,15 +1018,21 @@ main(int argc, char *argv[])
 	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));
 	d.hand = calloc((size_t)d.conf.workers, sizeof(*d.hand));
 	if (d.workers == NULL || d.started == NULL || d.chan == NULL ||
-	    d.hand == NULL)
+	    d.hand == NULL || (d.verdict = calloc((size_t)d.conf.workers,
+	    sizeof(*d.verdict))) == NULL || (d.verdict_fds =
+	    calloc((size_t)d.conf.workers, sizeof(int))) == NULL)
 		fatal("calloc");
 	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, d.shared) == -1)
 		fatal("socketpair");
 	for (ch = 0; ch < d.conf.workers; ch++)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 		    d.chan[ch]) == -1 || socketpair(AF_UNIX, SOCK_DGRAM |
-		    SOCK_CLOEXEC, 0, d.hand[ch]) == -1)
+		    SOCK_CLOEXEC, 0, d.hand[ch]) == -1 ||
+		    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+		    d.verdict[ch]) == -1)
 			fatal("socketpair");
+	for (ch = 0; ch < d.conf.workers; ch++)
+		d.verdict_fds[ch] = d.verdict[ch][0];
 	log_info("started: %d workers, a writer and a mailer",
 	    d.conf.workers);
 	supervise(&d);

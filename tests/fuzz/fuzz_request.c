@@ -691,6 +691,12 @@ commit_ready(int fd, int *res, int *retry)
 	abort();
 }
 
+int
+commit_next_ms(void)
+{
+	abort();
+}
+
 void
 fcgi_park(struct req *r)
 {
