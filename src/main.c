@@ -988,6 +988,7 @@ main(int argc, char *argv[])
 	umask(027);
 	if (load_all(&d, &d.conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "referral-invitesd: %s\n", err);
+		daemon_free(&d);
 		return 1;
 	}
 	if (check) {

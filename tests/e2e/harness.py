@@ -22,6 +22,7 @@ Environment: BUILDDIR (the binaries, default /work/main), SRCDIR (templates,
 nginx/, tests/; default: this file's tree), RI_E2E_KEEP=1 keeps the temp dir.
 """
 
+import atexit
 import email
 import email.policy
 import glob
@@ -140,6 +141,24 @@ def make_cert(cert, key, san):
                     '-subj', '/CN=localhost', '-addext',
                     'subjectAltName=' + san, '-keyout', key, '-out', cert],
                    check=True, capture_output=True)
+
+
+_SERVICE_CTL = []
+
+
+def service_ctl():
+    """referral-invitesctl where the daemon's user may run it: as root, a
+    copy in a temporary directory of mode 0755, since the build tree may
+    sit below a directory only root enters (a checkout in /root)."""
+    if os.geteuid() != 0:
+        return CTL
+    if not _SERVICE_CTL:
+        d = tempfile.mkdtemp(prefix='ri-e2e-bin-')
+        os.chmod(d, 0o755)
+        shutil.copy2(CTL, d)
+        atexit.register(shutil.rmtree, d, True)
+        _SERVICE_CTL.append(os.path.join(d, os.path.basename(CTL)))
+    return _SERVICE_CTL[0]
 
 
 def ensure_daemon_user():

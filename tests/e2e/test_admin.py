@@ -174,6 +174,8 @@ def table(out):
 def as_service(argv):
     """argv run as the daemon's user, as the man pages do."""
     if os.geteuid() == 0:
+        argv = [harness.service_ctl() if a == harness.CTL else a
+                for a in argv]
         return ['runuser', '-u', harness.DAEMON_USER, '--'] + argv
     return argv
 
@@ -1304,7 +1306,7 @@ def test_admin_man_page_walkthrough(stack):
         if os.geteuid() == 0 else ''
     name = 'Example Shop %d' % time.time_ns()
     env = dict(os.environ, CONF=stack.conf, BASE=stack.base_url,
-               DB=stack.db, CTL=harness.CTL, NAME=name,
+               DB=stack.db, CTL=harness.service_ctl(), NAME=name,
                ALICE_ADDR=unique('alice'), FRIEND=unique('friend'),
                BOUNCE='reject-' + unique(), TODAY=utc_today())
     # invites_overview is newest first, to the second: let this walk's
