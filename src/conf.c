@@ -39,7 +39,7 @@ const char *const conf_keys[] = {
 	"max_body", "synchronous", "templates_dir", "default_language",
 	"mail_from", "public_url", "smtp_host", "smtp_port", "smtp_starttls",
 	"smtp_user", "smtp_password_file", "smtp_helo", "smtp_timeout",
-	"delivery_wait", "retry_initial", "retry_max", "retry_give_up",
+	"smtp_sessions", "delivery_wait", "retry_initial", "retry_max", "retry_give_up",
 	"limit_per_hour", "limit_per_day", "app_limit_per_minute", "cooldown",
 	"log_level", NULL
 };
@@ -67,6 +67,7 @@ conf_defaults(struct conf *c)
 	host[sizeof(host) - 1] = '\0';
 	c->smtp_helo = strdup(host);
 	c->smtp_timeout = 30;
+	c->smtp_sessions = 4;
 	c->delivery_wait = 3;
 	c->retry_initial = 60;
 	c->retry_max = 3600;
@@ -447,6 +448,7 @@ static const struct conf_int {
 	{ "workers", OFF(workers), 1, 256 },
 	{ "smtp_port", OFF(smtp_port), 1, 65535 },
 	{ "smtp_timeout", OFF(smtp_timeout), 1, 3600 },
+	{ "smtp_sessions", OFF(smtp_sessions), 1, 64 },
 	/* With the writer's 10 s, within nginx's 30 s read timeout. */
 	{ "delivery_wait", OFF(delivery_wait), 0, 20 },
 	{ "retry_initial", OFF(retry_initial), 1, 86400 },

@@ -304,6 +304,8 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
 	    " AND request_hash = ?4 AND status = 0",
 	[Q_SAVEPOINT] = "SAVEPOINT invite",
+	[Q_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM invites"
+	    " WHERE status = 'queued' AND next_attempt_at <= ?1 LIMIT ?2)",
 	[Q_RELEASE] = "RELEASE invite",
 	[Q_ROLLBACK_TO] = "ROLLBACK TO invite",
 	[Q_IDEM_DEL] = "DELETE FROM idempotency_keys"
@@ -1003,6 +1005,24 @@ db_outbox_recover(struct db *db)
 	int rc = step_simple(db, Q_RECOVER);
 
 	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+}
+
+ssize_t
+db_outbox_due(struct db *db, time_t now, size_t max)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	ssize_t n = -1;
+
+	if ((st = db_stmt(db, Q_DUE_COUNT)) == NULL)
+		return -1;
+	util_isotime(now, ts);
+	bind_text(st, 1, ts);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = (ssize_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
 }
 
 void

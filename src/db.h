@@ -17,6 +17,7 @@ enum db_query {
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD,
 	Q_OPTOUT_CANCEL, Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL,
 	Q_IDEM_PURGE, Q_IDEM_STORED, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+	Q_DUE_COUNT,
 	Q__MAX
 };
 
@@ -105,6 +106,8 @@ int		 db_outbox_recover(struct db *);
 ssize_t		 db_outbox_claim(struct db *, time_t now, size_t max,
 		    struct outbox **out);
 void		 db_outbox_free(struct outbox *, size_t);
+/* How many rows are due now, counting up to max; -1 on error. */
+ssize_t		 db_outbox_due(struct db *, time_t now, size_t max);
 /* Record the verdict of a claimed row; next is the next attempt time. */
 int		 db_outbox_mark(struct db *, const char *id, const char *status,
 		    const char *reply, time_t next);

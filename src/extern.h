@@ -43,6 +43,7 @@ struct conf {
 	char		*smtp_password_file;
 	char		*smtp_helo;
 	int		 smtp_timeout;
+	int		 smtp_sessions;	/* the mailer's at once */
 	int		 delivery_wait;
 	int		 retry_initial;
 	int		 retry_max;

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,11 @@
 #include "db.h"
 #include "mailer.h"
 
-#define BATCH_MAX	1000
+/*
+ * Invites a session claims at once: small enough that a burst spreads
+ * over the sessions, large enough that one connection carries several.
+ */
+#define SESSION_BATCH	1000
 #define IDLE_POLL	10	/* seconds between looks for due retries */
 
 /* One message of a session: its bytes and where libesmtp is in them. */
@@ -46,7 +51,7 @@ struct outmsg {
 
 /* The messages of the session under way, for the event callback. */
 struct batch {
-	struct mailer	*ml;
+	struct session	*ss;
 	struct outmsg	*m;
 	size_t		 n;
 	const char	*why;		/* a TLS failure, for the rows */
@@ -73,7 +78,21 @@ tls_event(int event)
 	}
 }
 
-static void verdict(struct mailer *, struct outmsg *, const char *);
+/*
+ * One SMTP session of the mailer's smtp_sessions, each a thread with its
+ * own database connection: claims due invites, sends them, records each
+ * verdict (keeping those the database would not take).
+ */
+struct session {
+	struct mailer	*ml;
+	struct db	*db;
+	struct unrecorded *unrec;	/* verdicts not yet stored */
+	size_t		 nunrec;
+	time_t		 unrec_said;	/* when the log last said so */
+	pthread_t	 th;
+};
+
+static void verdict(struct session *, struct outmsg *, const char *);
 
 /*
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
@@ -128,7 +147,7 @@ event_cb(smtp_session_t s, int event, void *arg, ...)
 	va_end(ap);
 	for (i = 0; i < b->n; i++)
 		if (b->m[i].msg == msg && !b->m[i].decided) {
-			verdict(b->ml, &b->m[i], NULL);
+			verdict(b->ss, &b->m[i], NULL);
 			b->m[i].decided = 1;
 		}
 }
@@ -367,15 +386,16 @@ tell_workers(struct mailer *ml, const struct unrecorded *u)
 }
 
 static int
-store_verdict(struct mailer *ml, const struct unrecorded *u)
+store_verdict(struct session *ss, const struct unrecorded *u)
 {
+	struct mailer *ml = ss->ml;
 	int rc;
 
 	if (u->bounce)
-		rc = db_outbox_bounce(ml->db, u->id, u->reply, u->app,
+		rc = db_outbox_bounce(ss->db, u->id, u->reply, u->app,
 		    u->email_norm);
 	else
-		rc = db_outbox_mark(ml->db, u->id, u->status, u->reply,
+		rc = db_outbox_mark(ss->db, u->id, u->status, u->reply,
 		    u->next);
 	/* The worker's answer never runs ahead of the row. */
 	if (rc == 0)
@@ -385,7 +405,7 @@ store_verdict(struct mailer *ml, const struct unrecorded *u)
 
 /* Record a claimed row's verdict now, or keep it to record later. */
 static void
-record(struct mailer *ml, const struct outbox *ob, const char *status,
+record(struct session *ss, const struct outbox *ob, const char *status,
     const char *reply, time_t next, int bounce)
 {
 	struct unrecorded u, *k;
@@ -398,16 +418,16 @@ record(struct mailer *ml, const struct outbox *ob, const char *status,
 	snprintf(u.reply, sizeof(u.reply), "%s", reply);
 	u.next = next;
 	u.bounce = bounce;
-	if (store_verdict(ml, &u) == 0)
+	if (store_verdict(ss, &u) == 0)
 		return;
 	/* At most one batch is ever kept: none is claimed meanwhile. */
-	if (ml->nunrec == BATCH_MAX) {
+	if (ss->nunrec == SESSION_BATCH) {
 		log_errx("invite %s: cannot record \"%s\", and too many "
 		    "verdicts wait already; it may be sent again", u.id,
 		    status);
 		return;
 	}
-	k = &ml->unrec[ml->nunrec++];
+	k = &ss->unrec[ss->nunrec++];
 	*k = u;
 	log_errx("invite %s: cannot record \"%s\" in the database; kept "
 	    "to record again, not sent again", u.id, status);
@@ -415,21 +435,21 @@ record(struct mailer *ml, const struct outbox *ob, const char *status,
 
 /* Store the verdicts kept by record(); how many are still waiting. */
 static size_t
-record_kept(struct mailer *ml)
+record_kept(struct session *ss)
 {
 	size_t i, n = 0;
 	time_t now;
 
-	for (i = 0; i < ml->nunrec; i++)
-		if (store_verdict(ml, &ml->unrec[i]) == -1)
-			ml->unrec[n++] = ml->unrec[i];
+	for (i = 0; i < ss->nunrec; i++)
+		if (store_verdict(ss, &ss->unrec[i]) == -1)
+			ss->unrec[n++] = ss->unrec[i];
 		else
 			log_info("invite %s: \"%s\" recorded at last",
-			    ml->unrec[i].id, ml->unrec[i].status);
-	ml->nunrec = n;
+			    ss->unrec[i].id, ss->unrec[i].status);
+	ss->nunrec = n;
 	now = time(NULL);
-	if (n > 0 && now - ml->unrec_said >= 10) {
-		ml->unrec_said = now;
+	if (n > 0 && now - ss->unrec_said >= 10) {
+		ss->unrec_said = now;
 		log_errx("mailer: %zu verdicts wait for the database (is its "
 		    "disk full?); nothing new is sent until they are "
 		    "recorded", n);
@@ -439,8 +459,9 @@ record_kept(struct mailer *ml)
 
 /* Requeue with backoff, or give up when the invite is too old. */
 static void
-defer(struct mailer *ml, struct outbox *ob, const char *reply)
+defer(struct session *ss, struct outbox *ob, const char *reply)
 {
+	struct mailer *ml = ss->ml;
 	const struct conf *c = ml->conf;
 	struct tm tm;
 	time_t now = time(NULL), created, delay;
@@ -452,7 +473,7 @@ defer(struct mailer *ml, struct outbox *ob, const char *reply)
 	if (now - created >= c->retry_give_up) {
 		log_warnx("invite %s: giving up after %d attempts: %s", ob->id,
 		    ob->attempts, reply);
-		record(ml, ob, "failed", reply, now, 0);
+		record(ss, ob, "failed", reply, now, 0);
 		return;
 	}
 	delay = c->retry_initial;
@@ -461,17 +482,17 @@ defer(struct mailer *ml, struct outbox *ob, const char *reply)
 	if (delay > c->retry_max)
 		delay = c->retry_max;
 	log_info("invite %s: deferred %lds: %s", ob->id, (long)delay, reply);
-	record(ml, ob, "queued", reply, now + delay, 0);
+	record(ss, ob, "queued", reply, now + delay, 0);
 }
 
 static void
-verdict(struct mailer *ml, struct outmsg *m, const char *failure)
+verdict(struct session *ss, struct outmsg *m, const char *failure)
 {
 	const smtp_status_t *rs, *ms, *rp;
 	char reply[256];
 
 	if (failure != NULL) {
-		defer(ml, m->ob, failure);
+		defer(ss, m->ob, failure);
 		return;
 	}
 	rs = smtp_recipient_status(m->rcpt);
@@ -480,29 +501,30 @@ verdict(struct mailer *ml, struct outmsg *m, const char *failure)
 	if (rs->code / 100 == 2 && ms->code / 100 == 2) {
 		reply_text(ms, reply, sizeof(reply));
 		log_info("invite %s: sent: %s", m->ob->id, reply);
-		record(ml, m->ob, "sent", reply, time(NULL), 0);
+		record(ss, m->ob, "sent", reply, time(NULL), 0);
 	} else if (rp->code / 100 == 2 && rs->code / 100 == 5) {
 		reply_text(rs, reply, sizeof(reply));
 		log_info("invite %s: refused: %s", m->ob->id, reply);
-		record(ml, m->ob, "failed", reply, time(NULL), 1);
+		record(ss, m->ob, "failed", reply, time(NULL), 1);
 	} else if (rs->code == 0 && rp->code == 0 && ms->code == 0) {
 		/* No reply at all: TLS, AUTH or the connection failed. */
 		smtp_strerror(smtp_errno(), reply, sizeof(reply));
-		defer(ml, m->ob, reply[0] ? reply : "no reply from the server");
+		defer(ss, m->ob, reply[0] ? reply : "no reply from the server");
 	} else {
 		reply_text(rs->code ? rs : rp->code ? rp : ms, reply,
 		    sizeof(reply));
 		if (rp->code == 530 || rp->code == 535)
 			log_warnx("SMTP authentication failed: %s (check "
 			    "smtp_user and smtp_password_file)", reply);
-		defer(ml, m->ob, reply);
+		defer(ss, m->ob, reply);
 	}
 }
 
 /* Send n claimed invites over one SMTP session and record each verdict. */
 static void
-send_batch(struct mailer *ml, struct outbox *ob, size_t n)
+send_batch(struct session *ss, struct outbox *ob, size_t n)
 {
+	struct mailer *ml = ss->ml;
 	smtp_session_t s;
 	auth_context_t authctx;
 	struct outmsg *m;
@@ -515,11 +537,11 @@ send_batch(struct mailer *ml, struct outbox *ob, size_t n)
 	    (s = smtp_create_session()) == NULL) {
 		free(m);
 		for (i = 0; i < n; i++)
-			defer(ml, &ob[i], "out of memory");
+			defer(ss, &ob[i], "out of memory");
 		return;
 	}
 	session_setup(ml, s, &authctx);
-	b.ml = ml;
+	b.ss = ss;
 	b.m = m;
 	b.n = n;
 	b.why = NULL;
@@ -548,38 +570,15 @@ send_batch(struct mailer *ml, struct outbox *ob, size_t n)
 			log_errx("invite %s: cannot build the message (check "
 			    "mail_from, public_url and the templates)",
 			    ob[i].id);
-			defer(ml, &ob[i], "cannot build the message");
+			defer(ss, &ob[i], "cannot build the message");
 		} else if (!m[i].decided)
-			verdict(ml, &m[i], failure);
+			verdict(ss, &m[i], failure);
 		free(m[i].data);
 	}
 	smtp_destroy_session(s);
 	if (authctx != NULL)
 		auth_destroy_context(authctx);
 	free(m);
-}
-
-/* Wait for a wake-up or the next due retry. */
-static void
-idle(struct mailer *ml)
-{
-	struct pollfd pfd;
-	struct timespec ts;
-	sigset_t none;
-	char drain[64];
-	time_t due = db_outbox_next_due(ml->db), now = time(NULL);
-	int timeout = IDLE_POLL;
-
-	if (due != 0 && due - now < timeout)
-		timeout = due > now ? (int)(due - now) : 0;
-	pfd.fd = ml->wake_fd;
-	pfd.events = POLLIN;
-	sigemptyset(&none);
-	ts.tv_sec = timeout;
-	ts.tv_nsec = 0;
-	if (timeout > 0 && ppoll(&pfd, 1, &ts, &none) > 0)
-		while (read(ml->wake_fd, drain, sizeof(drain)) > 0)
-			;
 }
 
 /* SIGTERM stays blocked during a session: look for it between batches. */
@@ -592,14 +591,195 @@ term_pending(void)
 	    sigismember(&set, SIGINT) == 1);
 }
 
+/*
+ * What the sessions and the mailer's own thread share: a round number
+ * that each wake-up moves on, and the order to stop.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	unsigned long	 round;
+	int		 stop;
+	int		 busy;		/* sessions sending */
+	int		 poke[2];	/* a session done: look at the clock */
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
+    { -1, -1 } };
+
+static int
+pool_stopping(void)
+{
+	int stop;
+
+	pthread_mutex_lock(&pool.mu);
+	stop = pool.stop;
+	pthread_mutex_unlock(&pool.mu);
+	return stop;
+}
+
+/*
+ * This session's share of what is due: a burst spreads over every
+ * session instead of going to the first to look (a slow relay would then
+ * send it at one message a round trip).
+ */
+static size_t
+share(struct session *ss)
+{
+	int k = ss->ml->nsessions;
+	ssize_t due = db_outbox_due(ss->db, time(NULL),
+	    (size_t)SESSION_BATCH * (size_t)k);
+
+	if (due <= 0)
+		return SESSION_BATCH;
+	due = (due + k - 1) / k;
+	return due < SESSION_BATCH ? (size_t)due : SESSION_BATCH;
+}
+
+/* Send what is due until nothing is left (or a stop). */
+static void
+session_drain(struct session *ss)
+{
+	struct outbox *ob;
+	ssize_t n;
+
+	while (!pool_stopping()) {
+		if (record_kept(ss) > 0) {
+			sleep(1);
+			continue;
+		}
+		n = db_outbox_claim(ss->db, time(NULL), share(ss), &ob);
+		if (n <= 0) {
+			if (n < 0)
+				sleep(1);
+			return;
+		}
+		send_batch(ss, ob, (size_t)n);
+		db_outbox_free(ob, (size_t)n);
+	}
+}
+
+static void *
+session_main(void *arg)
+{
+	struct session *ss = arg;
+	unsigned long seen = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&pool.mu);
+		while (!pool.stop && pool.round == seen)
+			pthread_cond_wait(&pool.cv, &pool.mu);
+		seen = pool.round;
+		if (pool.stop) {
+			pthread_mutex_unlock(&pool.mu);
+			break;
+		}
+		pool.busy++;
+		pthread_mutex_unlock(&pool.mu);
+		session_drain(ss);
+		pthread_mutex_lock(&pool.mu);
+		pool.busy--;
+		pthread_mutex_unlock(&pool.mu);
+		if (write(pool.poke[1], "p", 1) == -1 && errno != EAGAIN)
+			log_warn("mailer: poke");
+	}
+	/*
+	 * Left to the next mailer, a kept verdict's row would be sent
+	 * again: wait for the database (the supervisor's grace period is
+	 * the limit).
+	 */
+	while (record_kept(ss) > 0)
+		sleep(1);
+	return NULL;
+}
+
+static void
+pool_tell(int stop)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.round++;
+	pool.stop |= stop;
+	pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+/* Start the sessions, signals blocked in them: they stay this thread's. */
+static struct session *
+sessions_start(struct mailer *ml)
+{
+	struct session *ss;
+	sigset_t all, old;
+	int i, e;
+
+	if ((ss = calloc((size_t)ml->nsessions, sizeof(*ss))) == NULL)
+		fatal("mailer: calloc");
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < ml->nsessions; i++) {
+		ss[i].ml = ml;
+		ss[i].db = ml->session_db[i];
+		if ((ss[i].unrec = calloc(SESSION_BATCH,
+		    sizeof(*ss[i].unrec))) == NULL)
+			fatal("mailer: calloc");
+		if ((e = pthread_create(&ss[i].th, NULL, session_main,
+		    &ss[i])) != 0) {
+			errno = e;
+			fatal("mailer: session thread");
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ss;
+}
+
+/*
+ * Wait for a wake-up (an invite committed), the next due retry, or a
+ * session that finished (then only the clock is looked at again).  The
+ * retry's time counts only while no session sends: a busy one claims
+ * what comes due itself.  1 when a round should start.
+ */
+static int
+idle(struct mailer *ml)
+{
+	struct pollfd pfd[2];
+	struct timespec ts;
+	sigset_t none;
+	char drain[64];
+	time_t due, now;
+	int timeout = IDLE_POLL, busy, n;
+
+	pthread_mutex_lock(&pool.mu);
+	busy = pool.busy;
+	pthread_mutex_unlock(&pool.mu);
+	if (!busy && (due = db_outbox_next_due(ml->db)) != 0) {
+		now = time(NULL);
+		if (due - now < timeout)
+			timeout = due > now ? (int)(due - now) : 0;
+	}
+	pfd[0].fd = ml->wake_fd;
+	pfd[1].fd = pool.poke[0];
+	pfd[0].events = pfd[1].events = POLLIN;
+	sigemptyset(&none);
+	/* Due now: a moment for the round just started to take it. */
+	ts.tv_sec = timeout;
+	ts.tv_nsec = timeout == 0 ? 100 * 1000000L : 0;
+	if ((n = ppoll(pfd, 2, &ts, &none)) == 0)
+		return 1;
+	if (n < 0)
+		return 0;
+	if (pfd[1].revents & POLLIN)
+		while (read(pool.poke[0], drain, sizeof(drain)) > 0)
+			;
+	if (!(pfd[0].revents & POLLIN))
+		return 0;
+	while (read(ml->wake_fd, drain, sizeof(drain)) > 0)
+		;
+	return 1;
+}
+
 void
 mailer_run(struct mailer *ml)
 {
-	struct outbox *ob;
+	struct session *ss;
 	sigset_t set;
-	ssize_t n;
-	int r;
-
+	int i, r, start;
 
 	/* Signals only interrupt the idle wait, never an SMTP session. */
 	sigemptyset(&set);
@@ -611,34 +791,27 @@ mailer_run(struct mailer *ml)
 	auth_client_init();
 	if ((ml->tls = tls_ctx()) == NULL)
 		fatalx("mailer: cannot create a TLS context");
-	if ((ml->unrec = calloc(BATCH_MAX, sizeof(*ml->unrec))) == NULL)
-		fatal("mailer: calloc");
 	if ((r = db_outbox_recover(ml->db)) > 0)
 		log_warnx("mailer: %d invites left sending by a crash are "
 		    "queued again", r);
+	if (pipe2(pool.poke, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("mailer: pipe");
+	ss = sessions_start(ml);
+	/* Each wake-up (a batch committed, a retry due) starts a round. */
+	start = 1;
 	while (!*ml->stopping && !term_pending()) {
-		if (record_kept(ml) > 0) {
-			sleep(1);
-			continue;
-		}
-		n = db_outbox_claim(ml->db, time(NULL), BATCH_MAX, &ob);
-		if (n > 0) {
-			send_batch(ml, ob, (size_t)n);
-			db_outbox_free(ob, (size_t)n);
-			continue;
-		}
-		if (n < 0)
-			sleep(1);
-		idle(ml);
+		if (start)
+			pool_tell(0);
+		start = idle(ml);
 	}
-	/*
-	 * Left to the next mailer, a kept verdict's row would be sent
-	 * again: wait for the database (the supervisor's grace period is
-	 * the limit).
-	 */
-	while (record_kept(ml) > 0)
-		sleep(1);
-	free(ml->unrec);
+	pool_tell(1);
+	for (i = 0; i < ml->nsessions; i++) {
+		pthread_join(ss[i].th, NULL);
+		free(ss[i].unrec);
+	}
+	free(ss);
+	close(pool.poke[0]);
+	close(pool.poke[1]);
 	SSL_CTX_free(ml->tls);
 	auth_client_exit();
 }

@@ -7,7 +7,6 @@
 #include <signal.h>
 
 struct ssl_ctx_st;
-struct unrecorded;
 
 /*
  * A verdict, as the mailer tells every worker once it is recorded (a
@@ -24,7 +23,7 @@ struct verdict_msg {
 
 struct mailer {
 	const struct conf	*conf;
-	struct db		*db;
+	struct db		*db;		/* the mailer thread's */
 	const unsigned char	*secret;	/* 32 bytes */
 	const char		*smtp_password;	/* or NULL */
 	int			 wake_fd;	/* read end, non-blocking */
@@ -32,9 +31,8 @@ struct mailer {
 	int			 nverdict;
 	volatile sig_atomic_t	*stopping;
 	struct ssl_ctx_st	*tls;		/* made after fork */
-	struct unrecorded	*unrec;		/* verdicts not yet stored */
-	size_t			 nunrec;
-	time_t			 unrec_said;	/* when the log last said so */
+	struct db		**session_db;	/* one a session, opened */
+	int			 nsessions;	/* smtp_sessions */
 };
 
 /* Deliver until *stopping; the caller has opened db after fork. */

@@ -654,7 +654,7 @@ static void __attribute__((noreturn))
 mailer_main(struct daemon *d)
 {
 	struct mailer ml;
-	int prio;
+	int i, prio;
 
 	child_signals();
 	close(d->sock);
@@ -683,6 +683,13 @@ mailer_main(struct daemon *d)
 	 * durable with its own.
 	 */
 	ml.db = child_db(d, "mailer", SYNC_NORMAL);
+	/* One connection a session thread, each opened here, after fork. */
+	ml.nsessions = d->conf.smtp_sessions;
+	if ((ml.session_db = calloc((size_t)ml.nsessions,
+	    sizeof(*ml.session_db))) == NULL)
+		fatal("mailer: calloc");
+	for (i = 0; i < ml.nsessions; i++)
+		ml.session_db[i] = child_db(d, "mailer", SYNC_NORMAL);
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
 	ml.wake_fd = d->wake[0];
@@ -690,6 +697,9 @@ mailer_main(struct daemon *d)
 	ml.nverdict = d->conf.workers;
 	ml.stopping = &got_term;
 	mailer_run(&ml);
+	for (i = 0; i < ml.nsessions; i++)
+		db_close(ml.session_db[i]);
+	free(ml.session_db);
 	db_close(ml.db);
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	_exit(0);

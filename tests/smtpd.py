@@ -51,6 +51,7 @@ class Handler:
                  if f.endswith('.json') and f[:-5].isdigit()]
         self.count = max(map(int, names), default=0)
         self.delay = args.delay_data
+        self.active = 0
 
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
@@ -63,8 +64,15 @@ class Handler:
         return '250 2.1.5 OK'
 
     async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        # Messages in their DATA phase at once, this one included: how
+        # many sessions a client keeps busy.
+        self.active += 1
+        concurrent = self.active
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.active -= 1
         self.count += 1
         base = os.path.join(self.maildir, str(self.count))
         meta = {
@@ -78,6 +86,7 @@ class Handler:
             if isinstance(session.auth_data, LoginPassword) else None,
             'connection': getattr(server, 'connection', None),
             'tls_version': tls_version(session),
+            'concurrent': concurrent,
         }
         write_atomic(base + '.eml', envelope.original_content)
         write_atomic(base + '.json', json.dumps(meta, indent=1).encode())

@@ -755,9 +755,10 @@ def test_delivery_kill_mailer_mid_batch_loses_nothing(stack):
         assert re.search(r'\bsignal 9\b', log), log
         print('    kill -9 after %d of %d mails; sent twice: %r' % (
             at_kill, n, twice))
+    # One session: at most the one mail in flight is sent twice.
     with_stack(run, smtpd_args=['--delay-data', '0.05'],
                conf=dict(BASE, delivery_wait='0', retry_initial='1',
-                         retry_max='2', smtp_timeout='3'))
+                         retry_max='2', smtp_timeout='3', smtp_sessions='1'))
 
 
 # -- 6. 200 invites over one SMTP session ----------------------------------
@@ -792,7 +793,8 @@ def test_delivery_200_invites_over_one_session(stack):
         assert all(r['attempts'] == 1 for r in rows_for(s, addrs).values())
         assert mailer_pid(s) == pid, 'the mailer was restarted'
         print('    %d mails over one session in %.1fs' % (n, took))
-    with_stack(run, conf=dict(BASE, delivery_wait='0', smtp_timeout='5'))
+    with_stack(run, conf=dict(BASE, delivery_wait='0', smtp_timeout='5',
+                              smtp_sessions='1'))
 
 
 def proc_nice(pid):

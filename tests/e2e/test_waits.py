@@ -1,0 +1,178 @@
+"""Nothing a request waits for blocks a worker (issue 19).
+
+A request waiting for the mailer's verdict is parked: its worker serves
+other requests meanwhile, the mailer tells the verdict over a channel,
+and a slow relay slows only the mail.  The mailer keeps smtp_sessions
+SMTP sessions at once.
+"""
+
+import os
+import signal
+import statistics
+import threading
+import time
+
+import harness
+
+from test_invite import App, ROUTE, check, ok_body, unique
+from test_resilience import (children, in_parallel, mails_by_address,
+                             no_limits, own_stack, wait_all_mailed)
+
+
+def make_stack():
+    return harness.fast_stack('100000r/s')
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    out = fn()
+    return time.monotonic() - t0, out
+
+
+def listing(stack, app):
+    st, _, body = stack.request('GET', ROUTE % app.uid, app.headers())
+    assert st == 200, (st, body)
+    return body
+
+
+def test_stopped_mailer_one_worker_still_serves(stack):
+    """One worker, the mailer stopped, delivery_wait 3: five invites wait
+    for a verdict that never comes, and the listing is answered
+    meanwhile by that same worker; the invites are "Invite queued" once
+    their wait is over."""
+    s = own_stack({'workers': '1', 'delivery_wait': '3'})
+    try:
+        app = App(s)
+        other = App(s)
+        [mailer] = children(s, 'ri-mailer')
+        os.kill(mailer, signal.SIGSTOP)
+        try:
+            addrs = [unique('parked') for _ in range(5)]
+            t0 = time.monotonic()
+            result = {}
+            ts = [threading.Thread(target=lambda a=a: result.update(
+                {a: (app.invite(a), time.monotonic() - t0)}))
+                for a in addrs]
+            for t in ts:
+                t.start()
+            harness.wait_for('5 stored', lambda: len(app.rows()) == 5, 10)
+            took = [timed(lambda: listing(s, other))[0] for _ in range(5)]
+            for t in ts:
+                t.join(30)
+        finally:
+            os.kill(mailer, signal.SIGCONT)
+        # Served while the five waited (before: after them, 3 s and more).
+        assert max(took) < 1.5, took
+        for a in addrs:
+            resp, after = result[a]
+            check(resp, 201, ok_body('Invite queued'))
+            assert after >= 2.5, (a, after)
+        wait_all_mailed(s, addrs)
+    finally:
+        s.stop()
+
+
+def test_slow_relay_never_slows_the_listing(stack):
+    """A relay that takes 1 s a message, the shipped delivery_wait, 32
+    clients inviting: a concurrent listing is answered well under a
+    second, every invite gets 201 and its one mail."""
+    s = own_stack({'delivery_wait': '3'},
+                  smtpd_args=harness.SMTPD_ARGS + ['--delay-data', '1'])
+    try:
+        app = App(s)
+        no_limits(s, app)
+        other = App(s)
+        addrs = [unique('slow') for _ in range(64)]
+        took = []
+        stop = threading.Event()
+
+        def lister():
+            while not stop.is_set() and len(took) < 20:
+                took.append(timed(lambda: listing(s, other))[0])
+                time.sleep(0.1)
+        lt = threading.Thread(target=lister)
+        lt.start()
+        try:
+            answers = in_parallel([lambda a=a: app.invite(a)
+                                   for a in addrs[:32]])
+            answers += in_parallel([lambda a=a: app.invite(a)
+                                    for a in addrs[32:]])
+        finally:
+            stop.set()
+            lt.join(30)
+        for resp in answers:
+            assert resp[0] == 201 and resp[2] in (
+                ok_body('Invite sent'), ok_body('Invite queued')), resp
+        assert len(took) >= 5, took
+        assert statistics.median(took) < 0.5 and max(took) < 2, took
+        wait_all_mailed(s, addrs, timeout=60)
+        counts = mails_by_address(s)
+        assert [counts[a] for a in addrs] == [1] * len(addrs)
+    finally:
+        s.stop()
+
+
+def test_mailer_killed_while_requests_are_parked(stack):
+    """kill -9 of the mailer while eight requests wait for its verdict:
+    each is answered, each 201 has its row, and the new mailer sends
+    each mail once."""
+    s = own_stack({'delivery_wait': '4'})
+    try:
+        app = App(s)
+        no_limits(s, app)
+        [mailer] = children(s, 'ri-mailer')
+        os.kill(mailer, signal.SIGSTOP)
+        addrs = [unique('killed') for _ in range(8)]
+        result = {}
+        ts = [threading.Thread(target=lambda a=a: result.update(
+            {a: app.invite(a)})) for a in addrs]
+        for t in ts:
+            t.start()
+        harness.wait_for('8 stored', lambda: len(app.rows()) == 8, 10)
+        os.kill(mailer, signal.SIGKILL)
+        for t in ts:
+            t.join(30)
+        # The new mailer may send them within the wait: either answer.
+        for a in addrs:
+            assert result[a][2] in (ok_body(), ok_body('Invite queued')), \
+                result[a]
+            check(result[a], 201, result[a][2])
+        assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
+        wait_all_mailed(s, addrs, timeout=30)
+        time.sleep(1)
+        counts = mails_by_address(s)
+        assert [counts[a] for a in addrs] == [1] * 8, counts
+    finally:
+        s.stop()
+
+
+def sessions_used(sessions):
+    """Eight invites stored while the mailer is stopped, then a relay of
+    1 s a message: (most messages in DATA at once, connections)."""
+    s = own_stack({'delivery_wait': '0', 'smtp_sessions': str(sessions)},
+                  smtpd_args=harness.SMTPD_ARGS + ['--delay-data', '1'])
+    try:
+        app = App(s)
+        no_limits(s, app)
+        [mailer] = children(s, 'ri-mailer')
+        addrs = [unique('session') for _ in range(8)]
+        os.kill(mailer, signal.SIGSTOP)
+        try:
+            for a in addrs:
+                check(app.invite(a), 201, ok_body('Invite queued'))
+        finally:
+            os.kill(mailer, signal.SIGCONT)
+        mails = s.wait_mail(8, timeout=30)
+        assert sorted(r for m in mails for r in m.envelope['rcpt_tos']) == \
+            sorted(addrs)
+        return (max(m.envelope['concurrent'] for m in mails),
+                len({m.envelope['connection'] for m in mails}))
+    finally:
+        s.stop()
+
+
+def test_smtp_sessions_send_at_once(stack):
+    most, conns = sessions_used(4)
+    assert most == 4 and conns >= 4, (most, conns)
+    assert sessions_used(1) == (1, 1)
+
