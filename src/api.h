@@ -22,6 +22,11 @@ struct ctx {
 	volatile sig_atomic_t	*stopping;
 };
 
+/* ----------------------------------------------------------- worker.c */
+
+/* Serve requests until *ctx->stopping; parked invites answered last. */
+void		 worker_run(struct ctx *);
+
 /* ------------------------------------------------------------ fcgi.c */
 
 enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };

@@ -585,8 +585,6 @@ static void __attribute__((noreturn))
 worker_main(struct daemon *d, int slot)
 {
 	struct ctx ctx;
-	struct req *r;
-	int answers;
 
 	child_signals();
 	/*
@@ -623,27 +621,7 @@ worker_main(struct daemon *d, int slot)
 	    ctx.commit_fd) != 0 || fcgi_watch(ctx.verdict_fd,
 	    invite_next_ms) != 0)
 		fatal("worker: FastCGI");
-	for (;;) {
-		if ((r = fcgi_accept(&got_term, &answers)) != NULL) {
-			route_dispatch(&ctx, r);
-			if (!fcgi_parked(r))
-				fcgi_finish(r);
-		} else if (answers)
-			invite_resume(&ctx);
-		else
-			break;
-	}
-	/*
-	 * Parked invites are answered before their connections move: those
-	 * waiting for a verdict at once ("Invite queued"), those with the
-	 * writer once it has answered.
-	 */
-	invite_resume(&ctx);
-	while (invite_parked() > 0) {
-		(void)poll(&(struct pollfd){ ctx.commit_fd, POLLIN, 0 }, 1,
-		    commit_next_ms());
-		invite_resume(&ctx);
-	}
+	worker_run(&ctx);
 	fcgi_handover(d->hand[slot][1]);
 	db_close(ctx.db);
 	OPENSSL_cleanse(ctx.secret, sizeof(ctx.secret));
