@@ -321,6 +321,9 @@ commit_next_ms(void)
 	return first <= now ? 0 : (int)(first - now);
 }
 
+#define PURGE_EVERY	60	/* seconds between db_counts_purge */
+static time_t last_purge;
+
 /* One batch: every waiting invite, one transaction, one fsync. */
 static int
 commit_batch(struct db *db, const int *fds, struct commit_msg *m,
@@ -347,6 +350,12 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 			}
 			rep[i].res = db_invite_add(db, &in, now, &rep[i].retry);
 			ok += rep[i].res == INV_OK;
+		}
+		/* Now and then, the limit counters no window reads. */
+		if (ok > 0 && now - last_purge >= PURGE_EVERY) {
+			last_purge = now;
+			if (db_counts_purge(db, now) == -1)
+				log_warnx("commit: cannot purge the counters");
 		}
 		if (ok > 0 && (dr = db_commit(db)) != DB_OK) {
 			for (i = 0; i < n; i++)

@@ -203,6 +203,33 @@ static const char *const migrations[] = {
 	BUMP("api_keys", "INSERT") BUMP("api_keys", "UPDATE")
 	BUMP("api_keys", "DELETE")
 	BUMP("users", "INSERT") BUMP("users", "UPDATE") BUMP("users", "DELETE"),
+	/*
+	 * 3 -> 4: invites counted in fixed slots of each limit's window
+	 * (a minute of the inviter's hour, half an hour of the day, a
+	 * second of the app's minute), so that a limit check reads a few
+	 * dozen rows whatever the limit (limit_check).  Filled from the
+	 * invites still in a window.
+	 */
+	"CREATE TABLE invite_counts ("
+	"  kind TEXT NOT NULL CHECK (kind IN ('hour', 'day', 'minute')),"
+	"  id TEXT NOT NULL,"
+	"  slot INTEGER NOT NULL,"
+	"  n INTEGER NOT NULL,"
+	"  PRIMARY KEY (kind, id, slot)"
+	") STRICT, WITHOUT ROWID;"
+	"CREATE INDEX invite_counts_by_slot ON invite_counts (slot);"
+	"INSERT INTO invite_counts (kind, id, slot, n)"
+	"  SELECT 'hour', inviter_id, unixepoch(created_at) / 60 * 60,"
+	"  count(*) FROM invites WHERE created_at > strftime("
+	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-3700 seconds') GROUP BY 2, 3;"
+	"INSERT INTO invite_counts (kind, id, slot, n)"
+	"  SELECT 'day', inviter_id, unixepoch(created_at) / 1800 * 1800,"
+	"  count(*) FROM invites WHERE created_at > strftime("
+	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-88300 seconds') GROUP BY 2, 3;"
+	"INSERT INTO invite_counts (kind, id, slot, n)"
+	"  SELECT 'minute', app_id, unixepoch(created_at), count(*)"
+	"  FROM invites WHERE created_at > strftime("
+	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-70 seconds') GROUP BY 2, 3;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -226,17 +253,25 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE app_id = ?1 AND email_normalized = ?2",
 	[Q_COOLDOWN] = "SELECT max(created_at) FROM invites"
 	    " WHERE app_id = ?1 AND email_normalized = ?2 AND created_at > ?3",
-	/*
-	 * The limit-th newest invite inside the window: when it exists the
-	 * limit is reached, and it leaving the window frees a slot.  Costs
-	 * O(limit), however many invites the window holds.
-	 */
+	/* A limit's slots (limit_check), oldest first. */
+	[Q_COUNTS] = "SELECT slot, n FROM invite_counts"
+	    " WHERE kind = ?1 AND id = ?2 ORDER BY slot",
+	[Q_COUNTS_DROP] = "DELETE FROM invite_counts"
+	    " WHERE kind = ?1 AND id = ?2 AND slot < ?3",
+	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
+	    " VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1",
+	[Q_COUNTS_PURGE] = "DELETE FROM invite_counts WHERE slot < ?1",
+	/* Within one slot: how many, and the k-th oldest (?4). */
+	[Q_IN_INVITER] = "SELECT count(*) FROM invites"
+	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3",
+	[Q_IN_APP] = "SELECT count(*) FROM invites"
+	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3",
 	[Q_NTH_INVITER] = "SELECT created_at FROM invites"
-	    " WHERE inviter_id = ?1 AND created_at > ?2"
-	    " ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3"
+	    " ORDER BY created_at LIMIT 1 OFFSET ?4",
 	[Q_NTH_APP] = "SELECT created_at FROM invites"
-	    " WHERE app_id = ?1 AND created_at > ?2"
-	    " ORDER BY created_at DESC LIMIT 1 OFFSET ?3",
+	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3"
+	    " ORDER BY created_at LIMIT 1 OFFSET ?4",
 	[Q_INSERT] = "INSERT INTO invites (id, app_id, inviter_id, email,"
 	    " email_normalized, language_requested, language_resolved, status,"
 	    " request_id, accept_token_hash, next_attempt_at, created_at,"
@@ -711,35 +746,194 @@ parse_iso(const char *s)
 }
 
 /*
- * Whether a window limit is exhausted (a limit of 0 is off); when it is,
- * *retry gets the seconds until a slot frees.
+ * A limit's window, counted in fixed slots (invite_counts): the check
+ * sums the slots, and only near the limit counts the invites of the one
+ * slot the window's start cuts, exactly, from the invites table; so its
+ * cost is a few dozen rows whatever the limit and however many invites
+ * the window holds, and its answer (and Retry-After, to the second) is
+ * that of counting every invite of the window.
  */
-static int
-limit_check(struct db *db, enum db_query qnth, const char *who, time_t now,
-    int window, int limit, int *retry)
+struct window {
+	const char	*kind;
+	int		 len;		/* seconds */
+	int		 slot;		/* seconds, a divisor of len */
+	int		 by_app;	/* else by inviter */
+};
+
+static const struct window win_hour = { "hour", 3600, 60, 0 };
+static const struct window win_day = { "day", 86400, 1800, 0 };
+static const struct window win_minute = { "minute", 60, 1, 1 };
+#define SLOTS_MAX	64		/* len / slot + 1, for each of them */
+
+/* Invites of id in (lo, hi) (unix seconds, exclusive); -1 on error. */
+static long long
+count_in(struct db *db, const struct window *w, const char *id, time_t lo,
+    time_t hi)
 {
 	sqlite3_stmt *st;
-	char since[21], nth[32];
-	time_t t;
+	char a[21], b[21];
+	long long n = -1;
+
+	if ((st = db_stmt(db, w->by_app ? Q_IN_APP : Q_IN_INVITER)) == NULL)
+		return -1;
+	util_isotime(lo, a);
+	util_isotime(hi, b);
+	bind_text(st, 1, id);
+	bind_text(st, 2, a);
+	bind_text(st, 3, b);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The k-th oldest (from 0) invite of id in (lo, hi); 0 on error. */
+static time_t
+nth_in(struct db *db, const struct window *w, const char *id, time_t lo,
+    time_t hi, long long k)
+{
+	sqlite3_stmt *st;
+	char a[21], b[21], t[32];
+
+	if ((st = db_stmt(db, w->by_app ? Q_NTH_APP : Q_NTH_INVITER)) == NULL)
+		return 0;
+	util_isotime(lo, a);
+	util_isotime(hi, b);
+	bind_text(st, 1, id);
+	bind_text(st, 2, a);
+	bind_text(st, 3, b);
+	sqlite3_bind_int64(st, 4, k);
+	if (query_text(db, st, t, sizeof(t)) == -1 || t[0] == '\0')
+		return 0;
+	return parse_iso(t);
+}
+
+/* The slots of id from first on, oldest first (dropping older ones). */
+static int
+slots_of(struct db *db, const struct window *w, const char *id,
+    time_t first, time_t slot[SLOTS_MAX], long long n[SLOTS_MAX])
+{
+	sqlite3_stmt *st;
+	int k = 0, old = 0, rc;
+
+	if ((st = db_stmt(db, Q_COUNTS)) == NULL)
+		return -1;
+	bind_text(st, 1, w->kind);
+	bind_text(st, 2, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 0) < first)
+			old = 1;
+		else if (k < SLOTS_MAX) {
+			slot[k] = (time_t)sqlite3_column_int64(st, 0);
+			n[k++] = sqlite3_column_int64(st, 1);
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (old) {
+		if ((st = db_stmt(db, Q_COUNTS_DROP)) == NULL)
+			return -1;
+		bind_text(st, 1, w->kind);
+		bind_text(st, 2, id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)first);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return k;
+}
+
+/*
+ * Whether a window limit is exhausted (a limit of 0 is off): an invite
+ * counts while it is younger than the window.  When it is, *retry gets
+ * the seconds until a slot frees (the later of two limits).  -1 on error.
+ */
+static int
+limit_check(struct db *db, const struct window *w, const char *id,
+    time_t now, int limit, int *retry)
+{
+	time_t slot[SLOTS_MAX], since = now - w->len, edge, t = 0;
+	long long n[SLOTS_MAX], full = 0, part = 0, need;
+	int k, i;
 
 	if (limit <= 0)
 		return 0;
-	util_isotime(now - window, since);
-	if ((st = db_stmt(db, qnth)) == NULL)
+	/* The slot the window's start cuts: only its later part counts. */
+	edge = (since + 1) / w->slot * w->slot;
+	if ((k = slots_of(db, w, id, edge, slot, n)) == -1)
 		return -1;
-	bind_text(st, 1, who);
-	bind_text(st, 2, since);
-	sqlite3_bind_int64(st, 3, limit - 1);
-	if (query_text(db, st, nth, sizeof(nth)) == -1)
-		return -1;
-	if (nth[0] == '\0')
+	for (i = 0; i < k; i++)
+		full += slot[i] == edge ? 0 : n[i];
+	if (full + (k > 0 && slot[0] == edge ? n[0] : 0) < limit)
 		return 0;
-	t = parse_iso(nth) + window;
-	if (t - now > *retry)
-		*retry = (int)(t - now);
+	if (k > 0 && slot[0] == edge && (part = count_in(db, w, id, since,
+	    edge + w->slot)) == -1)
+		return -1;
+	if (full + part < limit)
+		return 0;
+	/* The need-th oldest of the window must leave it first. */
+	need = full + part - limit + 1;
+	if (need <= part)
+		t = nth_in(db, w, id, since, edge + w->slot, need - 1);
+	else
+		for (need -= part, i = 0; i < k && t == 0; i++) {
+			if (slot[i] == edge)
+				continue;
+			if (need <= n[i])
+				t = nth_in(db, w, id, slot[i] - 1,
+				    slot[i] + w->slot, need - 1);
+			else
+				need -= n[i];
+		}
+	if (t == 0)
+		return -1;
+	if (t + w->len - now > *retry)
+		*retry = (int)(t + w->len - now);
 	if (*retry < 1)
 		*retry = 1;
 	return 1;
+}
+
+/* Count a stored invite in the slots of its limits' windows. */
+static int
+limit_count(struct db *db, const struct invite_new *in, time_t now)
+{
+	const struct window *ws[] = { &win_hour, &win_day, &win_minute };
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+		if ((st = db_stmt(db, Q_COUNTS_ADD)) == NULL)
+			return -1;
+		bind_text(st, 1, ws[i]->kind);
+		bind_text(st, 2, ws[i]->by_app ? in->app_id : in->inviter_id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)(now / ws[i]->slot *
+		    ws[i]->slot));
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+int
+db_counts_purge(struct db *db, time_t now)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_COUNTS_PURGE)) == NULL)
+		return -1;
+	/* Past the longest window: slots no check reads again. */
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - win_day.len -
+	    win_day.slot));
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
 }
 
 /* The checks of one invite, inside the write transaction. */
@@ -752,15 +946,15 @@ invite_checks(struct db *db, const struct invite_new *in, time_t now,
 	int r, hit = 0;
 
 	*retry = 0;
-	if ((r = limit_check(db, Q_NTH_INVITER, in->inviter_id, now, 3600,
+	if ((r = limit_check(db, &win_hour, in->inviter_id, now,
 	    in->limit_hour, retry)) < 0)
 		return INV_ERR;
 	hit |= r;
-	if ((r = limit_check(db, Q_NTH_INVITER, in->inviter_id, now, 86400,
+	if ((r = limit_check(db, &win_day, in->inviter_id, now,
 	    in->limit_day, retry)) < 0)
 		return INV_ERR;
 	hit |= r;
-	if ((r = limit_check(db, Q_NTH_APP, in->app_id, now, 60,
+	if ((r = limit_check(db, &win_minute, in->app_id, now,
 	    in->limit_minute, retry)) < 0)
 		return INV_ERR;
 	if (hit || r)
@@ -876,13 +1070,18 @@ db_invite_add(struct db *db, const struct invite_new *in, time_t now,
 
 	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
 		return res;
-	if (in->idem_key == NULL)
-		return invite_insert(db, in, now);
-	/* Both or neither, inside a batch that may commit others. */
+	/*
+	 * The key's answer, the invite and its counts, all or none, inside
+	 * a batch that may commit others.
+	 */
 	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
 		return INV_ERR;
-	if ((res = invite_idem(db, in)) == INV_OK)
+	if (in->idem_key != NULL)
+		res = invite_idem(db, in);
+	if (res == INV_OK)
 		res = invite_insert(db, in, now);
+	if (res == INV_OK && limit_count(db, in, now) == -1)
+		res = INV_ERR;
 	if (res != INV_OK)
 		step_simple(db, Q_ROLLBACK_TO);
 	if (step_simple(db, Q_RELEASE) != SQLITE_DONE && res == INV_OK)

@@ -17,7 +17,8 @@ enum db_query {
 	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD,
 	Q_OPTOUT_CANCEL, Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL,
 	Q_IDEM_PURGE, Q_IDEM_STORED, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
-	Q_DUE_COUNT,
+	Q_DUE_COUNT, Q_COUNTS, Q_COUNTS_DROP, Q_COUNTS_ADD, Q_COUNTS_PURGE,
+	Q_IN_INVITER, Q_IN_APP,
 	Q__MAX
 };
 
@@ -73,6 +74,11 @@ enum invite_res	 db_invite_create(struct db *, const struct invite_new *,
  */
 enum invite_res	 db_invite_add(struct db *, const struct invite_new *,
 		    time_t now, int *retry);
+/*
+ * Drop the limit counters no window reads any more (the writer, now and
+ * then, inside its transaction); count or -1.
+ */
+int		 db_counts_purge(struct db *, time_t now);
 /* BEGIN IMMEDIATE, COMMIT (rolling back when it fails), ROLLBACK. */
 enum db_res	 db_begin(struct db *);
 /* BEGIN: several reads from one snapshot, one WAL read lock; db_commit. */

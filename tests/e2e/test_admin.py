@@ -360,6 +360,18 @@ def test_admin_init_migrates_schema_1(stack):
                 (rowid, str(uuid.uuid4()), app, user, 'I%d@o.example' %
                  rowid, 'i%d@o.example' % rowid, status,
                  hashlib.sha256(b'%d' % rowid).hexdigest(), t, t, t))
+        # One invite of ten minutes ago: inside the hour's and the day's
+        # windows, which migration 4 counts.
+        recent = time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                               time.gmtime(time.time() - 600))
+        con.execute(
+            "INSERT INTO invites (rowid, id, app_id, inviter_id, email,"
+            " email_normalized, language_requested, language_resolved,"
+            " status, attempts, accept_token_hash, next_attempt_at,"
+            " created_at, updated_at) VALUES (22, ?, ?, ?, 'r@o.example',"
+            " 'r@o.example', 'en', 'en', 'sent', 1, ?, ?, ?, ?)",
+            (str(uuid.uuid4()), app, user, hashlib.sha256(b'22').hexdigest(),
+             recent, recent, recent))
         con.commit()
         before = con.execute("SELECT rowid, * FROM invites ORDER BY rowid"
                              ).fetchall()
@@ -378,8 +390,11 @@ def test_admin_init_migrates_schema_1(stack):
         con2 = sqlite3.connect(fresh)
         try:
             version = con2.execute('PRAGMA user_version').fetchone()[0]
-            assert version == 3, version
-            assert con.execute('PRAGMA user_version').fetchone()[0] == 3
+            assert version == 4, version
+            assert con.execute('PRAGMA user_version').fetchone()[0] == 4
+            assert sorted(con.execute(
+                'SELECT kind, id, n FROM invite_counts').fetchall()) == \
+                [('day', user, 1), ('hour', user, 1)]
             assert schema_of(con) == schema_of(con2)
             assert con.execute("SELECT rowid, * FROM invites ORDER BY rowid"
                                ).fetchall() == before
@@ -409,7 +424,7 @@ def test_admin_init_migrates_schema_1(stack):
         r = ctl_d(old, 'init')
         assert (r.returncode, r.stdout, r.stderr) == (0, '', ''), r
         r = ctl_d(old, 'invites', '--json')
-        assert r.returncode == 0 and len(json.loads(r.stdout)) == 5, r
+        assert r.returncode == 0 and len(json.loads(r.stdout)) == 6, r
     finally:
         shutil.rmtree(d)
 

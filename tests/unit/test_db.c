@@ -131,7 +131,8 @@ limit_hour_and_day(void)
 		CHECK(add(db, email, -1, 0, &retry) == INV_OK);
 	}
 	CHECK(db_exec(db, "UPDATE invites SET created_at = strftime("
-	    "'%Y-%m-%dT%H:%M:%SZ', 'now', '-90 minutes')") == 0);
+	    "'%Y-%m-%dT%H:%M:%SZ', 'now', '-90 minutes');"
+	    "UPDATE invite_counts SET slot = slot - 5400") == 0);
 	CHECK(add(db, "h0@b.example", 2, 0, &retry) == INV_OK);
 	/* Five in the day: the day's limit, free again in 22.5 hours. */
 	CHECK(add(db, "h1@b.example", 2, 0, &retry) == INV_LIMIT);
@@ -152,6 +153,91 @@ limit_hour_and_day(void)
 	CHECK(add(db, "h5@b.example", 2, 0, &retry) == INV_LIMIT);
 	CHECK(retry > 3500 && retry <= 3600);
 	CHECK(add(db, "h6@b.example", 3, 0, &retry) == INV_OK);
+	gone(db);
+}
+
+/*
+ * An SQL condition that must hold: the statement fails (integer overflow
+ * of abs) when it does not, so db_exec returns -1.
+ */
+#define SQL_TRUE(cond) "SELECT CASE WHEN " cond " THEN 1 ELSE" \
+	" abs(-9223372036854775807 - 1) END"
+
+/* Age every invite by secs and count them again, as migration 4 does. */
+static int
+age(struct db *db, int secs)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql), "UPDATE invites SET created_at = strftime("
+	    "'%%Y-%%m-%%dT%%H:%%M:%%SZ', created_at, '-%d seconds');"
+	    "DELETE FROM invite_counts;"
+	    "INSERT INTO invite_counts SELECT 'hour', inviter_id,"
+	    " unixepoch(created_at) / 60 * 60, count(*) FROM invites"
+	    " GROUP BY 2, 3;"
+	    "INSERT INTO invite_counts SELECT 'day', inviter_id,"
+	    " unixepoch(created_at) / 1800 * 1800, count(*) FROM invites"
+	    " GROUP BY 2, 3;"
+	    "INSERT INTO invite_counts SELECT 'minute', app_id,"
+	    " unixepoch(created_at), count(*) FROM invites GROUP BY 2, 3",
+	    secs);
+	return db_exec(db, sql);
+}
+
+/*
+ * The window's start cuts a slot: the invites of its older part no
+ * longer count, those of its later part do, and Retry-After is exact to
+ * the second, as counting every invite would give.
+ */
+static void
+limit_slot_edge(void)
+{
+	struct db *db = fresh();
+	char email[64];
+	int i, retry = 0;
+
+	CHECK(db != NULL);
+	for (i = 0; i < 3; i++) {
+		snprintf(email, sizeof(email), "e%d@b.example", i);
+		CHECK(add(db, email, 3, 0, &retry) == INV_OK);
+	}
+	/* 3590 s old: still in the hour, leaving in 10 s. */
+	CHECK(age(db, 3590) == 0);
+	CHECK(add(db, "e9@b.example", 3, 0, &retry) == INV_LIMIT);
+	CHECK(retry >= 9 && retry <= 11);
+	/* One of them older (3605 s): it has left; one more fits. */
+	CHECK(db_exec(db, "UPDATE invites SET created_at = strftime("
+	    "'%Y-%m-%dT%H:%M:%SZ', created_at, '-15 seconds') WHERE email ="
+	    " 'e0@b.example'") == 0);
+	CHECK(age(db, 0) == 0);
+	CHECK(add(db, "e9@b.example", 3, 0, &retry) == INV_OK);
+	CHECK(add(db, "e8@b.example", 3, 0, &retry) == INV_LIMIT);
+	CHECK(retry >= 9 && retry <= 11);
+	gone(db);
+}
+
+/* A limit of a billion reads the same few slots as one of three. */
+static void
+limit_huge_and_purge(void)
+{
+	struct db *db = fresh();
+	char email[64];
+	int i, retry = 0;
+
+	CHECK(db != NULL);
+	for (i = 0; i < 50; i++) {
+		snprintf(email, sizeof(email), "g%d@b.example", i);
+		CHECK(add(db, email, 1000000000, 0, &retry) == INV_OK);
+	}
+	/* Counted: 50 in each of the three windows' current slots. */
+	CHECK(db_exec(db, SQL_TRUE("(SELECT count(*) FROM (SELECT kind FROM"
+	    " invite_counts GROUP BY kind HAVING sum(n) = 50)) = 3")) == 0);
+	/* A day and an hour later, the purge drops every slot. */
+	CHECK(age(db, 86400 + 3600) == 0);
+	CHECK(db_counts_purge(db, time(NULL)) > 0);
+	CHECK(db_exec(db, SQL_TRUE("(SELECT count(*) FROM invite_counts) = 0"))
+	    == 0);
+	CHECK(add(db, "g99@b.example", 1, 0, &retry) == INV_OK);
 	gone(db);
 }
 
@@ -451,6 +537,8 @@ const struct unit_test db_tests[] = {
 	{ "db_schema_version", schema_version },
 	{ "db_limit_boundary", limit_boundary },
 	{ "db_limit_hour_and_day", limit_hour_and_day },
+	{ "db_limit_slot_edge", limit_slot_edge },
+	{ "db_limit_huge_and_purge", limit_huge_and_purge },
 	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },
 	{ "db_outbox_cycle", outbox_cycle },
 	{ NULL, NULL }
