@@ -1,7 +1,8 @@
 -- wrk script: POST distinct valid invites, one address per request, so
 -- that neither the cooldown nor the duplicate check short-circuits.
 -- Environment: BENCH_USERS_FILE (one inviter id a line), BENCH_KEY,
--- BENCH_CLIENT.
+-- BENCH_CLIENT.  Counts the 201 answers that said "Invite sent" (the
+-- mailer's verdict came within delivery_wait) and "Invite queued".
 --
 -- Each request is one concatenation of constant parts: wrk.format would
 -- format every header again for every request, and the client shares the
@@ -10,6 +11,8 @@ local counter = 0
 local threads = {}
 local paths = {}
 local head, prefix
+-- Per thread (thread:get reads a thread's globals); summed in done().
+sent, queued = 0, 0
 
 function setup(thread)
 	thread:set("tid", #threads)
@@ -39,10 +42,26 @@ function request()
 	    body
 end
 
+function response(status, headers, body)
+	if status ~= 201 then
+		return
+	end
+	if string.find(body, "Invite sent", 1, true) then
+		sent = sent + 1
+	elseif string.find(body, "Invite queued", 1, true) then
+		queued = queued + 1
+	end
+end
+
 function done(summary, latency, requests)
-	io.write(string.format("BENCH rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d\n",
+	local s, q = 0, 0
+	for _, t in ipairs(threads) do
+		s = s + t:get("sent")
+		q = q + t:get("queued")
+	end
+	io.write(string.format("BENCH rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d sent=%d queued=%d\n",
 	    summary.requests / (summary.duration / 1e6),
 	    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
 	    summary.errors.connect + summary.errors.read + summary.errors.write +
-	    summary.errors.timeout, summary.errors.status))
+	    summary.errors.timeout, summary.errors.status, s, q))
 end

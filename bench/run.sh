@@ -4,12 +4,18 @@
 #
 #   bench/run.sh                  # 10 s per step, 1/16/64 connections, 3 rounds
 #   BENCH_SECONDS=5 BENCH_WORKERS=16 BENCH_SYNC=full bench/run.sh
-#   BENCH_CONNECTIONS="16 64" BENCH_NODRAIN=1 bench/run.sh  # no mailer step
+#   BENCH_CONNECTIONS="16 64" BENCH_NODRAIN=1 bench/run.sh  # no mailer steps
 #   BENCH_ROUNDS=1 bench/run.sh   # one round: each step once
+#   BENCH_WAIT=0 bench/run.sh     # delivery_wait 0: the HTTP side's numbers
+#   BENCH_SMTP_DELAY_MS=200 BENCH_SESSIONS=4 bench/run.sh  # a slow relay
+#   BENCH_LIMITS=1e9 bench/run.sh # every rate limit checked, never reached
 #
-# Everything binds 127.0.0.1 or unix sockets under a temp dir and stops at
-# the end.  Rate limits are raised for the run; delivery_wait is 0 so the
-# numbers are the HTTP side's; the mailer drains into an SMTP sink beside.
+# The configuration is the shipped one (delivery_wait, smtp_sessions and
+# synchronous at the daemon's defaults, the mailer sending into an SMTP
+# sink beside), except that the per-inviter limits are raised and the
+# per-app one is off: the steps store more invites an hour than 20 each of
+# BENCH_USERS inviters may send.  Everything binds 127.0.0.1 or unix
+# sockets under a temp dir and stops at the end.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${BENCH_SECONDS:-10}
@@ -17,11 +23,19 @@ workers=${BENCH_WORKERS:-4}
 sync=${BENCH_SYNC:-full}
 conns=${BENCH_CONNECTIONS:-"1 16 64"}
 rounds=${BENCH_ROUNDS:-3}
+delay=${BENCH_SMTP_DELAY_MS:-0}
 py=/usr/bin/python3
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 missing (apt-get install $2)"; exit 1; }; }
-need wrk wrk; need nginx nginx-light; need sqlite3 sqlite3
+need wrk wrk; need nginx nginx-light; need sqlite3 sqlite3; need curl curl
 [ -x "$top/referral-invitesd" ] || (cd "$top" && { [ -f Makefile ] || { autoreconf -fi && ./configure; }; } && make -j2) >/dev/null
+case ${BENCH_LIMITS:-} in
+'') lh=1000 ld=10000 lm=0 ;;
+1e9) lh=1000000000 ld=$lh lm=$lh ;;
+*[!0-9]*) echo "bench: BENCH_LIMITS is a number (or 1e9)"; exit 1 ;;
+*) lh=$BENCH_LIMITS ld=$lh lm=$lh ;;
+esac
+case $delay in *[!0-9]*) echo "bench: BENCH_SMTP_DELAY_MS is milliseconds"; exit 1 ;; esac
 
 dir=$(mktemp -d /tmp/ri-bench.XXXXXX); chmod 755 "$dir"
 pids=()
@@ -49,15 +63,25 @@ public_url = https://127.0.0.1:$p_svc
 smtp_host = 127.0.0.1
 smtp_port = $p_smtp
 smtp_starttls = off
-delivery_wait = 0
-limit_per_hour = 1000
-limit_per_day = 10000
-app_limit_per_minute = 0
+limit_per_hour = $lh
+limit_per_day = $ld
+app_limit_per_minute = $lm
 log_level = warning
 CONF
+[ -n "${BENCH_WAIT:-}" ] && echo "delivery_wait = $BENCH_WAIT" >> "$dir/conf"
 mkdir "$dir/db"
 ctl="$top/referral-invitesctl -c $dir/conf"
 $ctl init
+# smtp_sessions only where the daemon knows the key (-t refuses others).
+sessions=unsupported
+{ cat "$dir/conf"; echo "smtp_sessions = 4"; } > "$dir/conf.t"
+if "$top/referral-invitesd" -t -c "$dir/conf.t" 2>/dev/null; then
+	sessions=default
+	[ -n "${BENCH_SESSIONS:-}" ] && { echo "smtp_sessions = $BENCH_SESSIONS" >> "$dir/conf"; sessions=$BENCH_SESSIONS; }
+elif [ -n "${BENCH_SESSIONS:-}" ]; then
+	echo "bench: this daemon has no smtp_sessions: BENCH_SESSIONS ignored"
+fi
+"$top/referral-invitesd" -t -c "$dir/conf" 2>/dev/null || { "$top/referral-invitesd" -t -c "$dir/conf"; exit 1; }
 client=$($ctl app add --name Bench --invite-url https://bench.example/i)
 key=$($ctl key add "$client" --type write)
 uid=$($ctl user add "$client" --email inviter@bench.example)
@@ -73,11 +97,16 @@ sqlite3 "$dir/db/invites.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL
 sqlite3 "$dir/db/invites.db" "SELECT id FROM users" > "$dir/users"
 [ "$(id -u)" = 0 ] && chown -R "$user" "$dir/db"
 
+# The SMTP sink: takes every message, after BENCH_SMTP_DELAY_MS at the
+# end of DATA (a slow relay).
 $py -c "
 import asyncio, sys
 from aiosmtpd.controller import Controller
+delay = $delay / 1000
 class Sink:
     async def handle_DATA(self, server, session, envelope):
+        if delay:
+            await asyncio.sleep(delay)
         return '250 OK'
 c = Controller(Sink(), hostname='127.0.0.1', port=$p_smtp)
 c.start()
@@ -119,46 +148,134 @@ while :; do
 done & pids+=($!)
 for i in $(seq 50); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
 sleep 0.5
-mailer=$(pgrep -P "$daemon" -x ri-mailer)
-[ "${BENCH_MAILER:-run}" = stop ] && kill -STOP "$mailer"
+mailer=$(pgrep -P "$daemon" -x ri-mailer || true)
 
+sq() { sqlite3 -cmd ".timeout 10000" "$dir/db/invites.db" "$@"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step, $rounds rounds, $nusers inviters"
+echo "delivery_wait=${BENCH_WAIT:-default} smtp_sessions=$sessions smtp_delay_ms=$delay limits: $lh/h $ld/day per inviter, $lm/min per app"
+
+# The mailer alone, before any HTTP load: N due invites written straight
+# into the database, timed from the mailer's first claim until all are
+# sent (at most max(6 x BENCH_SECONDS, 60) s).  N is what the sessions
+# could send in BENCH_SECONDS with the sink's delay (1,000 a second
+# without one).  They are two days old: no inviter's limit counts them.
+mailer_rate=0
+if [ -z "${BENCH_NODRAIN:-}" ]; then
+	if [ "$delay" -gt 0 ]; then
+		case $sessions in unsupported) k=1 ;; default) k=4 ;; *) k=$sessions ;; esac
+		mn=$((secs * 1000 * k / delay))
+	else
+		mn=$((secs * 1000))
+	fi
+	[ "$mn" -lt 10 ] && mn=10
+	lo=$(sq "SELECT coalesce(max(rowid), 0) FROM invites")
+	sq "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+	    WHERE i < $mn), t(ts) AS (SELECT strftime('%Y-%m-%dT%H:%M:%SZ',
+	    'now', '-2 days'))
+	    INSERT INTO invites (id, app_id, inviter_id, email, email_normalized,
+	    language_requested, language_resolved, status, request_id,
+	    accept_token_hash, next_attempt_at, created_at, updated_at)
+	    SELECT lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) ||
+	    '-4' || substr(hex(randomblob(2)), 2) || '-a' ||
+	    substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))),
+	    '$client', '$uid', 'mailer' || i || '@bench.example',
+	    'mailer' || i || '@bench.example', 'de', 'de', 'queued',
+	    'bench-mailer', lower(hex(randomblob(32))), '2000-01-01T00:00:00Z',
+	    ts, ts FROM n, t"
+	hi=$(sq "SELECT max(rowid) FROM invites")
+	# One invite through the route wakes the mailer now rather than at
+	# its next look for due retries.
+	curl -s -o /dev/null -X POST -H "Content-Type: application/json" \
+	    -H "X-API-KEY: $key" -H "X-CLIENT-ID: $client" -H "X-API-KEY-TYPE: write" \
+	    -d '{"email":"wake@bench.example","language":"de"}' \
+	    "http://127.0.0.1:$p_svc/api/v1/users/$uid/referral-invites" & wake=$!
+	mq="SELECT sum(status != 'queued'), sum(status = 'sent') FROM invites WHERE rowid > $lo AND rowid <= $hi"
+	bound=$((secs * 6 > 60 ? secs * 6 : 60))
+	t0="" t1="" sent=0 limit=$((SECONDS + 15))
+	while [ $SECONDS -lt "$limit" ]; do
+		IFS='|' read -r claimed sent <<<"$(sq "$mq")"
+		now=$(date +%s.%N)
+		if [ -z "$t0" ] && [ "${claimed:-0}" -gt 0 ]; then t0=$now; limit=$((SECONDS + bound)); fi
+		[ "${sent:-0}" -ge "$mn" ] && { t1=$now; break; }
+		sleep 0.1
+	done
+	t1=${t1:-$(date +%s.%N)}
+	left=$(sq "UPDATE invites SET status = 'canceled' WHERE rowid > $lo AND rowid <= $hi AND status = 'queued'; SELECT changes()")
+	wait "$wake" || true
+	mailer_rate=$(awk -v n="${sent:-0}" -v a="${t0:-$t1}" -v b="$t1" 'BEGIN { printf "%.1f", (b > a ? n / (b - a) : 0) }')
+	awk -v n="${sent:-0}" -v a="${t0:-$t1}" -v b="$t1" -v m="$mn" -v r="$mailer_rate" -v l="$left" 'BEGIN {
+		printf "mailer alone: %d of %d sent in %.1fs = %.1f messages/s (%d canceled unsent)\n", n, m, b - a, r, l }'
+fi
+[ "${BENCH_MAILER:-run}" = stop ] && kill -STOP $mailer
+
+# wrk gives up on a request after 2 s by default, and an invite may wait
+# delivery_wait for its verdict: count an answer that late as an answer.
+tmo=$((${BENCH_WAIT:-3} + 5))
 run() { # name url script conns
-	wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
+	wrk -t"$(( $4 < 2 ? 1 : 2 ))" -c"$4" -d"${secs}s" --timeout "${tmo}s" -s "$top/bench/$3" "$2" 2>&1 | sed -n 's/^BENCH //p'
+}
+share() { # "Invite sent" of the 201 answers, in per cent
+	awk -v s="$(field sent "$1")" -v q="$(field queued "$1")" 'BEGIN {
+		if (s + q > 0) printf "%.1f", 100 * s / (s + q); else print "-" }'
+}
+row() { # conns round target line ratio sent%
+	printf '%-6s %-5s %-10s %10s %9s %9s %8s %7s %6s\n' "$1" "$2" "$3" \
+	    "$(field rps "$4")" "$(field p50_ms "$4")" "$(field p99_ms "$4")" "$5" \
+	    "$(field errors "$4")+$(field non2xx "$4")" "$6"
 }
 export BENCH_USERS_FILE=$dir/users BENCH_KEY=$key BENCH_CLIENT=$client
-echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step, $rounds rounds, $nusers inviters"
-printf '%-6s %-5s %-10s %10s %9s %9s %8s %7s\n' conns round target req/s p50_ms p99_ms ratio errors
-# Each round measures nginx alone, the route and the hop one after the
-# other; the machine's load moves between rounds, so each ratio is taken
-# within its round and the median round is what a run reports.
+printf '%-6s %-5s %-10s %10s %9s %9s %8s %7s %6s\n' conns round target req/s p50_ms p99_ms ratio errors sent%
+# Each round measures nginx alone, the hop and the route one after the
+# other (the route last: invites still waiting for a verdict when wrk
+# stops would slow the next step); the machine's load moves between
+# rounds, so each ratio is taken within its round and the median round is
+# what a run reports.
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ v[NR] = $1 }
     END { print NR % 2 ? v[(NR + 1) / 2] : v[NR / 2] }'; }
+# The invite rate set against the mailer's: at 64 connections, else at
+# the largest count run.
+top_c="" top_rps=0
+pick() { [ "$top_c" = 64 ] || { [ -n "$top_c" ] && [ "$1" != 64 ] && [ "$1" -lt "$top_c" ]; } || top_c=$1 top_rps=$2; }
 for c in $conns; do
 	if [ -n "${BENCH_INVITE_ONLY:-}" ]; then
-		run svc "http://127.0.0.1:$p_svc/" invite.lua "$c"
+		svc=$(run svc "http://127.0.0.1:$p_svc/" invite.lua "$c")
+		row "$c" 1 invite "$svc" - "$(share "$svc")"
+		pick "$c" "$(field rps "$svc")"
 		continue
 	fi
-	got=""
+	got="" rpss=""
 	for r in $(seq "$rounds"); do
 		base=$(run base "http://127.0.0.1:$p_base/api/v1/users/$uid/referral-invites" plain.lua "$c")
-		svc=$(run svc "http://127.0.0.1:$p_svc/" invite.lua "$c")
 		# The FastCGI hop alone: a route the daemon answers 405
 		# without touching the database.
 		hop=$(BENCH_METHOD=GET run hop "http://127.0.0.1:$p_svc/api/v1/referral-invites/accept" plain.lua "$c" | sed 's/non2xx=[0-9]*/non2xx=0/')
-		b_rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$base")
+		svc=$(run svc "http://127.0.0.1:$p_svc/" invite.lua "$c")
+		b_rps=$(field rps "$base")
 		for line in "nginx:$base" "fcgi-hop:$hop" "invite:$svc"; do
 			name=${line%%:*}; l=${line#*:}
-			rps=$(sed 's/.*rps=\([0-9]*\).*/\1/' <<<"$l")
-			p50=$(sed 's/.*p50_ms=\([0-9.]*\).*/\1/' <<<"$l")
-			p99=$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$l")
-			err=$(sed 's/.*errors=\([0-9]*\) non2xx=\([0-9]*\).*/\1+\2/' <<<"$l")
-			ratio=$(awk -v a="$rps" -v b="$b_rps" 'BEGIN { printf "%.3f", b ? a / b : 0 }')
-			printf '%-6s %-5s %-10s %10s %9s %9s %8s %7s\n' "$c" "$r" "$name" "$rps" "$p50" "$p99" "$ratio" "$err"
-			[ "$name" = invite ] && got="$got $ratio"
+			ratio=$(awk -v a="$(field rps "$l")" -v b="$b_rps" 'BEGIN { printf "%.3f", b ? a / b : 0 }')
+			row "$c" "$r" "$name" "$l" "$ratio" "$([ "$name" = invite ] && share "$l" || echo -)"
 		done
+		got="$got $(awk -v a="$(field rps "$svc")" -v b="$b_rps" 'BEGIN { printf "%.3f", b ? a / b : 0 }')"
+		rpss="$rpss $(field rps "$svc")"
 	done
-	printf '%-6s %-5s %-10s %s\n' "$c" median invite "ratio $(median <<<"$got") (rounds:$got)"
+	pick "$c" "$(median <<<"$rpss")"
+	printf '%-6s %-5s %-10s %s\n' "$c" median invite "ratio $(median <<<"$got") (rounds:$got) req/s $(median <<<"$rpss")"
 done
+
+# Listing while inviting: one connection lists an inviter's invites while
+# 32 connections invite, for the same seconds; behind a slow relay, once
+# the last step's invites have had their delivery_wait.
+if [ -z "${BENCH_INVITE_ONLY:-}" ]; then
+	[ "$delay" = 0 ] || sleep $((${BENCH_WAIT:-3} + 1))
+	lister=$(sed -n 2p "$dir/users")
+	run svc "http://127.0.0.1:$p_svc/" invite.lua 32 > "$dir/busy" & busy=$!
+	list=$(run list "http://127.0.0.1:$p_svc/api/v1/users/$lister/referral-invites" list.lua 1)
+	wait "$busy"
+	row 32 busy invite "$(cat "$dir/busy")" - "$(share "$(cat "$dir/busy")")"
+	row 1 busy list "$list" - -
+fi
 
 # Peak memory: the largest worker's, the writer's and the mailer's.
 echo
@@ -173,11 +290,12 @@ stored=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites")
 echo "invites stored: $stored"
 
 [ -n "${BENCH_NODRAIN:-}" ] && exit 0
+awk -v c="$top_c" -v a="$top_rps" -v b="$mailer_rate" 'BEGIN {
+	printf "invites/s at %s connections / mailer alone: %.3f (%d / %.1f)\n", c, b ? a / b : 0, a, b }'
 
-# The mailer alone: what it sends once the HTTP steps are over, timed
-# from then until the queue is empty (at most 120 s).  Its batches are
-# sessions of up to 1,000 messages.
-[ "${BENCH_MAILER:-run}" = stop ] && kill -CONT "$mailer"
+# The mailer after the HTTP steps: what it still has to send, timed from
+# then until the queue is empty (at most 120 s).
+[ "${BENCH_MAILER:-run}" = stop ] && kill -CONT $mailer
 q="select count(*) from invites where status in ('queued','sending')"
 s0=$(sqlite3 "$dir/db/invites.db" "select count(*) from invites where status = 'sent'")
 t0=$(date +%s.%N)
