@@ -95,6 +95,14 @@ struct session {
 static void verdict(struct session *, struct outmsg *, const char *);
 
 /*
+ * The sessions' writes to the database, one at a time: SQLite lets one
+ * writer in, and sessions that waited for each other in its busy handler
+ * (sleeps of up to a millisecond) sent at a fifth of one session's rate.
+ */
+static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/*
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
  * so every message stalls on the relay's delayed ACK (about 40 ms: 20
  * messages a second).  It never shows us its socket; the SMTP connection
@@ -391,12 +399,14 @@ store_verdict(struct session *ss, const struct unrecorded *u)
 	struct mailer *ml = ss->ml;
 	int rc;
 
+	pthread_mutex_lock(&db_mu);
 	if (u->bounce)
 		rc = db_outbox_bounce(ss->db, u->id, u->reply, u->app,
 		    u->email_norm);
 	else
 		rc = db_outbox_mark(ss->db, u->id, u->status, u->reply,
 		    u->next);
+	pthread_mutex_unlock(&db_mu);
 	/* The worker's answer never runs ahead of the row. */
 	if (rc == 0)
 		tell_workers(ml, u);
@@ -546,6 +556,8 @@ send_batch(struct session *ss, struct outbox *ob, size_t n)
 	b.n = n;
 	b.why = NULL;
 	smtp_set_eventcb(s, event_cb, &b);
+	/* token.c keeps one HMAC context: one session builds at a time. */
+	pthread_mutex_lock(&build_mu);
 	for (i = 0; i < n; i++) {
 		m[i].ob = &ob[i];
 		from = ob[i].sender ? ob[i].sender : ml->conf->mail_from;
@@ -556,6 +568,7 @@ send_batch(struct session *ss, struct outbox *ob, size_t n)
 		smtp_set_messagecb(m[i].msg, msg_cb, &m[i]);
 		m[i].rcpt = smtp_add_recipient(m[i].msg, ob[i].email);
 	}
+	pthread_mutex_unlock(&build_mu);
 	if (probe_connect(ml->conf->smtp_host, ml->conf->smtp_port,
 	    ml->conf->smtp_timeout) == -1)
 		failure = "cannot connect to the SMTP server";
@@ -646,7 +659,9 @@ session_drain(struct session *ss)
 			sleep(1);
 			continue;
 		}
+		pthread_mutex_lock(&db_mu);
 		n = db_outbox_claim(ss->db, time(NULL), share(ss), &ob);
+		pthread_mutex_unlock(&db_mu);
 		if (n <= 0) {
 			if (n < 0)
 				sleep(1);
