@@ -333,7 +333,7 @@ static const char *const queries[Q__MAX] = {
 	[Q_IDEM_SET] = "UPDATE idempotency_keys SET status = ?4,"
 	    " response = ?5, headers = ?6"
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
-	    " AND response IS NULL",
+	    " AND request_hash = ?7 AND response IS NULL",
 	/* The invite's own transaction turns the claim into its answer. */
 	[Q_IDEM_STORED] = "UPDATE idempotency_keys SET status = 201"
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
@@ -345,7 +345,7 @@ static const char *const queries[Q__MAX] = {
 	[Q_ROLLBACK_TO] = "ROLLBACK TO invite",
 	[Q_IDEM_DEL] = "DELETE FROM idempotency_keys"
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
-	    " AND status = 0",
+	    " AND status = 0 AND request_hash = ?7",
 	[Q_IDEM_PURGE] = "DELETE FROM idempotency_keys WHERE created_at < ?1",
 	[Q_SUPPRESS_BOUNCE] = "INSERT OR IGNORE INTO suppressions"
 	    " (app_id, email_normalized, source, created_at)"
@@ -826,7 +826,8 @@ slots_of(struct db *db, const struct window *w, const char *id,
 		else if (k < SLOTS_MAX) {
 			slot[k] = (time_t)sqlite3_column_int64(st, 0);
 			n[k++] = sqlite3_column_int64(st, 1);
-		}
+		} else		/* the clock went back: count them all */
+			n[k - 1] += sqlite3_column_int64(st, 1);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -1068,6 +1069,13 @@ db_invite_add(struct db *db, const struct invite_new *in, time_t now,
 {
 	enum invite_res res;
 
+	/*
+	 * Only inside the caller's transaction: after a failure SQLite may
+	 * have rolled it back (a full disk), and a savepoint would then
+	 * commit this invite alone, before the batch's answer says 500.
+	 */
+	if (sqlite3_get_autocommit(db->h))
+		return INV_ERR;
 	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
 		return res;
 	/*
@@ -1690,7 +1698,8 @@ db_idem_begin(struct db *db, const char *app, const char *cred,
 
 enum db_res
 db_idem_end(struct db *db, const char *app, const char *cred,
-    const char *key, int status, const char *body, const char *headers)
+    const char *key, const char *hash, int status, const char *body,
+    const char *headers)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -1700,6 +1709,8 @@ db_idem_end(struct db *db, const char *app, const char *cred,
 	bind_text(st, 1, app);
 	bind_text(st, 2, cred);
 	bind_text(st, 3, key);
+	/* Only this request's claim: it may have lapsed and been retaken. */
+	bind_text(st, 7, hash);
 	if (status) {
 		sqlite3_bind_int(st, 4, status);
 		bind_text(st, 5, body);

@@ -207,8 +207,8 @@ enum db_res	 db_idem_begin(struct db *, const char *app, const char *cred,
  * stored invite's entry is never released.
  */
 enum db_res	 db_idem_end(struct db *, const char *app, const char *cred,
-		    const char *key, int status, const char *body,
-		    const char *headers);
+		    const char *key, const char *hash, int status,
+		    const char *body, const char *headers);
 /* Drop entries older than 24 h; count or -1. */
 int		 db_idem_purge(struct db *);
 

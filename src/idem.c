@@ -138,8 +138,8 @@ idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
 	 */
 	if (status >= 500 || status == 429 || status == 401)
 		status = 0;
-	if (db_idem_end(ctx->db, st->app, st->cred, st->key, status, body,
-	    headers) != DB_OK)
+	if (db_idem_end(ctx->db, st->app, st->cred, st->key, st->hash, status,
+	    body, headers) != DB_OK)
 		log_warnx("request %s: cannot record the Idempotency-Key",
 		    req_id(r));
 }

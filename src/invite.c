@@ -288,6 +288,9 @@ static struct parked_invite {
 	char		 app[UUID_LEN + 1];
 	char		 lang[LANG_MAX];
 	struct idem_state is;		/* its key's claim, if any */
+	/* A verdict that came before the writer's answer: kept for it. */
+	int		 early;
+	struct verdict_msg v;
 } parked[PARK_MAX];
 
 static int64_t
@@ -319,8 +322,26 @@ invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 		return -1;
 	p->r = r;
 	p->phase = PARK_WRITER;
+	p->early = 0;
 	fcgi_park(r);
 	return 0;
+}
+
+static void park_done(struct ctx *, struct parked_invite *);
+
+/* The verdict's answer for p (parked in its verdict phase). */
+static void
+park_answer(struct ctx *ctx, struct parked_invite *p,
+    const struct verdict_msg *v)
+{
+	if (v->kind == VERDICT_SENT)
+		api_ok(p->r, 201, "Invite sent", NULL, NULL);
+	else if (v->kind == VERDICT_FAILED)
+		api_fail(p->r, 400, v->reply[0] ? v->reply :
+		    "The mail server refused the address");
+	else
+		api_ok(p->r, 201, "Invite queued", NULL, NULL);
+	park_done(ctx, p);
 }
 
 /* Answer a parked invite's request (already answered: just finish). */
@@ -350,27 +371,31 @@ park_stored(struct ctx *ctx, struct parked_invite *p, int res, int retry)
 	}
 	p->phase = PARK_VERDICT;
 	p->deadline = mono_ms() + ctx->conf->delivery_wait * 1000L;
+	if (p->early)
+		park_answer(ctx, p, &p->v);
 }
 
-/* The mailer's verdict on one of ours, as invite_await answers it. */
+/*
+ * The mailer's verdict on one of ours, as invite_await answers it.  The
+ * writer answers after its commit, and a busy mailer may send the mail
+ * before the worker has read that answer: such a verdict is kept.
+ */
 static void
 park_verdict(struct ctx *ctx, const struct verdict_msg *v)
 {
 	struct parked_invite *p;
 
 	for (p = parked; p < parked + PARK_MAX; p++)
-		if (p->phase == PARK_VERDICT && strcmp(p->id, v->id) == 0)
+		if (p->phase != PARK_FREE && strcmp(p->id, v->id) == 0)
 			break;
 	if (p == parked + PARK_MAX)
 		return;		/* another worker's, or past its deadline */
-	if (v->kind == VERDICT_SENT)
-		api_ok(p->r, 201, "Invite sent", NULL, NULL);
-	else if (v->kind == VERDICT_FAILED)
-		api_fail(p->r, 400, v->reply[0] ? v->reply :
-		    "The mail server refused the address");
-	else
-		api_ok(p->r, 201, "Invite queued", NULL, NULL);
-	park_done(ctx, p);
+	if (p->phase == PARK_WRITER) {
+		p->early = 1;
+		p->v = *v;
+		return;
+	}
+	park_answer(ctx, p, v);
 }
 
 void

@@ -106,7 +106,8 @@ static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
  * so every message stalls on the relay's delayed ACK (about 40 ms: 20
  * messages a second).  It never shows us its socket; the SMTP connection
- * is this process's only TCP socket, so find it and set TCP_NODELAY.
+ * and its siblings are this process's only TCP sockets: find them and set
+ * TCP_NODELAY.
  */
 static void
 nodelay(void)
@@ -115,7 +116,8 @@ nodelay(void)
 	socklen_t len;
 	int fd, type, one = 1;
 
-	for (fd = 3; fd < 256; fd++) {
+	/* Below the pool's channels and connections, whatever its size. */
+	for (fd = 3; fd < 1024; fd++) {
 		len = sizeof(type);
 		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
 		    type != SOCK_STREAM)

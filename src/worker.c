@@ -13,8 +13,9 @@
 void
 worker_run(struct ctx *ctx)
 {
+	struct pollfd pfd[2];
 	struct req *r;
-	int answers;
+	int answers, i;
 
 	for (;;) {
 		if ((r = fcgi_accept(ctx->stopping, &answers)) != NULL) {
@@ -31,9 +32,19 @@ worker_run(struct ctx *ctx)
 	 * the writer once it has answered.
 	 */
 	invite_resume(ctx);
+	pfd[0].fd = ctx->commit_fd;
+	pfd[1].fd = ctx->verdict_fd;
+	pfd[0].events = pfd[1].events = POLLIN;
 	while (invite_parked() > 0) {
-		(void)poll(&(struct pollfd){ ctx->commit_fd, POLLIN, 0 }, 1,
-		    commit_next_ms());
+		/*
+		 * The loop may also end on an error, not a stop: verdicts
+		 * and deadlines still come.  A channel whose other end is
+		 * gone is watched no longer (it would return at once).
+		 */
+		if (poll(pfd, 2, invite_next_ms()) > 0)
+			for (i = 0; i < 2; i++)
+				if (pfd[i].revents & (POLLHUP | POLLERR))
+					pfd[i].fd = -1;
 		invite_resume(ctx);
 	}
 }
