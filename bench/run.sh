@@ -117,14 +117,16 @@ c.stop()
 "$top/referral-invitesd" -d -c "$dir/conf" 2>"$dir/daemon.log" & pids+=($!)
 daemon=$!
 cat > "$dir/nginx.conf" <<NGX
-worker_processes 1;
+worker_processes auto;
 user www-data;
 pid $dir/nginx.pid;
-error_log $dir/nginx.err;
+error_log $dir/nginx.err info;
 events { worker_connections 1024; }
 http {
 	include /etc/nginx/mime.types;
-	access_log off;
+	# As a site runs it: every request logged (buffered, as Debian's is not;
+	# the file is removed with the temp dir).
+	access_log $dir/access.log combined buffer=64k;
 	client_body_temp_path $dir/body; fastcgi_temp_path $dir/fcgi;
 	upstream referral_invites { server unix:$dir/fcgi.sock; keepalive 64; }
 	# An empty key is never counted: the flood guard stays out of the way.
