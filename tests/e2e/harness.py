@@ -42,7 +42,7 @@ import time
 
 SRCDIR = os.path.abspath(os.environ.get('SRCDIR') or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..'))
-BUILDDIR = os.path.abspath(os.environ.get('BUILDDIR') or '/work/main')
+BUILDDIR = os.path.abspath(os.environ.get('BUILDDIR') or SRCDIR)
 DAEMON = os.path.join(BUILDDIR, 'referral-invitesd')
 CTL = os.path.join(BUILDDIR, 'referral-invitesctl')
 PYTHON = '/usr/bin/python3'

@@ -245,6 +245,61 @@ def test_idempotency_key_binds_only_a_well_formed_request(stack):
     assert len(stack.mail_for(addr)) == 1
 
 
+def test_idempotency_keys_through_a_worker_killed_mid_burst(stack):
+    """The issue's reproduction: 1,000 invites with distinct keys over 32
+    connections, one worker killed with kill -9 once a quarter are
+    answered.  Each request that got no 201 is replayed with its key
+    until answered: every address ends with a 201, exactly one row and
+    exactly one mail (before: a second row and a second mail).  The SMTP
+    server takes 50 ms a message, so the killed worker holds requests
+    whose invites are stored and whose verdicts are awaited."""
+    s = own_stack(smtpd_args=['--delay-data', '0.05'])
+    try:
+        app = App(s)
+        no_limits(s, app)
+        keys = {}
+
+        def headers(addr):
+            keys[addr] = 'burst-%s' % uuid.uuid4().hex
+            return keyed(app, keys[addr])
+        victim = children(s, 'ri-worker')[0]
+        answers = burst(s, app, 1000, 32, headers=headers,
+                        during=lambda: os.kill(victim, signal.SIGKILL))
+        assert not alive(victim)
+        sent, queued = ok_body('Invite sent'), ok_body('Invite queued')
+        first = [a for a, st, b in answers if st == 201]
+        assert all(b in (sent, queued) for a, st, b in answers if st == 201)
+        lost = [a for a, st, b in answers if st != 201]
+        assert all(st in (0, 502) for a, st, b in answers if st != 201), \
+            [(st, b) for a, st, b in answers if st != 201][:5]
+        assert len(first) + len(lost) == 1000
+        # The killed worker held requests: some got no answer.
+        assert lost, 'the kill cost no request'
+        print('%d answered 201, %d replayed' % (len(first), len(lost)))
+        for a in lost:
+            again = replay_until_answered(app, a, keys[a])
+            assert again[0] == 201 and again[2] in (sent, queued), again
+            check(app.invite(a, headers=keyed(app, keys[a])), 201,
+                  again[2])
+        # A replay of a request answered the first time gets its bytes.
+        for a, st, b in answers[:50]:
+            if st == 201:
+                check(app.invite(a, headers=keyed(app, keys[a])), 201, b)
+        addrs = [a for a, _, _ in answers]
+        rows = [r['email'] for r in app.rows()]
+        assert len(rows) == 1000 and sorted(rows) == sorted(addrs), \
+            (len(rows), len(set(rows)))
+        wait_all_mailed(s, addrs, timeout=60)
+        time.sleep(1)
+        counts = mails_by_address(s)
+        assert sorted(counts) == sorted(addrs)
+        twice = [a for a in addrs if counts[a] != 1]
+        assert not twice, twice
+        assert len(s._mails()) == 1000
+    finally:
+        s.stop()
+
+
 # -- 2. Reload after files were replaced -----------------------------------
 
 def replace_file(path, text, mode=0o644, owner=None):
@@ -392,9 +447,10 @@ def test_unreachable_database_names_path_user_and_fix(stack):
 
 # -- 4. The supervisor killed ----------------------------------------------
 
-def burst(stack, app, n, threads, during=None):
+def burst(stack, app, n, threads, during=None, headers=None):
     """n invites over threads connections; during() runs once a quarter
-    of them are answered.  [(addr, status, body)]."""
+    of them are answered; headers(addr), when given, the request's
+    headers.  [(addr, status, body)]."""
     addrs = [unique('burst') for _ in range(n)]
     out = []
     lock = threading.Lock()
@@ -405,7 +461,8 @@ def burst(stack, app, n, threads, during=None):
         for a in mine:
             try:
                 st, _, body = stack.request('POST', ROUTE % app.uid,
-                                            app.headers(),
+                                            headers(a) if headers
+                                            else app.headers(),
                                             {'email': a, 'language': 'en'},
                                             conn=conn)
             except Exception:  # noqa: BLE001 - the connection went away
