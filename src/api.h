@@ -26,53 +26,95 @@ struct ctx {
 
 /* Serve requests until *ctx->stopping; parked invites answered last. */
 void		 worker_run(struct ctx *);
+/*
+ * A handler leaves r unanswered (worker_park) and returns; when what it
+ * waits for comes, it answers and calls worker_done, which also answers
+ * 500 for a request left without an answer.
+ */
+void		 worker_park(struct req *);
+void		 worker_done(struct req *);
+/* Before waiting in place: let idle workers take the other requests. */
+void		 worker_share(int all);
 
 /* ------------------------------------------------------------ fcgi.c */
 
 enum body_res { BODY_OK, BODY_TOOBIG, BODY_BAD };
 
+#define CTYPE_JSON	"application/json; charset=utf-8"
+
+/*
+ * A request as fcgi.c reads it, once, before any handler runs: what the
+ * service reads of it (NULL: not sent) and its body; then the answer a
+ * handler gives (req_respond), which fcgi_finish writes.  Handlers never
+ * call into fcgi.c.
+ */
+struct req {
+	const char	*method;	/* REQUEST_METHOD */
+	const char	*uri;		/* REQUEST_URI, with the query */
+	const char	*path;		/* DOCUMENT_URI, or uri's path */
+	const char	*query;		/* QUERY_STRING */
+	const char	*content_type;
+	const char	*authorization;	/* or Authentication, as some send */
+	const char	*api_key;	/* X-API-KEY */
+	const char	*api_key_type;	/* X-API-KEY-TYPE */
+	const char	*client_id;	/* X-CLIENT-ID */
+	const char	*idempotency_key;
+	const char	*accept_language;
+	char		 id[REQID_MAX + 1];	/* nginx's $request_id, or ours */
+	/* BODY_OK: exactly CONTENT_LENGTH bytes, at most max_body, NUL. */
+	enum body_res	 body_res;
+	char		*body;
+	size_t		 bodylen;
+	/* The answer. */
+	int		 nanswers;	/* req_respond calls: one, or a bug */
+	int		 status;	/* 0: none yet */
+	const char	*ctype;		/* a literal */
+	char		*headers;	/* extra CRLF-terminated lines, or NULL */
+	const char	*answer;	/* the body: out.p, or a literal */
+	size_t		 answerlen;
+	struct buf	 out;
+	int		 slot;		/* fcgi.c's */
+	char		 pathbuf[1024];	/* fcgi.c's, for path */
+};
+
 /*
  * Listen on sock; take the connections a predecessor left on hand, and
- * those other workers share (shared[0]; shared[1] to share).
+ * those other workers share (shared[0]; shared[1] to share).  News on
+ * answers (the writer's) and on fd given to fcgi_watch are reported by
+ * fcgi_accept; next_ms() (ms, -1: never) is the time until a parked
+ * request's deadline.
  */
-int		 fcgi_init(int sock, int hand, const int shared[2], int answers);
+int		 fcgi_init(int sock, int hand, const int shared[2], int answers,
+		    int (*next_ms)(void));
+/* After fcgi_init: also report news on fd (the mailer's verdicts). */
+int		 fcgi_watch(int fd);
 /*
- * After fcgi_init: also report news on fd (the mailer's verdicts) as
- * answers, and wake when next_ms() (ms, -1: never) says a parked
- * request's deadline has come.
+ * The next request, read whole (its body if at most max_body bytes); or
+ * NULL with *answers set when a channel has news or a parked request's
+ * deadline has come; otherwise NULL when the worker should exit.
  */
-int		 fcgi_watch(int fd, int (*next_ms)(void));
-/*
- * The next request; or NULL with *answers set when the writer has an
- * answer for a parked invite (on the fd given to fcgi_init) or one of
- * them is due to give up; otherwise NULL when the worker should exit.
- */
-struct req	*fcgi_accept(volatile sig_atomic_t *term, int *answers);
+struct req	*fcgi_accept(volatile sig_atomic_t *term, int *answers,
+		    size_t max_body);
 /* Pass the connections held on to the slot's next worker. */
 void		 fcgi_handover(int hand);
 /* Before a wait: let idle workers take other connections' requests. */
 void		 fcgi_share_waiting(void);
 /* Before a long wait: let idle workers take the other connections. */
 void		 fcgi_share(void);
-/* End the request; answers 500 if the handler did not answer. */
+/* Write r's answer (it has one) and end the request. */
 void		 fcgi_finish(struct req *);
 /* Leave r unanswered for now: the loop goes on; fcgi_finish it later. */
 void		 fcgi_park(struct req *r);
-int		 fcgi_parked(const struct req *r);
-/* The body, at most max bytes, exactly CONTENT_LENGTH of them. */
-enum body_res	 req_read_body(struct req *, size_t max, const char **body,
-		    size_t *len);
-/* Status, our standard headers plus headers (CRLF-terminated lines). */
-void		 req_respond(struct req *, int status, const char *ctype,
-		    const char *headers, const char *body, size_t len);
-/* The status, body and extra headers answered so far (0 if none). */
-int		 req_answer(struct req *, const char **body,
-		    const char **headers);
 
 /* ----------------------------------------------------------- route.c */
 
-/* Dispatch one request to its handler; always answers. */
+/* Dispatch one request to its handler; it answers or parks r. */
 void		 route_dispatch(struct ctx *, struct req *);
+/* Status, our standard headers plus headers (CRLF-terminated lines). */
+void		 req_respond(struct req *, int status, const char *ctype,
+		    const char *headers, const char *body, size_t len);
+/* The body as fcgi.c read it ("" unless BODY_OK). */
+enum body_res	 req_body(const struct req *, const char **body, size_t *len);
 /* The error envelope, with optional extra header lines. */
 void		 api_fail_hdr(struct req *, int status, const char *msg,
 		    const char *headers);
@@ -151,7 +193,6 @@ void		 idem_busy(struct req *);
 /* ----------------------------------------------------------- commit.c */
 
 struct invite_new;
-struct db;
 /* Have the writer check and store in (see db_invite_create). */
 int		 commit_invite(int fd, const struct invite_new *in,
 		    int *retry);
@@ -168,6 +209,9 @@ int		 commit_parked(void);
 int		 commit_next_ms(void);
 /* Bound a worker's wait for the writer's answer on its channel. */
 int		 commit_channel(int fd);
+
+/* ----------------------------------------------------------- writer.c */
+
 /*
  * The writer process: batches the workers' invites until *stopping;
  * checkpoints with ckdb, a second connection, from a thread of its own,

@@ -118,15 +118,11 @@ auth_token(struct ctx *ctx, const char *tok, struct principal *p)
 enum auth_res
 auth_request(struct ctx *ctx, struct req *r, struct principal *p)
 {
-	const char *authz = req_param(r, "HTTP_AUTHORIZATION");
-	const char *key = req_param(r, "HTTP_X_API_KEY");
-	const char *type = req_param(r, "HTTP_X_API_KEY_TYPE");
-	const char *client = req_param(r, "HTTP_X_CLIENT_ID");
+	const char *authz = r->authorization, *key = r->api_key;
+	const char *type = r->api_key_type, *client = r->client_id;
 	const char *tok;
 
 	memset(p, 0, sizeof(*p));
-	if (authz == NULL)
-		authz = req_param(r, "HTTP_AUTHENTICATION");
 	if (authz != NULL && (key != NULL || type != NULL || client != NULL))
 		return AUTH_BOTH;
 	if (authz != NULL) {

@@ -120,6 +120,8 @@ ssize_t	 util_b64url_dec(const char *in, size_t n, unsigned char *out,
 	    size_t outsz);
 /* ISO 8601 UTC "YYYY-MM-DDTHH:MM:SSZ" (21 bytes). */
 void	 util_isotime(time_t t, char out[21]);
+/* CLOCK_MONOTONIC in ms: for deadlines. */
+int64_t	 util_now_ms(void);
 /* Constant-time equality of two equal-length buffers. */
 int	 util_ct_eq(const void *a, const void *b, size_t n);
 /* Parse a whole decimal string in [min, max]; -1 on error. */
@@ -379,12 +381,5 @@ enum db_res	 db_user_get(struct db *, const char *app, const char *id,
 /* An active key with this hash; its app id and type into the buffers. */
 enum db_res	 db_key_find(struct db *, const char *hash_hex,
 		    char app[UUID_LEN + 1], char type[8]);
-
-/* ------------------------------------------------------------------ fcgi.c */
-
-struct req;
-/* Header names are CGI-style: "HTTP_X_API_KEY", "CONTENT_TYPE". */
-const char	*req_param(struct req *, const char *name);
-const char	*req_id(struct req *);
 
 #endif /* EXTERN_H */

@@ -21,11 +21,13 @@
  * behind another's invite; a worker that stops hands all of its own to
  * its successor in its slot.
  *
- * Parked requests.  A handler may leave its request unanswered
- * (fcgi_park) and return: the connection leaves the epoll set, so nothing
+ * Requests.  fcgi_accept reads a request whole into a plain struct req
+ * (api.h): the parameters the service reads and the body; a handler
+ * sets its answer there and fcgi_finish writes it.  A request may be
+ * parked (fcgi_park): the connection leaves the epoll set, so nothing
  * else is read from it, stays out of every move, and the worker serves
- * its other connections until the handler's fcgi_finish puts it back.
- * The epoll set also watches the channel the writer answers on; then
+ * its other connections until fcgi_finish puts it back.  The epoll set
+ * also watches the channels the writer and the mailer answer on; then
  * fcgi_accept returns NULL with *answers set.  libfcgi keeps all of a
  * request's state in its FCGX_Request, so one for each request under way
  * is all it takes.
@@ -51,23 +53,16 @@
 #include "extern.h"
 #include "api.h"
 
-struct req {
+/* A request under way: libfcgi's and the handlers' halves. */
+struct slot {
 	FCGX_Request	 fr;
-	char		*body;
-	size_t		 bodylen;
-	char		 id[REQID_MAX + 1];
-	int		 answered;
-	int		 body_read;
 	int		 fd;		/* its connection */
 	int		 parked;
-	/* The answer, kept for Idempotency-Key replays. */
-	int		 status;
-	struct buf	 out;
-	char		*headers;
+	struct req	 req;
 };
 
 /* The request being served, and those parked (fcgi_park). */
-static struct req reqs[PARK_MAX + 1];
+static struct slot slots[PARK_MAX + 1];
 
 /*
  * At most this many connections a worker: past it, it leaves new ones to
@@ -91,6 +86,9 @@ static struct {
 	int	 verdicts;		/* and the mailer's verdicts here */
 	int	(*next_ms)(void);	/* until a parked request's deadline */
 } cs = { -1, -1, { -1, -1 }, 0, 0, { 0 }, 0, -1, -1, -1, -1, NULL };
+
+static const char oom_body[] = "Status: 500 Internal Server Error\r\n"
+    "Content-Type: text/plain\r\n\r\nout of memory\n";
 
 /* An fd whose news fcgi_accept reports as *answers. */
 static int
@@ -204,14 +202,13 @@ conn_adopt(int from, int all)
 	}
 }
 
-/* Also watch fd, and wake for deadlines (next_ms: -1 for none). */
+/* Also report news on fd. */
 int
-fcgi_watch(int fd, int (*next_ms)(void))
+fcgi_watch(int fd)
 {
 	struct epoll_event ev;
 
 	cs.verdicts = fd;
-	cs.next_ms = next_ms;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
 	ev.data.fd = fd;
@@ -219,7 +216,8 @@ fcgi_watch(int fd, int (*next_ms)(void))
 }
 
 int
-fcgi_init(int sock, int hand, const int shared[2], int answers)
+fcgi_init(int sock, int hand, const int shared[2], int answers,
+    int (*next_ms)(void))
 {
 	struct epoll_event ev;
 	struct sockaddr_storage ss;
@@ -229,9 +227,12 @@ fcgi_init(int sock, int hand, const int shared[2], int answers)
 	if (FCGX_Init() != 0)
 		return -1;
 	/* libfcgi never accepts: conn_wait does. */
-	for (i = 0; i < PARK_MAX + 1; i++)
-		if (FCGX_InitRequest(&reqs[i].fr, -1, 0) != 0)
+	for (i = 0; i < PARK_MAX + 1; i++) {
+		if (FCGX_InitRequest(&slots[i].fr, -1, 0) != 0)
 			return -1;
+		slots[i].req.slot = i;
+	}
+	cs.next_ms = next_ms;
 	if ((cs.ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		return -1;
 	cs.answers = answers;
@@ -305,7 +306,7 @@ conn_parked(int fd)
 	int i;
 
 	for (i = 0; i < PARK_MAX + 1; i++)
-		if (reqs[i].parked && reqs[i].fd == fd)
+		if (slots[i].parked && slots[i].fd == fd)
 			return 1;
 	return 0;
 }
@@ -354,23 +355,10 @@ fcgi_share(void)
 		log_warn("fcgi: cannot share connections");
 }
 
-const char *
-req_param(struct req *r, const char *name)
-{
-	return FCGX_GetParam(name, r->fr.envp);
-}
-
-const char *
-req_id(struct req *r)
-{
-	return r->id;
-}
-
 /* nginx's $request_id is 32 hex digits; accept only a short safe token. */
 static void
-req_set_id(struct req *r)
+req_set_id(struct req *r, const char *s)
 {
-	const char *s = req_param(r, "REQUEST_ID");
 	unsigned char rnd[16];
 	size_t n;
 
@@ -381,6 +369,70 @@ req_set_id(struct req *r)
 	}
 	util_random(rnd, sizeof(rnd));
 	util_hex(rnd, sizeof(rnd), r->id);
+}
+
+/* The body: exactly CONTENT_LENGTH bytes, at most max. */
+static enum body_res
+req_read_body(struct slot *sl, size_t max)
+{
+	struct req *r = &sl->req;
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", sl->fr.envp);
+	long long n = 0;
+	int got;
+	char extra;
+
+	if (cl != NULL && *cl != '\0' &&
+	    (strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 18 ||
+	    util_strtonum(cl, 0, 1LL << 40, &n) == -1))
+		return BODY_BAD;
+	if ((size_t)n > max)
+		return BODY_TOOBIG;
+	if ((r->body = malloc((size_t)n + 1)) == NULL)
+		return BODY_BAD;
+	got = n > 0 ? FCGX_GetStr(r->body, (int)n, sl->fr.in) : 0;
+	/* Fewer or more bytes than announced is a broken peer. */
+	if (got != (int)n || FCGX_GetStr(&extra, 1, sl->fr.in) != 0) {
+		free(r->body);
+		r->body = NULL;
+		return BODY_BAD;
+	}
+	r->body[n] = '\0';
+	r->bodylen = (size_t)n;
+	return BODY_OK;
+}
+
+/* Everything a handler reads, once. */
+static void
+req_read(struct slot *sl, size_t max_body)
+{
+	struct req *r = &sl->req;
+	char **env = sl->fr.envp;
+	size_t n;
+
+	r->method = FCGX_GetParam("REQUEST_METHOD", env);
+	r->uri = FCGX_GetParam("REQUEST_URI", env);
+	r->path = FCGX_GetParam("DOCUMENT_URI", env);
+	if (r->path == NULL) {
+		/* Without the query string. */
+		n = r->uri != NULL ? strcspn(r->uri, "?") : 0;
+		if (n >= sizeof(r->pathbuf))
+			n = sizeof(r->pathbuf) - 1;
+		memcpy(r->pathbuf, r->uri != NULL ? r->uri : "", n);
+		r->pathbuf[n] = '\0';
+		r->path = r->pathbuf;
+	}
+	r->query = FCGX_GetParam("QUERY_STRING", env);
+	r->content_type = FCGX_GetParam("CONTENT_TYPE", env);
+	if ((r->authorization = FCGX_GetParam("HTTP_AUTHORIZATION",
+	    env)) == NULL)
+		r->authorization = FCGX_GetParam("HTTP_AUTHENTICATION", env);
+	r->api_key = FCGX_GetParam("HTTP_X_API_KEY", env);
+	r->api_key_type = FCGX_GetParam("HTTP_X_API_KEY_TYPE", env);
+	r->client_id = FCGX_GetParam("HTTP_X_CLIENT_ID", env);
+	r->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", env);
+	r->accept_language = FCGX_GetParam("HTTP_ACCEPT_LANGUAGE", env);
+	req_set_id(r, FCGX_GetParam("REQUEST_ID", env));
+	r->body_res = req_read_body(sl, max_body);
 }
 
 /* Deliver signals already pending (none blocks them meanwhile). */
@@ -425,7 +477,7 @@ conn_wait(volatile sig_atomic_t *term)
 			cs.stopping--;
 		else if (conn_listen() == -1)
 			return -1;
-		ms = cs.next_ms != NULL ? cs.next_ms() : commit_next_ms();
+		ms = cs.next_ms();
 		n = epoll_pwait(cs.ep, &ev, 1, *term ? 0 : ms, &none);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -482,131 +534,47 @@ conn_wait(volatile sig_atomic_t *term)
 }
 
 struct req *
-fcgi_accept(volatile sig_atomic_t *term, int *answers)
+fcgi_accept(volatile sig_atomic_t *term, int *answers, size_t max_body)
 {
-	struct req *r = reqs;
-	int fd;
+	struct slot *sl = slots;
+	struct req *r;
+	int fd, slot;
 
 	*answers = 0;
-	while (r->parked)
-		r++;
+	while (sl->parked)
+		sl++;
 	/* Its buffers went in fcgi_finish. */
-	r->bodylen = 0;
-	r->answered = 0;
-	r->body_read = 0;
-	r->status = 0;
+	r = &sl->req;
+	slot = r->slot;
+	memset(r, 0, sizeof(*r));
+	r->slot = slot;
 	for (;;) {
 		if ((fd = conn_wait(term)) < 0) {
 			*answers = fd == -2;
 			return NULL;
 		}
 		/* Kept, so that the Finish inside Accept leaves fd open. */
-		r->fr.ipcFd = fd;
-		r->fr.keepConnection = 1;
-		if (FCGX_Accept_r(&r->fr) == 0)
+		sl->fr.ipcFd = fd;
+		sl->fr.keepConnection = 1;
+		if (FCGX_Accept_r(&sl->fr) == 0)
 			break;
 		/* nginx closed it, or sent garbage: libfcgi closed it. */
 		conn_gone(fd);
 	}
 	cs.cur = fd;
-	r->fd = fd;
-	req_set_id(r);
+	sl->fd = fd;
+	req_read(sl, max_body);
 	return r;
 }
 
 void
 fcgi_park(struct req *r)
 {
-	(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, r->fd, NULL);
-	r->parked = 1;
+	struct slot *sl = &slots[r->slot];
+
+	(void)epoll_ctl(cs.ep, EPOLL_CTL_DEL, sl->fd, NULL);
+	sl->parked = 1;
 	cs.cur = -1;
-}
-
-int
-fcgi_parked(const struct req *r)
-{
-	return r->parked;
-}
-
-void
-fcgi_finish(struct req *r)
-{
-	struct epoll_event ev;
-	char sink[1024];
-
-	if (!r->answered)
-		api_fail(r, 500, "Internal error");
-	/*
-	 * The rest of the body, whatever the answer: the next request on a
-	 * kept connection starts after it (nginx bounds it with
-	 * client_max_body_size).  With no unread input, a connection libfcgi
-	 * closes is closed at once (detached), without its wait for nginx.
-	 */
-	while (FCGX_GetStr(sink, sizeof(sink), r->fr.in) > 0)
-		;
-	FCGX_Detach(&r->fr);
-	FCGX_Finish_r(&r->fr);
-	r->fr.detached = 0;
-	if (r->fr.ipcFd == -1)
-		conn_gone(r->fd);
-	else if (r->parked) {
-		/* Back in the epoll set, for its next request. */
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.fd = r->fd;
-		if (epoll_ctl(cs.ep, EPOLL_CTL_ADD, r->fd, &ev) == -1) {
-			log_warn("fcgi: cannot watch a connection");
-			close(r->fd);
-			conn_gone(r->fd);
-		}
-	}
-	/* Kept: it stays in the epoll set for its next request. */
-	r->fr.ipcFd = -1;
-	r->parked = 0;
-	cs.cur = -1;
-	free(r->body);
-	r->body = NULL;
-	free(r->headers);
-	r->headers = NULL;
-	buf_free(&r->out);
-}
-
-enum body_res
-req_read_body(struct req *r, size_t max, const char **body, size_t *len)
-{
-	const char *cl = req_param(r, "CONTENT_LENGTH");
-	long long n = 0;
-	int got;
-	char extra;
-
-	if (r->body_read) {
-		*body = r->body ? r->body : "";
-		*len = r->bodylen;
-		return r->body ? BODY_OK : BODY_BAD;
-	}
-	r->body_read = 1;
-	*body = "";
-	*len = 0;
-	if (cl != NULL && *cl != '\0' &&
-	    (strspn(cl, "0123456789") != strlen(cl) || strlen(cl) > 18 ||
-	    util_strtonum(cl, 0, 1LL << 40, &n) == -1))
-		return BODY_BAD;
-	if ((size_t)n > max)
-		return BODY_TOOBIG;
-	if ((r->body = malloc((size_t)n + 1)) == NULL)
-		return BODY_BAD;
-	got = n > 0 ? FCGX_GetStr(r->body, (int)n, r->fr.in) : 0;
-	/* Fewer or more bytes than announced is a broken peer. */
-	if (got != (int)n || FCGX_GetStr(&extra, 1, r->fr.in) != 0) {
-		free(r->body);
-		r->body = NULL;
-		return BODY_BAD;
-	}
-	r->body[n] = '\0';
-	r->bodylen = (size_t)n;
-	*body = r->body;
-	*len = r->bodylen;
-	return BODY_OK;
 }
 
 static const char *
@@ -630,10 +598,11 @@ status_text(int status)
 	}
 }
 
-void
-req_respond(struct req *r, int status, const char *ctype,
-    const char *headers, const char *body, size_t len)
+/* Status, our standard headers, the handler's, the body. */
+static void
+req_write(struct slot *sl)
 {
+	struct req *r = &sl->req;
 	char head[1024];
 	int n;
 
@@ -643,26 +612,56 @@ req_respond(struct req *r, int status, const char *ctype,
 	    "Cache-Control: no-store\r\n"
 	    "X-Request-Id: %s\r\n"
 	    "Content-Length: %zu\r\n"
-	    "%s\r\n", status, status_text(status), ctype, r->id, len,
-	    headers ? headers : "");
-	if (n < 0 || (size_t)n >= sizeof(head))
-		n = snprintf(head, sizeof(head), "Status: 500 Internal Server "
-		    "Error\r\n\r\n");
-	FCGX_PutStr(head, n, r->fr.out);
-	FCGX_PutStr(body, (int)len, r->fr.out);
-	r->answered = 1;
-	r->status = status;
-	buf_free(&r->out);
-	free(r->headers);
-	r->headers = headers ? strdup(headers) : NULL;
-	if (buf_add(&r->out, body, len) == -1)
-		r->status = 500;
+	    "%s\r\n", r->status, status_text(r->status), r->ctype, r->id,
+	    r->answerlen, r->headers ? r->headers : "");
+	if (r->status == 0 || r->answer == NULL || n < 0 ||
+	    (size_t)n >= sizeof(head)) {
+		FCGX_PutStr(oom_body, (int)sizeof(oom_body) - 1, sl->fr.out);
+		return;
+	}
+	FCGX_PutStr(head, n, sl->fr.out);
+	FCGX_PutStr(r->answer, (int)r->answerlen, sl->fr.out);
 }
 
-int
-req_answer(struct req *r, const char **body, const char **headers)
+void
+fcgi_finish(struct req *r)
 {
-	*body = r->out.p ? r->out.p : "";
-	*headers = r->headers;
-	return r->status;
+	struct slot *sl = &slots[r->slot];
+	struct epoll_event ev;
+	char sink[1024];
+
+	req_write(sl);
+	/*
+	 * The rest of the body, whatever the answer: the next request on a
+	 * kept connection starts after it (nginx bounds it with
+	 * client_max_body_size).  With no unread input, a connection libfcgi
+	 * closes is closed at once (detached), without its wait for nginx.
+	 */
+	while (FCGX_GetStr(sink, sizeof(sink), sl->fr.in) > 0)
+		;
+	FCGX_Detach(&sl->fr);
+	FCGX_Finish_r(&sl->fr);
+	sl->fr.detached = 0;
+	if (sl->fr.ipcFd == -1)
+		conn_gone(sl->fd);
+	else if (sl->parked) {
+		/* Back in the epoll set, for its next request. */
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.fd = sl->fd;
+		if (epoll_ctl(cs.ep, EPOLL_CTL_ADD, sl->fd, &ev) == -1) {
+			log_warn("fcgi: cannot watch a connection");
+			close(sl->fd);
+			conn_gone(sl->fd);
+		}
+	}
+	/* Kept: it stays in the epoll set for its next request. */
+	sl->fr.ipcFd = -1;
+	sl->parked = 0;
+	cs.cur = -1;
+	free(r->body);
+	r->body = NULL;
+	free(r->headers);
+	r->headers = NULL;
+	buf_free(&r->out);
 }

@@ -18,7 +18,6 @@
 #include "api.h"
 #include "db.h"
 
-#define CTYPE_JSON	"application/json; charset=utf-8"
 /*
  * Seconds beyond delivery_wait that the first request of a key may still
  * be under way: the writer's patience (10 s) and a margin.
@@ -44,8 +43,7 @@ static void
 request_hash(struct req *r, const char *body, size_t len, char out[65])
 {
 	struct buf b = { 0 };
-	const char *m = req_param(r, "REQUEST_METHOD");
-	const char *p = req_param(r, "REQUEST_URI");
+	const char *m = r->method, *p = r->uri;
 
 	if (buf_printf(&b, "%s %s\n", m ? m : "", p ? p : "") == -1 ||
 	    buf_add(&b, body, len) == -1)
@@ -73,7 +71,7 @@ int
 idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
     struct idem_state *st)
 {
-	const char *k = req_param(r, "HTTP_IDEMPOTENCY_KEY"), *body;
+	const char *k = r->idempotency_key, *body;
 	struct idem id;
 	char hash[65];
 	enum db_res res;
@@ -88,7 +86,7 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 		return -1;
 	}
 	/* A body we cannot read is answered by the route itself. */
-	if (req_read_body(r, ctx->conf->max_body, &body, &len) != BODY_OK)
+	if (req_body(r, &body, &len) != BODY_OK)
 		return 0;
 	request_hash(r, body, len, hash);
 	hold = IDEM_HOLD + ctx->conf->delivery_wait;
@@ -126,12 +124,11 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 void
 idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
 {
-	const char *body, *headers;
 	int status;
 
 	if (!st->active)
 		return;
-	status = req_answer(r, &body, &headers);
+	status = r->status;
 	/*
 	 * Faults, "busy" and rate limits are worth retrying later: release
 	 * the key instead of replaying them.
@@ -139,7 +136,7 @@ idem_end(struct ctx *ctx, struct req *r, struct idem_state *st)
 	if (status >= 500 || status == 429 || status == 401)
 		status = 0;
 	if (db_idem_end(ctx->db, st->app, st->cred, st->key, st->hash, status,
-	    body, headers) != DB_OK)
+	    r->answer ? r->answer : "", r->headers) != DB_OK)
 		log_warnx("request %s: cannot record the Idempotency-Key",
-		    req_id(r));
+		    r->id);
 }

@@ -87,11 +87,11 @@ invite_authorise(struct ctx *ctx, struct req *r, const char *userid,
 int
 api_json_body(struct ctx *ctx, struct req *r, const char **body, size_t *len)
 {
-	if (!is_json(req_param(r, "CONTENT_TYPE"))) {
+	if (!is_json(r->content_type)) {
 		api_fail(r, 415, "Content-Type must be application/json");
 		return -1;
 	}
-	switch (req_read_body(r, ctx->conf->max_body, body, len)) {
+	switch (req_body(r, body, len)) {
 	case BODY_OK:
 		return 0;
 	case BODY_TOOBIG:
@@ -204,7 +204,7 @@ invite_new_of(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	in->email_norm = ir->lower;
 	in->lang_req = ir->lang;
 	in->lang_res = tmpl_resolve(ir->lang, a->language, c->default_language);
-	in->request_id = req_id(r);
+	in->request_id = r->id;
 	in->token_hash = hash;
 	in->limit_hour = pick(a->limit_per_hour, c->limit_per_hour);
 	in->limit_day = pick(a->limit_per_day, c->limit_per_day);
@@ -227,7 +227,7 @@ invite_stored(struct req *r, int res, int retry, const char *id,
 	switch (res) {
 	case INV_OK:
 		log_info("request %s: invite %s stored (app %s, language %s)",
-		    req_id(r), id, app, lang);
+		    r->id, id, app, lang);
 		return 0;
 	case INV_MEMBER:
 		api_fail(r, 409, "This address already belongs to a user");
@@ -263,7 +263,7 @@ invite_store(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 
 	invite_new_of(ctx, r, ir, a, is, &in, id, hash);
 	/* Storing waits for the writer: requests behind this one move on. */
-	fcgi_share_waiting();
+	worker_share(0);
 	res = ctx->commit_fd >= 0 ? commit_invite(ctx->commit_fd, &in,
 	    &retry) : (int)db_invite_create(ctx->db, &in, &retry);
 	(void)invite_stored(r, res, retry, id, a->id, in.lang_res);
@@ -293,15 +293,6 @@ static struct parked_invite {
 	struct verdict_msg v;
 } parked[PARK_MAX];
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
     const struct app *a, const struct idem_state *is)
@@ -323,7 +314,7 @@ invite_park(struct ctx *ctx, struct req *r, const struct invite_req *ir,
 	p->r = r;
 	p->phase = PARK_WRITER;
 	p->early = 0;
-	fcgi_park(r);
+	worker_park(r);
 	return 0;
 }
 
@@ -349,7 +340,7 @@ static void
 park_done(struct ctx *ctx, struct parked_invite *p)
 {
 	idem_end(ctx, p->r, &p->is);
-	fcgi_finish(p->r);
+	worker_done(p->r);
 	p->r = NULL;
 	p->phase = PARK_FREE;
 }
@@ -370,7 +361,7 @@ park_stored(struct ctx *ctx, struct parked_invite *p, int res, int retry)
 		return;
 	}
 	p->phase = PARK_VERDICT;
-	p->deadline = mono_ms() + ctx->conf->delivery_wait * 1000L;
+	p->deadline = util_now_ms() + ctx->conf->delivery_wait * 1000L;
 	if (p->early)
 		park_answer(ctx, p, &p->v);
 }
@@ -415,7 +406,7 @@ invite_resume(struct ctx *ctx)
 		park_verdict(ctx, &v);
 	}
 	/* Past delivery_wait, or stopping: it is queued and will be sent. */
-	now = mono_ms();
+	now = util_now_ms();
 	for (p = parked; p < parked + PARK_MAX; p++)
 		if (p->phase == PARK_VERDICT && (now >= p->deadline ||
 		    *ctx->stopping)) {
@@ -439,7 +430,7 @@ int
 invite_next_ms(void)
 {
 	struct parked_invite *p;
-	int64_t first = INT64_MAX, now = mono_ms();
+	int64_t first = INT64_MAX, now = util_now_ms();
 	int ms = commit_next_ms();
 
 	for (p = parked; p < parked + PARK_MAX; p++)
@@ -473,7 +464,7 @@ invite_await(struct ctx *ctx, struct req *r, const char *id)
 
 	/* Requests on this worker's other connections go elsewhere. */
 	if (ctx->conf->delivery_wait > 0)
-		fcgi_share();
+		worker_share(1);
 	/* The writer wakes the mailer after each batch it commits. */
 	if (ctx->commit_fd < 0 && write(ctx->wake_fd, "w", 1) == -1 &&
 	    errno != EAGAIN)
@@ -530,7 +521,7 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	snapshot = db_read_begin(ctx->db) == DB_OK;
 	if (invite_authorise(ctx, r, userid, &ir) == -1)
 		goto out;
-	if (snapshot && req_param(r, "HTTP_IDEMPOTENCY_KEY") != NULL) {
+	if (snapshot && r->idempotency_key != NULL) {
 		snapshot = 0;
 		db_rollback(ctx->db);
 	}

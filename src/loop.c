@@ -143,7 +143,7 @@ list_authorise(struct ctx *ctx, struct req *r, const char *userid,
 static int
 list_params(struct req *r, long long *limit, char t[21], int64_t *before)
 {
-	const char *q = req_param(r, "QUERY_STRING");
+	const char *q = r->query;
 	char lim[16], cursor[64];
 	int rc;
 
@@ -293,7 +293,7 @@ invite_accept(struct ctx *ctx, struct req *r, const char *unused)
 	else if (a.why != ACCEPT_OK)
 		api_fail(r, 410, "This invite has expired or was already used");
 	else {
-		log_info("request %s: invite %s accepted", req_id(r), a.id);
+		log_info("request %s: invite %s accepted", r->id, a.id);
 		accept_answer(r, &a);
 	}
 out:

@@ -4,6 +4,7 @@
  * process talks SMTP, so a slow or dead relay never holds up a worker.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #include "api.h"
 #include "db.h"
 #include "mailer.h"
+#include "daemon.h"
 
 /*
  * Invites a session claims at once: small enough that a burst spreads
@@ -37,6 +39,7 @@
  */
 #define SESSION_BATCH	1000
 #define IDLE_POLL	10	/* seconds between looks for due retries */
+#define MAILER_NICE	10	/* the mailer's nice value above the pool's */
 
 /* One message of a session: its bytes and where libesmtp is in them. */
 struct outmsg {
@@ -831,4 +834,59 @@ mailer_run(struct mailer *ml)
 	close(pool.poke[1]);
 	SSL_CTX_free(ml->tls);
 	auth_client_exit();
+}
+
+void
+mailer_main(struct daemon *d)
+{
+	struct mailer ml;
+	int i, prio;
+
+	child_signals();
+	close(d->sock);
+	close(d->wake[1]);
+	child_channels(d, ROLE_MAILER, -1);
+	memset(&ml, 0, sizeof(ml));
+	ml.conf = &d->conf;
+	/*
+	 * Sending yields to answering: when the workers and the writer need
+	 * both cores, the mailer (and the SMTP server it feeds, when that
+	 * is on this host) takes what they leave, and catches up once the
+	 * burst is over.  Idle cores still run it at full speed.
+	 */
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, 0);
+	if (errno != 0 || setpriority(PRIO_PROCESS, 0,
+	    prio + MAILER_NICE > 19 ? 19 : prio + MAILER_NICE) == -1)
+		log_warn("mailer: cannot lower its priority");
+	child_confine(d, "mailer", 1);
+	/*
+	 * The mailer's commits only move stored invites along (claimed,
+	 * sent, retried, failed); none of them is a promise to a client.
+	 * Without an fsync each, a power cut can at worst roll a mark back
+	 * and send that mail again, never lose an invite; a process crash
+	 * loses nothing either way.  The writer's next fsync makes them
+	 * durable with its own.
+	 */
+	ml.db = child_db(d, "mailer", SYNC_NORMAL);
+	/* One connection a session thread, each opened here, after fork. */
+	ml.nsessions = d->conf.smtp_sessions;
+	if ((ml.session_db = calloc((size_t)ml.nsessions,
+	    sizeof(*ml.session_db))) == NULL)
+		fatal("mailer: calloc");
+	for (i = 0; i < ml.nsessions; i++)
+		ml.session_db[i] = child_db(d, "mailer", SYNC_NORMAL);
+	ml.secret = d->secret;
+	ml.smtp_password = d->smtp_password;
+	ml.wake_fd = d->wake[0];
+	ml.verdict_fds = d->verdict_fds;
+	ml.nverdict = d->conf.workers;
+	ml.stopping = &got_term;
+	mailer_run(&ml);
+	for (i = 0; i < ml.nsessions; i++)
+		db_close(ml.session_db[i]);
+	free(ml.session_db);
+	db_close(ml.db);
+	OPENSSL_cleanse(d->secret, sizeof(d->secret));
+	_exit(0);
 }

@@ -33,74 +33,16 @@
 #include "extern.h"
 #include "api.h"
 #include "db.h"
-#include "mailer.h"
+#include "daemon.h"
 #include "sandbox.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
-#ifndef TEMPLATEDIR
-#define TEMPLATEDIR "/usr/share/referral-invites/templates"
-#endif
 #define CONF_DEFAULT	SYSCONFDIR "/referral-invites/referral-invites.conf"
 #define STOP_GRACE	30	/* seconds children get to finish */
-#define MAILER_NICE	10	/* the mailer's nice value above the pool's */
 
-static volatile sig_atomic_t got_term, got_hup, got_chld;
-
-/* What the mailer reads to resolve, verify and load NSS modules. */
-static const char *const mailer_ro[] = {
-	"/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates",
-	"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
-	"/etc/host.conf", "/etc/ld.so.cache", "/etc/localtime", "/usr/lib",
-	"/lib", "/lib64", "/dev/urandom",
-#ifdef __SANITIZE_ADDRESS__
-	"/proc",	/* LeakSanitizer reads /proc/self at exit */
-#endif
-	NULL
-};
-
-/*
- * Directories a reload reads: held open (O_PATH) from the start, as root
- * when started as root, and read through, so that SIGHUP still works
- * after the privilege drop and inside Landlock when the daemon's user
- * cannot reach them by their paths (a checkout in root's home), and after
- * a file in them was replaced by a new one (rename over it, as editors
- * and configuration tools do).
- */
-enum held { HELD_CONF, HELD_SHIPPED, HELD_TEMPLATES, HELD_PASSWORD,
-    HELD__MAX };
-static const char *const held_what[HELD__MAX] = { "the configuration",
-    "the shipped templates", "templates_dir", "smtp_password_file" };
-
-/* Everything the supervisor keeps across children. */
-struct daemon {
-	int		 held[HELD__MAX];	/* -1: none */
-	char		*held_path[HELD__MAX];
-	const char	*conf_path;
-	struct conf	 conf;
-	unsigned char	 secret[32];
-	char		*smtp_password;
-	int		 sock;
-	int		 wake[2];
-	char		*sock_path;	/* unlinked at exit when we made it */
-	char		 db_dir[4096];
-	int		 lock;		/* held by the pool while any lives */
-	char		 sock_dir[4096];
-	pid_t		*workers;
-	time_t		*started;
-	pid_t		 mailer;
-	time_t		 mailer_started;
-	pid_t		 writer;
-	time_t		 writer_started;
-	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
-	int		(*hand)[2];	/* per worker slot: [1] to its successor */
-	int		(*verdict)[2];	/* per worker: [0] mailer, [1] worker */
-	int		*verdict_fds;	/* the mailer's ends, for struct mailer */
-	int		 shared[2];	/* connections any worker may take */
-};
-
-enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
+static volatile sig_atomic_t got_hup, got_chld;
 
 static void
 on_signal(int sig)
@@ -120,151 +62,10 @@ on_signal(int sig)
 }
 
 static void
-dir_of(const char *path, char *out, size_t outsz)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		snprintf(out, outsz, ".");
-	else if (slash == path)
-		snprintf(out, outsz, "/");
-	else
-		snprintf(out, outsz, "%.*s", (int)(slash - path), path);
-}
-
-static void
 usage(void)
 {
 	fprintf(stderr, "usage: referral-invitesd [-dt] [-c file]\n");
 	exit(1);
-}
-
-/*
- * The directory dir held as which: opened now the first time, the same
- * descriptor while dir stays the same; -1 with the reason in err when a
- * reload names another one (only a restart can open that).
- */
-static int
-hold_dir(struct daemon *d, enum held which, const char *dir, char *err,
-    size_t errsz)
-{
-	if (d->held_path[which] != NULL) {
-		if (strcmp(d->held_path[which], dir) == 0)
-			return d->held[which];
-		snprintf(err, errsz, "%s moved to %s (from %s): that takes a "
-		    "restart", held_what[which], dir, d->held_path[which]);
-		return -1;
-	}
-	if ((d->held[which] = open(dir, O_PATH | O_DIRECTORY |
-	    O_CLOEXEC)) == -1) {
-		snprintf(err, errsz, "%s: %s (%s)", dir, strerror(errno),
-		    held_what[which]);
-		return -1;
-	}
-	if ((d->held_path[which] = strdup(dir)) == NULL) {
-		snprintf(err, errsz, "out of memory");
-		close(d->held[which]);
-		d->held[which] = -1;
-		return -1;
-	}
-	return d->held[which];
-}
-
-/* The held directory of file path, as which; -1 with err set. */
-static int
-hold_dir_of(struct daemon *d, enum held which, const char *path, char *err,
-    size_t errsz)
-{
-	char dir[4096];
-
-	dir_of(path, dir, sizeof(dir));
-	return hold_dir(d, which, dir, err, errsz);
-}
-
-/* The SMTP password file: must exist and not be world-readable. */
-static char *
-read_password(int dfd, const char *path, char *err, size_t errsz)
-{
-	const char *base = strrchr(path, '/');
-	char buf[512];
-	struct stat st;
-	ssize_t n;
-	int fd;
-
-	if ((fd = openat(dfd, base ? base + 1 : path, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) == -1 || (st.st_mode & (S_IWGRP | S_IRWXO))) {
-		snprintf(err, errsz, "%s: must not be group-writable or "
-		    "world-accessible", path);
-		close(fd);
-		return NULL;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0) {
-		snprintf(err, errsz, "%s: empty", path);
-		return NULL;
-	}
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return strdup(buf);
-}
-
-/* The templates: shipped, then the operator's over them. */
-static int
-load_templates(struct daemon *d, const struct conf *c, char *err,
-    size_t errsz)
-{
-	int shipped, over = -1;
-
-	if (c->templates_dir != NULL && (over = hold_dir(d, HELD_TEMPLATES,
-	    c->templates_dir, err, errsz)) == -1)
-		return -1;
-	/* Run from the build tree, the operator's directory is the set. */
-	if (d->held_path[HELD_SHIPPED] != NULL || access(TEMPLATEDIR,
-	    F_OK) == 0 || c->templates_dir == NULL) {
-		if ((shipped = hold_dir(d, HELD_SHIPPED, TEMPLATEDIR, err,
-		    errsz)) == -1)
-			return -1;
-		return tmpl_load_at(shipped, TEMPLATEDIR, over,
-		    c->templates_dir, err, errsz);
-	}
-	return tmpl_load_at(over, c->templates_dir, -1, NULL, err, errsz);
-}
-
-/* Config, templates and secrets; -1 with the reason in err. */
-static int
-load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
-{
-	int dfd;
-
-	if ((dfd = hold_dir_of(d, HELD_CONF, d->conf_path, err,
-	    errsz)) == -1 || conf_load_at(c, dfd, d->conf_path, 1, err,
-	    errsz) == -1)
-		return -1;
-	if (conf_check_system(c, d->conf_path, err, errsz) == -1)
-		goto fail;
-	if (load_templates(d, c, err, errsz) == -1)
-		goto fail;
-	if (!tmpl_has(c->default_language)) {
-		snprintf(err, errsz, "no template for default_language %s",
-		    c->default_language);
-		goto fail;
-	}
-	if (token_secret_load(c->database, 0, d->secret, err, errsz) == -1)
-		goto fail;
-	if (c->smtp_password_file != NULL && ((dfd = hold_dir_of(d,
-	    HELD_PASSWORD, c->smtp_password_file, err, errsz)) == -1 ||
-	    (d->smtp_password = read_password(dfd, c->smtp_password_file,
-	    err, errsz)) == NULL))
-		goto fail;
-	return 0;
-fail:
-	conf_free(c);
-	return -1;
 }
 
 static int
@@ -405,87 +206,6 @@ check_reachable(const char *dir)
 	    strerror(errno), user, dir);
 }
 
-static void
-child_signals(void)
-{
-	struct sigaction sa;
-	sigset_t set;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
-	/* Blocked except where a process waits (accept, idle poll). */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_SETMASK, &set, NULL);
-}
-
-/*
- * Each child keeps read-write access to the database directory only; the
- * mailer also reads what TLS and name resolution need and may connect to
- * the relay's port.  A failure to confine is fatal: better no child than
- * an unconfined one that was meant to be confined.
- */
-static void
-confine(struct daemon *d, const char *role, int mailer)
-{
-	const char *rw[] = { d->db_dir, NULL };
-	/* mailer_ro, two certificate paths, NULL. */
-	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
-	size_t i, n = 0;
-
-	if (mailer) {
-		for (i = 0; mailer_ro[i] != NULL; i++)
-			ro[n++] = mailer_ro[i];
-		if (getenv("SSL_CERT_FILE") != NULL)
-			ro[n++] = getenv("SSL_CERT_FILE");
-		if (getenv("SSL_CERT_DIR") != NULL)
-			ro[n++] = getenv("SSL_CERT_DIR");
-	}
-#ifdef __SANITIZE_ADDRESS__
-	else
-		ro[n++] = "/proc";
-#endif
-	ro[n] = NULL;
-	if (sandbox_apply(role, rw, ro, mailer ? d->conf.smtp_port : 0) == -1)
-		fatalx("%s: cannot confine itself", role);
-}
-
-/* The supervisor's own limits: the union of its children's and its own. */
-static void
-confine_supervisor(struct daemon *d)
-{
-	const char *rw[] = { d->db_dir, d->sock_path ? d->sock_dir : NULL,
-	    NULL };
-	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 8];
-	int fds[HELD__MAX + 1];
-	size_t i, n = 0, k = 0;
-
-	for (i = 0; mailer_ro[i] != NULL; i++)
-		ro[n++] = mailer_ro[i];
-	/* What a reload reads: the directories held (hold_dir). */
-	for (i = 0; i < HELD__MAX; i++)
-		if (d->held[i] != -1)
-			fds[k++] = d->held[i];
-	fds[k] = -1;
-	if (getenv("SSL_CERT_FILE") != NULL)
-		ro[n++] = getenv("SSL_CERT_FILE");
-	if (getenv("SSL_CERT_DIR") != NULL)
-		ro[n++] = getenv("SSL_CERT_DIR");
-	ro[n] = NULL;
-	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds,
-	    d->conf.smtp_port) == -1)
-		fatalx("cannot confine the supervisor");
-}
-
 /*
  * One pool per database: an flock on DATABASE.lock, taken by the
  * supervisor and inherited by every child, so that a new instance never
@@ -522,190 +242,6 @@ lock_instance(struct daemon *d)
 			    d->conf.database);
 		usleep(100000);
 	}
-}
-
-static struct db *
-child_db(struct daemon *d, const char *role, enum sync_mode sync)
-{
-	struct db *db;
-
-	if ((db = db_open(d->conf.database, sync, 0)) == NULL)
-		fatalx("%s: cannot open %s", role, d->conf.database);
-	if (!db_schema_current(db))
-		fatalx("%s: %s has an old schema: run referral-invitesctl "
-		    "init", role, d->conf.database);
-	/*
-	 * No automatic checkpoints: SQLite would run one inside every commit
-	 * that finds the WAL over 1,000 pages, in the writer's with a batch
-	 * of workers waiting for their answers, in a worker's with its
-	 * client waiting.  A thread of the writer checkpoints instead, on
-	 * a connection of its own, and the writer finishes a restart of the
-	 * WAL between two batches (commit.c).
-	 */
-	if (db_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1)
-		fatalx("%s: cannot turn off automatic checkpoints", role);
-	/*
-	 * A WAL that a long read let grow is cut back to 256 MiB when it
-	 * starts again (under load it peaks below 200 MiB: commit.c).
-	 */
-	if (db_exec(db, "PRAGMA journal_size_limit = 268435456") == -1)
-		fatalx("%s: cannot limit the WAL's size", role);
-	return db;
-}
-
-/*
- * A child keeps the channel ends of its own role and slot only: the
- * writer the writer's ends, the mailer the mailer's, a worker those of
- * its slot.
- */
-static void
-close_channels(struct daemon *d, enum role role, int slot)
-{
-	int i;
-
-	for (i = 0; i < d->conf.workers; i++) {
-		if (role != ROLE_WRITER)
-			close(d->chan[i][0]);
-		if (role != ROLE_MAILER)
-			close(d->verdict[i][0]);
-		if (i != slot) {
-			close(d->chan[i][1]);
-			close(d->verdict[i][1]);
-			close(d->hand[i][0]);
-			close(d->hand[i][1]);
-		}
-	}
-	if (slot == -1) {
-		close(d->shared[0]);
-		close(d->shared[1]);
-	}
-}
-
-static void __attribute__((noreturn))
-worker_main(struct daemon *d, int slot)
-{
-	struct ctx ctx;
-
-	child_signals();
-	/*
-	 * A worker hashes, computes HMACs and verifies signatures; it never
-	 * speaks TLS, so openssl.cnf (the system's TLS policy) is not for
-	 * it, and loading it costs each worker half a megabyte.
-	 */
-	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
-		fatalx("worker: cannot initialise OpenSSL");
-	close(d->wake[0]);
-	close_channels(d, ROLE_WORKER, slot);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.conf = &d->conf;
-	confine(d, "worker", 0);
-	ctx.db = child_db(d, "worker", d->conf.synchronous);
-	/*
-	 * Every invite the writer commits empties a worker's page cache, so
-	 * a big one buys nothing: 1 MiB (not 2) keeps a worker small.
-	 */
-	if (db_exec(ctx.db, "PRAGMA cache_size = -1024") == -1)
-		fatalx("worker: cannot size the page cache");
-	/* Keys, apps and inviters: rows nearly every request reads. */
-	if (db_cache_enable(ctx.db) == -1)
-		fatalx("worker: out of memory");
-	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
-	OPENSSL_cleanse(d->secret, sizeof(d->secret));
-	ctx.wake_fd = d->wake[1];
-	ctx.commit_fd = d->chan[slot][1];
-	if (commit_channel(ctx.commit_fd) == -1)
-		fatal("worker: SO_RCVTIMEO");
-	ctx.stopping = &got_term;
-	ctx.verdict_fd = d->verdict[slot][1];
-	if (fcgi_init(d->sock, d->hand[slot][0], d->shared,
-	    ctx.commit_fd) != 0 || fcgi_watch(ctx.verdict_fd,
-	    invite_next_ms) != 0)
-		fatal("worker: FastCGI");
-	worker_run(&ctx);
-	fcgi_handover(d->hand[slot][1]);
-	db_close(ctx.db);
-	OPENSSL_cleanse(ctx.secret, sizeof(ctx.secret));
-	_exit(0);
-}
-
-static void __attribute__((noreturn))
-mailer_main(struct daemon *d)
-{
-	struct mailer ml;
-	int i, prio;
-
-	child_signals();
-	close(d->sock);
-	close(d->wake[1]);
-	close_channels(d, ROLE_MAILER, -1);
-	memset(&ml, 0, sizeof(ml));
-	ml.conf = &d->conf;
-	/*
-	 * Sending yields to answering: when the workers and the writer need
-	 * both cores, the mailer (and the SMTP server it feeds, when that
-	 * is on this host) takes what they leave, and catches up once the
-	 * burst is over.  Idle cores still run it at full speed.
-	 */
-	errno = 0;
-	prio = getpriority(PRIO_PROCESS, 0);
-	if (errno != 0 || setpriority(PRIO_PROCESS, 0,
-	    prio + MAILER_NICE > 19 ? 19 : prio + MAILER_NICE) == -1)
-		log_warn("mailer: cannot lower its priority");
-	confine(d, "mailer", 1);
-	/*
-	 * The mailer's commits only move stored invites along (claimed,
-	 * sent, retried, failed); none of them is a promise to a client.
-	 * Without an fsync each, a power cut can at worst roll a mark back
-	 * and send that mail again, never lose an invite; a process crash
-	 * loses nothing either way.  The writer's next fsync makes them
-	 * durable with its own.
-	 */
-	ml.db = child_db(d, "mailer", SYNC_NORMAL);
-	/* One connection a session thread, each opened here, after fork. */
-	ml.nsessions = d->conf.smtp_sessions;
-	if ((ml.session_db = calloc((size_t)ml.nsessions,
-	    sizeof(*ml.session_db))) == NULL)
-		fatal("mailer: calloc");
-	for (i = 0; i < ml.nsessions; i++)
-		ml.session_db[i] = child_db(d, "mailer", SYNC_NORMAL);
-	ml.secret = d->secret;
-	ml.smtp_password = d->smtp_password;
-	ml.wake_fd = d->wake[0];
-	ml.verdict_fds = d->verdict_fds;
-	ml.nverdict = d->conf.workers;
-	ml.stopping = &got_term;
-	mailer_run(&ml);
-	for (i = 0; i < ml.nsessions; i++)
-		db_close(ml.session_db[i]);
-	free(ml.session_db);
-	db_close(ml.db);
-	OPENSSL_cleanse(d->secret, sizeof(d->secret));
-	_exit(0);
-}
-
-static void __attribute__((noreturn))
-writer_main(struct daemon *d)
-{
-	struct db *db, *ckdb;
-	int *fds, i;
-
-	child_signals();
-	close(d->sock);
-	close(d->wake[0]);
-	OPENSSL_cleanse(d->secret, sizeof(d->secret));
-	if ((fds = calloc((size_t)d->conf.workers, sizeof(int))) == NULL)
-		fatal("calloc");
-	close_channels(d, ROLE_WRITER, -1);
-	for (i = 0; i < d->conf.workers; i++)
-		fds[i] = d->chan[i][0];
-	confine(d, "writer", 0);
-	db = child_db(d, "writer", d->conf.synchronous);
-	ckdb = child_db(d, "writer", d->conf.synchronous);
-	commit_run(db, ckdb, fds, d->conf.workers, d->wake[1], &got_term);
-	db_close(ckdb);
-	db_close(db);
-	free(fds);
-	_exit(0);
 }
 
 static pid_t
@@ -995,11 +531,11 @@ main(int argc, char *argv[])
 	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
-	dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
+	load_dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
 	check_reachable(d.db_dir);
 	if (d.sock_path != NULL)
-		dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
-	confine_supervisor(&d);
+		load_dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
+	daemon_confine(&d);
 	/* Fail once, here, rather than in every child forever. */
 	db_close(child_db(&d, "referral-invitesd", d.conf.synchronous));
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));

@@ -20,7 +20,7 @@ static int
 optout_token(struct ctx *ctx, struct req *r, char app[UUID_LEN + 1],
     char email[EMAIL_MAX + 1], char tok[TOKEN_MAX])
 {
-	const char *q = req_param(r, "QUERY_STRING"), *v;
+	const char *q = r->query, *v;
 	size_t n;
 
 	for (v = q; v != NULL && *v != '\0'; v += strcspn(v, "&"),
@@ -62,7 +62,7 @@ bad_page(struct req *r)
 static void
 accept_language(struct req *r, char out[LANG_MAX])
 {
-	const char *h = req_param(r, "HTTP_ACCEPT_LANGUAGE");
+	const char *h = r->accept_language;
 	char tag[LANG_MAX];
 	size_t n;
 
@@ -140,7 +140,7 @@ optout_post(struct ctx *ctx, struct req *r, const char *unused)
 		return;
 	}
 	/* The body (List-Unsubscribe=One-Click, or empty) carries nothing. */
-	switch (req_read_body(r, ctx->conf->max_body, &body, &len)) {
+	switch (req_body(r, &body, &len)) {
 	case BODY_OK:
 		break;
 	case BODY_TOOBIG:
@@ -157,7 +157,7 @@ optout_post(struct ctx *ctx, struct req *r, const char *unused)
 		api_db_fail(r, res == DB_BUSY);
 	else {
 		log_info("request %s: an address opted out of app %s (%d "
-		    "queued invites canceled)", req_id(r), app, canceled);
+		    "queued invites canceled)", r->id, app, canceled);
 		api_ok(r, 200, "You will not receive invites from this app "
 		    "again", NULL, NULL);
 	}

@@ -11,8 +11,6 @@
 #include "extern.h"
 #include "api.h"
 
-#define CTYPE_JSON	"application/json; charset=utf-8"
-
 /* The answer when not even an error's envelope can be built. */
 static const char oom_body[] = "{\"success\":false,\"error\":"
     "\"Internal error\",\"message\":null,\"data\":null}";
@@ -33,6 +31,40 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/referral-invites/opt-out", optout_post },
 };
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+
+void
+req_respond(struct req *r, int status, const char *ctype,
+    const char *headers, const char *body, size_t len)
+{
+	free(r->headers);
+	r->headers = NULL;
+	buf_free(&r->out);
+	r->nanswers++;
+	r->status = status;
+	r->ctype = ctype;
+	r->answer = body;
+	r->answerlen = len;
+	/* The answer may be replayed (idem.c): keep its own copy. */
+	if ((headers != NULL && (r->headers = strdup(headers)) == NULL) ||
+	    buf_add(&r->out, body, len) == -1) {
+		free(r->headers);
+		r->headers = NULL;
+		r->status = 500;
+		r->ctype = CTYPE_JSON;
+		r->answer = oom_body;
+		r->answerlen = LIT_LEN(oom_body);
+		return;
+	}
+	r->answer = r->out.p != NULL ? r->out.p : "";
+}
+
+enum body_res
+req_body(const struct req *r, const char **body, size_t *len)
+{
+	*body = r->body_res == BODY_OK ? r->body : "";
+	*len = r->body_res == BODY_OK ? r->bodylen : 0;
+	return r->body_res;
+}
 
 void
 api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
@@ -107,28 +139,11 @@ route_match(const char *pattern, const char *path, char *param,
 	return *path == '\0';
 }
 
-/* The path without the query string, as nginx decoded it. */
-static const char *
-route_path(struct req *r, char *buf, size_t bufsz)
-{
-	const char *p = req_param(r, "DOCUMENT_URI");
-	size_t n;
-
-	if (p != NULL)
-		return p;
-	if ((p = req_param(r, "REQUEST_URI")) == NULL)
-		return "";
-	n = strcspn(p, "?");
-	snprintf(buf, bufsz, "%.*s", (int)(n < bufsz ? n : bufsz - 1), p);
-	return buf;
-}
-
 void
 route_dispatch(struct ctx *ctx, struct req *r)
 {
-	const char *method = req_param(r, "REQUEST_METHOD");
-	char pathbuf[1024], param[128], allow[64] = "", hdr[96];
-	const char *path = route_path(r, pathbuf, sizeof(pathbuf));
+	const char *method = r->method, *path = r->path;
+	char param[128], allow[64] = "", hdr[96];
 	size_t i, n;
 
 	if (method == NULL)

@@ -52,25 +52,24 @@ enum {
 	P_AUTHN, P_KEY, P_KEY_TYPE, P_CLIENT, P__MAX
 };
 
-static const char *const pnames[P__MAX] = {
-	"REQUEST_METHOD", "DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING",
-	"CONTENT_TYPE", "HTTP_AUTHORIZATION", "HTTP_AUTHENTICATION",
-	"HTTP_X_API_KEY", "HTTP_X_API_KEY_TYPE", "HTTP_X_CLIENT_ID"
-};
+/* The input's fields, as fcgi.c would have read them into a struct req. */
+static const char *field[P__MAX];
+/* Which opt-out stub ran, 1 or 2. */
+static int optout_ran;
 
-/* What fcgi.c keeps of a request, and what the stubs saw of it. */
-struct req {
-	const char	*param[P__MAX];
-	const char	*body;
-	size_t		 bodylen;
-	int		 answers;
-	int		 status;
-	const char	*ctype;
-	char		*headers;
-	char		*out;
-	size_t		 outlen;
-	int		 optout;	/* which opt-out stub ran, 1 or 2 */
-};
+static void
+req_fill(struct req *r)
+{
+	r->method = field[P_METHOD];
+	r->uri = field[P_REQUEST_URI];
+	r->query = field[P_QUERY];
+	r->content_type = field[P_CTYPE];
+	r->authorization = field[P_AUTHZ] ? field[P_AUTHZ] : field[P_AUTHN];
+	r->api_key = field[P_KEY];
+	r->api_key_type = field[P_KEY_TYPE];
+	r->client_id = field[P_CLIENT];
+	snprintf(r->id, sizeof(r->id), "fuzz");
+}
 
 static const unsigned char fuzz_secret[32] =
     "fuzz-server-secret-0123456789abc";
@@ -79,14 +78,14 @@ static const unsigned char fuzz_secret[32] =
 
 /* The path route_dispatch routes on. */
 static const char *
-ref_path(const struct req *r, char *buf, size_t bufsz)
+ref_path(char *buf, size_t bufsz)
 {
 	const char *p;
 	size_t n;
 
-	if (r->param[P_DOCUMENT_URI] != NULL)
-		return r->param[P_DOCUMENT_URI];
-	if ((p = r->param[P_REQUEST_URI]) == NULL)
+	if (field[P_DOCUMENT_URI] != NULL)
+		return field[P_DOCUMENT_URI];
+	if ((p = field[P_REQUEST_URI]) == NULL)
 		return "";
 	n = strcspn(p, "?");
 	if (n >= bufsz)
@@ -369,9 +368,9 @@ check_envelope(const struct req *r)
 	cJSON *root;
 	char *e = NULL;
 
-	ASSERT(r->out != NULL && strlen(r->out) == r->outlen);
-	ASSERT(valid_utf8(r->out, r->outlen));
-	ASSERT((root = cJSON_ParseWithOpts(r->out, NULL, 1)) != NULL);
+	ASSERT(r->answer != NULL && strlen(r->answer) == r->answerlen);
+	ASSERT(valid_utf8(r->answer, r->answerlen));
+	ASSERT((root = cJSON_ParseWithOpts(r->answer, NULL, 1)) != NULL);
 	ok = cJSON_GetObjectItemCaseSensitive(root, "success");
 	err = cJSON_GetObjectItemCaseSensitive(root, "error");
 	msg = cJSON_GetObjectItemCaseSensitive(root, "message");
@@ -397,9 +396,9 @@ check_dispatch(struct req *r)
 	struct ctx ctx;
 	struct conf conf;
 	volatile sig_atomic_t stopping = 0;
-	const char *method = r->param[P_METHOD], *path;
+	const char *method = field[P_METHOD], *path;
 	static char public_url[] = "https://invites.example";
-	char pathbuf[1024], param[128], allow[64] = "", want[96], *err;
+	char pathbuf[1024], seg[128], allow[64] = "", want[96], *err;
 	size_t i;
 	int matched = 0, ran = 0;
 
@@ -414,15 +413,15 @@ check_dispatch(struct req *r)
 	ctx.stopping = &stopping;
 
 	route_dispatch(&ctx, r);
-	ASSERT(r->answers == 1);
+	ASSERT(r->nanswers == 1);
 	ASSERT(known_status(r->status));
 	ASSERT(r->ctype != NULL && strcmp(r->ctype, CTYPE_JSON) == 0);
 	check_headers(r->headers);
 	err = check_envelope(r);
 
-	path = ref_path(r, pathbuf, sizeof(pathbuf));
+	path = ref_path(pathbuf, sizeof(pathbuf));
 	for (i = 0; i < NROUTES; i++) {
-		if (!ref_match(routes[i].pattern, path, param))
+		if (!ref_match(routes[i].pattern, path, seg))
 			continue;
 		matched = 1;
 		if (method != NULL && strcmp(method, routes[i].method) == 0) {
@@ -442,11 +441,11 @@ check_dispatch(struct req *r)
 		ASSERT(r->status != 405);
 		ASSERT(err == NULL || strcmp(err, "Not found") != 0);
 		if (strstr(routes[i].pattern, "opt-out") != NULL)
-			ASSERT(r->optout == (routes[i].fn == optout_get ?
+			ASSERT(optout_ran == (routes[i].fn == optout_get ?
 			    1 : 2));
-		else if (r->param[P_AUTHZ] == NULL &&
-		    r->param[P_AUTHN] == NULL && r->param[P_KEY] == NULL &&
-		    r->param[P_KEY_TYPE] == NULL && r->param[P_CLIENT] == NULL)
+		else if (field[P_AUTHZ] == NULL &&
+		    field[P_AUTHN] == NULL && field[P_KEY] == NULL &&
+		    field[P_KEY_TYPE] == NULL && field[P_CLIENT] == NULL)
 			ASSERT(r->status == 401 && r->headers != NULL &&
 			    strncmp(r->headers, "WWW-Authenticate: Bearer",
 			    24) == 0);
@@ -464,6 +463,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int i;
 
 	memset(&r, 0, sizeof(r));
+	memset(field, 0, sizeof(field));
+	optout_ran = 0;
 	if ((copy = malloc(size + 1)) == NULL)
 		return 0;
 	memcpy(copy, data, size);
@@ -475,7 +476,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		*nl = '\0';
-		r.param[i] = *f != '\0' ? f : NULL;
+		field[i] = *f != '\0' ? f : NULL;
 		f = nl + 1;
 	}
 	/* The body in a buffer of exactly its size. */
@@ -486,31 +487,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(body, f, r.bodylen);
 	r.body = body;
+	r.body_res = r.bodylen > MAX_BODY ? BODY_TOOBIG : BODY_OK;
+	req_fill(&r);
+	r.path = ref_path(pathbuf, sizeof(pathbuf));
 
-	check_route(ref_path(&r, pathbuf, sizeof(pathbuf)));
-	check_route(r.param[P_REQUEST_URI] ? r.param[P_REQUEST_URI] : "");
-	check_query(r.param[P_QUERY], "limit", lim, sizeof(lim));
-	if (check_query(r.param[P_QUERY], "cursor", cur, sizeof(cur)) == 1)
+	check_route(r.path);
+	check_route(field[P_REQUEST_URI] ? field[P_REQUEST_URI] : "");
+	check_query(field[P_QUERY], "limit", lim, sizeof(lim));
+	if (check_query(field[P_QUERY], "cursor", cur, sizeof(cur)) == 1)
 		check_cursor(cur);
-	check_query(r.param[P_QUERY], "", tiny, sizeof(tiny));
-	if (check_query(r.param[P_QUERY], "token", tok, sizeof(tok)) == 1)
+	check_query(field[P_QUERY], "", tiny, sizeof(tiny));
+	if (check_query(field[P_QUERY], "token", tok, sizeof(tok)) == 1)
 		check_optout(tok);
-	if (r.param[P_QUERY] != NULL) {
-		check_cursor(r.param[P_QUERY]);
-		check_optout(r.param[P_QUERY]);
+	if (field[P_QUERY] != NULL) {
+		check_cursor(field[P_QUERY]);
+		check_optout(field[P_QUERY]);
 	}
 	memcpy(&pos, data, size < sizeof(pos) ? size : sizeof(pos));
 	check_cursor_make(pos);
-	check_ctype(r.param[P_CTYPE]);
-	check_bearer(r.param[P_AUTHZ]);
-	check_bearer(r.param[P_AUTHN]);
+	check_ctype(field[P_CTYPE]);
+	check_bearer(field[P_AUTHZ]);
+	check_bearer(field[P_AUTHN]);
 	if (memchr(f, '\0', r.bodylen) == NULL)
 		check_optout_mint(f);
 
 	check_dispatch(&r);
 
 	free(r.headers);
-	free(r.out);
+	buf_free(&r.out);
 	free(body);
 	free(copy);
 	return 0;
@@ -518,65 +522,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /*
  * ------------------------------------------------------------- STUBS
- * Stand-ins for fcgi.c (the socket), db.c, idem.c, commit.c, template.c
+ * Stand-ins for worker.c (the socket), db.c, idem.c, commit.c, template.c
  * and optout.c, so that the files above link without the daemon.  The
  * database knows every API key (app APP, "read" or "write" by the key's
  * hash) and nothing else, so requests stop at the first lookup.
  */
 
-const char *
-req_param(struct req *r, const char *name)
-{
-	int i;
-
-	for (i = 0; i < P__MAX; i++)
-		if (strcmp(pnames[i], name) == 0)
-			return r->param[i];
-	return NULL;
-}
-
-const char *
-req_id(struct req *r)
-{
-	return "fuzz";
-}
-
-enum body_res
-req_read_body(struct req *r, size_t max, const char **body, size_t *len)
-{
-	if (r->bodylen > max)
-		return BODY_TOOBIG;
-	*body = r->body;
-	*len = r->bodylen;
-	return BODY_OK;
-}
-
-void
-req_respond(struct req *r, int status, const char *ctype,
-    const char *headers, const char *body, size_t len)
-{
-	if (r->answers++ != 0)
-		return;
-	r->status = status;
-	r->ctype = ctype;
-	ASSERT(headers == NULL || (r->headers = strdup(headers)) != NULL);
-	ASSERT((r->out = malloc(len + 1)) != NULL);
-	memcpy(r->out, body, len);
-	r->out[len] = '\0';
-	r->outlen = len;
-}
-
 void
 optout_get(struct ctx *ctx, struct req *r, const char *unused)
 {
-	r->optout = 1;
+	optout_ran = 1;
 	api_ok(r, 200, "stub", NULL, NULL);
 }
 
 void
 optout_post(struct ctx *ctx, struct req *r, const char *unused)
 {
-	r->optout = 2;
+	optout_ran = 2;
 	api_ok(r, 200, "stub", NULL, NULL);
 }
 
@@ -698,13 +660,19 @@ commit_next_ms(void)
 }
 
 void
-fcgi_park(struct req *r)
+worker_park(struct req *r)
 {
 	abort();
 }
 
 void
-fcgi_finish(struct req *r)
+worker_done(struct req *r)
+{
+	abort();
+}
+
+void
+worker_share(int all)
 {
 	abort();
 }

@@ -1,0 +1,82 @@
+/*
+ * The supervisor's state (main.c) as its children inherit it across
+ * fork, and what each child does first (child.c).  Each process has its
+ * entry in its own file: worker_main (worker.c), mailer_main (mailer.c),
+ * writer_main (writer.c).
+ */
+#ifndef DAEMON_H
+#define DAEMON_H
+
+#include <signal.h>
+
+/*
+ * Directories a reload reads: held open (O_PATH) from the start, as root
+ * when started as root, and read through, so that SIGHUP still works
+ * after the privilege drop and inside Landlock when the daemon's user
+ * cannot reach them by their paths (a checkout in root's home), and after
+ * a file in them was replaced by a new one (rename over it, as editors
+ * and configuration tools do).
+ */
+enum held { HELD_CONF, HELD_SHIPPED, HELD_TEMPLATES, HELD_PASSWORD,
+    HELD__MAX };
+/* Everything the supervisor keeps across children. */
+struct daemon {
+	int		 held[HELD__MAX];	/* -1: none */
+	char		*held_path[HELD__MAX];
+	const char	*conf_path;
+	struct conf	 conf;
+	unsigned char	 secret[32];
+	char		*smtp_password;
+	int		 sock;
+	int		 wake[2];
+	char		*sock_path;	/* unlinked at exit when we made it */
+	char		 db_dir[4096];
+	int		 lock;		/* held by the pool while any lives */
+	char		 sock_dir[4096];
+	pid_t		*workers;
+	time_t		*started;
+	pid_t		 mailer;
+	time_t		 mailer_started;
+	pid_t		 writer;
+	time_t		 writer_started;
+	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
+	int		(*hand)[2];	/* per worker slot: [1] to its successor */
+	int		(*verdict)[2];	/* per worker: [0] mailer, [1] worker */
+	int		*verdict_fds;	/* the mailer's ends, for struct mailer */
+	int		 shared[2];	/* connections any worker may take */
+};
+
+enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
+
+/* Set by SIGTERM and SIGINT, in the supervisor as in its children. */
+extern volatile sig_atomic_t got_term;
+
+/* -------------------------------------------------------------- load.c */
+
+/* The directory part of path ("." for none). */
+void	 load_dir_of(const char *path, char *out, size_t outsz);
+/*
+ * Read the configuration (d->conf_path) into c, then the templates and
+ * the SMTP password it names, holding their directories; -1 and err.
+ */
+int	 load_all(struct daemon *, struct conf *c, char *err, size_t errsz);
+
+/* ------------------------------------------------------------- child.c */
+
+/* Signals as every child wants them: blocked but where it waits. */
+void	 child_signals(void);
+/* Landlock: the database directory; the mailer also TLS, DNS, the relay. */
+void	 child_confine(struct daemon *, const char *role, int mailer);
+/* The supervisor's: the union of its children's and what reload reads. */
+void	 daemon_confine(struct daemon *);
+/* A connection to the database as every child sets it up. */
+struct db *child_db(struct daemon *, const char *role, enum sync_mode);
+/* Close the channel ends that are not the role's (and slot's). */
+void	 child_channels(struct daemon *, enum role, int slot);
+
+/* Each child process's entry; they never return. */
+void	 worker_main(struct daemon *, int slot) __attribute__((noreturn));
+void	 mailer_main(struct daemon *) __attribute__((noreturn));
+void	 writer_main(struct daemon *) __attribute__((noreturn));
+
+#endif
