@@ -1,4 +1,6 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # Run referral-invites locally, as root on Debian 12:
 #   https://127.0.0.1:8443  nginx (self-signed TLS) -> referral-invitesd
 #   127.0.0.1:2525          tests/smtpd.py, saving mails as files

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: ISC
+-- Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 -- wrk script: POST distinct valid invites, one address per request, so
 -- that neither the cooldown nor the duplicate check short-circuits.
 -- Environment: BENCH_USERS_FILE (one inviter id a line), BENCH_KEY,

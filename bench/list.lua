@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: ISC
+-- Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 -- wrk script: GET one inviter's invites (the first page, 20 rows) with the
 -- key invite.lua uses; the request is built once, as plain.lua's.
 wrk.method = "GET"

@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: ISC
+-- Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 -- wrk script for the baseline: the same request shape, answered by nginx.
 wrk.method = os.getenv("BENCH_METHOD") or "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -1,4 +1,6 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # bench/run.sh: measure the invite route against nginx answering by itself,
 # in the same run on the same machine, and print the ratios.
 #

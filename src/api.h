@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The HTTP side of a worker: requests (fcgi.c), routing and answers
  * (route.c), credentials (auth.c), the routes (invite.c) and the tokens

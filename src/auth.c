@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Credentials: exactly one of the two ways, an API key with its type and
  * client id, or an access token (Authorization or its alias

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * A worker's cache of the rows every request reads: API keys, apps and
  * users.  db.c fills it and serves from it only inside a read snapshot that

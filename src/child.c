@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * What every child of the pool does first, whatever its role: its
  * signals, its Landlock rules, its database connection and the channel

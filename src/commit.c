@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * A worker's side of the group commit (writer.c): it sends an invite to
  * the writer over its slot's channel and waits for the answer, or parks

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The configuration file: "key = value" lines, '#' comments, every key with
  * a default, unknown keys refused with their line number, and each value

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * referral-invitesctl: the admin tool.  Manages apps, keys, users and
  * invites in the database named by -d or by the config given with -c.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The supervisor's state (main.c) as its children inherit it across
  * fork, and what each child does first (child.c).  Each process has its

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The database: the only file of the daemon with SQL.  Prepared statements
  * are made once per connection and reused; every write transaction starts

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * referral-invites: the interfaces between the modules.
  *

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * FastCGI: the only file that includes fcgiapp.h.  Reads request
  * parameters and the body under a hard limit, and writes status, headers

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Idempotency-Key on the POST routes: the same key with the same request
  * within 24 hours replays the first answer byte for byte instead of acting

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * POST /api/v1/users/:userId/referral-invites: authenticate, authorise,
  * validate, store, wake the mailer, wait for its verdict, answer.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * JSON: the only file that touches cJSON.  Untrusted documents are checked
  * before cJSON sees them (UTF-8, NUL, depth) and after (duplicates, types,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * JSON parsing for JWTs (json.c), kept out of extern.h because only jwt.c
  * needs it.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Access tokens: compact JWS (RFC 7515) carrying JWT claims (RFC 7519),
  * verified with libcrypto.  The algorithm is the app's, never the token's:

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * What the supervisor reads at start and on every reload: the
  * configuration, the templates and the SMTP password file, each through

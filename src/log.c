@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Logging to syslog, or to standard error in the foreground.  Every message
  * is escaped so that no control character (CR, LF, ESC...) from a request

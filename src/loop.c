@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Closing the referral loop: GET /api/v1/users/:userId/referral-invites
  * lists a user's invites, newest first, with cursor pagination (RFC 8288

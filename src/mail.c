@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The invite mail as bytes, ready for libesmtp.  libesmtp checks nothing,
  * so every header is built here from checked parts: CRLF line ends,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The mailer process: claims every due invite, renders and sends them over
  * one SMTP session with libesmtp, and records each verdict.  Only this

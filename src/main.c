@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * referral-invitesd: options, config, the socket, the privilege drop and
  * the supervisor that forks and restarts the FastCGI workers and the

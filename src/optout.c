@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The invitee's way out (RFC 8058): POST .../opt-out?token=... puts the
  * address on the app's do-not-invite list and cancels its queued invites;

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Routing: a table of {method, pattern, handler}; ":param" matches one
  * non-empty path segment.  Unknown paths are 404, known paths with another

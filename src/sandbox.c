@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Landlock: after the privilege drop each process confines itself to the
  * files it needs (the database directory read-write, what it reads

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Mail templates: one file per language and part (LANG.subject, LANG.txt,
  * LANG.html, LANG.optout.html), loaded at start-up and again on SIGHUP,

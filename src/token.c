@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Tokens derived from the server secret, so that none is ever stored in
  * clear: accept tokens (HMAC of the invite id; only their hash is in the

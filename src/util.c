@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Small helpers shared by every process: randomness, hashing, encodings,
  * times and a growable buffer.

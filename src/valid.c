@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Pure validators for untrusted input: UTF-8, UUIDs, e-mail addresses,
  * language tags, and the country-to-language table.  Nothing here

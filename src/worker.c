@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * A worker process's loop: the next request of any connection it holds,
  * read whole by fcgi.c, dispatched by route.c and answered (or parked,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The writer process: group commit.  With synchronous = FULL every commit
  * costs an fsync, and workers that each commit their own invite queue up

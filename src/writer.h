@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * The channel between a worker and the writer (commit.c, writer.c): one
  * SOCK_SEQPACKET message an invite, one answer a message.

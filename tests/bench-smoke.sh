@@ -1,4 +1,6 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # tests/bench-smoke.sh: run bench/run.sh for one short round at one and
 # four connections and check what it prints: the configuration, the
 # mailer-alone step, every row there, no error and no non-2xx answer, the

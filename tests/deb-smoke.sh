@@ -1,4 +1,6 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # tests/deb-smoke.sh: the Debian package installed in a scratch Debian 12
 # root and run for real behind the installed nginx snippets.  Slow (a few
 # minutes) and not part of tests/run-all.sh.

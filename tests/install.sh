@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # tests/install.sh: "make install" into a DESTDIR and check that every file
 # lands where the man pages say (their FILES sections) and nothing lands
 # anywhere else.

@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 #
 # Lint the manual pages with mandoc, and check that they document every
 # config key src/conf.c accepts and every command src/ctl.c knows.

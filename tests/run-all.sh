@@ -1,4 +1,6 @@
 #!/bin/bash
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # The test command: install the Debian packages of tests/packages.txt that
 # are missing (as root; otherwise it names them and fails), build when
 # needed, the unit tests (make check), then the end-to-end suite (real

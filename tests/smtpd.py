@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """A real SMTP server for the tests and the demo, on 127.0.0.1 only.
 
 Each accepted message is stored as MAILDIR/<n>.eml (the bytes received)

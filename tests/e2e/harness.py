@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """End-to-end harness: the real daemon behind real nginx, a real SMTP server.
 
 Stack().start() builds, in a fresh temporary directory (mode 0755, so the

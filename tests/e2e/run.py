@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Run the end-to-end tests: tests/e2e/test_*.py.
 
 Each module gets one stack: its make_stack() if it defines one, else

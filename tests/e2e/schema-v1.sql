@@ -1,3 +1,5 @@
+-- SPDX-License-Identifier: ISC
+-- Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 -- The schema of referral-invites at user_version 1 (0.1.0), as its
 -- migration 0 made it: the starting point of the migration tests.
 CREATE TABLE apps (  id TEXT PRIMARY KEY,  name TEXT NOT NULL,  invite_url TEXT NOT NULL,  sender TEXT,  language TEXT,  jwt_alg TEXT NOT NULL DEFAULT 'HS256'    CHECK (jwt_alg IN ('HS256', 'RS256', 'ES256')),  jwt_public_key TEXT,  jwt_issuer TEXT,  jwt_generation INTEGER NOT NULL DEFAULT 1,  accept_ttl INTEGER,  limit_per_hour INTEGER,  limit_per_day INTEGER,  limit_per_minute INTEGER,  cooldown INTEGER,  created_at TEXT NOT NULL,  updated_at TEXT NOT NULL) STRICT;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: ISC
+// Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 // The server way, as an app's Node 20 backend would call it.
 // Usage: node seed_example.mjs URL API_KEY CLIENT_ID EMAIL
 // Prints the status and whether "data" is null, e.g. "201 true".

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """The admin's side (issue 4): referral-invitesctl and the sqlite3 CLI.
 
 Every command of referral-invitesctl(8) with its table and --json output,

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Mail delivery end to end: SPEC section 5, the language rules of section
 2, issue 3.
 

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Hostile input, end to end through real nginx (issue 6, item 4).
 
 CR/LF/NUL and other control bytes in every credential header and JSON

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """POST /api/v1/users/:userId/referral-invites, end to end.
 
 SPEC sections 2-5: every row of the status table that this route can give,

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """nginx's kept FastCGI connections (issue 7): reused, never a stall.
 
 nginx keeps its connections to the pool open (keepalive in http.conf,

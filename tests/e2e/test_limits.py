@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Abuse limits and Idempotency-Key, end to end (issue 5).
 
 SPEC section 6 and the 409 rows of section 3, the Idempotency-Key of

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Closing the referral loop, end to end (issue 8, SPEC section 10).
 
 GET /api/v1/users/:userId/referral-invites (newest first, limit, opaque

@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """The invitee's way out, end to end (issue 10, SPEC section 12, RFC 8058).
 
 Every opt-out URL used here is taken from a caught mail's List-Unsubscribe

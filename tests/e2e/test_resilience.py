@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """What a crash, an edit or a full disk must not break (issue 25).
 
 Each test builds the stack it needs: an Idempotency-Key whose first

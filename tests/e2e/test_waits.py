@@ -1,3 +1,5 @@
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 """Nothing a request waits for blocks a worker (issue 19).
 
 A request waiting for the mailer's verdict is parked: its worker serves

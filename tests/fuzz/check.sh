@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # make check: a short bounded run of every fuzz target (tests/fuzz/run.sh)
 # when clang can build them; skipped (exit 77) otherwise.  Long runs:
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * libFuzzer harness for the request body parsers of json.c.  The input
  * goes to json_invite_body and json_token_body as it came (in a buffer of

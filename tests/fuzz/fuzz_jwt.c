@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * libFuzzer harness for jwt.c (and the JWT half of json.c).  The first
  * byte of the input holds flags; bit 0 picks the mode.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * libFuzzer harness for the request handling that needs no socket: route
  * matching, query strings, list cursors, the Content-Type check, the

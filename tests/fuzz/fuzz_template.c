@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * libFuzzer harness for template.c and the mail built from its output.
  * The input is rendered as a template of every part, then used as every

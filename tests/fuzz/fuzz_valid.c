@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * libFuzzer harness for valid.c: every input goes through all five
  * validators, and what they accept must keep its promises (normal forms

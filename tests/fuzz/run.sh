@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: ISC
+# Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # Build every libFuzzer harness tests/fuzz/fuzz_*.c with clang, ASan and
 # UBSan, and run each for FUZZ_SECONDS on a copy of its seed corpus
 # (tests/fuzz/corpus/NAME for fuzz_NAME).  Everything it builds or finds,

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * conf.c: conf_load on temp files, every value checked where it is read,
  * with the line and the reason; and what the mailer builds from a URL

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* Unit tests: the database layer on a temporary file. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* Unit tests: the invite body parser and the JSON string writer. */
 #include <stdlib.h>
 #include <string.h>

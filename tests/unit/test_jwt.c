@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* Unit tests: access token decoding and verification. */
 #include <stdio.h>
 #include <stdlib.h>

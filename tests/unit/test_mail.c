@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* mail.c: the message bytes, read back the way a mail reader would. */
 #include <stddef.h>
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* Unit tests: Landlock confinement, in a child process. */
 #include <sys/socket.h>
 #include <sys/syscall.h>

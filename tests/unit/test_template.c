@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* template.c: loading, overriding, language fallback, rendering. */
 #include <sys/stat.h>
 

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Unit tests: hashes and tokens against OpenSSL's one-shot functions, so
  * that tokens mailed by any release keep verifying.

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Unit test runner: runs every table, prints one line per failure and the
  * summary "N passed, N failed".

@@ -1,3 +1,5 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /* A small test harness: one behaviour per test, exact assertions. */
 #ifndef UNIT_H
 #define UNIT_H
