@@ -36,51 +36,6 @@
 #define RUNSTATEDIR "/run"
 #endif
 
-const char *const conf_keys[] = {
-	"database", "listen", "socket_mode", "socket_group", "user", "workers",
-	"max_body", "synchronous", "templates_dir", "default_language",
-	"mail_from", "public_url", "smtp_host", "smtp_port", "smtp_starttls",
-	"smtp_user", "smtp_password_file", "smtp_helo", "smtp_timeout",
-	"smtp_sessions", "delivery_wait", "retry_initial", "retry_max", "retry_give_up",
-	"limit_per_hour", "limit_per_day", "app_limit_per_minute", "cooldown",
-	"log_level", NULL
-};
-
-void
-conf_defaults(struct conf *c)
-{
-	char host[256];
-
-	memset(c, 0, sizeof(*c));
-	c->database = strdup(LOCALSTATEDIR "/lib/referral-invites/invites.db");
-	c->listen = strdup(RUNSTATEDIR "/referral-invites/fcgi.sock");
-	c->socket_mode = 0660;
-	c->socket_group = strdup("www-data");
-	c->user = strdup("referral-invites");
-	c->workers = 4;
-	c->max_body = 8192;
-	c->synchronous = SYNC_FULL;
-	c->default_language = strdup("en");
-	c->smtp_host = strdup("localhost");
-	c->smtp_port = 25;
-	c->smtp_starttls = STARTTLS_OPPORTUNISTIC;
-	if (gethostname(host, sizeof(host)) != 0)
-		strcpy(host, "localhost");
-	host[sizeof(host) - 1] = '\0';
-	c->smtp_helo = strdup(host);
-	c->smtp_timeout = 30;
-	c->smtp_sessions = 4;
-	c->delivery_wait = 3;
-	c->retry_initial = 60;
-	c->retry_max = 3600;
-	c->retry_give_up = 259200;
-	c->limit_per_hour = 20;
-	c->limit_per_day = 100;
-	c->app_limit_per_minute = 600;
-	c->cooldown = 86400;
-	c->log_level = LOG_LVL_INFO;
-}
-
 void
 conf_free(struct conf *c)
 {
@@ -423,45 +378,6 @@ check_helo(const char *v, char why[WHY_MAX])
 	    "or an address literal such as [192.0.2.1]");
 }
 
-/* The keys whose value is a string, each with its check. */
-static const struct conf_str {
-	const char	*key;
-	size_t		 off;
-	int		(*check)(const char *, char *);
-} conf_strs[] = {
-	{ "database", OFF(database), check_path },
-	{ "listen", OFF(listen), check_listen },
-	{ "socket_group", OFF(socket_group), check_name },
-	{ "user", OFF(user), check_name },
-	{ "templates_dir", OFF(templates_dir), check_path },
-	{ "mail_from", OFF(mail_from), check_from },
-	{ "smtp_host", OFF(smtp_host), check_host },
-	{ "smtp_user", OFF(smtp_user), check_login },
-	{ "smtp_password_file", OFF(smtp_password_file), check_path },
-	{ "smtp_helo", OFF(smtp_helo), check_helo },
-};
-
-/* The keys whose value is an int, each with its range. */
-static const struct conf_int {
-	const char	*key;
-	size_t		 off;
-	long long	 min, max;
-} conf_ints[] = {
-	{ "workers", OFF(workers), 1, 256 },
-	{ "smtp_port", OFF(smtp_port), 1, 65535 },
-	{ "smtp_timeout", OFF(smtp_timeout), 1, 3600 },
-	{ "smtp_sessions", OFF(smtp_sessions), 1, 64 },
-	/* With the writer's 10 s, within nginx's 30 s read timeout. */
-	{ "delivery_wait", OFF(delivery_wait), 0, 20 },
-	{ "retry_initial", OFF(retry_initial), 1, 86400 },
-	{ "retry_max", OFF(retry_max), 1, 604800 },
-	{ "retry_give_up", OFF(retry_give_up), 1, 31536000 },
-	{ "limit_per_hour", OFF(limit_per_hour), 0, 1000000000 },
-	{ "limit_per_day", OFF(limit_per_day), 0, 1000000000 },
-	{ "app_limit_per_minute", OFF(app_limit_per_minute), 0, 1000000000 },
-	{ "cooldown", OFF(cooldown), 0, 31536000 },
-};
-
 static const char *const starttls_names[] = { "off", "opportunistic",
     "required", NULL };
 static const char *const sync_names[] = { "full", "normal", NULL };
@@ -482,70 +398,142 @@ set_public_url(struct conf *c, const char *v, char why[WHY_MAX])
 	return 0;
 }
 
-/* The keys of neither table; -2 for an unknown key. */
+/* The default language, normalised as a request's would be. */
 static int
-conf_set_other(struct conf *c, const char *k, const char *v,
-    char why[WHY_MAX])
+set_language(char **dst, const char *v, char why[WHY_MAX])
 {
 	char lang[LANG_MAX];
-	long long n;
-	int e;
 
-	if (strcmp(k, "public_url") == 0)
+	if (valid_language(v, lang) != NULL)
+		return conf_why(why, "expected a language tag such as en or "
+		    "pt-BR");
+	return set_str(dst, lang, why);
+}
+
+static int
+set_mode(mode_t *dst, const char *v, char why[WHY_MAX])
+{
+	if (strspn(v, "01234567") != strlen(v) || strlen(v) > 4 || *v == '\0')
+		return conf_why(why, "expected 1 to 4 octal digits, such as "
+		    "0660");
+	*dst = (mode_t)strtol(v, NULL, 8);
+	return 0;
+}
+
+static int
+set_size(size_t *dst, const char *v, long long min, long long max,
+    char why[WHY_MAX])
+{
+	long long n;
+
+	if (util_strtonum(v, min, max, &n) == -1)
+		return conf_why(why, "expected an integer from %lld to %lld",
+		    min, max);
+	*dst = (size_t)n;
+	return 0;
+}
+
+#define STR(k, check, def)	{ #k, K_STR, OFF(k), 0, 0, def, check, NULL }
+#define INT(k, min, max, def)	{ #k, K_INT, OFF(k), min, max, def, NULL, NULL }
+#define ENUM(k, names, def)	{ #k, K_ENUM, OFF(k), 0, 0, def, NULL, names }
+
+/*
+ * Every key: its type, where it goes in struct conf, its range or check,
+ * its default as it would be written in the file (NULL: none, or one
+ * conf_defaults computes).  Parsing, defaults, -t and the man-page check
+ * (tests/unit/test_conf.c) all read this table; adding a key is a row
+ * here and its entry in referral-invites.conf(5).
+ */
+const struct conf_key conf_keys[] = {
+	STR(database, check_path,
+	    LOCALSTATEDIR "/lib/referral-invites/invites.db"),
+	STR(listen, check_listen, RUNSTATEDIR "/referral-invites/fcgi.sock"),
+	{ "socket_mode", K_MODE, OFF(socket_mode), 0, 0, "0660", NULL, NULL },
+	STR(socket_group, check_name, "www-data"),
+	STR(user, check_name, "referral-invites"),
+	INT(workers, 1, 256, "4"),
+	{ "max_body", K_SIZE, OFF(max_body), 64, 1048576, "8192", NULL, NULL },
+	ENUM(synchronous, sync_names, "full"),
+	STR(templates_dir, check_path, NULL),
+	{ "default_language", K_LANG, OFF(default_language), 0, 0, "en", NULL,
+	    NULL },
+	STR(mail_from, check_from, NULL),
+	{ "public_url", K_URL, OFF(public_url), 0, 0, NULL, NULL, NULL },
+	STR(smtp_host, check_host, "localhost"),
+	INT(smtp_port, 1, 65535, "25"),
+	ENUM(smtp_starttls, starttls_names, "opportunistic"),
+	STR(smtp_user, check_login, NULL),
+	STR(smtp_password_file, check_path, NULL),
+	STR(smtp_helo, check_helo, NULL),	/* the host name */
+	INT(smtp_timeout, 1, 3600, "30"),
+	INT(smtp_sessions, 1, 64, "4"),
+	/* With the writer's 10 s, within nginx's 30 s read timeout. */
+	INT(delivery_wait, 0, 20, "3"),
+	INT(retry_initial, 1, 86400, "60"),
+	INT(retry_max, 1, 604800, "3600"),
+	INT(retry_give_up, 1, 31536000, "259200"),
+	INT(limit_per_hour, 0, 1000000000, "20"),
+	INT(limit_per_day, 0, 1000000000, "100"),
+	INT(app_limit_per_minute, 0, 1000000000, "600"),
+	INT(cooldown, 0, 31536000, "86400"),
+	ENUM(log_level, level_names, "info"),
+	{ NULL, K_STR, 0, 0, 0, NULL, NULL, NULL }
+};
+
+/* Apply value v of key k to c; -1 with why set for a bad value. */
+static int
+key_set(struct conf *c, const struct conf_key *k, const char *v,
+    char why[WHY_MAX])
+{
+	void *field = (char *)c + k->off;
+
+	switch (k->type) {
+	case K_STR:
+		if (k->check(v, why) == -1)
+			return -1;
+		return set_str(field, v, why);
+	case K_INT:
+		return set_int(field, v, k->min, k->max, why);
+	case K_SIZE:
+		return set_size(field, v, k->min, k->max, why);
+	case K_MODE:
+		return set_mode(field, v, why);
+	case K_ENUM:
+		return set_enum(field, v, k->names, why);
+	case K_LANG:
+		return set_language(field, v, why);
+	case K_URL:
 		return set_public_url(c, v, why);
-	if (strcmp(k, "socket_mode") == 0) {
-		if (strspn(v, "01234567") != strlen(v) || strlen(v) > 4 ||
-		    *v == '\0')
-			return conf_why(why, "expected 1 to 4 octal digits, "
-			    "such as 0660");
-		c->socket_mode = (mode_t)strtol(v, NULL, 8);
-		return 0;
 	}
-	if (strcmp(k, "max_body") == 0) {
-		if (util_strtonum(v, 64, 1048576, &n) == -1)
-			return conf_why(why, "expected an integer from 64 to "
-			    "1048576");
-		c->max_body = (size_t)n;
-		return 0;
-	}
-	if (strcmp(k, "default_language") == 0)
-		return valid_language(v, lang) != NULL ? conf_why(why,
-		    "expected a language tag such as en or pt-BR") :
-		    set_str(&c->default_language, lang, why);
-	if (strcmp(k, "synchronous") == 0) {
-		if (set_enum(&e, v, sync_names, why) == -1)
-			return -1;
-		c->synchronous = (enum sync_mode)e;
-		return 0;
-	}
-	if (strcmp(k, "smtp_starttls") == 0) {
-		if (set_enum(&e, v, starttls_names, why) == -1)
-			return -1;
-		c->smtp_starttls = (enum starttls)e;
-		return 0;
-	}
-	if (strcmp(k, "log_level") == 0)
-		return set_enum(&c->log_level, v, level_names, why);
-	return -2;
+	return conf_why(why, "no such type");
 }
 
 /* Apply one key; -1 for a bad value (why says what is wrong), -2 unknown. */
 static int
 conf_set(struct conf *c, const char *k, const char *v, char why[WHY_MAX])
 {
-	const struct conf_str *s;
-	const struct conf_int *i;
+	const struct conf_key *key;
 
-	for (s = conf_strs; s < conf_strs + NITEMS(conf_strs); s++)
-		if (strcmp(k, s->key) == 0)
-			return s->check(v, why) == -1 ? -1 :
-			    set_str((char **)(void *)((char *)c + s->off), v,
-			    why);
-	for (i = conf_ints; i < conf_ints + NITEMS(conf_ints); i++)
-		if (strcmp(k, i->key) == 0)
-			return set_int((int *)(void *)((char *)c + i->off), v,
-			    i->min, i->max, why);
-	return conf_set_other(c, k, v, why);
+	for (key = conf_keys; key->key != NULL; key++)
+		if (strcmp(k, key->key) == 0)
+			return key_set(c, key, v, why);
+	return -2;
+}
+
+void
+conf_defaults(struct conf *c)
+{
+	const struct conf_key *k;
+	char host[256], why[WHY_MAX];
+
+	memset(c, 0, sizeof(*c));
+	for (k = conf_keys; k->key != NULL; k++)
+		if (k->def != NULL && key_set(c, k, k->def, why) == -1)
+			fatalx("the default of %s: %s", k->key, why);
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	c->smtp_helo = strdup(host);
 }
 
 static char *

@@ -77,8 +77,18 @@ int	 conf_check_system(const struct conf *c, const char *path,
 	    char *err, size_t errsz);
 void	 conf_defaults(struct conf *c);
 void	 conf_free(struct conf *c);
-/* NULL-terminated list of every key conf_load accepts (for the doc test). */
-extern const char *const conf_keys[];
+/* A config key (conf.c): how it is read, its range, its default. */
+enum conf_type { K_STR, K_INT, K_SIZE, K_MODE, K_ENUM, K_LANG, K_URL };
+struct conf_key {
+	const char		*key;		/* NULL ends the table */
+	enum conf_type		 type;
+	size_t			 off;		/* in struct conf */
+	long long		 min, max;	/* K_INT, K_SIZE */
+	const char		*def;		/* as in the file; NULL: none */
+	int			(*check)(const char *, char *);	/* K_STR */
+	const char *const	*names;		/* K_ENUM: by value */
+};
+extern const struct conf_key conf_keys[];
 
 /* The length of a string literal, counted by the compiler. */
 #define LIT_LEN(s)	(sizeof(s) - 1)

@@ -12,7 +12,6 @@
 : "${MANDOC:=mandoc}"
 
 mandir=$srcdir/man
-conf_c=$srcdir/src/conf.c
 ctl_c=$srcdir/src/ctl.c
 conf_page=$mandir/referral-invites.conf.5
 ctl_page=$mandir/referral-invitesctl.8
@@ -68,28 +67,8 @@ strings_of() {
 	}' "$1"
 }
 
-# 2. Every key in conf_keys[] is an ".It Ic KEY" in the config page.
-if [ ! -f "$conf_c" ]; then
-	echo "skip conf keys: $conf_c does not exist yet"
-else
-	keys=$(strings_of "$conf_c" 'conf_keys\[\][ \t]*=')
-	if [ -z "$keys" ]; then
-		echo "FAIL conf keys: no conf_keys[] table in $conf_c"
-		fail=1
-	fi
-	missing=
-	for k in $keys; do
-		grep -Eq "^\.It Ic $k( |\$)" "$conf_page" ||
-		    missing="$missing $k"
-	done
-	if [ -n "$missing" ]; then
-		echo "FAIL conf keys not in referral-invites.conf.5:$missing"
-		fail=1
-	elif [ -n "$keys" ]; then
-		n=$(echo $keys | wc -w)
-		echo "ok   conf keys ($n in referral-invites.conf.5)"
-	fi
-fi
+# 2. The config keys: tests/unit/test_conf.c (conf_man_page) reads
+#    conf.c's table itself and checks each key's entry, range and default.
 
 # 3. Every command word of ctl.c's commands[] table is in the ctl page,
 #    as rendered text (so ".Cm app add" and "app add" both count).

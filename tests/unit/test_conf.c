@@ -20,6 +20,12 @@
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
 #endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR "/var"
+#endif
+#ifndef RUNSTATEDIR
+#define RUNSTATEDIR "/run"
+#endif
 
 #define OPTOUT	"/api/v1/referral-invites/opt-out?token="
 
@@ -111,13 +117,136 @@ static const struct {
 static void
 test_conf_every_key_known(void)
 {
-	const char *const *k;
+	const struct conf_key *k;
 
-	for (k = conf_keys; *k != NULL; k++) {
-		CHECK(load1(*k, "\x01") == -1);
+	for (k = conf_keys; k->key != NULL; k++) {
+		CHECK(load1(k->key, "\x01") == -1);
 		CHECK(strstr(err, "unknown key") == NULL);
-		CHECK(strstr(err, *k) != NULL);
+		CHECK(strstr(err, k->key) != NULL);
 	}
+}
+
+/* The defaults, as they were before the table (behaviour unchanged). */
+static void
+test_conf_defaults(void)
+{
+	struct conf c;
+
+	conf_defaults(&c);
+	CHECK(strcmp(c.database, LOCALSTATEDIR
+	    "/lib/referral-invites/invites.db") == 0);
+	CHECK(strcmp(c.listen, RUNSTATEDIR "/referral-invites/fcgi.sock") == 0);
+	CHECK(c.socket_mode == 0660);
+	CHECK(strcmp(c.socket_group, "www-data") == 0);
+	CHECK(strcmp(c.user, "referral-invites") == 0);
+	CHECK(c.workers == 4 && c.max_body == 8192);
+	CHECK(c.synchronous == SYNC_FULL);
+	CHECK(c.templates_dir == NULL && c.mail_from == NULL &&
+	    c.public_url == NULL && c.smtp_user == NULL &&
+	    c.smtp_password_file == NULL);
+	CHECK(strcmp(c.default_language, "en") == 0);
+	CHECK(strcmp(c.smtp_host, "localhost") == 0 && c.smtp_port == 25);
+	CHECK(c.smtp_starttls == STARTTLS_OPPORTUNISTIC);
+	CHECK(c.smtp_helo != NULL && c.smtp_helo[0] != '\0');
+	CHECK(c.smtp_timeout == 30 && c.smtp_sessions == 4);
+	CHECK(c.delivery_wait == 3 && c.retry_initial == 60 &&
+	    c.retry_max == 3600 && c.retry_give_up == 259200);
+	CHECK(c.limit_per_hour == 20 && c.limit_per_day == 100 &&
+	    c.app_limit_per_minute == 600 && c.cooldown == 86400);
+	CHECK(c.log_level == LOG_LVL_INFO);
+	conf_free(&c);
+}
+
+/* A default path as the page gives it (a build for /var and /run). */
+static void
+doc_default(const char *def, char *out, size_t outsz)
+{
+	size_t n;
+
+	/* RUNSTATEDIR first: it may be LOCALSTATEDIR/run. */
+	if (strncmp(def, RUNSTATEDIR "/", (n = strlen(RUNSTATEDIR)) + 1) == 0)
+		snprintf(out, outsz, "/run%s", def + n);
+	else if (strncmp(def, LOCALSTATEDIR "/",
+	    (n = strlen(LOCALSTATEDIR)) + 1) == 0)
+		snprintf(out, outsz, "/var%s", def + n);
+	else
+		snprintf(out, outsz, "%s", def);
+}
+
+/*
+ * referral-invites.conf(5) agrees with the table: each key's paragraph
+ * (".It Ic KEY" to the next key) gives its range as "MIN to MAX" and
+ * its default after "Default:" (past a .Pa, .Ql or .Cm).
+ */
+static void
+test_conf_man_page(void)
+{
+	const struct conf_key *k;
+	char *page, *p, *end, *para, want[64], def[256], *d;
+	size_t n, w;
+	FILE *f;
+	long sz;
+
+	f = fopen(TOP_SRCDIR "/man/referral-invites.conf.5", "r");
+	CHECK(f != NULL);
+	if (f == NULL)
+		return;
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	rewind(f);
+	page = calloc(1, (size_t)sz + 1);
+	CHECK(page != NULL && fread(page, 1, (size_t)sz, f) == (size_t)sz);
+	fclose(f);
+	for (k = conf_keys; k->key != NULL; k++) {
+		snprintf(want, sizeof(want), "\n.It Ic %s ", k->key);
+		if ((p = strstr(page, want)) == NULL) {
+			snprintf(want, sizeof(want), "\n.It Ic %s\n", k->key);
+			p = strstr(page, want);
+		}
+		CHECK(p != NULL);
+		if (p == NULL) {
+			fprintf(stderr, "  %s: not in the page\n", k->key);
+			continue;
+		}
+		p += strlen(want);
+		end = strstr(p, "\n.It Ic ");
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		/* The paragraph's lines joined by spaces. */
+		para = strndup(p, n);
+		for (d = para; *d != '\0'; d++)
+			if (*d == '\n')
+				*d = ' ';
+		if (k->type == K_INT || k->type == K_SIZE) {
+			snprintf(want, sizeof(want), " %lld to %lld", k->min,
+			    k->max);
+			if (strstr(para, want) == NULL)
+				fprintf(stderr, "  %s: no \"%s\"\n", k->key,
+				    want + 1);
+			CHECK(strstr(para, want) != NULL);
+		}
+		if (k->def != NULL) {
+			d = strstr(para, "Default: ");
+			CHECK(d != NULL);
+			if (d == NULL)
+				continue;
+			d += strlen("Default: ");
+			if (strncmp(d, ".Pa ", 4) == 0 ||
+			    strncmp(d, ".Ql ", 4) == 0 ||
+			    strncmp(d, ".Cm ", 4) == 0)
+				d += 4;
+			/* The page gives the paths of a /usr build. */
+			doc_default(k->def, def, sizeof(def));
+			w = strlen(def);
+			if (strncmp(d, def, w) != 0 ||
+			    strchr(" .", d[w]) == NULL || d[w] == '\0')
+				fprintf(stderr, "  %s: default not %s: %.20s\n",
+				    k->key, def, d);
+			CHECK(strncmp(d, def, w) == 0 && d[w] != '\0' &&
+			    strchr(" .", d[w]) != NULL);
+		}
+		free(para);
+	}
+	free(page);
 }
 
 /* min and max load and are stored; min - 1, max + 1 and junk are not. */
@@ -654,6 +783,8 @@ test_conf_check_system(void)
 
 const struct unit_test conf_tests[] = {
 	{ "conf_every_key_known", test_conf_every_key_known },
+	{ "conf_defaults", test_conf_defaults },
+	{ "conf_man_page", test_conf_man_page },
 	{ "conf_int_edges", test_conf_int_edges },
 	{ "conf_retry_max_raised", test_conf_retry_max_raised },
 	{ "conf_max_body_edges", test_conf_max_body_edges },
