@@ -37,33 +37,7 @@ static int		 json_out;
 static struct db	*db;
 static const char	*dbpath;
 
-/* Every command, for usage and the documentation test. */
-static const char *const commands[] = {
-	"init",
-	"app add", "app list", "app show", "app set", "app jwt-key",
-	"key add", "key list", "key revoke",
-	"user add", "user list", "user disable", "user enable",
-	"token",
-	"invites",
-	"invite show", "invite retry", "invite cancel",
-	"suppress add", "suppress remove", "suppress list",
-	NULL
-};
-
-static void __attribute__((noreturn))
-usage(const char *why)
-{
-	int i;
-
-	if (why != NULL)
-		fprintf(stderr, "referral-invitesctl: %s\n", why);
-	fprintf(stderr, "usage: referral-invitesctl [-c file | -d database] "
-	    "[--json] command [args]\ncommands:");
-	for (i = 0; commands[i] != NULL; i++)
-		fprintf(stderr, "%s %s", i ? "," : "", commands[i]);
-	fprintf(stderr, "\n(see referral-invitesctl(8))\n");
-	exit(2);
-}
+static void	 usage(const char *) __attribute__((noreturn));
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 refuse(const char *fmt, ...)
@@ -268,6 +242,14 @@ struct opts {
 	int		 nset;
 };
 
+/* What a command gets: its verb, its positional arguments, its options. */
+struct cmd_args {
+	const char	*verb;
+	char		**pos;
+	int		 npos;
+	struct opts	*o;
+};
+
 /* Parse --option value pairs into o; positional arguments stay in argv. */
 static int
 parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
@@ -412,7 +394,7 @@ give_files(void)
 }
 
 static int
-cmd_init(void)
+cmd_init(const struct cmd_args *a)
 {
 	char err[512];
 	unsigned char secret[32];
@@ -427,8 +409,9 @@ cmd_init(void)
 }
 
 static int
-cmd_app_add(struct opts *o)
+cmd_app_add(const struct cmd_args *a)
 {
+	struct opts *o = a->o;
 	char id[UUID_LEN + 1], ts[21], lang[LANG_MAX];
 
 	if (o->name == NULL || o->invite_url == NULL)
@@ -451,8 +434,10 @@ cmd_app_add(struct opts *o)
 	"limit_per_minute, cooldown, created_at, updated_at"
 
 static int
-cmd_app_set(const char *idarg, struct opts *o)
+cmd_app_set(const struct cmd_args *a)
 {
+	const char *idarg = a->pos[0];
+	struct opts *o = a->o;
 	char id[UUID_LEN + 1], ts[21], lang[LANG_MAX];
 
 	need_app(idarg, id);
@@ -528,8 +513,10 @@ check_public_key(const char *pem, enum jwt_alg alg, const char *path)
 }
 
 static int
-cmd_app_jwt_key(const char *idarg, struct opts *o)
+cmd_app_jwt_key(const struct cmd_args *a)
 {
+	const char *idarg = a->pos[0];
+	struct opts *o = a->o;
 	char id[UUID_LEN + 1], ts[21], *pem = NULL, enc[64];
 	unsigned char server[32], secret[32];
 	char err[512];
@@ -573,8 +560,10 @@ cmd_app_jwt_key(const char *idarg, struct opts *o)
 }
 
 static int
-cmd_key_add(const char *idarg, struct opts *o)
+cmd_key_add(const struct cmd_args *a)
 {
+	const char *idarg = a->pos[0];
+	struct opts *o = a->o;
 	char id[UUID_LEN + 1], kid[20], key[64], hash[65], ts[21];
 	unsigned char raw[32], kraw[6];
 
@@ -602,8 +591,10 @@ cmd_key_add(const char *idarg, struct opts *o)
 }
 
 static int
-cmd_user_add(const char *idarg, struct opts *o)
+cmd_user_add(const struct cmd_args *a)
 {
+	const char *idarg = a->pos[0];
+	struct opts *o = a->o;
 	char app[UUID_LEN + 1], uid[UUID_LEN + 1], ts[21];
 	char email[EMAIL_MAX + 1], lower[EMAIL_MAX + 1];
 
@@ -628,8 +619,10 @@ cmd_user_add(const char *idarg, struct opts *o)
 }
 
 static int
-cmd_token(const char *apparg, const char *userarg, struct opts *o)
+cmd_token(const struct cmd_args *args)
 {
+	const char *apparg = args->pos[0], *userarg = args->pos[1];
+	struct opts *o = args->o;
 	char app[UUID_LEN + 1], uid[UUID_LEN + 1], err[512], *tok;
 	unsigned char server[32], secret[32];
 	long long ttl = 3600;
@@ -692,8 +685,9 @@ norm_since(const char *s, char out[21])
 }
 
 static int
-cmd_invites(struct opts *o)
+cmd_invites(const struct cmd_args *a)
 {
+	struct opts *o = a->o;
 	static const char *const statuses[] = { "queued", "sending", "sent",
 	    "failed", "canceled", NULL };
 	char app[UUID_LEN + 1], sincebuf[21];
@@ -723,8 +717,9 @@ cmd_invites(struct opts *o)
 }
 
 static int
-cmd_invite(const char *verb, const char *idarg)
+cmd_invite(const struct cmd_args *a)
 {
+	const char *verb = a->verb, *idarg = a->pos[0];
 	char id[UUID_LEN + 1], ts[21];
 
 	if (valid_uuid(idarg, id) != NULL)
@@ -760,8 +755,10 @@ cmd_invite(const char *verb, const char *idarg)
 }
 
 static int
-cmd_suppress(const char *verb, const char *appid, const char *addr)
+cmd_suppress(const struct cmd_args *a)
 {
+	const char *verb = a->verb, *appid = a->pos[0];
+	const char *addr = a->npos > 1 ? a->pos[1] : NULL;
 	char app[UUID_LEN + 1], email[EMAIL_MAX + 1], lower[EMAIL_MAX + 1];
 	char ts[21];
 
@@ -790,120 +787,156 @@ cmd_suppress(const char *verb, const char *appid, const char *addr)
 	return 0;
 }
 
-/* ------------------------------------------------------------ dispatch */
+/* The commands the table names in place. */
+static int
+cmd_app_list(const struct cmd_args *a)
+{
+	(void)a;
+	print_rows("SELECT id, name, invite_url, sender, language, jwt_alg, "
+	    "created_at FROM apps ORDER BY created_at, id", 0, 0);
+	return 0;
+}
 
 static int
-is_cmd(const char *c1, const char *c2, const char *a, const char *b)
+cmd_app_show(const struct cmd_args *a)
 {
-	if (strcmp(c1, a) != 0)
-		return 0;
-	return b == NULL || (c2 != NULL && strcmp(c2, b) == 0);
+	char id[UUID_LEN + 1];
+
+	need_app(a->pos[0], id);
+	print_rows("SELECT " APP_COLUMNS " FROM apps WHERE id = ?1", 1, 1, id);
+	return 0;
+}
+
+static int
+cmd_key_list(const struct cmd_args *a)
+{
+	char id[UUID_LEN + 1];
+
+	need_app(a->pos[0], id);
+	print_rows("SELECT id, type, created_at, revoked_at FROM api_keys "
+	    "WHERE app_id = ?1 ORDER BY created_at, id", 0, 1, id);
+	return 0;
+}
+
+static int
+cmd_key_revoke(const struct cmd_args *a)
+{
+	char ts[21];
+
+	now_iso(ts);
+	if (exec_n("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND "
+	    "revoked_at IS NULL", 2, a->pos[0], ts) == 0)
+		refuse("%s: no such active key", a->pos[0]);
+	return 0;
+}
+
+static int
+cmd_user_list(const struct cmd_args *a)
+{
+	char id[UUID_LEN + 1];
+
+	need_app(a->pos[0], id);
+	print_rows("SELECT id, email, name, active, created_at FROM users "
+	    "WHERE app_id = ?1 ORDER BY created_at, id", 0, 1, id);
+	return 0;
+}
+
+/* user disable, user enable. */
+static int
+cmd_user_active(const struct cmd_args *a)
+{
+	char id[UUID_LEN + 1];
+
+	if (valid_uuid(a->pos[0], id) != NULL)
+		refuse("%s: not a user id", a->pos[0]);
+	if (exec_n("UPDATE users SET active = ?2 WHERE id = ?1", 2, id,
+	    strcmp(a->verb, "enable") == 0 ? "1" : "0") == 0)
+		refuse("%s: no such user", id);
+	return 0;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+/*
+ * Every command: its words, how many positional arguments it takes, its
+ * handler.  Usage, dispatch and the documentation test (tests/manlint.sh)
+ * read this table; adding a command is a row here and its entry in
+ * referral-invitesctl(8).
+ */
+static const struct cmd {
+	const char	*noun;
+	const char	*verb;		/* NULL: the noun alone */
+	int		 npos;
+	int		(*fn)(const struct cmd_args *);
+} commands[] = {
+	{ "init", NULL, 0, cmd_init },
+	{ "app", "add", 0, cmd_app_add },
+	{ "app", "list", 0, cmd_app_list },
+	{ "app", "show", 1, cmd_app_show },
+	{ "app", "set", 1, cmd_app_set },
+	{ "app", "jwt-key", 1, cmd_app_jwt_key },
+	{ "key", "add", 1, cmd_key_add },
+	{ "key", "list", 1, cmd_key_list },
+	{ "key", "revoke", 1, cmd_key_revoke },
+	{ "user", "add", 1, cmd_user_add },
+	{ "user", "list", 1, cmd_user_list },
+	{ "user", "disable", 1, cmd_user_active },
+	{ "user", "enable", 1, cmd_user_active },
+	{ "token", NULL, 2, cmd_token },
+	{ "invites", NULL, 0, cmd_invites },
+	{ "invite", "show", 1, cmd_invite },
+	{ "invite", "retry", 1, cmd_invite },
+	{ "invite", "cancel", 1, cmd_invite },
+	{ "suppress", "add", 2, cmd_suppress },
+	{ "suppress", "remove", 2, cmd_suppress },
+	{ "suppress", "list", 1, cmd_suppress },
+	{ NULL, NULL, 0, NULL }
+};
+
+static void
+usage(const char *why)
+{
+	const struct cmd *c;
+
+	if (why != NULL)
+		fprintf(stderr, "referral-invitesctl: %s\n", why);
+	fprintf(stderr, "usage: referral-invitesctl [-c file | -d database] "
+	    "[--json] command [args]\ncommands:");
+	for (c = commands; c->noun != NULL; c++)
+		fprintf(stderr, "%s %s%s%s", c == commands ? "" : ",", c->noun,
+		    c->verb ? " " : "", c->verb ? c->verb : "");
+	fprintf(stderr, "\n(see referral-invitesctl(8))\n");
+	exit(2);
+}
+
+/* Whether noun takes a verb (app add), or stands alone (init). */
+static int
+has_verbs(const char *noun)
+{
+	const struct cmd *c;
+
+	for (c = commands; c->noun != NULL; c++)
+		if (strcmp(c->noun, noun) == 0)
+			return c->verb != NULL;
+	return 0;
 }
 
 static int
 dispatch(const char *c1, const char *c2, struct opts *o, char *pos[],
     int npos)
 {
-	char id[UUID_LEN + 1];
+	const struct cmd *c;
+	struct cmd_args a = { c2, pos, npos, o };
 
-#define IS(a, b) is_cmd(c1, c2, a, b)
-#define NEED(n) do { if (npos != (n)) usage("wrong number of arguments"); \
-	} while (0)
-	if (IS("init", NULL)) {
-		NEED(0);
-		return cmd_init();
-	}
-	if (IS("token", NULL)) {
-		NEED(2);
-		return cmd_token(pos[0], pos[1], o);
-	}
-	if (IS("invites", NULL)) {
-		NEED(0);
-		return cmd_invites(o);
-	}
-	if (IS("app", "add")) {
-		NEED(0);
-		return cmd_app_add(o);
-	}
-	if (IS("app", "list")) {
-		NEED(0);
-		print_rows("SELECT id, name, invite_url, sender, language, "
-		    "jwt_alg, created_at FROM apps ORDER BY created_at, id",
-		    0, 0);
-		return 0;
-	}
-	if (IS("app", "show")) {
-		NEED(1);
-		need_app(pos[0], id);
-		print_rows("SELECT " APP_COLUMNS " FROM apps WHERE id = ?1",
-		    1, 1, id);
-		return 0;
-	}
-	if (IS("app", "set")) {
-		NEED(1);
-		return cmd_app_set(pos[0], o);
-	}
-	if (IS("app", "jwt-key")) {
-		NEED(1);
-		return cmd_app_jwt_key(pos[0], o);
-	}
-	if (IS("key", "add")) {
-		NEED(1);
-		return cmd_key_add(pos[0], o);
-	}
-	if (IS("key", "list")) {
-		NEED(1);
-		need_app(pos[0], id);
-		print_rows("SELECT id, type, created_at, revoked_at FROM "
-		    "api_keys WHERE app_id = ?1 ORDER BY created_at, id", 0, 1,
-		    id);
-		return 0;
-	}
-	if (IS("key", "revoke")) {
-		char ts[21];
-
-		NEED(1);
-		now_iso(ts);
-		if (exec_n("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 "
-		    "AND revoked_at IS NULL", 2, pos[0], ts) == 0)
-			refuse("%s: no such active key", pos[0]);
-		return 0;
-	}
-	if (IS("user", "add")) {
-		NEED(1);
-		return cmd_user_add(pos[0], o);
-	}
-	if (IS("user", "list")) {
-		NEED(1);
-		need_app(pos[0], id);
-		print_rows("SELECT id, email, name, active, created_at FROM "
-		    "users WHERE app_id = ?1 ORDER BY created_at, id", 0, 1, id);
-		return 0;
-	}
-	if (IS("user", "disable") || IS("user", "enable")) {
-		NEED(1);
-		if (valid_uuid(pos[0], id) != NULL)
-			refuse("%s: not a user id", pos[0]);
-		if (exec_n("UPDATE users SET active = ?2 WHERE id = ?1", 2, id,
-		    strcmp(c2, "enable") == 0 ? "1" : "0") == 0)
-			refuse("%s: no such user", id);
-		return 0;
-	}
-	if (IS("invite", "show") || IS("invite", "retry") ||
-	    IS("invite", "cancel")) {
-		NEED(1);
-		return cmd_invite(c2, pos[0]);
-	}
-	if (IS("suppress", "add") || IS("suppress", "remove") ||
-	    IS("suppress", "list")) {
-		if (npos < 1 || npos > 2 || (strcmp(c2, "list") == 0) !=
-		    (npos == 1))
+	for (c = commands; c->noun != NULL; c++) {
+		if (strcmp(c->noun, c1) != 0 || (c->verb == NULL) !=
+		    (c2 == NULL) || (c2 != NULL && strcmp(c->verb, c2) != 0))
+			continue;
+		if (npos != c->npos)
 			usage("wrong number of arguments");
-		return cmd_suppress(c2, pos[0], npos > 1 ? pos[1] : NULL);
+		return c->fn(&a);
 	}
 	usage("unknown command");
-#undef IS
-#undef NEED
 }
 
 int
@@ -942,9 +975,7 @@ main(int argc, char *argv[])
 		dbpath = c.database;
 	}
 	c1 = argv[i++];
-	if (strcmp(c1, "app") == 0 || strcmp(c1, "key") == 0 ||
-	    strcmp(c1, "user") == 0 || strcmp(c1, "invite") == 0 ||
-	    strcmp(c1, "suppress") == 0) {
+	if (has_verbs(c1)) {
 		if (i >= argc)
 			usage("missing subcommand");
 		c2 = argv[i++];

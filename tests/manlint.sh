@@ -45,25 +45,17 @@ for p in $pages; do
 	fi
 done
 
-# Print the quoted strings from the first match of the extended regex $2
-# in file $1 up to the next "};", one per line.  With $3 = first, a line
-# that opens a brace (an entry of a table of structs, whose later members
-# are function names and help texts) gives only its first string; lines of
-# a plain array of strings give all of theirs.
-strings_of() {
-	awk -v start="$2" -v mode="$3" '
-	!f && match($0, start) { f = 1; $0 = substr($0, RSTART + RLENGTH) }
-	f {
-		line = $0
-		one = (mode == "first" && line ~ /{/)
-		while (match(line, /"[^"]*"/)) {
-			print substr(line, RSTART + 1, RLENGTH - 2)
-			if (one)
-				break
-			line = substr(line, RSTART + RLENGTH)
-		}
-		if ($0 ~ /}[ \t]*;/)
-			exit
+# The commands of ctl.c's commands[] table, one a line: the row's noun
+# and, when it is a string, its verb ({ "app", "add", ... } is "app add").
+commands_of() {
+	awk '
+	!f && /commands\[\][ \t]*=/ { f = 1; next }
+	f && /}[ \t]*;/ { exit }
+	f && match($0, /{ "[^"]*"(, "[^"]*")?/) {
+		row = substr($0, RSTART + 2, RLENGTH - 2)
+		gsub(/"/, "", row)
+		sub(/, /, " ", row)
+		print row
 	}' "$1"
 }
 
@@ -75,7 +67,7 @@ strings_of() {
 if [ ! -f "$ctl_c" ]; then
 	echo "skip ctl commands: $ctl_c does not exist yet"
 else
-	cmds=$(strings_of "$ctl_c" 'commands\[\][ \t]*=' first |
+	cmds=$(commands_of "$ctl_c" |
 	    grep -E '^[a-z][a-z-]*( [a-z][a-z-]*)*$')
 	if [ -z "$cmds" ]; then
 		echo "FAIL ctl commands: no commands[] table in $ctl_c"
