@@ -88,16 +88,20 @@ set_str(char **dst, const char *v, char why[WHY_MAX])
 	return 0;
 }
 
+/* An integer of key k's range, stored as an int or (K_SIZE) a size_t. */
 static int
-set_int(int *dst, const char *v, long long min, long long max,
+set_number(void *dst, const struct conf_key *k, const char *v,
     char why[WHY_MAX])
 {
 	long long n;
 
-	if (util_strtonum(v, min, max, &n) == -1)
+	if (util_strtonum(v, k->min, k->max, &n) == -1)
 		return conf_why(why, "expected an integer from %lld to %lld",
-		    min, max);
-	*dst = (int)n;
+		    k->min, k->max);
+	if (k->type == K_SIZE)
+		*(size_t *)dst = (size_t)n;
+	else
+		*(int *)dst = (int)n;
 	return 0;
 }
 
@@ -420,19 +424,6 @@ set_mode(mode_t *dst, const char *v, char why[WHY_MAX])
 	return 0;
 }
 
-static int
-set_size(size_t *dst, const char *v, long long min, long long max,
-    char why[WHY_MAX])
-{
-	long long n;
-
-	if (util_strtonum(v, min, max, &n) == -1)
-		return conf_why(why, "expected an integer from %lld to %lld",
-		    min, max);
-	*dst = (size_t)n;
-	return 0;
-}
-
 #define STR(k, check, def)	{ #k, K_STR, OFF(k), 0, 0, def, check, NULL }
 #define INT(k, min, max, def)	{ #k, K_INT, OFF(k), min, max, def, NULL, NULL }
 #define ENUM(k, names, def)	{ #k, K_ENUM, OFF(k), 0, 0, def, NULL, names }
@@ -493,9 +484,8 @@ key_set(struct conf *c, const struct conf_key *k, const char *v,
 			return -1;
 		return set_str(field, v, why);
 	case K_INT:
-		return set_int(field, v, k->min, k->max, why);
 	case K_SIZE:
-		return set_size(field, v, k->min, k->max, why);
+		return set_number(field, k, v, why);
 	case K_MODE:
 		return set_mode(field, v, why);
 	case K_ENUM:

@@ -50,24 +50,9 @@ stage() { # name, then the command
 	return "$rc"
 }
 
-# The names of tests/packages.txt, all of them or (demo) those without
-# "test"; one with unless=CMD only when CMD is not installed.  The same
-# reader is in demo.sh and .ci/run.
-packages() {	# all|demo
-	local p w t skip
-	while read -r p w; do
-		case $p in ''|'#'*) continue ;; esac
-		skip=
-		for t in ${w%%#*}; do
-			case $t in
-			test) [ "$1" = all ] || skip=1 ;;
-			unless=*) PATH=$PATH:/usr/sbin:/sbin command -v \
-			    "${t#unless=}" >/dev/null 2>&1 && skip=1 ;;
-			esac
-		done
-		[ -n "$skip" ] || echo "$p"
-	done <"$SRCDIR/tests/packages.txt"
-}
+# packages all|demo: the names in tests/packages.txt.
+# shellcheck source=tests/packages.sh
+. "$SRCDIR/tests/packages.sh"
 
 echo "== packages (tests/packages.txt)"
 if ! command -v dpkg-query >/dev/null 2>&1; then
