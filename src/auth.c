@@ -15,6 +15,7 @@
 
 #include "extern.h"
 #include "api.h"
+#include "db.h"
 
 #define KEY_MAX		256
 

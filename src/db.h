@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: ISC
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
- * The database interface for the daemon's processes (db.c).
+ * The database layer's whole interface (db*.c), for the daemon's
+ * processes and referral-invitesctl: every SQL statement stays behind it.
  */
 #ifndef DB_H
 #define DB_H
@@ -9,20 +10,52 @@
 #include <sys/types.h>
 #include <time.h>
 
-struct sqlite3_stmt;
+struct sqlite3;
+struct db;
 
-enum db_query {
-	Q_BEGIN, Q_BEGIN_READ, Q_GENERATION, Q_COMMIT, Q_ROLLBACK, Q_APP_GET,
-	Q_USER_GET, Q_KEY_FIND, Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN,
-	Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS, Q_RECOVER, Q_DUE,
-	Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
-	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD,
-	Q_OPTOUT_CANCEL, Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL,
-	Q_IDEM_PURGE, Q_IDEM_STORED, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
-	Q_DUE_COUNT, Q_COUNTS, Q_COUNTS_DROP, Q_COUNTS_ADD, Q_COUNTS_PURGE,
-	Q_IN_INVITER, Q_IN_APP,
-	Q__MAX
+/*
+ * Open path with WAL, the given synchronous mode, foreign keys and a fair
+ * busy handler.  Returns NULL with a reason logged.
+ */
+struct db	*db_open(const char *path, enum sync_mode sync, int readonly);
+void		 db_close(struct db *);
+/* Create or migrate the schema; 0 or -1. */
+int		 db_migrate(struct db *, char *err, size_t errsz);
+struct sqlite3	*db_handle(struct db *);
+
+enum db_res { DB_OK, DB_NOTFOUND, DB_BUSY, DB_ERR, DB_CONFLICT };
+
+struct app {
+	char		 id[UUID_LEN + 1];
+	char		*name;
+	char		*invite_url;
+	char		*sender;
+	char		*language;
+	enum jwt_alg	 jwt_alg;
+	char		*jwt_key;	/* PEM for RS256/ES256 */
+	char		*jwt_issuer;
+	int		 jwt_generation;	/* HS256 secret derivation */
+	int		 accept_ttl;
+	int		 limit_per_hour, limit_per_day, limit_per_minute;
+	int		 cooldown;	/* -1 where unset: use the server's */
 };
+void		 db_app_free(struct app *);
+
+struct user {
+	char	 id[UUID_LEN + 1];
+	char	*email;
+	char	*name;
+	int	 active;
+};
+void		 db_user_free(struct user *);
+
+enum db_res	 db_app_get(struct db *, const char *id, struct app *out);
+enum db_res	 db_user_get(struct db *, const char *app, const char *id,
+		    struct user *out);
+/* An active key with this hash; its app id and type into the buffers. */
+enum db_res	 db_key_find(struct db *, const char *hash_hex,
+		    char app[UUID_LEN + 1], char type[8]);
+
 
 /* Run SQL without results; -1 with the error logged. */
 int		 db_exec(struct db *, const char *sql);
@@ -30,8 +63,6 @@ int		 db_exec(struct db *, const char *sql);
 int		 db_version(struct db *);
 /* Whether the file's schema is the one this program writes. */
 int		 db_schema_current(struct db *);
-/* A cached statement, reset and with bindings cleared. */
-struct sqlite3_stmt *db_stmt(struct db *, enum db_query);
 
 /* One invite to store; limits of 0 are off. */
 struct invite_new {

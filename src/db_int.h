@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
+/*
+ * Inside the database layer only (db*.c): the connection and the helpers
+ * its files share.  Nothing outside them includes this.
+ */
+#ifndef DB_INT_H
+#define DB_INT_H
+
+enum db_query {
+	Q_BEGIN, Q_BEGIN_READ, Q_GENERATION, Q_COMMIT, Q_ROLLBACK, Q_APP_GET,
+	Q_USER_GET, Q_KEY_FIND, Q_IS_MEMBER, Q_IS_SUPPRESSED, Q_COOLDOWN,
+	Q_NTH_INVITER, Q_NTH_APP, Q_INSERT, Q_STATUS, Q_RECOVER, Q_DUE,
+	Q_CANCEL_SUPPRESSED, Q_CLAIM, Q_MARK, Q_NEXT_DUE, Q_SUPPRESS_BOUNCE,
+	Q_LIST, Q_ACCEPT_FIND, Q_ACCEPT_FIND_OLD, Q_ACCEPT_SET, Q_OPTOUT_ADD,
+	Q_OPTOUT_CANCEL, Q_IDEM_GET, Q_IDEM_CLAIM, Q_IDEM_SET, Q_IDEM_DEL,
+	Q_IDEM_PURGE, Q_IDEM_STORED, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
+	Q_DUE_COUNT, Q_COUNTS, Q_COUNTS_DROP, Q_COUNTS_ADD, Q_COUNTS_PURGE,
+	Q_IN_INVITER, Q_IN_APP,
+	Q__MAX
+};
+
+/* A cached statement, reset and with bindings cleared. */
+sqlite3_stmt	*db_stmt(struct db *, enum db_query);
+
+struct db {
+	sqlite3		*h;
+	sqlite3_stmt	*st[Q__MAX];
+	unsigned int	 seed;
+	struct cache	*cache;		/* NULL: not caching */
+	int64_t		 gen;		/* of the rows in the cache */
+	int		 fresh;		/* this snapshot has seen gen */
+	int		 wal_frames;	/* in the WAL at our last commit */
+};
+
+/* Whether reads may be served from and kept in the cache. */
+int		 cached(const struct db *);
+/* The db_res for an SQLite result code (logging the unexpected). */
+enum db_res	 db_res_of(struct db *, int rc);
+/* Bind s (NULL: NULL) as parameter i. */
+int		 bind_text(sqlite3_stmt *, int i, const char *s);
+char		*col_strdup(sqlite3_stmt *, int i);
+void		 col_copy(sqlite3_stmt *, int i, char *dst, size_t dstsz);
+/* A one-row, one-column query; its text into out ("" for NULL). */
+int		 query_text(struct db *, sqlite3_stmt *, char *out,
+		    size_t outsz);
+/* An ISO 8601 UTC timestamp as stored; -1 if it is not one. */
+time_t		 parse_iso(const char *s);
+/* Step statement q once and reset it; the SQLite result. */
+int		 step_simple(struct db *, enum db_query q);
+/* Run fn inside BEGIN IMMEDIATE ... COMMIT, rolling back on failure. */
+enum db_res	 in_tx(struct db *, enum db_res fn(struct db *, void *),
+		    void *arg);
+
+#endif

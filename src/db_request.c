@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
+/*
+ * What a request reads and writes: apps, users and keys (through the
+ * cache), an invite's status, the list, accept, opt-out and
+ * Idempotency-Keys.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "extern.h"
+#include "db.h"
+#include "db_int.h"
+
+void
+db_app_free(struct app *a)
+{
+	free(a->name);
+	free(a->invite_url);
+	free(a->sender);
+	free(a->language);
+	free(a->jwt_key);
+	free(a->jwt_issuer);
+	memset(a, 0, sizeof(*a));
+}
+
+enum db_res
+db_app_get(struct db *db, const char *id, struct app *a)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	if (cached(db) && cache_app_get(db->cache, id, a))
+		return DB_OK;
+	if ((st = db_stmt(db, Q_APP_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, a->id, sizeof(a->id));
+	a->name = col_strdup(st, 1);
+	a->invite_url = col_strdup(st, 2);
+	a->sender = col_strdup(st, 3);
+	a->language = col_strdup(st, 4);
+	a->jwt_alg = jwt_alg_parse((const char *)sqlite3_column_text(st, 5));
+	a->jwt_key = col_strdup(st, 6);
+	a->jwt_issuer = col_strdup(st, 7);
+	a->jwt_generation = sqlite3_column_int(st, 8);
+	a->accept_ttl = sqlite3_column_int(st, 9);
+	a->limit_per_hour = sqlite3_column_int(st, 10);
+	a->limit_per_day = sqlite3_column_int(st, 11);
+	a->limit_per_minute = sqlite3_column_int(st, 12);
+	a->cooldown = sqlite3_column_int(st, 13);
+	sqlite3_reset(st);
+	if (a->name == NULL || a->invite_url == NULL) {
+		db_app_free(a);
+		return DB_ERR;
+	}
+	if (cached(db))
+		cache_app_put(db->cache, a);
+	return DB_OK;
+}
+
+void
+db_user_free(struct user *u)
+{
+	free(u->email);
+	free(u->name);
+	memset(u, 0, sizeof(*u));
+}
+
+enum db_res
+db_user_get(struct db *db, const char *app, const char *id, struct user *u)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	if (cached(db) && cache_user_get(db->cache, app, id, u))
+		return DB_OK;
+	if ((st = db_stmt(db, Q_USER_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	bind_text(st, 2, app);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, u->id, sizeof(u->id));
+	u->email = col_strdup(st, 1);
+	u->name = col_strdup(st, 2);
+	u->active = sqlite3_column_int(st, 3);
+	sqlite3_reset(st);
+	if (u->email == NULL)
+		return DB_ERR;
+	if (cached(db))
+		cache_user_put(db->cache, app, u);
+	return DB_OK;
+}
+
+enum db_res
+db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
+    char type[8])
+{
+	sqlite3_stmt *st;
+	const unsigned char *h;
+	int rc;
+	enum db_res res = DB_NOTFOUND;
+
+	if (cached(db) && cache_key_get(db->cache, hash_hex, app, type))
+		return DB_OK;
+	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, hash_hex);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		h = sqlite3_column_text(st, 2);
+		/* The index found it; compare anyway, in constant time. */
+		if (h != NULL && strlen((const char *)h) == 64 &&
+		    util_ct_eq(h, hash_hex, 64)) {
+			col_copy(st, 0, app, UUID_LEN + 1);
+			col_copy(st, 1, type, 8);
+			res = DB_OK;
+			if (cached(db))
+				cache_key_put(db->cache, hash_hex, app, type);
+		}
+	} else if (rc != SQLITE_DONE)
+		res = db_res_of(db, rc);
+	sqlite3_reset(st);
+	return res;
+}
+
+enum db_res
+db_invite_status(struct db *db, const char *id, char status[16],
+    char *reply, size_t replysz)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_STATUS)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, status, 16);
+	col_copy(st, 1, reply, replysz);
+	sqlite3_reset(st);
+	return DB_OK;
+}
+
+/* --------------------------------------------------- the other routes */
+
+enum db_res
+db_invites_list(struct db *db, const char *app, const char *user,
+    const char *before_time, int64_t before, int limit, db_row_fn fn,
+    void *arg)
+{
+	sqlite3_stmt *st;
+	const char *cols[7];
+	int rc, i;
+
+	if ((st = db_stmt(db, Q_LIST)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, app);
+	bind_text(st, 2, user);
+	if (before_time != NULL) {
+		bind_text(st, 3, before_time);
+		sqlite3_bind_int64(st, 4, before);
+	}
+	sqlite3_bind_int(st, 5, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < 7; i++)
+			cols[i] = (const char *)sqlite3_column_text(st, i);
+		if (fn(arg, cols, sqlite3_column_int64(st, 7)) == -1) {
+			sqlite3_reset(st);
+			return DB_ERR;
+		}
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+static enum db_res
+accept_step(struct db *db, const char *app, const char *id,
+    const char *hash, int ttl, struct accepted *out)
+{
+	sqlite3_stmt *st;
+	char status[16], ts[21], stored[65];
+	time_t now = time(NULL);
+	int rc;
+
+	if ((st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, id ? id : hash);
+	bind_text(st, 2, app);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, out->id, sizeof(out->id));
+	col_copy(st, 1, out->inviter, sizeof(out->inviter));
+	col_copy(st, 2, out->email, sizeof(out->email));
+	col_copy(st, 3, status, sizeof(status));
+	col_copy(st, 4, ts, sizeof(ts));
+	col_copy(st, 5, out->accepted_at, sizeof(out->accepted_at));
+	col_copy(st, 6, stored, sizeof(stored));
+	sqlite3_reset(st);
+	/* The id is public; the token's hash is what proves it. */
+	if (strlen(stored) != 64 || !util_ct_eq(stored, hash, 64)) {
+		memset(out, 0, sizeof(*out));
+		return DB_NOTFOUND;
+	}
+	if (out->accepted_at[0] != '\0') {
+		out->why = ACCEPT_USED;
+		return DB_OK;
+	}
+	if (strcmp(status, "canceled") == 0) {
+		out->why = ACCEPT_CANCELED;
+		return DB_OK;
+	}
+	if (parse_iso(ts) + ttl < now) {
+		out->why = ACCEPT_EXPIRED;
+		return DB_OK;
+	}
+	util_isotime(now, out->accepted_at);
+	if ((st = db_stmt(db, Q_ACCEPT_SET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, out->id);
+	bind_text(st, 2, out->accepted_at);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_res_of(db, rc);
+	out->why = sqlite3_changes(db->h) == 1 ? ACCEPT_OK : ACCEPT_USED;
+	return DB_OK;
+}
+
+struct accept_args {
+	const char	*app, *id, *hash;
+	int		 ttl;
+	struct accepted	*out;
+};
+
+static enum db_res
+accept_fn(struct db *db, void *arg)
+{
+	struct accept_args *a = arg;
+
+	return accept_step(db, a->app, a->id, a->hash, a->ttl, a->out);
+}
+
+enum db_res
+db_invite_accept(struct db *db, const char *app, const char *id,
+    const char *hash, int ttl, struct accepted *out)
+{
+	struct accept_args a = { app, id, hash, ttl, out };
+
+	memset(out, 0, sizeof(*out));
+	return in_tx(db, accept_fn, &a);
+}
+
+struct optout_args {
+	const char	*app, *email;
+	int		 canceled;
+};
+
+static enum db_res
+optout_fn(struct db *db, void *arg)
+{
+	struct optout_args *a = arg;
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+	enum db_query q[2] = { Q_OPTOUT_ADD, Q_OPTOUT_CANCEL };
+
+	util_isotime(time(NULL), ts);
+	for (int i = 0; i < 2; i++) {
+		if ((st = db_stmt(db, q[i])) == NULL)
+			return DB_ERR;
+		bind_text(st, 1, a->app);
+		bind_text(st, 2, a->email);
+		bind_text(st, 3, ts);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return db_res_of(db, rc);
+	}
+	a->canceled = sqlite3_changes(db->h);
+	return DB_OK;
+}
+
+enum db_res
+db_optout(struct db *db, const char *app, const char *email, int *canceled)
+{
+	struct optout_args a = { app, email, 0 };
+	enum db_res res = in_tx(db, optout_fn, &a);
+
+	*canceled = a.canceled;
+	return res;
+}
+
+/* ------------------------------------------------------- idempotency */
+
+struct idem_args {
+	const char	*app, *cred, *key, *hash;
+	int		 stale;
+	struct idem	*out;
+};
+
+#define IDEM_TTL	86400
+
+static enum db_res
+idem_fn(struct db *db, void *arg)
+{
+	struct idem_args *a = arg;
+	sqlite3_stmt *st;
+	char ts[21], created[32];
+	time_t now = time(NULL), t;
+	int rc, i;
+
+	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, a->app);
+	bind_text(st, 2, a->cred);
+	bind_text(st, 3, a->key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		col_copy(st, 4, created, sizeof(created));
+		t = parse_iso(created);
+		a->out->status = sqlite3_column_int(st, 1);
+		a->out->age = (long)(now - t);
+		if (t + IDEM_TTL > now && (a->out->status != 0 ||
+		    t + a->stale > now)) {
+			a->out->same = strcmp((const char *)
+			    sqlite3_column_text(st, 0), a->hash) == 0;
+			a->out->body = col_strdup(st, 2);
+			a->out->headers = col_strdup(st, 3);
+			a->out->found = 1;
+			sqlite3_reset(st);
+			return DB_OK;
+		}
+		a->out->status = 0;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_res_of(db, rc);
+	}
+	sqlite3_reset(st);
+	if ((st = db_stmt(db, Q_IDEM_CLAIM)) == NULL)
+		return DB_ERR;
+	util_isotime(now, ts);
+	for (i = 0; i < 3; i++)
+		bind_text(st, i + 1, i == 0 ? a->app : i == 1 ? a->cred :
+		    a->key);
+	bind_text(st, 4, a->hash);
+	bind_text(st, 5, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+enum db_res
+db_idem_begin(struct db *db, const char *app, const char *cred,
+    const char *key, const char *hash, int stale, struct idem *out)
+{
+	struct idem_args a = { app, cred, key, hash, stale, out };
+
+	memset(out, 0, sizeof(*out));
+	return in_tx(db, idem_fn, &a);
+}
+
+enum db_res
+db_idem_end(struct db *db, const char *app, const char *cred,
+    const char *key, const char *hash, int status, const char *body,
+    const char *headers)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, status ? Q_IDEM_SET : Q_IDEM_DEL)) == NULL)
+		return DB_ERR;
+	bind_text(st, 1, app);
+	bind_text(st, 2, cred);
+	bind_text(st, 3, key);
+	/* Only this request's claim: it may have lapsed and been retaken. */
+	bind_text(st, 7, hash);
+	if (status) {
+		sqlite3_bind_int(st, 4, status);
+		bind_text(st, 5, body);
+		bind_text(st, 6, headers);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+int
+db_idem_purge(struct db *db)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_IDEM_PURGE)) == NULL)
+		return -1;
+	util_isotime(time(NULL) - IDEM_TTL, ts);
+	bind_text(st, 1, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+}

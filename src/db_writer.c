@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
+/*
+ * The writer's side: the limit checks (counters per slot of each
+ * window) and the insert of an invite, in the writer's transaction.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "extern.h"
+#include "db.h"
+#include "db_int.h"
+
+static int
+query_exists(sqlite3_stmt *st, int *exists)
+{
+	int rc = sqlite3_step(st);
+
+	*exists = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * A limit's window, counted in fixed slots (invite_counts): the check
+ * sums the slots, and only near the limit counts the invites of the one
+ * slot the window's start cuts, exactly, from the invites table; so its
+ * cost is a few dozen rows whatever the limit and however many invites
+ * the window holds, and its answer (and Retry-After, to the second) is
+ * that of counting every invite of the window.
+ */
+struct window {
+	const char	*kind;
+	int		 len;		/* seconds */
+	int		 slot;		/* seconds, a divisor of len */
+	int		 by_app;	/* else by inviter */
+};
+
+static const struct window win_hour = { "hour", 3600, 60, 0 };
+static const struct window win_day = { "day", 86400, 1800, 0 };
+static const struct window win_minute = { "minute", 60, 1, 1 };
+#define SLOTS_MAX	64		/* len / slot + 1, for each of them */
+
+/* Invites of id in (lo, hi) (unix seconds, exclusive); -1 on error. */
+static long long
+count_in(struct db *db, const struct window *w, const char *id, time_t lo,
+    time_t hi)
+{
+	sqlite3_stmt *st;
+	char a[21], b[21];
+	long long n = -1;
+
+	if ((st = db_stmt(db, w->by_app ? Q_IN_APP : Q_IN_INVITER)) == NULL)
+		return -1;
+	util_isotime(lo, a);
+	util_isotime(hi, b);
+	bind_text(st, 1, id);
+	bind_text(st, 2, a);
+	bind_text(st, 3, b);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return n;
+}
+
+/* The k-th oldest (from 0) invite of id in (lo, hi); 0 on error. */
+static time_t
+nth_in(struct db *db, const struct window *w, const char *id, time_t lo,
+    time_t hi, long long k)
+{
+	sqlite3_stmt *st;
+	char a[21], b[21], t[32];
+
+	if ((st = db_stmt(db, w->by_app ? Q_NTH_APP : Q_NTH_INVITER)) == NULL)
+		return 0;
+	util_isotime(lo, a);
+	util_isotime(hi, b);
+	bind_text(st, 1, id);
+	bind_text(st, 2, a);
+	bind_text(st, 3, b);
+	sqlite3_bind_int64(st, 4, k);
+	if (query_text(db, st, t, sizeof(t)) == -1 || t[0] == '\0')
+		return 0;
+	return parse_iso(t);
+}
+
+/* The slots of id from first on, oldest first (dropping older ones). */
+static int
+slots_of(struct db *db, const struct window *w, const char *id,
+    time_t first, time_t slot[SLOTS_MAX], long long n[SLOTS_MAX])
+{
+	sqlite3_stmt *st;
+	int k = 0, old = 0, rc;
+
+	if ((st = db_stmt(db, Q_COUNTS)) == NULL)
+		return -1;
+	bind_text(st, 1, w->kind);
+	bind_text(st, 2, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 0) < first)
+			old = 1;
+		else if (k < SLOTS_MAX) {
+			slot[k] = (time_t)sqlite3_column_int64(st, 0);
+			n[k++] = sqlite3_column_int64(st, 1);
+		} else		/* the clock went back: count them all */
+			n[k - 1] += sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	if (old) {
+		if ((st = db_stmt(db, Q_COUNTS_DROP)) == NULL)
+			return -1;
+		bind_text(st, 1, w->kind);
+		bind_text(st, 2, id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)first);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return k;
+}
+
+/*
+ * Whether a window limit is exhausted (a limit of 0 is off): an invite
+ * counts while it is younger than the window.  When it is, *retry gets
+ * the seconds until a slot frees (the later of two limits).  -1 on error.
+ */
+static int
+limit_check(struct db *db, const struct window *w, const char *id,
+    time_t now, int limit, int *retry)
+{
+	time_t slot[SLOTS_MAX], since = now - w->len, edge, t = 0;
+	long long n[SLOTS_MAX], full = 0, part = 0, need;
+	int k, i;
+
+	if (limit <= 0)
+		return 0;
+	/* The slot the window's start cuts: only its later part counts. */
+	edge = (since + 1) / w->slot * w->slot;
+	if ((k = slots_of(db, w, id, edge, slot, n)) == -1)
+		return -1;
+	for (i = 0; i < k; i++)
+		full += slot[i] == edge ? 0 : n[i];
+	if (full + (k > 0 && slot[0] == edge ? n[0] : 0) < limit)
+		return 0;
+	if (k > 0 && slot[0] == edge && (part = count_in(db, w, id, since,
+	    edge + w->slot)) == -1)
+		return -1;
+	if (full + part < limit)
+		return 0;
+	/* The need-th oldest of the window must leave it first. */
+	need = full + part - limit + 1;
+	if (need <= part)
+		t = nth_in(db, w, id, since, edge + w->slot, need - 1);
+	else
+		for (need -= part, i = 0; i < k && t == 0; i++) {
+			if (slot[i] == edge)
+				continue;
+			if (need <= n[i])
+				t = nth_in(db, w, id, slot[i] - 1,
+				    slot[i] + w->slot, need - 1);
+			else
+				need -= n[i];
+		}
+	if (t == 0)
+		return -1;
+	if (t + w->len - now > *retry)
+		*retry = (int)(t + w->len - now);
+	if (*retry < 1)
+		*retry = 1;
+	return 1;
+}
+
+/* Count a stored invite in the slots of its limits' windows. */
+static int
+limit_count(struct db *db, const struct invite_new *in, time_t now)
+{
+	const struct window *ws[] = { &win_hour, &win_day, &win_minute };
+	sqlite3_stmt *st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
+		if ((st = db_stmt(db, Q_COUNTS_ADD)) == NULL)
+			return -1;
+		bind_text(st, 1, ws[i]->kind);
+		bind_text(st, 2, ws[i]->by_app ? in->app_id : in->inviter_id);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)(now / ws[i]->slot *
+		    ws[i]->slot));
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	return 0;
+}
+
+int
+db_counts_purge(struct db *db, time_t now)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_COUNTS_PURGE)) == NULL)
+		return -1;
+	/* Past the longest window: slots no check reads again. */
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - win_day.len -
+	    win_day.slot));
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+}
+
+/* The checks of one invite, inside the write transaction. */
+static enum invite_res
+invite_checks(struct db *db, const struct invite_new *in, time_t now,
+    int *retry)
+{
+	sqlite3_stmt *st;
+	char since[21], last[32];
+	int r, hit = 0;
+
+	*retry = 0;
+	if ((r = limit_check(db, &win_hour, in->inviter_id, now,
+	    in->limit_hour, retry)) < 0)
+		return INV_ERR;
+	hit |= r;
+	if ((r = limit_check(db, &win_day, in->inviter_id, now,
+	    in->limit_day, retry)) < 0)
+		return INV_ERR;
+	hit |= r;
+	if ((r = limit_check(db, &win_minute, in->app_id, now,
+	    in->limit_minute, retry)) < 0)
+		return INV_ERR;
+	if (hit || r)
+		return INV_LIMIT;
+
+	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->email_norm);
+	if (query_exists(st, &r) == -1)
+		return INV_ERR;
+	if (r)
+		return INV_MEMBER;
+	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->email_norm);
+	if (query_exists(st, &r) == -1)
+		return INV_ERR;
+	if (r)
+		return INV_SUPPRESSED;
+	if (in->cooldown > 0) {
+		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL)
+			return INV_ERR;
+		util_isotime(now - in->cooldown, since);
+		bind_text(st, 1, in->app_id);
+		bind_text(st, 2, in->email_norm);
+		bind_text(st, 3, since);
+		if (query_text(db, st, last, sizeof(last)) == -1)
+			return INV_ERR;
+		if (last[0] != '\0')
+			return INV_COOLDOWN;
+	}
+	return INV_OK;
+}
+
+static enum invite_res
+invite_insert(struct db *db, const struct invite_new *in, time_t now)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	if ((st = db_stmt(db, Q_INSERT)) == NULL)
+		return INV_ERR;
+	util_isotime(now, ts);
+	bind_text(st, 1, in->id);
+	bind_text(st, 2, in->app_id);
+	bind_text(st, 3, in->inviter_id);
+	bind_text(st, 4, in->email);
+	bind_text(st, 5, in->email_norm);
+	bind_text(st, 6, in->lang_req);
+	bind_text(st, 7, in->lang_res);
+	bind_text(st, 8, in->request_id);
+	bind_text(st, 9, in->token_hash);
+	bind_text(st, 10, ts);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	switch (db_res_of(db, rc)) {
+	case DB_OK:
+		return INV_OK;
+	case DB_BUSY:
+		return INV_BUSY;
+	default:
+		return INV_ERR;
+	}
+}
+
+/*
+ * The invite's Idempotency-Key claim becomes its answer ("stored, answer
+ * to come") in the invite's transaction: a request that dies after the
+ * commit leaves a key that replays the invite, never one that lets a
+ * retry store a second.  INV_IDEM when the claim is not this request's
+ * any more (it lapsed and another request took it, or answered it).
+ */
+static enum invite_res
+invite_idem(struct db *db, const struct invite_new *in)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL)
+		return INV_ERR;
+	bind_text(st, 1, in->app_id);
+	bind_text(st, 2, in->idem_cred);
+	bind_text(st, 3, in->idem_key);
+	bind_text(st, 4, in->idem_hash);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (db_res_of(db, rc) != DB_OK)
+		return INV_ERR;
+	return sqlite3_changes(db->h) == 1 ? INV_OK : INV_IDEM;
+}
+
+enum invite_res
+db_invite_add(struct db *db, const struct invite_new *in, time_t now,
+    int *retry)
+{
+	enum invite_res res;
+
+	/*
+	 * Only inside the caller's transaction: after a failure SQLite may
+	 * have rolled it back (a full disk), and a savepoint would then
+	 * commit this invite alone, before the batch's answer says 500.
+	 */
+	if (sqlite3_get_autocommit(db->h))
+		return INV_ERR;
+	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
+		return res;
+	/*
+	 * The key's answer, the invite and its counts, all or none, inside
+	 * a batch that may commit others.
+	 */
+	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
+		return INV_ERR;
+	if (in->idem_key != NULL)
+		res = invite_idem(db, in);
+	if (res == INV_OK)
+		res = invite_insert(db, in, now);
+	if (res == INV_OK && limit_count(db, in, now) == -1)
+		res = INV_ERR;
+	if (res != INV_OK)
+		step_simple(db, Q_ROLLBACK_TO);
+	if (step_simple(db, Q_RELEASE) != SQLITE_DONE && res == INV_OK)
+		res = INV_ERR;
+	return res;
+}
+
+enum invite_res
+db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+{
+	enum invite_res res;
+	enum db_res dr;
+
+	if ((dr = db_begin(db)) != DB_OK)
+		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
+	if ((res = db_invite_add(db, in, time(NULL), retry)) != INV_OK) {
+		db_rollback(db);
+		return res;
+	}
+	if ((dr = db_commit(db)) != DB_OK)
+		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
+	return INV_OK;
+}
