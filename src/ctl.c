@@ -242,8 +242,9 @@ struct opts {
 	int		 nset;
 };
 
-/* What a command gets: its verb, its positional arguments, its options. */
+/* What a command gets: its words, its positional arguments, its options. */
 struct cmd_args {
+	const char	*noun;
 	const char	*verb;
 	char		**pos;
 	int		 npos;
@@ -797,24 +798,28 @@ cmd_app_list(const struct cmd_args *a)
 	return 0;
 }
 
+/* The rows of an app (or the app itself): app show, key list, user list. */
 static int
-cmd_app_show(const struct cmd_args *a)
+cmd_of_app(const struct cmd_args *a)
 {
+	static const struct {
+		const char	*noun;
+		const char	*sql;
+		int		 single;
+	} q[] = {
+		{ "app", "SELECT " APP_COLUMNS " FROM apps WHERE id = ?1", 1 },
+		{ "key", "SELECT id, type, created_at, revoked_at FROM "
+		    "api_keys WHERE app_id = ?1 ORDER BY created_at, id", 0 },
+		{ "user", "SELECT id, email, name, active, created_at FROM "
+		    "users WHERE app_id = ?1 ORDER BY created_at, id", 0 },
+	};
 	char id[UUID_LEN + 1];
+	size_t i;
 
 	need_app(a->pos[0], id);
-	print_rows("SELECT " APP_COLUMNS " FROM apps WHERE id = ?1", 1, 1, id);
-	return 0;
-}
-
-static int
-cmd_key_list(const struct cmd_args *a)
-{
-	char id[UUID_LEN + 1];
-
-	need_app(a->pos[0], id);
-	print_rows("SELECT id, type, created_at, revoked_at FROM api_keys "
-	    "WHERE app_id = ?1 ORDER BY created_at, id", 0, 1, id);
+	for (i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if (strcmp(q[i].noun, a->noun) == 0)
+			print_rows(q[i].sql, q[i].single, 1, id);
 	return 0;
 }
 
@@ -827,17 +832,6 @@ cmd_key_revoke(const struct cmd_args *a)
 	if (exec_n("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND "
 	    "revoked_at IS NULL", 2, a->pos[0], ts) == 0)
 		refuse("%s: no such active key", a->pos[0]);
-	return 0;
-}
-
-static int
-cmd_user_list(const struct cmd_args *a)
-{
-	char id[UUID_LEN + 1];
-
-	need_app(a->pos[0], id);
-	print_rows("SELECT id, email, name, active, created_at FROM users "
-	    "WHERE app_id = ?1 ORDER BY created_at, id", 0, 1, id);
 	return 0;
 }
 
@@ -872,14 +866,14 @@ static const struct cmd {
 	{ "init", NULL, 0, cmd_init },
 	{ "app", "add", 0, cmd_app_add },
 	{ "app", "list", 0, cmd_app_list },
-	{ "app", "show", 1, cmd_app_show },
+	{ "app", "show", 1, cmd_of_app },
 	{ "app", "set", 1, cmd_app_set },
 	{ "app", "jwt-key", 1, cmd_app_jwt_key },
 	{ "key", "add", 1, cmd_key_add },
-	{ "key", "list", 1, cmd_key_list },
+	{ "key", "list", 1, cmd_of_app },
 	{ "key", "revoke", 1, cmd_key_revoke },
 	{ "user", "add", 1, cmd_user_add },
-	{ "user", "list", 1, cmd_user_list },
+	{ "user", "list", 1, cmd_of_app },
 	{ "user", "disable", 1, cmd_user_active },
 	{ "user", "enable", 1, cmd_user_active },
 	{ "token", NULL, 2, cmd_token },
@@ -926,7 +920,7 @@ dispatch(const char *c1, const char *c2, struct opts *o, char *pos[],
     int npos)
 {
 	const struct cmd *c;
-	struct cmd_args a = { c2, pos, npos, o };
+	struct cmd_args a = { c1, c2, pos, npos, o };
 
 	for (c = commands; c->noun != NULL; c++) {
 		if (strcmp(c->noun, c1) != 0 || (c->verb == NULL) !=
