@@ -110,7 +110,9 @@ class Sink:
         if delay:
             await asyncio.sleep(delay)
         return '250 OK'
-c = Controller(Sink(), hostname='127.0.0.1', port=$p_smtp)
+# A fixed name: aiosmtpd would look its host's name up per connection.
+c = Controller(Sink(), hostname='127.0.0.1', port=$p_smtp,
+               server_hostname='bench.test')
 c.start()
 import signal; signal.sigwait({signal.SIGTERM, signal.SIGINT})
 c.stop()
