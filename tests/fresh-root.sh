@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: ISC
 # Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # tests/fresh-root.sh: README's two commands on a brand-new Debian 12 root,
-# as root, with the checkout in root's home (mode 0700).  Slow (about ten
-# minutes: debootstrap, the packages, the whole suite) and not part of
-# tests/run-all.sh.
+# as root, with the checkout in root's home (mode 0700).  Slow (about 20
+# minutes on 2 cores: debootstrap, the packages, the whole suite) and not
+# part of tests/run-all.sh.
 #
 #   tests/fresh-root.sh [--keep]
 #

@@ -20,12 +20,6 @@
 #ifndef TOP_SRCDIR
 #define TOP_SRCDIR "."
 #endif
-#ifndef LOCALSTATEDIR
-#define LOCALSTATEDIR "/var"
-#endif
-#ifndef RUNSTATEDIR
-#define RUNSTATEDIR "/run"
-#endif
 
 #define OPTOUT	"/api/v1/referral-invites/opt-out?token="
 
