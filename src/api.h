@@ -18,25 +18,31 @@ struct ctx {
 	const struct conf	*conf;
 	struct db		*db;
 	unsigned char		 secret[32];	/* the server secret */
-	int			 wake_fd;	/* write end: wakes the mailer */
-	int			 commit_fd;	/* to the writer, or -1 */
+	int			 commit_fd;	/* to the writer */
 	int			 verdict_fd;	/* the mailer's verdicts, or -1 */
 	volatile sig_atomic_t	*stopping;
 };
 
 /* ----------------------------------------------------------- worker.c */
 
-/* Serve requests until *ctx->stopping; parked invites answered last. */
+struct invite;
+struct idem_state;
+struct parked;
+struct wake;
+
+/* Serve requests until *ctx->stopping; parked requests answered last. */
 void		 worker_run(struct ctx *);
 /*
- * A handler leaves r unanswered (worker_park) and returns; when what it
- * waits for comes, it answers and calls worker_done, which also answers
- * 500 for a request left without an answer.
+ * Park r: send inv to the writer and leave r unanswered; the loop serves
+ * other connections and calls fn (park.h) when the writer answers, the
+ * mailer's verdict comes or the deadline does.  -1: r answered 503.
  */
-void		 worker_park(struct req *);
+int		 worker_store(struct ctx *, struct req *r,
+		    const struct invite *inv, const struct idem_state *is,
+		    int (*fn)(struct ctx *, struct parked *,
+		    const struct wake *));
+/* Write r's answer (500 when it has none) and end it. */
 void		 worker_done(struct req *);
-/* Before waiting in place: let idle workers take the other requests. */
-void		 worker_share(int all);
 
 /* ------------------------------------------------------------ fcgi.c */
 
@@ -75,38 +81,20 @@ struct req {
 	const char	*answer;	/* the body: out.p, or a literal */
 	size_t		 answerlen;
 	struct buf	 out;
+	int		 fd;		/* its connection */
 	int		 slot;		/* fcgi.c's */
 	char		 pathbuf[1024];	/* fcgi.c's, for path */
 };
 
+/* Ready libfcgi: a request for each one a worker may have under way. */
+int		 fcgi_init(void);
 /*
- * Listen on sock; take the connections a predecessor left on hand, and
- * those other workers share (shared[0]; shared[1] to share).  News on
- * answers (the writer's) and on fd given to fcgi_watch are reported by
- * fcgi_accept; next_ms() (ms, -1: never) is the time until a parked
- * request's deadline.
+ * Read the request waiting on connection fd whole (its body if at most
+ * max_body bytes); NULL when libfcgi found none and closed fd.
  */
-int		 fcgi_init(int sock, int hand, const int shared[2], int answers,
-		    int (*next_ms)(void));
-/* After fcgi_init: also report news on fd (the mailer's verdicts). */
-int		 fcgi_watch(int fd);
-/*
- * The next request, read whole (its body if at most max_body bytes); or
- * NULL with *answers set when a channel has news or a parked request's
- * deadline has come; otherwise NULL when the worker should exit.
- */
-struct req	*fcgi_accept(volatile sig_atomic_t *term, int *answers,
-		    size_t max_body);
-/* Pass the connections held on to the slot's next worker. */
-void		 fcgi_handover(int hand);
-/* Before a wait: let idle workers take other connections' requests. */
-void		 fcgi_share_waiting(void);
-/* Before a long wait: let idle workers take the other connections. */
-void		 fcgi_share(void);
-/* Write r's answer (it has one) and end the request. */
-void		 fcgi_finish(struct req *);
-/* Leave r unanswered for now: the loop goes on; fcgi_finish it later. */
-void		 fcgi_park(struct req *r);
+struct req	*fcgi_read(int fd, size_t max_body);
+/* Write r's answer (it has one) and end it; -1 when fd was closed. */
+int		 fcgi_finish(struct req *);
 
 /* ----------------------------------------------------------- route.c */
 
@@ -148,12 +136,6 @@ void		 auth_fail(struct req *, enum auth_res res);
 /* ----------------------------------------------------------- invite.c */
 
 void		 invite_post(struct ctx *, struct req *, const char *userid);
-/* Answer the parked invites the writer has answered (or given up on). */
-void		 invite_resume(struct ctx *);
-/* Invites parked, waiting for the writer or the mailer. */
-int		 invite_parked(void);
-/* ms until the first parked invite's deadline (the writer's too); -1. */
-int		 invite_next_ms(void);
 /* Answer 400/415/413 for a body that is not JSON within max_body. */
 int		 api_json_body(struct ctx *, struct req *, const char **body,
 		    size_t *len);
@@ -191,26 +173,6 @@ int		 idem_begin(struct ctx *, struct req *,
 void		 idem_end(struct ctx *, struct req *, struct idem_state *st);
 /* Answer 409 "in progress" with Retry-After. */
 void		 idem_busy(struct req *);
-
-/* ----------------------------------------------------------- commit.c */
-
-struct invite_new;
-/* Have the writer check and store in (see db_invite_create). */
-int		 commit_invite(int fd, const struct invite_new *in,
-		    int *retry);
-/*
- * Invites a worker may have with the writer at once without waiting:
- * commit_park sends one (-1: none free, or the channel is full) and
- * commit_ready returns the arg of one answered, or given up on, with its
- * result; commit_next_ms is the time until the next gives up (-1: none).
- */
-#define PARK_MAX	64
-int		 commit_park(int fd, const struct invite_new *in, void *arg);
-void		*commit_ready(int fd, int *res, int *retry);
-int		 commit_parked(void);
-int		 commit_next_ms(void);
-/* Bound a worker's wait for the writer's answer on its channel. */
-int		 commit_channel(int fd);
 
 /* ----------------------------------------------------------- writer.c */
 

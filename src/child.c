@@ -172,9 +172,5 @@ child_channels(struct daemon *d, enum role role, int slot)
 			close(d->hand[i][1]);
 		}
 	}
-	if (slot == -1) {
-		close(d->shared[0]);
-		close(d->shared[1]);
-	}
 }
 

@@ -45,13 +45,26 @@ struct daemon {
 	int		(*hand)[2];	/* per worker slot: [1] to its successor */
 	int		(*verdict)[2];	/* per worker: [0] mailer, [1] worker */
 	int		*verdict_fds;	/* the mailer's ends, for struct mailer */
-	int		 shared[2];	/* connections any worker may take */
 };
 
 enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
 
 /* Set by SIGTERM and SIGINT, in the supervisor as in its children. */
 extern volatile sig_atomic_t got_term;
+
+#define STOP_GRACE	30	/* seconds children get to finish */
+
+/* ------------------------------------------------------------- start.c */
+
+/*
+ * The listening socket: handed over on fd 0 (spawn-fcgi, systemd
+ * StandardInput=socket), by socket activation (LISTEN_FDS), or our own.
+ */
+int	 start_socket(struct daemon *);
+/* Take DATABASE.lock, waiting for an earlier pool's children to end. */
+void	 start_lock(struct daemon *);
+/* Exit with the fix when the pool's user cannot use the database's dir. */
+void	 start_reachable(const char *dir);
 
 /* -------------------------------------------------------------- load.c */
 

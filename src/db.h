@@ -64,24 +64,28 @@ int		 db_version(struct db *);
 /* Whether the file's schema is the one this program writes. */
 int		 db_schema_current(struct db *);
 
-/* One invite to store; limits of 0 are off. */
-struct invite_new {
-	const char	*id;
-	const char	*app_id;
-	const char	*inviter_id;
-	const char	*email;
-	const char	*email_norm;
-	const char	*lang_req;
-	const char	*lang_res;
-	const char	*request_id;
-	const char	*token_hash;
+/*
+ * One invite along its way: filled by the route (invite.c), carried to
+ * the writer in its channel message (writer.h), checked and stored by
+ * db_invite_add.  Limits of 0 are off.
+ */
+struct invite {
+	char		 id[UUID_LEN + 1];
+	char		 app_id[UUID_LEN + 1];
+	char		 inviter_id[UUID_LEN + 1];
+	char		 email[EMAIL_MAX + 1];
+	char		 email_norm[EMAIL_MAX + 1];
+	char		 lang_req[LANG_MAX];
+	char		 lang_res[LANG_MAX];
+	char		 request_id[REQID_MAX + 1];
+	char		 token_hash[65];
 	/*
 	 * With an Idempotency-Key: the claim the invite must turn into its
-	 * answer in the same transaction (NULL key: none).
+	 * answer in the same transaction ("" key: none).
 	 */
-	const char	*idem_cred;
-	const char	*idem_key;
-	const char	*idem_hash;
+	char		 idem_cred[72];
+	char		 idem_key[256];
+	char		 idem_hash[65];
 	int		 limit_hour;
 	int		 limit_day;
 	int		 limit_minute;
@@ -99,13 +103,13 @@ enum invite_res {
  * the invite, all in one BEGIN IMMEDIATE transaction.  On INV_LIMIT *retry
  * holds the seconds until a slot frees.
  */
-enum invite_res	 db_invite_create(struct db *, const struct invite_new *,
+enum invite_res	 db_invite_create(struct db *, const struct invite *,
 		    int *retry);
 /*
  * The same checks and insert inside a transaction the caller holds (the
  * group-commit writer runs many in one).
  */
-enum invite_res	 db_invite_add(struct db *, const struct invite_new *,
+enum invite_res	 db_invite_add(struct db *, const struct invite *,
 		    time_t now, int *retry);
 /*
  * Drop the limit counters no window reads any more (the writer, now and

@@ -183,7 +183,7 @@ limit_check(struct db *db, const struct window *w, const char *id,
 
 /* Count a stored invite in the slots of its limits' windows. */
 static int
-limit_count(struct db *db, const struct invite_new *in, time_t now)
+limit_count(struct db *db, const struct invite *in, time_t now)
 {
 	const struct window *ws[] = { &win_hour, &win_day, &win_minute };
 	sqlite3_stmt *st;
@@ -223,7 +223,7 @@ db_counts_purge(struct db *db, time_t now)
 
 /* The checks of one invite, inside the write transaction. */
 static enum invite_res
-invite_checks(struct db *db, const struct invite_new *in, time_t now,
+invite_checks(struct db *db, const struct invite *in, time_t now,
     int *retry)
 {
 	sqlite3_stmt *st;
@@ -277,7 +277,7 @@ invite_checks(struct db *db, const struct invite_new *in, time_t now,
 }
 
 static enum invite_res
-invite_insert(struct db *db, const struct invite_new *in, time_t now)
+invite_insert(struct db *db, const struct invite *in, time_t now)
 {
 	sqlite3_stmt *st;
 	char ts[21];
@@ -316,7 +316,7 @@ invite_insert(struct db *db, const struct invite_new *in, time_t now)
  * any more (it lapsed and another request took it, or answered it).
  */
 static enum invite_res
-invite_idem(struct db *db, const struct invite_new *in)
+invite_idem(struct db *db, const struct invite *in)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -335,7 +335,7 @@ invite_idem(struct db *db, const struct invite_new *in)
 }
 
 enum invite_res
-db_invite_add(struct db *db, const struct invite_new *in, time_t now,
+db_invite_add(struct db *db, const struct invite *in, time_t now,
     int *retry)
 {
 	enum invite_res res;
@@ -355,7 +355,7 @@ db_invite_add(struct db *db, const struct invite_new *in, time_t now,
 	 */
 	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
 		return INV_ERR;
-	if (in->idem_key != NULL)
+	if (in->idem_key[0] != '\0')
 		res = invite_idem(db, in);
 	if (res == INV_OK)
 		res = invite_insert(db, in, now);
@@ -369,7 +369,7 @@ db_invite_add(struct db *db, const struct invite_new *in, time_t now,
 }
 
 enum invite_res
-db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+db_invite_create(struct db *db, const struct invite *in, int *retry)
 {
 	enum invite_res res;
 	enum db_res dr;

@@ -92,6 +92,8 @@ extern const struct conf_key conf_keys[];
 
 /* The length of a string literal, counted by the compiler. */
 #define LIT_LEN(s)	(sizeof(s) - 1)
+/* A string into a char array, cut to fit (callers check lengths first). */
+#define COPY(dst, src)	snprintf((dst), sizeof(dst), "%s", (src))
 
 /* ----------------------------------------------------------------- log.c */
 

@@ -1,14 +1,25 @@
 /* SPDX-License-Identifier: ISC
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
- * A worker process's loop: the next request of any connection it holds,
- * read whole by fcgi.c, dispatched by route.c and answered (or parked,
- * and answered when what it waits for comes); on a stop, parked invites
- * are answered before the connections go to the successor.  Handlers
- * park and finish requests here, never in fcgi.c.
+ * A worker process and its loop, the one owner of what a worker waits
+ * for.  conn.c finds the connection with a request, fcgi.c reads it,
+ * route.c dispatches it to a handler, which answers it at once or parks
+ * it with worker_store: the invite goes to the writer and the request
+ * waits in the parked table (park.h) while the loop serves the other
+ * connections.  The writer's answer (on the slot's channel), the
+ * mailer's verdict (on its datagram channel) or the deadline wakes it:
+ * its park_fn answers it, or asks to wait on for the verdict.  On a stop,
+ * those waiting for a verdict are answered at once ("Invite queued"),
+ * those with the writer once it has answered; then the connections go to
+ * the successor.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,76 +28,252 @@
 #include "extern.h"
 #include "api.h"
 #include "db.h"
+#include "mailer.h"
+#include "park.h"
+#include "conn.h"
+#include "writer.h"
 #include "daemon.h"
 
+#define REPLY_WAIT_MS	10000	/* a request's patience with the writer */
+#define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
+
+static struct park_table parked;
 /* The request route_dispatch is serving; NULL once it is parked. */
 static struct req *serving;
-
-void
-worker_park(struct req *r)
-{
-	fcgi_park(r);
-	if (r == serving)
-		serving = NULL;
-}
+static uint64_t last_seq;
+static int want_out;		/* waiting for room on the writer's channel */
 
 void
 worker_done(struct req *r)
 {
+	int fd = r->fd;
+
 	if (r->status == 0)
 		api_fail(r, 500, "Internal error");
 	else if (r->nanswers > 1)
 		log_warnx("request %s: answered %d times", r->id, r->nanswers);
-	fcgi_finish(r);
+	if (fcgi_finish(r) == -1)
+		conn_gone(fd);
+	else
+		conn_unpark(fd);
 }
 
-void
-worker_share(int all)
+/* Hand p what came; finish it unless it waits on for its verdict. */
+static void
+wake(struct ctx *ctx, struct parked *p, const struct wake *w)
 {
-	if (all)
-		fcgi_share();
-	else
-		fcgi_share_waiting();
+	struct wake early = { WAKE_VERDICT, 0, 0, NULL };
+	int ms;
+
+	if ((ms = p->resume(ctx, p, w)) > 0 && w->kind == WAKE_STORED) {
+		p->wait = PARK_VERDICT;
+		p->deadline = util_now_ms() + ms;
+		if (!p->early)
+			return;
+		early.v = &p->v;
+		(void)p->resume(ctx, p, &early);
+	}
+	worker_done(p->r);
+	park_free(&parked, p);
+}
+
+/* The writer gave no answer in time, or cannot be told. */
+static void
+wake_busy(struct ctx *ctx, struct parked *p, int res)
+{
+	struct wake w = { WAKE_STORED, res, 0, NULL };
+
+	wake(ctx, p, &w);
+}
+
+/* Send what waits for the writer, as long as its channel has room. */
+static void
+send_unsent(struct ctx *ctx)
+{
+	struct commit_msg m;
+	struct parked *p;
+	int full = 0;
+
+	while ((p = park_unsent(&parked)) != NULL) {
+		memset(&m, 0, sizeof(m));
+		m.seq = p->seq;
+		/*
+		 * The writer skips an invite it reaches this late, so that
+		 * the 503 answered at the deadline never stores it later.
+		 */
+		m.deadline = p->deadline - REPLY_MARGIN_MS;
+		m.inv = p->inv;
+		if (send(ctx->commit_fd, &m, sizeof(m), MSG_DONTWAIT) ==
+		    (ssize_t)sizeof(m)) {
+			p->wait = PARK_WRITER;
+			continue;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			full = 1;
+			break;
+		}
+		log_warn("commit: send");
+		wake_busy(ctx, p, INV_ERR);
+	}
+	/* A stalled writer: the loop learns when there is room again. */
+	if (full != want_out && conn_want_out(ctx->commit_fd, full) == 0)
+		want_out = full;
+}
+
+int
+worker_store(struct ctx *ctx, struct req *r, const struct invite *inv,
+    const struct idem_state *is, park_fn *fn)
+{
+	struct parked *p;
+
+	last_seq = last_seq == 0 ? (uint64_t)getpid() << 32 : last_seq + 1;
+	p = park_add(&parked, r, fn, last_seq, util_now_ms() + REPLY_WAIT_MS);
+	if (p == NULL) {
+		/* Cannot be: one request a connection, a slot each. */
+		log_warnx("request %s: no room to park it", r->id);
+		api_db_fail(r, 1);
+		return -1;
+	}
+	p->inv = *inv;
+	p->is = *is;
+	conn_park(r->fd);
+	if (r == serving)
+		serving = NULL;
+	send_unsent(ctx);
+	return 0;
+}
+
+/* The writer's answers: each to the request that waits for it. */
+static void
+take_answers(struct ctx *ctx)
+{
+	struct commit_reply rep;
+	struct parked *p;
+	struct wake w = { WAKE_STORED, 0, 0, NULL };
+
+	while (recv(ctx->commit_fd, &rep, sizeof(rep), MSG_DONTWAIT) ==
+	    (ssize_t)sizeof(rep)) {
+		/* Else one for a predecessor in this slot, or given up on. */
+		if ((p = park_by_seq(&parked, rep.seq)) == NULL)
+			continue;
+		w.res = rep.res;
+		w.retry = rep.retry;
+		wake(ctx, p, &w);
+	}
+}
+
+/*
+ * The mailer's verdicts (it tells every worker): ours wake their
+ * requests.  The writer answers after its commit, and a busy mailer may
+ * send the mail before this worker has read that answer: such a verdict
+ * is kept for it.
+ */
+static void
+take_verdicts(struct ctx *ctx)
+{
+	struct verdict_msg v;
+	struct parked *p;
+	struct wake w = { WAKE_VERDICT, 0, 0, &v };
+
+	while (ctx->verdict_fd != -1 && recv(ctx->verdict_fd, &v, sizeof(v),
+	    MSG_DONTWAIT) == (ssize_t)sizeof(v)) {
+		v.id[sizeof(v.id) - 1] = '\0';
+		v.reply[sizeof(v.reply) - 1] = '\0';
+		if ((p = park_by_invite(&parked, v.id)) == NULL)
+			continue;	/* another worker's, or past its wait */
+		if (p->wait == PARK_WRITER) {
+			p->early = 1;
+			p->v = v;
+		} else
+			wake(ctx, p, &w);
+	}
+}
+
+/* Deadlines come: the writer's is a 503, a verdict's "Invite queued". */
+static void
+expire(struct ctx *ctx, int all_verdicts)
+{
+	struct wake late = { WAKE_LATE, 0, 0, NULL };
+	struct parked *p;
+	int64_t now = util_now_ms();
+	int i;
+
+	while ((p = park_due(&parked, now)) != NULL) {
+		if (p->wait == PARK_VERDICT) {
+			wake(ctx, p, &late);
+			continue;
+		}
+		log_warnx("commit: no answer from the writer");
+		wake_busy(ctx, p, INV_BUSY);
+	}
+	for (i = 0; all_verdicts && i < PARK_MAX; i++)
+		if (parked.e[i].wait == PARK_VERDICT)
+			wake(ctx, &parked.e[i], &late);
+}
+
+static void
+serve(struct ctx *ctx, int fd)
+{
+	if ((serving = fcgi_read(fd, ctx->conf->max_body)) == NULL) {
+		conn_gone(fd);	/* libfcgi closed it */
+		return;
+	}
+	route_dispatch(ctx, serving);
+	if (serving != NULL)
+		worker_done(serving);
+	serving = NULL;
+}
+
+/* Once stopping, or on an error: answer what is parked, then return. */
+static void
+worker_drain(struct ctx *ctx)
+{
+	struct pollfd pfd[2];
+	int i;
+
+	pfd[0].fd = ctx->commit_fd;
+	pfd[1].fd = ctx->verdict_fd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		take_answers(ctx);
+		take_verdicts(ctx);
+		send_unsent(ctx);
+		expire(ctx, 1);
+		if (parked.n == 0)
+			return;
+		pfd[0].events = POLLIN | (want_out ? POLLOUT : 0);
+		/*
+		 * Verdicts and deadlines still come.  A channel whose
+		 * other end is gone is watched no longer (it would return
+		 * at once).
+		 */
+		if (poll(pfd, 2, park_next_ms(&parked, util_now_ms())) > 0)
+			for (i = 0; i < 2; i++)
+				if (pfd[i].revents & (POLLHUP | POLLERR))
+					pfd[i].fd = -1;
+	}
 }
 
 void
 worker_run(struct ctx *ctx)
 {
-	struct pollfd pfd[2];
-	int answers, i;
+	int fd;
 
 	for (;;) {
-		serving = fcgi_accept(ctx->stopping, &answers,
-		    ctx->conf->max_body);
-		if (serving != NULL) {
-			route_dispatch(ctx, serving);
-			if (serving != NULL)
-				worker_done(serving);
-		} else if (answers)
-			invite_resume(ctx);
-		else
+		fd = conn_wait(ctx->stopping, park_next_ms(&parked,
+		    util_now_ms()));
+		if (fd == CONN_STOP)
 			break;
+		if (fd >= 0)
+			serve(ctx, fd);
+		else {
+			take_answers(ctx);
+			take_verdicts(ctx);
+			send_unsent(ctx);
+		}
+		expire(ctx, 0);
 	}
-	/*
-	 * Those waiting for a verdict at once ("Invite queued"), those with
-	 * the writer once it has answered.
-	 */
-	invite_resume(ctx);
-	pfd[0].fd = ctx->commit_fd;
-	pfd[1].fd = ctx->verdict_fd;
-	pfd[0].events = pfd[1].events = POLLIN;
-	while (invite_parked() > 0) {
-		/*
-		 * The loop may also end on an error, not a stop: verdicts
-		 * and deadlines still come.  A channel whose other end is
-		 * gone is watched no longer (it would return at once).
-		 */
-		if (poll(pfd, 2, invite_next_ms()) > 0)
-			for (i = 0; i < 2; i++)
-				if (pfd[i].revents & (POLLHUP | POLLERR))
-					pfd[i].fd = -1;
-		invite_resume(ctx);
-	}
+	worker_drain(ctx);
 }
 
 void
@@ -102,7 +289,9 @@ worker_main(struct daemon *d, int slot)
 	 */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		fatalx("worker: cannot initialise OpenSSL");
+	/* The writer wakes the mailer, never a worker. */
 	close(d->wake[0]);
+	close(d->wake[1]);
 	child_channels(d, ROLE_WORKER, slot);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
@@ -119,18 +308,14 @@ worker_main(struct daemon *d, int slot)
 		fatalx("worker: out of memory");
 	memcpy(ctx.secret, d->secret, sizeof(ctx.secret));
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
-	ctx.wake_fd = d->wake[1];
 	ctx.commit_fd = d->chan[slot][1];
-	if (commit_channel(ctx.commit_fd) == -1)
-		fatal("worker: SO_RCVTIMEO");
 	ctx.stopping = &got_term;
 	ctx.verdict_fd = d->verdict[slot][1];
-	if (fcgi_init(d->sock, d->hand[slot][0], d->shared,
-	    ctx.commit_fd, invite_next_ms) != 0 ||
-	    fcgi_watch(ctx.verdict_fd) != 0)
+	if (fcgi_init() != 0 || conn_init(d->sock, d->hand[slot][0]) != 0 ||
+	    conn_watch(ctx.commit_fd) != 0 || conn_watch(ctx.verdict_fd) != 0)
 		fatal("worker: FastCGI");
 	worker_run(&ctx);
-	fcgi_handover(d->hand[slot][1]);
+	conn_handover(d->hand[slot][1]);
 	db_close(ctx.db);
 	OPENSSL_cleanse(ctx.secret, sizeof(ctx.secret));
 	_exit(0);

@@ -55,31 +55,6 @@
 #define RESTART_EVERY_MS 100
 #define WAL_MAX_FRAMES	16384		/* of 4 KiB: 64 MiB */
 
-static void
-msg_to(const struct commit_msg *m, struct invite_new *in)
-{
-	memset(in, 0, sizeof(*in));
-	in->id = m->id;
-	in->app_id = m->app;
-	in->inviter_id = m->inviter;
-	in->email = m->email;
-	in->email_norm = m->email_norm;
-	in->lang_req = m->lang_req;
-	in->lang_res = m->lang_res;
-	in->request_id = m->request_id;
-	in->token_hash = m->token_hash;
-	if (m->idem_key[0] != '\0') {
-		in->idem_cred = m->idem_cred;
-		in->idem_key = m->idem_key;
-		in->idem_hash = m->idem_hash;
-	}
-	in->limit_hour = m->limit_hour;
-	in->limit_day = m->limit_day;
-	in->limit_minute = m->limit_minute;
-	in->cooldown = m->cooldown;
-}
-
-
 #define PURGE_EVERY	60	/* seconds between db_counts_purge */
 static time_t last_purge;
 
@@ -88,7 +63,6 @@ static int
 commit_batch(struct db *db, const int *fds, struct commit_msg *m,
     const int *from, struct commit_reply *rep, int n)
 {
-	struct invite_new in;
 	enum db_res dr;
 	time_t now = time(NULL);
 	int64_t start = util_now_ms();
@@ -99,15 +73,15 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 			rep[i].res = dr == DB_BUSY ? INV_BUSY : INV_ERR;
 	} else {
 		for (i = 0; i < n; i++) {
-			msg_to(&m[i], &in);
 			rep[i].retry = 0;
 			if (start >= m[i].deadline) {
 				log_warnx("commit: invite %s came too late; its "
-				    "worker has given up", m[i].id);
+				    "worker has given up", m[i].inv.id);
 				rep[i].res = INV_BUSY;
 				continue;
 			}
-			rep[i].res = db_invite_add(db, &in, now, &rep[i].retry);
+			rep[i].res = db_invite_add(db, &m[i].inv, now,
+			    &rep[i].retry);
 			ok += rep[i].res == INV_OK;
 		}
 		/* Now and then, the limit counters no window reads. */

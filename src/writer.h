@@ -10,19 +10,7 @@
 struct commit_msg {
 	uint64_t	 seq;
 	int64_t		 deadline;	/* CLOCK_MONOTONIC ms: skip after */
-	char		 id[UUID_LEN + 1];
-	char		 app[UUID_LEN + 1];
-	char		 inviter[UUID_LEN + 1];
-	char		 email[EMAIL_MAX + 1];
-	char		 email_norm[EMAIL_MAX + 1];
-	char		 lang_req[LANG_MAX];
-	char		 lang_res[LANG_MAX];
-	char		 request_id[REQID_MAX + 1];
-	char		 token_hash[65];
-	char		 idem_cred[72];	/* "" without an Idempotency-Key */
-	char		 idem_key[256];
-	char		 idem_hash[65];
-	int		 limit_hour, limit_day, limit_minute, cooldown;
+	struct invite	 inv;
 };
 
 struct commit_reply {

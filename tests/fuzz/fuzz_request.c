@@ -410,8 +410,6 @@ check_dispatch(struct req *r)
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &conf;
 	memcpy(ctx.secret, fuzz_secret, sizeof(ctx.secret));
-	ctx.wake_fd = -1;
-	ctx.commit_fd = -1;
 	ctx.stopping = &stopping;
 
 	route_dispatch(&ctx, r);
@@ -636,51 +634,16 @@ db_invite_accept(struct db *db, const char *app, const char *id,
 	return DB_ERR;
 }
 
+/* No inviter is ever found here (db_user_get): nothing is parked. */
 int
-commit_invite(int fd, const struct invite_new *in, int *retry)
-{
-	return INV_ERR;
-}
-
-/* No writer here (commit_fd -1): nothing is ever parked. */
-int
-commit_park(int fd, const struct invite_new *in, void *arg)
-{
-	abort();
-}
-
-void *
-commit_ready(int fd, int *res, int *retry)
-{
-	abort();
-}
-
-int
-commit_next_ms(void)
-{
-	abort();
-}
-
-void
-worker_park(struct req *r)
-{
-	abort();
-}
-
-void
-worker_done(struct req *r)
-{
-	abort();
-}
-
-void
-worker_share(int all)
+worker_store(struct ctx *ctx, struct req *r, const struct invite *inv,
+    const struct idem_state *is, park_fn *fn)
 {
 	abort();
 }
 
 enum invite_res
-db_invite_create(struct db *db, const struct invite_new *in, int *retry)
+db_invite_create(struct db *db, const struct invite *in, int *retry)
 {
 	return INV_ERR;
 }

@@ -60,21 +60,18 @@ static int per_day = -1;
 static enum invite_res
 add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
 {
-	struct invite_new in;
-	char id[UUID_LEN + 1], hash[65];
+	struct invite in;
 
-	util_uuid(id);
-	util_sha256_hex(id, strlen(id), hash);
 	memset(&in, 0, sizeof(in));
-	in.id = id;
-	in.app_id = APP;
-	in.inviter_id = USER;
-	in.email = email;
-	in.email_norm = email;
-	in.lang_req = "de";
-	in.lang_res = "de";
-	in.request_id = "r";
-	in.token_hash = hash;
+	util_uuid(in.id);
+	util_sha256_hex(in.id, strlen(in.id), in.token_hash);
+	COPY(in.app_id, APP);
+	COPY(in.inviter_id, USER);
+	COPY(in.email, email);
+	COPY(in.email_norm, email);
+	COPY(in.lang_req, "de");
+	COPY(in.lang_res, "de");
+	COPY(in.request_id, "r");
 	in.limit_hour = per_hour;
 	in.limit_day = per_day;
 	in.limit_minute = -1;
