@@ -10,8 +10,8 @@
  * Tables of fixed size: a lookup is a hash and a compare or two, a
  * collision evicts, and the memory stays bounded whatever the traffic.
  * Keys and apps are few and direct-mapped; users, many, go in sets of
- * two, the one used less recently evicted (direct-mapped, 2,000 inviters
- * in 2,048 slots found a third of them displaced by another).
+ * two, the one used less recently evicted (direct-mapped, collisions
+ * displaced many users even with a slot for each).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -143,7 +143,7 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 		fatalx("%s: cannot turn off automatic checkpoints", role);
 	/*
 	 * A WAL that a long read let grow is cut back to 256 MiB when it
-	 * starts again (under load it peaks below 200 MiB: writer.c).
+	 * starts again (under load writer.c restarts it well before).
 	 */
 	if (db_exec(db, "PRAGMA journal_size_limit = 268435456") == -1)
 		fatalx("%s: cannot limit the WAL's size", role);

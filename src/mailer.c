@@ -109,8 +109,8 @@ static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * libesmtp writes each command with its own write(2) and leaves Nagle on,
- * so every message stalls on the relay's delayed ACK (about 40 ms: 20
- * messages a second).  It never shows us its socket; the SMTP connection
+ * so every message stalls on the relay's delayed ACK, however fast the
+ * relay.  It never shows us its socket; the SMTP connection
  * and its siblings are this process's only TCP sockets: find them and set
  * TCP_NODELAY.
  */

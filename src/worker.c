@@ -285,7 +285,7 @@ worker_main(struct daemon *d, int slot)
 	/*
 	 * A worker hashes, computes HMACs and verifies signatures; it never
 	 * speaks TLS, so openssl.cnf (the system's TLS policy) is not for
-	 * it, and loading it costs each worker half a megabyte.
+	 * it, and loading it would only cost each worker memory.
 	 */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1)
 		fatalx("worker: cannot initialise OpenSSL");
@@ -299,7 +299,7 @@ worker_main(struct daemon *d, int slot)
 	ctx.db = child_db(d, "worker", d->conf.synchronous);
 	/*
 	 * Every invite the writer commits empties a worker's page cache, so
-	 * a big one buys nothing: 1 MiB (not 2) keeps a worker small.
+	 * a big one buys nothing: 1 MiB keeps a worker small.
 	 */
 	if (db_exec(ctx.db, "PRAGMA cache_size = -1024") == -1)
 		fatalx("worker: cannot size the page cache");

@@ -35,20 +35,20 @@
 /*
  * Checkpoints.  SQLite starts the WAL again from its beginning at a commit
  * that finds it all copied back and no reader in it; under steady load
- * that does not happen by itself (1 GiB of WAL after a 30 s bench, and
- * its index, 2 MiB, resident in every process of the pool).  So a thread
+ * that does not happen by itself, and the WAL and its index, resident
+ * in every process of the pool, would grow without end.  So a thread
  * of the writer, with its own connection, copies the WAL back once a
  * second, without blocking anyone.  Once a commit leaves the WAL longer
  * than WAL_MAX_FRAMES, the thread copies at once and every
  * RESTART_EVERY_MS while it stays that long, and after each copy
  * leaves the writer, between two batches, to copy the few pages left and
- * make sure no reader is in the WAL (1-4 ms), so that its next batch
+ * make sure no reader is in the WAL (little work), so that its next batch
  * starts the WAL again.  Nothing waits for a lock or a reader with the
  * write lock held; a reader in the WAL only delays the restart, and one
  * that stays (an open sqlite3 shell) lets the WAL grow until it leaves.
  * Copying back more often costs: every hot page is written again each
- * time (ten times the disk writes at SQLite's default of 1,000 pages,
- * and 10% fewer invites a second).
+ * time, as at SQLite's default of 1,000 pages, which multiplies the
+ * disk writes and slows the commits.
  */
 #define BATCH_MAX	512	/* invites a transaction at most */
 #define CKPT_EVERY_MS	1000

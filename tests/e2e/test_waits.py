@@ -63,7 +63,7 @@ def test_stopped_mailer_one_worker_still_serves(stack):
                 t.join(30)
         finally:
             os.kill(mailer, signal.SIGCONT)
-        # Served while the five waited (before: after them, 3 s and more).
+        # Served while the five waited, not after them.
         assert max(took) < 1.5, took
         for a in addrs:
             resp, after = result[a]

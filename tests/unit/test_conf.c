@@ -120,7 +120,7 @@ test_conf_every_key_known(void)
 	}
 }
 
-/* The defaults, as they were before the table (behaviour unchanged). */
+/* The defaults, spelt out apart from the table that sets them. */
 static void
 test_conf_defaults(void)
 {
