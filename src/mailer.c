@@ -40,6 +40,7 @@
  * over the sessions, large enough that one connection carries several.
  */
 #define SESSION_BATCH	1000
+#define SESSION_IDLE_MS	1000	/* a connection kept open with nothing due */
 #define IDLE_POLL	10	/* seconds between looks for due retries */
 #define MAILER_NICE	10	/* the mailer's nice value above the pool's */
 
@@ -54,11 +55,27 @@ struct outmsg {
 	int		 decided;
 };
 
-/* The messages of the session under way, for the event callback. */
-struct batch {
-	struct session	*ss;
+/* Invites claimed together and their messages. */
+struct chunk {
+	struct outbox	*ob;
 	struct outmsg	*m;
 	size_t		 n;
+	struct chunk	*next;
+};
+
+/*
+ * The connection under way, for the event callback: the chunks it
+ * carries, the first claimed before it opened and more appended while
+ * it stays open (more()).
+ */
+struct batch {
+	struct session	*ss;
+	smtp_session_t	 s;
+	struct chunk	*first, *last;
+	struct chunk	*cur;		/* where the next verdict is */
+	size_t		 at;
+	size_t		 total;		/* messages on this connection */
+	smtp_message_t	 last_msg;	/* the last one added */
 	const char	*why;		/* a TLS failure, for the rows */
 };
 
@@ -94,10 +111,13 @@ struct session {
 	struct unrecorded *unrec;	/* verdicts not yet stored */
 	size_t		 nunrec;
 	time_t		 unrec_said;	/* when the log last said so */
+	unsigned long	 seen;		/* the pool's last round it saw */
 	pthread_t	 th;
 };
 
 static void verdict(struct session *, struct outmsg *, const char *);
+static void defer(struct session *, struct outbox *, const char *);
+static void more(struct batch *);
 
 /*
  * The sessions' writes to the database, one at a time: SQLite lets one
@@ -136,6 +156,33 @@ nodelay(void)
 }
 
 /*
+ * The undecided message of msg (or of rcpt).  libesmtp sends them in the
+ * order they were added, so the search starts past those decided.
+ */
+static struct outmsg *
+find_msg(struct batch *b, smtp_message_t msg, smtp_recipient_t rcpt)
+{
+	struct chunk *ch;
+	struct outmsg *m;
+	size_t i;
+
+	for (; b->cur != NULL; b->cur = b->cur->next, b->at = 0) {
+		while (b->at < b->cur->n && b->cur->m[b->at].decided)
+			b->at++;
+		if (b->at < b->cur->n)
+			break;
+	}
+	for (ch = b->cur, i = b->at; ch != NULL; ch = ch->next, i = 0)
+		for (; i < ch->n; i++) {
+			m = &ch->m[i];
+			if (!m->decided && (rcpt != NULL ? m->rcpt == rcpt :
+			    m->msg == msg))
+				return m;
+		}
+	return NULL;
+}
+
+/*
  * Record each message as soon as the server has taken it, so that a crash
  * later in the session can send at most the one message in flight twice.
  */
@@ -143,10 +190,11 @@ static void
 event_cb(smtp_session_t s, int event, void *arg, ...)
 {
 	struct batch *b = arg;
+	struct outmsg *m;
 	const char *why;
-	smtp_message_t msg;
+	smtp_message_t msg = NULL;
+	smtp_recipient_t rcpt = NULL;
 	va_list ap;
-	size_t i;
 
 	if (event == SMTP_EV_CONNECT)
 		nodelay();
@@ -155,16 +203,26 @@ event_cb(smtp_session_t s, int event, void *arg, ...)
 		if (b->why == NULL)
 			b->why = why;
 	}
-	if (event != SMTP_EV_MESSAGESENT)
+	if (event != SMTP_EV_MESSAGESENT && event != SMTP_EV_RCPTSTATUS)
 		return;
 	va_start(ap, arg);
-	msg = va_arg(ap, smtp_message_t);
+	if (event == SMTP_EV_RCPTSTATUS) {
+		(void)va_arg(ap, const char *);
+		rcpt = va_arg(ap, smtp_recipient_t);
+	} else
+		msg = va_arg(ap, smtp_message_t);
 	va_end(ap);
-	for (i = 0; i < b->n; i++)
-		if (b->m[i].msg == msg && !b->m[i].decided) {
-			verdict(b->ss, &b->m[i], NULL);
-			b->m[i].decided = 1;
-		}
+	/* Refused: no MESSAGESENT comes for it, so decide it now. */
+	if (rcpt != NULL && smtp_recipient_status(rcpt)->code / 100 == 2)
+		return;
+	if ((m = find_msg(b, msg, rcpt)) == NULL)
+		return;		/* one decided already */
+	verdict(b->ss, m, NULL);
+	m->decided = 1;
+	free(m->data);
+	m->data = NULL;
+	if (m->msg == b->last_msg)
+		more(b);
 }
 
 static const char *
@@ -537,80 +595,6 @@ verdict(struct session *ss, struct outmsg *m, const char *failure)
 	}
 }
 
-/* Send n claimed invites over one SMTP session and record each verdict. */
-static void
-send_batch(struct session *ss, struct outbox *ob, size_t n)
-{
-	struct mailer *ml = ss->ml;
-	smtp_session_t s;
-	auth_context_t authctx;
-	struct outmsg *m;
-	struct batch b;
-	char envfrom[EMAIL_MAX + 1], err[200];
-	const char *failure = NULL, *from;
-	size_t i;
-
-	if ((m = calloc(n, sizeof(*m))) == NULL ||
-	    (s = smtp_create_session()) == NULL) {
-		free(m);
-		for (i = 0; i < n; i++)
-			defer(ss, &ob[i], "out of memory");
-		return;
-	}
-	session_setup(ml, s, &authctx);
-	b.ss = ss;
-	b.m = m;
-	b.n = n;
-	b.why = NULL;
-	smtp_set_eventcb(s, event_cb, &b);
-	/* token.c keeps one HMAC context: one session builds at a time. */
-	pthread_mutex_lock(&build_mu);
-	for (i = 0; i < n; i++) {
-		m[i].ob = &ob[i];
-		from = ob[i].sender ? ob[i].sender : ml->conf->mail_from;
-		if (build_one(ml, &m[i], from, envfrom, sizeof(envfrom)) == -1)
-			continue;
-		m[i].msg = smtp_add_message(s);
-		smtp_set_reverse_path(m[i].msg, envfrom);
-		smtp_set_messagecb(m[i].msg, msg_cb, &m[i]);
-		m[i].rcpt = smtp_add_recipient(m[i].msg, ob[i].email);
-	}
-	pthread_mutex_unlock(&build_mu);
-	if (probe_connect(ml->conf->smtp_host, ml->conf->smtp_port,
-	    ml->conf->smtp_timeout) == -1)
-		failure = "cannot connect to the SMTP server";
-	else if (!smtp_start_session(s)) {
-		smtp_strerror(smtp_errno(), err, sizeof(err));
-		failure = err;
-	}
-	if (b.why != NULL)
-		failure = b.why;
-	for (i = 0; i < n; i++) {
-		if (m[i].data == NULL) {
-			log_errx("invite %s: cannot build the message (check "
-			    "mail_from, public_url and the templates)",
-			    ob[i].id);
-			defer(ss, &ob[i], "cannot build the message");
-		} else if (!m[i].decided)
-			verdict(ss, &m[i], failure);
-		free(m[i].data);
-	}
-	smtp_destroy_session(s);
-	if (authctx != NULL)
-		auth_destroy_context(authctx);
-	free(m);
-}
-
-/* SIGTERM stays blocked during a session: look for it between batches. */
-static int
-term_pending(void)
-{
-	sigset_t set;
-
-	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
-	    sigismember(&set, SIGINT) == 1);
-}
-
 /*
  * What the sessions and the mailer's own thread share: a round number
  * that each wake-up moves on, and the order to stop.
@@ -654,6 +638,179 @@ share(struct session *ss)
 	return due < SESSION_BATCH ? (size_t)due : SESSION_BATCH;
 }
 
+/*
+ * Build the messages of n claimed invites and add them to the connection;
+ * how many it took (one that cannot be built is deferred now).  ob is
+ * the chunk's, freed with it.
+ */
+static size_t
+add_chunk(struct batch *b, struct outbox *ob, size_t n)
+{
+	struct mailer *ml = b->ss->ml;
+	struct chunk *ch;
+	struct outmsg *m;
+	char envfrom[EMAIL_MAX + 1];
+	const char *from;
+	size_t i, added = 0;
+
+	if ((ch = calloc(1, sizeof(*ch))) == NULL ||
+	    (ch->m = calloc(n, sizeof(*ch->m))) == NULL) {
+		free(ch);
+		for (i = 0; i < n; i++)
+			defer(b->ss, &ob[i], "out of memory");
+		db_outbox_free(ob, n);
+		return 0;
+	}
+	ch->ob = ob;
+	ch->n = n;
+	/* token.c keeps one HMAC context: one session builds at a time. */
+	pthread_mutex_lock(&build_mu);
+	for (i = 0; i < n; i++) {
+		m = &ch->m[i];
+		m->ob = &ob[i];
+		from = ob[i].sender ? ob[i].sender : ml->conf->mail_from;
+		if (build_one(ml, m, from, envfrom, sizeof(envfrom)) == -1) {
+			log_errx("invite %s: cannot build the message (check "
+			    "mail_from, public_url and the templates)",
+			    ob[i].id);
+			defer(b->ss, &ob[i], "cannot build the message");
+			m->decided = 1;
+			continue;
+		}
+		m->msg = smtp_add_message(b->s);
+		smtp_set_reverse_path(m->msg, envfrom);
+		smtp_set_messagecb(m->msg, msg_cb, m);
+		m->rcpt = smtp_add_recipient(m->msg, ob[i].email);
+		b->last_msg = m->msg;
+		added++;
+	}
+	pthread_mutex_unlock(&build_mu);
+	if (b->last == NULL)
+		b->first = b->cur = ch;
+	else
+		b->last->next = ch;
+	b->last = ch;
+	b->total += n;
+	return added;
+}
+
+/*
+ * Wait up to until (CLOCK_REALTIME) for a new round: more invites
+ * committed.  0 on a stop or when the time is up.
+ */
+static int
+wait_round(struct session *ss, const struct timespec *until)
+{
+	int got, rc = 0;
+
+	pthread_mutex_lock(&pool.mu);
+	while (!pool.stop && pool.round == ss->seen && rc == 0)
+		rc = pthread_cond_timedwait(&pool.cv, &pool.mu, until);
+	got = !pool.stop && pool.round != ss->seen;
+	ss->seen = pool.round;
+	pthread_mutex_unlock(&pool.mu);
+	return got;
+}
+
+/*
+ * The connection's last message is done: claim what has come due since
+ * and send it over the same connection, waiting up to SESSION_IDLE_MS
+ * for it; without any, libesmtp ends the session (QUIT).  A relay is
+ * spared a connection, EHLO, STARTTLS and AUTH a message, and a burst
+ * flows through the open connections instead of one batch after another.
+ */
+static void
+more(struct batch *b)
+{
+	struct session *ss = b->ss;
+	struct timespec until;
+	struct outbox *ob;
+	size_t want;
+	ssize_t n;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += SESSION_IDLE_MS % 1000 * 1000000L;
+	until.tv_sec += SESSION_IDLE_MS / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (b->total < SESSION_BATCH && b->why == NULL &&
+	    ss->nunrec == 0 && !pool_stopping()) {
+		pthread_mutex_lock(&db_mu);
+		want = share(ss);
+		if (want > SESSION_BATCH - b->total)
+			want = SESSION_BATCH - b->total;
+		n = db_outbox_claim(ss->db, time(NULL), want, &ob);
+		pthread_mutex_unlock(&db_mu);
+		if (n < 0)
+			return;
+		if (n > 0 && add_chunk(b, ob, (size_t)n) > 0)
+			return;
+		if (n == 0 && !wait_round(ss, &until))
+			return;
+	}
+}
+
+/*
+ * Send n claimed invites over one SMTP connection, and what comes due
+ * while it is open (more()); record each verdict.
+ */
+static void
+send_batch(struct session *ss, struct outbox *ob, size_t n)
+{
+	struct mailer *ml = ss->ml;
+	auth_context_t authctx;
+	struct chunk *ch, *next;
+	struct batch b;
+	char err[200];
+	const char *failure = NULL;
+	size_t i;
+
+	memset(&b, 0, sizeof(b));
+	b.ss = ss;
+	if ((b.s = smtp_create_session()) == NULL) {
+		for (i = 0; i < n; i++)
+			defer(ss, &ob[i], "out of memory");
+		db_outbox_free(ob, n);
+		return;
+	}
+	session_setup(ml, b.s, &authctx);
+	smtp_set_eventcb(b.s, event_cb, &b);
+	if (add_chunk(&b, ob, n) == 0)
+		;	/* nothing to send: every one deferred */
+	else if (probe_connect(ml->conf->smtp_host, ml->conf->smtp_port,
+	    ml->conf->smtp_timeout) == -1)
+		failure = "cannot connect to the SMTP server";
+	else if (!smtp_start_session(b.s)) {
+		smtp_strerror(smtp_errno(), err, sizeof(err));
+		failure = err;
+	}
+	if (b.why != NULL)
+		failure = b.why;
+	for (ch = b.first; ch != NULL; ch = next) {
+		next = ch->next;
+		for (i = 0; i < ch->n; i++) {
+			if (!ch->m[i].decided)
+				verdict(ss, &ch->m[i], failure);
+			free(ch->m[i].data);
+		}
+		db_outbox_free(ch->ob, ch->n);
+		free(ch->m);
+		free(ch);
+	}
+	smtp_destroy_session(b.s);
+	if (authctx != NULL)
+		auth_destroy_context(authctx);
+}
+
+/* SIGTERM stays blocked during a session: look for it between batches. */
+static int
+term_pending(void)
+{
+	sigset_t set;
+
+	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGINT) == 1);
+}
+
 /* Send what is due until nothing is left (or a stop). */
 static void
 session_drain(struct session *ss)
@@ -675,7 +832,6 @@ session_drain(struct session *ss)
 			return;
 		}
 		send_batch(ss, ob, (size_t)n);
-		db_outbox_free(ob, (size_t)n);
 	}
 }
 
@@ -683,13 +839,12 @@ static void *
 session_main(void *arg)
 {
 	struct session *ss = arg;
-	unsigned long seen = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&pool.mu);
-		while (!pool.stop && pool.round == seen)
+		while (!pool.stop && pool.round == ss->seen)
 			pthread_cond_wait(&pool.cv, &pool.mu);
-		seen = pool.round;
+		ss->seen = pool.round;
 		if (pool.stop) {
 			pthread_mutex_unlock(&pool.mu);
 			break;
@@ -851,15 +1006,17 @@ mailer_main(struct daemon *d)
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
 	/*
-	 * Sending yields to answering: when the workers and the writer need
-	 * both cores, the mailer (and the SMTP server it feeds, when that
-	 * is on this host) takes what they leave, and catches up once the
-	 * burst is over.  Idle cores still run it at full speed.
+	 * With delivery_wait 0 sending yields to answering: when the
+	 * workers and the writer need both cores, the mailer (and the SMTP
+	 * server it feeds, when that is on this host) takes what they leave,
+	 * and catches up once the burst is over.  With a wait, the verdict
+	 * is part of the answer: the mailer runs as the pool does.
 	 */
 	errno = 0;
 	prio = getpriority(PRIO_PROCESS, 0);
-	if (errno != 0 || setpriority(PRIO_PROCESS, 0,
-	    prio + MAILER_NICE > 19 ? 19 : prio + MAILER_NICE) == -1)
+	if (d->conf.delivery_wait == 0 && (errno != 0 ||
+	    setpriority(PRIO_PROCESS, 0, prio + MAILER_NICE > 19 ? 19 :
+	    prio + MAILER_NICE) == -1))
 		log_warn("mailer: cannot lower its priority");
 	child_confine(d, "mailer", 1);
 	/*

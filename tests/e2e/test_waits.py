@@ -16,7 +16,7 @@ import time
 
 import harness
 
-from test_invite import App, ROUTE, check, ok_body, unique
+from test_invite import App, ROUTE, check, err_body, ok_body, unique
 from test_resilience import (children, in_parallel, mails_by_address,
                              no_limits, own_stack, wait_all_mailed)
 
@@ -178,3 +178,45 @@ def test_smtp_sessions_send_at_once(stack):
     assert most == 4 and conns >= 4, (most, conns)
     assert sessions_used(1) == (1, 1)
 
+
+
+def test_open_connection_carries_what_comes_due(stack):
+    """One SMTP session, the shipped delivery_wait: invites sent one
+    after another while the connection is open go over that one
+    connection, each "Invite sent" at once; a refused address in the
+    middle is answered 400 with the relay's reply at once, not "queued"
+    after the wait, and the connection goes on; after more than a second
+    with nothing due it is closed, and the next invite opens another."""
+    s = own_stack({'delivery_wait': '3', 'smtp_sessions': '1'},
+                  smtpd_args=harness.SMTPD_ARGS + ['--reject-rcpt',
+                                                   '^<?refused'])
+    try:
+        app = App(s)
+        no_limits(s, app)
+        addrs = [unique('open') for _ in range(6)]
+        refused = unique('refused')
+        for a in addrs[:3]:
+            took, resp = timed(lambda: app.invite(a))
+            check(resp, 201, ok_body('Invite sent'))
+            assert took < 1, (a, took)
+        took, resp = timed(lambda: app.invite(refused))
+        check(resp, 400, err_body('550 5.1.1 <%s>: Recipient address '
+                                  'rejected' % refused))
+        assert took < 1, took
+        for a in addrs[3:5]:
+            check(app.invite(a), 201, ok_body('Invite sent'))
+        mails = s.wait_mail(5, timeout=10)
+        first = {m.envelope['rcpt_tos'][0]: m.envelope['connection']
+                 for m in mails}
+        assert sorted(first) == sorted(addrs[:5]), first
+        assert len(set(first.values())) == 1, first
+        time.sleep(2)       # past the second a connection stays idle
+        check(app.invite(addrs[5]), 201, ok_body('Invite sent'))
+        mails = s.wait_mail(6, timeout=10)
+        last = [m.envelope['connection'] for m in mails
+                if m.envelope['rcpt_tos'] == [addrs[5]]]
+        # (The mailer's probe of the relay is a connection too.)
+        assert len(last) == 1 and last[0] > max(first.values()), \
+            (last, first)
+    finally:
+        s.stop()
