@@ -49,17 +49,19 @@ sqlite3_stmt *
 ctl_prep(const char *sql, int n, const char *const *vals)
 {
 	sqlite3_stmt *st;
-	int i;
+	int i, rc;
 
 	if (sqlite3_prepare_v2(db_handle(ctl_db), sql, -1, &st, NULL) !=
 	    SQLITE_OK)
 		ctl_refuse("database: %s", sqlite3_errmsg(db_handle(ctl_db)));
-	for (i = 0; i < n; i++)
-		if (vals[i] == NULL)
-			sqlite3_bind_null(st, i + 1);
-		else
-			sqlite3_bind_text(st, i + 1, vals[i], -1,
-			    SQLITE_TRANSIENT);
+	for (i = 0; i < n; i++) {
+		rc = vals[i] == NULL ? sqlite3_bind_null(st, i + 1) :
+		    sqlite3_bind_text(st, i + 1, vals[i], -1,
+		    SQLITE_TRANSIENT);
+		if (rc != SQLITE_OK)
+			ctl_refuse("database: %s",
+			    sqlite3_errmsg(db_handle(ctl_db)));
+	}
 	return st;
 }
 
