@@ -17,7 +17,8 @@ extern const struct unit_test conf_tests[];	/* test_conf.c */
 
 static const struct unit_test *const tables[] = {
 	valid_tests, json_tests, jwt_tests, template_tests, mail_tests,
-	db_tests, sandbox_tests, token_tests, conf_tests, route_tests, NULL
+	db_tests, sandbox_tests, token_tests, conf_tests, route_tests,
+	cache_tests, NULL
 };
 
 int
