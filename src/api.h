@@ -100,6 +100,16 @@ int		 fcgi_finish(struct req *);
 
 /* Dispatch one request to its handler; it answers or parks r. */
 void		 route_dispatch(struct ctx *, struct req *);
+/* A route's handler: its ":param" segment as the third argument. */
+typedef void	(*route_fn)(struct ctx *, struct req *, const char *);
+/*
+ * The handler of method (NULL: none) and path, its ":param" segment into
+ * param (paramsz bytes, a longer segment matching nothing).  NULL when no
+ * route matches both: allow (allowsz bytes) then lists the methods path
+ * has, as for an Allow header, and is "" when it has none (404).
+ */
+route_fn	 route_find(const char *method, const char *path, char *param,
+		    size_t paramsz, char *allow, size_t allowsz);
 /* Status, our standard headers plus headers (CRLF-terminated lines). */
 void		 req_respond(struct req *, int status, const char *ctype,
 		    const char *headers, const char *body, size_t len);

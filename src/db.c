@@ -296,12 +296,39 @@ db_res_of(struct db *db, int rc)
 	}
 }
 
+/* A bind's result: 0, or -1 with the error logged. */
+static int
+bound(struct db *db, int rc)
+{
+	if (rc == SQLITE_OK)
+		return 0;
+	(void)db_res_of(db, rc);
+	return -1;
+}
+
 int
-bind_text(sqlite3_stmt *st, int i, const char *s)
+bind_text(struct db *db, sqlite3_stmt *st, int i, const char *s)
 {
 	if (s == NULL)
-		return sqlite3_bind_null(st, i);
-	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+		return bound(db, sqlite3_bind_null(st, i));
+	return bound(db, sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC));
+}
+
+int
+bind_int(struct db *db, sqlite3_stmt *st, int i, int64_t n)
+{
+	return bound(db, sqlite3_bind_int64(st, i, (sqlite3_int64)n));
+}
+
+int
+bind_texts(struct db *db, sqlite3_stmt *st, const char *const *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (bind_text(db, st, (int)i + 1, v[i]) == -1)
+			return -1;
+	return 0;
 }
 
 char *

@@ -37,8 +37,20 @@ struct db {
 int		 cached(const struct db *);
 /* The db_res for an SQLite result code (logging the unexpected). */
 enum db_res	 db_res_of(struct db *, int rc);
-/* Bind s (NULL: NULL) as parameter i. */
-int		 bind_text(sqlite3_stmt *, int i, const char *s);
+/*
+ * Bind s (NULL: NULL), or n, as parameter i of a statement of db; -1,
+ * logged as db_res_of logs, when SQLite refuses (no memory, too big,
+ * no such parameter).  The caller then fails as on any SQLite error.
+ */
+int		 bind_text(struct db *, sqlite3_stmt *, int i, const char *s);
+int		 bind_int(struct db *, sqlite3_stmt *, int i, int64_t n);
+/* bind_text of v[0] to v[n - 1] as parameters 1 to n; 0 or -1. */
+int		 bind_texts(struct db *, sqlite3_stmt *, const char *const *v,
+		    size_t n);
+/* bind_texts of the strings given, counted by the compiler. */
+#define BIND_TEXTS(db, st, ...)	bind_texts((db), (st),			\
+	(const char *const []){ __VA_ARGS__ },				\
+	sizeof((const char *const []){ __VA_ARGS__ }) / sizeof(const char *))
 char		*col_strdup(sqlite3_stmt *, int i);
 void		 col_copy(sqlite3_stmt *, int i, char *dst, size_t dstsz);
 /* A one-row, one-column query; its text into out ("" for NULL). */

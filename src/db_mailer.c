@@ -36,11 +36,11 @@ db_outbox_due(struct db *db, time_t now, size_t max)
 	char ts[21];
 	ssize_t n = -1;
 
-	if ((st = db_stmt(db, Q_DUE_COUNT)) == NULL)
-		return -1;
 	util_isotime(now, ts);
-	bind_text(st, 1, ts);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	if ((st = db_stmt(db, Q_DUE_COUNT)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1 ||
+	    bind_int(db, st, 2, (int64_t)max) == -1)
+		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = (ssize_t)sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
@@ -99,17 +99,17 @@ db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
 		goto fail;
 	util_isotime(now, ts);
 	/* An address may have opted out since its invite was queued. */
-	if ((st = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL)
+	if ((st = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1)
 		goto rollback;
-	bind_text(st, 1, ts);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		goto rollback;
-	if ((st = db_stmt(db, Q_DUE)) == NULL)
+	if ((st = db_stmt(db, Q_DUE)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1 ||
+	    bind_int(db, st, 2, (int64_t)max) == -1)
 		goto rollback;
-	bind_text(st, 1, ts);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (outbox_fill(&o[n++], st) == -1)
 			goto rollback;
@@ -118,9 +118,8 @@ db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
 		goto rollback;
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_reset(up);
-		bind_text(up, 1, o[i].id);
-		bind_text(up, 2, ts);
-		if (sqlite3_step(up) != SQLITE_DONE)
+		if (BIND_TEXTS(db, up, o[i].id, ts) == -1 ||
+		    sqlite3_step(up) != SQLITE_DONE)
 			goto rollback;
 	}
 	sqlite3_reset(up);
@@ -148,15 +147,11 @@ db_outbox_mark(struct db *db, const char *id, const char *status,
 	char ts[21], nx[21];
 	int rc;
 
-	if ((st = db_stmt(db, Q_MARK)) == NULL)
-		return -1;
 	util_isotime(time(NULL), ts);
 	util_isotime(next, nx);
-	bind_text(st, 1, id);
-	bind_text(st, 2, status);
-	bind_text(st, 3, reply);
-	bind_text(st, 4, nx);
-	bind_text(st, 5, ts);
+	if ((st = db_stmt(db, Q_MARK)) == NULL ||
+	    BIND_TEXTS(db, st, id, status, reply, nx, ts) == -1)
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return db_res_of(db, rc) == DB_OK ? 0 : -1;
@@ -169,12 +164,10 @@ db_suppress_bounce(struct db *db, const char *app, const char *email_norm)
 	char ts[21];
 	int rc;
 
-	if ((st = db_stmt(db, Q_SUPPRESS_BOUNCE)) == NULL)
-		return -1;
 	util_isotime(time(NULL), ts);
-	bind_text(st, 1, app);
-	bind_text(st, 2, email_norm);
-	bind_text(st, 3, ts);
+	if ((st = db_stmt(db, Q_SUPPRESS_BOUNCE)) == NULL ||
+	    BIND_TEXTS(db, st, app, email_norm, ts) == -1)
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;

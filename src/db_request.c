@@ -41,9 +41,9 @@ db_app_get(struct db *db, const char *id, struct app *a)
 	memset(a, 0, sizeof(*a));
 	if (cached(db) && cache_app_get(db->cache, id, a))
 		return DB_OK;
-	if ((st = db_stmt(db, Q_APP_GET)) == NULL)
+	if ((st = db_stmt(db, Q_APP_GET)) == NULL ||
+	    bind_text(db, st, 1, id) == -1)
 		return DB_ERR;
-	bind_text(st, 1, id);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
@@ -89,10 +89,9 @@ db_user_get(struct db *db, const char *app, const char *id, struct user *u)
 	memset(u, 0, sizeof(*u));
 	if (cached(db) && cache_user_get(db->cache, app, id, u))
 		return DB_OK;
-	if ((st = db_stmt(db, Q_USER_GET)) == NULL)
+	if ((st = db_stmt(db, Q_USER_GET)) == NULL ||
+	    BIND_TEXTS(db, st, id, app) == -1)
 		return DB_ERR;
-	bind_text(st, 1, id);
-	bind_text(st, 2, app);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
@@ -120,9 +119,9 @@ db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
 
 	if (cached(db) && cache_key_get(db->cache, hash_hex, app, type))
 		return DB_OK;
-	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL)
+	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL ||
+	    bind_text(db, st, 1, hash_hex) == -1)
 		return DB_ERR;
-	bind_text(st, 1, hash_hex);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		h = sqlite3_column_text(st, 2);
 		/* The index found it; compare anyway, in constant time. */
@@ -147,9 +146,9 @@ db_invite_status(struct db *db, const char *id, char status[16],
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = db_stmt(db, Q_STATUS)) == NULL)
+	if ((st = db_stmt(db, Q_STATUS)) == NULL ||
+	    bind_text(db, st, 1, id) == -1)
 		return DB_ERR;
-	bind_text(st, 1, id);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
@@ -173,13 +172,11 @@ db_invites_list(struct db *db, const char *app, const char *user,
 
 	if ((st = db_stmt(db, Q_LIST)) == NULL)
 		return DB_ERR;
-	bind_text(st, 1, app);
-	bind_text(st, 2, user);
-	if (before_time != NULL) {
-		bind_text(st, 3, before_time);
-		sqlite3_bind_int64(st, 4, before);
-	}
-	sqlite3_bind_int(st, 5, limit);
+	/* Without before_time, ?3 is NULL and ?4 unused. */
+	if (BIND_TEXTS(db, st, app, user, before_time) == -1 ||
+	    (before_time != NULL && bind_int(db, st, 4, before) == -1) ||
+	    bind_int(db, st, 5, limit) == -1)
+		return DB_ERR;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		for (i = 0; i < 7; i++)
 			cols[i] = (const char *)sqlite3_column_text(st, i);
@@ -201,10 +198,9 @@ accept_step(struct db *db, const char *app, const char *id,
 	time_t now = time(NULL);
 	int rc;
 
-	if ((st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD)) == NULL)
+	st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD);
+	if (st == NULL || BIND_TEXTS(db, st, id ? id : hash, app) == -1)
 		return DB_ERR;
-	bind_text(st, 1, id ? id : hash);
-	bind_text(st, 2, app);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
@@ -235,10 +231,9 @@ accept_step(struct db *db, const char *app, const char *id,
 		return DB_OK;
 	}
 	util_isotime(now, out->accepted_at);
-	if ((st = db_stmt(db, Q_ACCEPT_SET)) == NULL)
+	if ((st = db_stmt(db, Q_ACCEPT_SET)) == NULL ||
+	    BIND_TEXTS(db, st, out->id, out->accepted_at) == -1)
 		return DB_ERR;
-	bind_text(st, 1, out->id);
-	bind_text(st, 2, out->accepted_at);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -287,11 +282,9 @@ optout_fn(struct db *db, void *arg)
 
 	util_isotime(time(NULL), ts);
 	for (int i = 0; i < 2; i++) {
-		if ((st = db_stmt(db, q[i])) == NULL)
+		if ((st = db_stmt(db, q[i])) == NULL ||
+		    BIND_TEXTS(db, st, a->app, a->email, ts) == -1)
 			return DB_ERR;
-		bind_text(st, 1, a->app);
-		bind_text(st, 2, a->email);
-		bind_text(st, 3, ts);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -328,13 +321,11 @@ idem_fn(struct db *db, void *arg)
 	sqlite3_stmt *st;
 	char ts[21], created[32];
 	time_t now = time(NULL), t;
-	int rc, i;
+	int rc;
 
-	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL)
+	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL ||
+	    BIND_TEXTS(db, st, a->app, a->cred, a->key) == -1)
 		return DB_ERR;
-	bind_text(st, 1, a->app);
-	bind_text(st, 2, a->cred);
-	bind_text(st, 3, a->key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		col_copy(st, 4, created, sizeof(created));
@@ -357,14 +348,10 @@ idem_fn(struct db *db, void *arg)
 		return db_res_of(db, rc);
 	}
 	sqlite3_reset(st);
-	if ((st = db_stmt(db, Q_IDEM_CLAIM)) == NULL)
-		return DB_ERR;
 	util_isotime(now, ts);
-	for (i = 0; i < 3; i++)
-		bind_text(st, i + 1, i == 0 ? a->app : i == 1 ? a->cred :
-		    a->key);
-	bind_text(st, 4, a->hash);
-	bind_text(st, 5, ts);
+	if ((st = db_stmt(db, Q_IDEM_CLAIM)) == NULL ||
+	    BIND_TEXTS(db, st, a->app, a->cred, a->key, a->hash, ts) == -1)
+		return DB_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
@@ -390,16 +377,14 @@ db_idem_end(struct db *db, const char *app, const char *cred,
 
 	if ((st = db_stmt(db, status ? Q_IDEM_SET : Q_IDEM_DEL)) == NULL)
 		return DB_ERR;
-	bind_text(st, 1, app);
-	bind_text(st, 2, cred);
-	bind_text(st, 3, key);
 	/* Only this request's claim: it may have lapsed and been retaken. */
-	bind_text(st, 7, hash);
-	if (status) {
-		sqlite3_bind_int(st, 4, status);
-		bind_text(st, 5, body);
-		bind_text(st, 6, headers);
-	}
+	if (BIND_TEXTS(db, st, app, cred, key) == -1 ||
+	    bind_text(db, st, 7, hash) == -1)
+		return DB_ERR;
+	if (status && (bind_int(db, st, 4, status) == -1 ||
+	    bind_text(db, st, 5, body) == -1 ||
+	    bind_text(db, st, 6, headers) == -1))
+		return DB_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
@@ -412,10 +397,10 @@ db_idem_purge(struct db *db)
 	char ts[21];
 	int rc;
 
-	if ((st = db_stmt(db, Q_IDEM_PURGE)) == NULL)
-		return -1;
 	util_isotime(time(NULL) - IDEM_TTL, ts);
-	bind_text(st, 1, ts);
+	if ((st = db_stmt(db, Q_IDEM_PURGE)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1)
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;

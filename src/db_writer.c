@@ -58,13 +58,11 @@ count_in(struct db *db, const struct window *w, const char *id, time_t lo,
 	char a[21], b[21];
 	long long n = -1;
 
-	if ((st = db_stmt(db, w->by_app ? Q_IN_APP : Q_IN_INVITER)) == NULL)
-		return -1;
 	util_isotime(lo, a);
 	util_isotime(hi, b);
-	bind_text(st, 1, id);
-	bind_text(st, 2, a);
-	bind_text(st, 3, b);
+	if ((st = db_stmt(db, w->by_app ? Q_IN_APP : Q_IN_INVITER)) == NULL ||
+	    BIND_TEXTS(db, st, id, a, b) == -1)
+		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
@@ -79,14 +77,12 @@ nth_in(struct db *db, const struct window *w, const char *id, time_t lo,
 	sqlite3_stmt *st;
 	char a[21], b[21], t[32];
 
-	if ((st = db_stmt(db, w->by_app ? Q_NTH_APP : Q_NTH_INVITER)) == NULL)
-		return 0;
 	util_isotime(lo, a);
 	util_isotime(hi, b);
-	bind_text(st, 1, id);
-	bind_text(st, 2, a);
-	bind_text(st, 3, b);
-	sqlite3_bind_int64(st, 4, k);
+	if ((st = db_stmt(db, w->by_app ? Q_NTH_APP : Q_NTH_INVITER)) == NULL ||
+	    BIND_TEXTS(db, st, id, a, b) == -1 ||
+	    bind_int(db, st, 4, k) == -1)
+		return 0;
 	if (query_text(db, st, t, sizeof(t)) == -1 || t[0] == '\0')
 		return 0;
 	return parse_iso(t);
@@ -100,10 +96,9 @@ slots_of(struct db *db, const struct window *w, const char *id,
 	sqlite3_stmt *st;
 	int k = 0, old = 0, rc;
 
-	if ((st = db_stmt(db, Q_COUNTS)) == NULL)
+	if ((st = db_stmt(db, Q_COUNTS)) == NULL ||
+	    BIND_TEXTS(db, st, w->kind, id) == -1)
 		return -1;
-	bind_text(st, 1, w->kind);
-	bind_text(st, 2, id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (sqlite3_column_int64(st, 0) < first)
 			old = 1;
@@ -117,11 +112,10 @@ slots_of(struct db *db, const struct window *w, const char *id,
 	if (rc != SQLITE_DONE)
 		return -1;
 	if (old) {
-		if ((st = db_stmt(db, Q_COUNTS_DROP)) == NULL)
+		if ((st = db_stmt(db, Q_COUNTS_DROP)) == NULL ||
+		    BIND_TEXTS(db, st, w->kind, id) == -1 ||
+		    bind_int(db, st, 3, (int64_t)first) == -1)
 			return -1;
-		bind_text(st, 1, w->kind);
-		bind_text(st, 2, id);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)first);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -191,12 +185,12 @@ limit_count(struct db *db, const struct invite *in, time_t now)
 	int rc;
 
 	for (i = 0; i < sizeof(ws) / sizeof(ws[0]); i++) {
-		if ((st = db_stmt(db, Q_COUNTS_ADD)) == NULL)
+		if ((st = db_stmt(db, Q_COUNTS_ADD)) == NULL ||
+		    BIND_TEXTS(db, st, ws[i]->kind, ws[i]->by_app ?
+		    in->app_id : in->inviter_id) == -1 ||
+		    bind_int(db, st, 3, (int64_t)(now / ws[i]->slot *
+		    ws[i]->slot)) == -1)
 			return -1;
-		bind_text(st, 1, ws[i]->kind);
-		bind_text(st, 2, ws[i]->by_app ? in->app_id : in->inviter_id);
-		sqlite3_bind_int64(st, 3, (sqlite3_int64)(now / ws[i]->slot *
-		    ws[i]->slot));
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -211,11 +205,11 @@ db_counts_purge(struct db *db, time_t now)
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = db_stmt(db, Q_COUNTS_PURGE)) == NULL)
-		return -1;
 	/* Past the longest window: slots no check reads again. */
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)(now - win_day.len -
-	    win_day.slot));
+	if ((st = db_stmt(db, Q_COUNTS_PURGE)) == NULL ||
+	    bind_int(db, st, 1, (int64_t)(now - win_day.len -
+	    win_day.slot)) == -1)
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
@@ -245,30 +239,24 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	if (hit || r)
 		return INV_LIMIT;
 
-	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL)
-		return INV_ERR;
-	bind_text(st, 1, in->app_id);
-	bind_text(st, 2, in->email_norm);
-	if (query_exists(st, &r) == -1)
+	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
+	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    query_exists(st, &r) == -1)
 		return INV_ERR;
 	if (r)
 		return INV_MEMBER;
-	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL)
-		return INV_ERR;
-	bind_text(st, 1, in->app_id);
-	bind_text(st, 2, in->email_norm);
-	if (query_exists(st, &r) == -1)
+	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL ||
+	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    query_exists(st, &r) == -1)
 		return INV_ERR;
 	if (r)
 		return INV_SUPPRESSED;
 	if (in->cooldown > 0) {
-		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL)
-			return INV_ERR;
 		util_isotime(now - in->cooldown, since);
-		bind_text(st, 1, in->app_id);
-		bind_text(st, 2, in->email_norm);
-		bind_text(st, 3, since);
-		if (query_text(db, st, last, sizeof(last)) == -1)
+		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL ||
+		    BIND_TEXTS(db, st, in->app_id, in->email_norm,
+		    since) == -1 ||
+		    query_text(db, st, last, sizeof(last)) == -1)
 			return INV_ERR;
 		if (last[0] != '\0')
 			return INV_COOLDOWN;
@@ -283,19 +271,12 @@ invite_insert(struct db *db, const struct invite *in, time_t now)
 	char ts[21];
 	int rc;
 
-	if ((st = db_stmt(db, Q_INSERT)) == NULL)
-		return INV_ERR;
 	util_isotime(now, ts);
-	bind_text(st, 1, in->id);
-	bind_text(st, 2, in->app_id);
-	bind_text(st, 3, in->inviter_id);
-	bind_text(st, 4, in->email);
-	bind_text(st, 5, in->email_norm);
-	bind_text(st, 6, in->lang_req);
-	bind_text(st, 7, in->lang_res);
-	bind_text(st, 8, in->request_id);
-	bind_text(st, 9, in->token_hash);
-	bind_text(st, 10, ts);
+	if ((st = db_stmt(db, Q_INSERT)) == NULL ||
+	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
+	    in->email_norm, in->lang_req, in->lang_res, in->request_id,
+	    in->token_hash, ts) == -1)
+		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	switch (db_res_of(db, rc)) {
@@ -321,12 +302,10 @@ invite_idem(struct db *db, const struct invite *in)
 	sqlite3_stmt *st;
 	int rc;
 
-	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL)
+	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL ||
+	    BIND_TEXTS(db, st, in->app_id, in->idem_cred, in->idem_key,
+	    in->idem_hash) == -1)
 		return INV_ERR;
-	bind_text(st, 1, in->app_id);
-	bind_text(st, 2, in->idem_cred);
-	bind_text(st, 3, in->idem_key);
-	bind_text(st, 4, in->idem_hash);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (db_res_of(db, rc) != DB_OK)

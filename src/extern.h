@@ -232,7 +232,10 @@ struct jwt_claims {
 	time_t	exp;
 };
 
-/* A compact JWS, decoded but not yet verified. */
+/*
+ * A compact JWS, decoded but not yet verified: the header's algorithm,
+ * the signature, and the claims we use (json.c fills those).
+ */
 struct jwt {
 	enum jwt_alg	 alg;		/* JWT_NONE for anything unknown */
 	size_t		 signed_len;	/* bytes of "header.payload" */
@@ -248,7 +251,8 @@ struct jwt {
 
 /*
  * Decode token (len bytes) into j without verifying it; -1 when it is not a
- * well-formed compact JWS with the claims we need.  Free with jwt_free.
+ * well-formed compact JWS with the claims we need (j is then empty).  Free
+ * with jwt_free.
  */
 int	 jwt_decode(const char *token, size_t len, struct jwt *j);
 void	 jwt_free(struct jwt *j);

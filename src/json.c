@@ -294,19 +294,6 @@ json_add_string(struct buf *b, const char *s)
 
 /* ------------------------------------------------------------- JWT JSON */
 
-void
-json_jwt_free(struct jwt_payload *p)
-{
-	size_t i;
-
-	free(p->sub);
-	free(p->iss);
-	for (i = 0; i < p->naud; i++)
-		free(p->aud[i]);
-	free(p->aud);
-	memset(p, 0, sizeof(*p));
-}
-
 /*
  * A repeated member name: RFC 7515 section 4 lets us refuse, and we must,
  * or {"alg":"HS256","alg":"none"} means one thing here and another
@@ -367,57 +354,54 @@ jwt_time(cJSON *root, const char *name, int *has, double *v)
 }
 
 static int
-jwt_aud(cJSON *root, struct jwt_payload *p)
+jwt_aud(cJSON *root, struct jwt *j)
 {
 	cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "aud"), *a;
 	int n;
 
 	if (cJSON_IsString(it)) {
-		if ((p->aud = calloc(1, sizeof(char *))) == NULL ||
-		    (p->aud[0] = strdup(it->valuestring)) == NULL)
+		if ((j->aud = calloc(1, sizeof(char *))) == NULL ||
+		    (j->aud[0] = strdup(it->valuestring)) == NULL)
 			return -1;
-		p->naud = 1;
+		j->naud = 1;
 		return 0;
 	}
 	if (!cJSON_IsArray(it) || (n = cJSON_GetArraySize(it)) < 1 || n > 16)
 		return -1;
-	if ((p->aud = calloc((size_t)n, sizeof(char *))) == NULL)
+	if ((j->aud = calloc((size_t)n, sizeof(char *))) == NULL)
 		return -1;
 	cJSON_ArrayForEach(a, it) {
 		if (!cJSON_IsString(a) ||
-		    (p->aud[p->naud] = strdup(a->valuestring)) == NULL)
+		    (j->aud[j->naud] = strdup(a->valuestring)) == NULL)
 			return -1;
-		p->naud++;
+		j->naud++;
 	}
 	return 0;
 }
 
 int
-json_jwt_payload(const char *buf, size_t len, struct jwt_payload *p)
+json_jwt_payload(const char *buf, size_t len, struct jwt *j)
 {
 	cJSON *root, *it;
 	int rc = -1;
 
-	memset(p, 0, sizeof(*p));
 	if (json_parse_object(buf, len, &root) != JSON_OK)
 		return -1;
-	if (has_duplicates(root) || jwt_aud(root, p) == -1)
+	if (has_duplicates(root) || jwt_aud(root, j) == -1)
 		goto out;
 	it = cJSON_GetObjectItemCaseSensitive(root, "sub");
-	if (!cJSON_IsString(it) || (p->sub = strdup(it->valuestring)) == NULL)
+	if (!cJSON_IsString(it) || (j->sub = strdup(it->valuestring)) == NULL)
 		goto out;
 	it = cJSON_GetObjectItemCaseSensitive(root, "iss");
 	if (it != NULL && (!cJSON_IsString(it) ||
-	    (p->iss = strdup(it->valuestring)) == NULL))
+	    (j->iss = strdup(it->valuestring)) == NULL))
 		goto out;
-	if (jwt_time(root, "exp", &p->has_exp, &p->exp) == -1 ||
-	    jwt_time(root, "nbf", &p->has_nbf, &p->nbf) == -1 ||
-	    jwt_time(root, "iat", &p->has_iat, &p->iat) == -1)
+	if (jwt_time(root, "exp", &j->has_exp, &j->exp) == -1 ||
+	    jwt_time(root, "nbf", &j->has_nbf, &j->nbf) == -1 ||
+	    jwt_time(root, "iat", &j->has_iat, &j->iat) == -1)
 		goto out;
 	rc = 0;
 out:
 	cJSON_Delete(root);
-	if (rc == -1)
-		json_jwt_free(p);
 	return rc;
 }

@@ -7,19 +7,15 @@
 #ifndef JSON_H
 #define JSON_H
 
-struct jwt_payload {
-	char	*sub;
-	char	*iss;
-	char	**aud;
-	size_t	 naud;
-	int	 has_exp, has_nbf, has_iat;
-	double	 exp, nbf, iat;
-};
+struct jwt;
 
 /* The header's "alg" into alg; -1 when missing, odd, or "crit" is set. */
 int	 json_jwt_header(const char *buf, size_t len, char alg[16]);
-/* The claims we use; -1 when malformed.  Free with json_jwt_free. */
-int	 json_jwt_payload(const char *buf, size_t len, struct jwt_payload *);
-void	 json_jwt_free(struct jwt_payload *);
+/*
+ * The claims we use into j's claim members, which must be zero (the
+ * rest of j is left alone); -1 when malformed.  Either way the caller
+ * frees what was filled with jwt_free.
+ */
+int	 json_jwt_payload(const char *buf, size_t len, struct jwt *j);
 
 #endif

@@ -88,7 +88,6 @@ jwt_decode(const char *token, size_t len, struct jwt *j)
 {
 	const char *d1, *d2;
 	unsigned char *hdr = NULL, *pl = NULL;
-	struct jwt_payload p;
 	size_t hlen, plen;
 	ssize_t slen;
 	char alg[16];
@@ -107,23 +106,15 @@ jwt_decode(const char *token, size_t len, struct jwt *j)
 	slen = util_b64url_dec(d2 + 1, len - (size_t)(d2 + 1 - token),
 	    j->sig, sizeof(j->sig));
 	if (slen <= 0 || json_jwt_header((char *)hdr, hlen, alg) == -1 ||
-	    json_jwt_payload((char *)pl, plen, &p) == -1)
+	    json_jwt_payload((char *)pl, plen, j) == -1)
 		goto out;
 	j->siglen = (size_t)slen;
 	j->alg = jwt_alg_parse(alg);
 	j->signed_len = (size_t)(d2 - token);
-	j->sub = p.sub;
-	j->iss = p.iss;
-	j->aud = p.aud;
-	j->naud = p.naud;
-	j->has_exp = p.has_exp;
-	j->has_nbf = p.has_nbf;
-	j->has_iat = p.has_iat;
-	j->exp = p.exp;
-	j->nbf = p.nbf;
-	j->iat = p.iat;
 	rc = 0;
 out:
+	if (rc == -1)
+		jwt_free(j);
 	free(hdr);
 	free(pl);
 	return rc;

@@ -17,12 +17,10 @@
 static const char oom_body[] = "{\"success\":false,\"error\":"
     "\"Internal error\",\"message\":null,\"data\":null}";
 
-typedef void (*handler_fn)(struct ctx *, struct req *, const char *);
-
 struct route {
 	const char	*method;
 	const char	*pattern;
-	handler_fn	 fn;
+	route_fn	 fn;
 };
 
 static const struct route routes[] = {
@@ -141,26 +139,38 @@ route_match(const char *pattern, const char *path, char *param,
 	return *path == '\0';
 }
 
-void
-route_dispatch(struct ctx *ctx, struct req *r)
+route_fn
+route_find(const char *method, const char *path, char *param,
+    size_t paramsz, char *allow, size_t allowsz)
 {
-	const char *method = r->method, *path = r->path;
-	char param[128], allow[64] = "", hdr[96];
 	size_t i, n;
 
 	if (method == NULL)
 		method = "";
+	allow[0] = '\0';
 	for (i = 0; i < NROUTES; i++) {
-		if (!route_match(routes[i].pattern, path, param,
-		    sizeof(param)))
+		if (!route_match(routes[i].pattern, path, param, paramsz))
 			continue;
-		if (strcmp(routes[i].method, method) == 0) {
-			routes[i].fn(ctx, r, param);
-			return;
-		}
+		if (strcmp(routes[i].method, method) == 0)
+			return routes[i].fn;
 		n = strlen(allow);
-		snprintf(allow + n, sizeof(allow) - n, "%s%s",
-		    n ? ", " : "", routes[i].method);
+		snprintf(allow + n, allowsz - n, "%s%s", n ? ", " : "",
+		    routes[i].method);
+	}
+	return NULL;
+}
+
+void
+route_dispatch(struct ctx *ctx, struct req *r)
+{
+	char param[128], allow[64], hdr[96];
+	route_fn fn;
+
+	fn = route_find(r->method, r->path, param, sizeof(param), allow,
+	    sizeof(allow));
+	if (fn != NULL) {
+		fn(ctx, r, param);
+		return;
 	}
 	if (allow[0] == '\0') {
 		api_fail(r, 404, "Not found");

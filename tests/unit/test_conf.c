@@ -275,6 +275,81 @@ test_conf_int_edges(void)
 	}
 }
 
+/* A file with key = n on line (after comments and blank lines). */
+static void
+at_line(char *text, size_t textsz, int line, const char *key, long long n)
+{
+	static const char *const filler[] = { "# a comment\n", "\n",
+	    "   \t\n", "  # indented\n" };
+	size_t len = 0;
+	int i;
+
+	text[0] = '\0';
+	for (i = 1; i < line && len < textsz; i++)
+		len += (size_t)snprintf(text + len, textsz - len, "%s",
+		    filler[i % 4]);
+	if (len < textsz)
+		snprintf(text + len, textsz - len, "%s = %lld\n", key, n);
+}
+
+/* What a number loaded for k is stored as. */
+static long long
+stored(const struct conf_key *k)
+{
+	const void *field = (const char *)&conf + k->off;
+
+	return k->type == K_SIZE ? (long long)*(const size_t *)field :
+	    *(const int *)field;
+}
+
+/*
+ * Every number of conf_keys[], its range from the table itself: MIN and
+ * MAX load and are stored, MIN - 1 and MAX + 1 are refused with the
+ * range, naming the key's line.
+ */
+static void
+test_conf_table_ranges(void)
+{
+	const struct conf_key *k;
+	char text[512], want[600];
+	long long v[4], got;
+	int i, line, rc, n = 0;
+
+	for (k = conf_keys; k->key != NULL; k++) {
+		if (k->type != K_INT && k->type != K_SIZE)
+			continue;
+		line = 1 + n++ % 9;
+		v[0] = k->min;
+		v[1] = k->max;
+		v[2] = k->min - 1;
+		v[3] = k->max + 1;
+		for (i = 0; i < 4; i++) {
+			at_line(text, sizeof(text), line, k->key, v[i]);
+			if (i < 2) {
+				if ((rc = load_text(text, 0)) != 0)
+					fprintf(stderr, "  %s = %lld: %s\n",
+					    k->key, v[i], err);
+				CHECK(rc == 0);
+				got = stored(k);
+				/* The one rule across keys (conf.c). */
+				if (strcmp(k->key, "retry_max") == 0 &&
+				    v[i] < conf.retry_initial)
+					v[i] = conf.retry_initial;
+				conf_free(&conf);
+				CHECK(got == v[i]);
+				continue;
+			}
+			CHECK(load_text(text, 0) == -1);
+			snprintf(want, sizeof(want), "%s:%d: bad value for %s: "
+			    "expected an integer from %lld to %lld", path,
+			    line, k->key, k->min, k->max);
+			CHECK_STR(err, want);
+		}
+	}
+	/* At least the numbers int_keys[] and max_body know of. */
+	CHECK(n > (int)(sizeof(int_keys) / sizeof(int_keys[0])));
+}
+
 static void
 test_conf_retry_max_raised(void)
 {
@@ -780,6 +855,7 @@ const struct unit_test conf_tests[] = {
 	{ "conf_defaults", test_conf_defaults },
 	{ "conf_man_page", test_conf_man_page },
 	{ "conf_int_edges", test_conf_int_edges },
+	{ "conf_table_ranges", test_conf_table_ranges },
 	{ "conf_retry_max_raised", test_conf_retry_max_raised },
 	{ "conf_max_body_edges", test_conf_max_body_edges },
 	{ "conf_socket_mode", test_conf_socket_mode },

@@ -283,6 +283,56 @@ outbox_cycle(void)
 	gone(db);
 }
 
+/*
+ * A value SQLite refuses to bind (over its length limit here) fails the
+ * call as any other database error does.  Unchecked, the bind left NULL
+ * in its place: an app "not found", an invite stored without its
+ * language, a verdict stored without its reply.
+ */
+static void
+bind_refused(void)
+{
+	struct db *db = fresh();
+	struct invite in;
+	struct outbox *ob = NULL;
+	struct app a;
+	char big[2048], status[16], reply[64];
+	int retry;
+
+	CHECK(db != NULL);
+	CHECK(add(db, "y@b.example", -1, 0, &retry) == INV_OK);
+	CHECK(db_outbox_claim(db, time(NULL), 10, &ob) == 1);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sqlite3_limit(db_handle(db), SQLITE_LIMIT_LENGTH, 1024);
+	CHECK(db_app_get(db, big, &a) == DB_ERR);
+	CHECK(db_outbox_mark(db, ob[0].id, "sent", big, time(NULL)) == -1);
+	CHECK(db_invite_status(db, ob[0].id, status, reply, sizeof(reply)) ==
+	    DB_OK);
+	CHECK_STR(status, "sending");
+	memset(&in, 0, sizeof(in));
+	util_uuid(in.id);
+	COPY(in.app_id, APP);
+	COPY(in.inviter_id, USER);
+	COPY(in.email, "z@b.example");
+	COPY(in.email_norm, "z@b.example");
+	COPY(in.lang_req, "de");
+	COPY(in.lang_res, "de");
+	COPY(in.request_id, "r");
+	COPY(in.token_hash, "h");
+	/* The one value past the limit: its Idempotency-Key. */
+	COPY(in.idem_cred, "c");
+	memset(in.idem_key, 'k', 200);
+	COPY(in.idem_hash, "h");
+	in.limit_hour = in.limit_day = in.limit_minute = -1;
+	sqlite3_limit(db_handle(db), SQLITE_LIMIT_LENGTH, 100);
+	CHECK(db_invite_create(db, &in, &retry) == INV_ERR);
+	CHECK(db_invite_status(db, in.id, status, reply, sizeof(reply)) ==
+	    DB_NOTFOUND);
+	db_outbox_free(ob, 1);
+	gone(db);
+}
+
 /* A second connection to the file fresh() made, as another process. */
 static struct db *
 other(void)
@@ -540,5 +590,6 @@ const struct unit_test db_tests[] = {
 	{ "db_limit_huge_and_purge", limit_huge_and_purge },
 	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },
 	{ "db_outbox_cycle", outbox_cycle },
+	{ "db_bind_refused", bind_refused },
 	{ NULL, NULL }
 };

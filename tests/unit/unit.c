@@ -18,7 +18,8 @@ extern const struct unit_test park_tests[];	/* test_park.c */
 
 static const struct unit_test *const tables[] = {
 	valid_tests, json_tests, jwt_tests, template_tests, mail_tests,
-	db_tests, sandbox_tests, token_tests, conf_tests, park_tests, NULL
+	db_tests, sandbox_tests, token_tests, conf_tests, route_tests,
+	cache_tests, park_tests, NULL
 };
 
 int

@@ -43,5 +43,7 @@ extern const struct unit_test mail_tests[];
 extern const struct unit_test db_tests[];
 extern const struct unit_test sandbox_tests[];
 extern const struct unit_test token_tests[];
+extern const struct unit_test route_tests[];
+extern const struct unit_test cache_tests[];
 
 #endif
