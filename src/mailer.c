@@ -1,24 +1,20 @@
 /* SPDX-License-Identifier: ISC
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
- * The mailer process: claims every due invite, renders and sends them over
- * one SMTP session with libesmtp, and records each verdict.  Only this
- * process talks SMTP, so a slow or dead relay never holds up a worker.
+ * The mailer process: smtp_sessions session threads claim due invites and
+ * send them (relay.c), each verdict recorded here and told to the
+ * workers.  Only this process talks SMTP, so a slow or dead relay never
+ * holds up a worker.
  */
 #include <sys/types.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,400 +23,25 @@
 
 #include <openssl/ssl.h>
 #include <auth-client.h>
-#include <libesmtp.h>
 
 #include "extern.h"
 #include "api.h"
 #include "db.h"
 #include "mailer.h"
+#include "relay.h"
 #include "daemon.h"
 
-/*
- * Invites a session claims at once: small enough that a burst spreads
- * over the sessions, large enough that one connection carries several.
- */
-#define SESSION_BATCH	1000
-#define SESSION_IDLE_MS	1000	/* a connection kept open with nothing due */
 #define IDLE_POLL	10	/* seconds between looks for due retries */
 #define MAILER_NICE	10	/* the mailer's nice value above the pool's */
-
-/* One message of a session: its bytes and where libesmtp is in them. */
-struct outmsg {
-	struct outbox	*ob;
-	char		*data;
-	size_t		 len;
-	int		 done;
-	smtp_message_t	 msg;
-	smtp_recipient_t rcpt;
-	int		 decided;
-};
-
-/* Invites claimed together and their messages. */
-struct chunk {
-	struct outbox	*ob;
-	struct outmsg	*m;
-	size_t		 n;
-	struct chunk	*next;
-};
-
-/*
- * The connection under way, for the event callback: the chunks it
- * carries, the first claimed before it opened and more appended while
- * it stays open (more()).
- */
-struct batch {
-	struct session	*ss;
-	smtp_session_t	 s;
-	struct chunk	*first, *last;
-	struct chunk	*cur;		/* where the next verdict is */
-	size_t		 at;
-	size_t		 total;		/* messages on this connection */
-	smtp_message_t	 last_msg;	/* the last one added */
-	const char	*why;		/* a TLS failure, for the rows */
-};
-
-/* TLS trouble libesmtp reports only as an event: say it, loudly. */
-static const char *
-tls_event(int event)
-{
-	switch (event) {
-	case SMTP_EV_INVALID_PEER_CERTIFICATE:
-		return "the relay's certificate does not verify";
-	case SMTP_EV_NO_PEER_CERTIFICATE:
-		return "the relay sent no certificate";
-	case SMTP_EV_WRONG_PEER_CERTIFICATE:
-		return "the relay's certificate is for another name";
-	case SMTP_EV_UNUSABLE_CA_LIST:
-		return "no usable CA certificates";
-	case SMTP_EV_EXTNA_STARTTLS:
-		return "the relay does not offer STARTTLS (smtp_starttls = "
-		    "required)";
-	default:
-		return NULL;
-	}
-}
-
-/*
- * One SMTP session of the mailer's smtp_sessions, each a thread with its
- * own database connection: claims due invites, sends them, records each
- * verdict (keeping those the database would not take).
- */
-struct session {
-	struct mailer	*ml;
-	struct db	*db;
-	struct unrecorded *unrec;	/* verdicts not yet stored */
-	size_t		 nunrec;
-	time_t		 unrec_said;	/* when the log last said so */
-	unsigned long	 seen;		/* the pool's last round it saw */
-	pthread_t	 th;
-};
-
-static void verdict(struct session *, struct outmsg *, const char *);
-static void defer(struct session *, struct outbox *, const char *);
-static void more(struct batch *);
 
 /*
  * The sessions' writes to the database, one at a time: SQLite lets one
  * writer in, and sessions that waited for each other in its busy handler
  * (sleeps of up to a millisecond) sent at a fifth of one session's rate.
  */
-static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/*
- * libesmtp writes each command with its own write(2) and leaves Nagle on,
- * so every message stalls on the relay's delayed ACK, however fast the
- * relay.  It never shows us its socket; the SMTP connection
- * and its siblings are this process's only TCP sockets: find them and set
- * TCP_NODELAY.
- */
-static void
-nodelay(void)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, type, one = 1;
-
-	/* Below the pool's channels and connections, whatever its size. */
-	for (fd = 3; fd < 1024; fd++) {
-		len = sizeof(type);
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
-		    type != SOCK_STREAM)
-			continue;
-		len = sizeof(ss);
-		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-		    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-			    sizeof(one));
-	}
-}
-
-/*
- * The undecided message of msg (or of rcpt).  libesmtp sends them in the
- * order they were added, so the search starts past those decided.
- */
-static struct outmsg *
-find_msg(struct batch *b, smtp_message_t msg, smtp_recipient_t rcpt)
-{
-	struct chunk *ch;
-	struct outmsg *m;
-	size_t i;
-
-	for (; b->cur != NULL; b->cur = b->cur->next, b->at = 0) {
-		while (b->at < b->cur->n && b->cur->m[b->at].decided)
-			b->at++;
-		if (b->at < b->cur->n)
-			break;
-	}
-	for (ch = b->cur, i = b->at; ch != NULL; ch = ch->next, i = 0)
-		for (; i < ch->n; i++) {
-			m = &ch->m[i];
-			if (!m->decided && (rcpt != NULL ? m->rcpt == rcpt :
-			    m->msg == msg))
-				return m;
-		}
-	return NULL;
-}
-
-/*
- * Record each message as soon as the server has taken it, so that a crash
- * later in the session can send at most the one message in flight twice.
- */
-static void
-event_cb(smtp_session_t s, int event, void *arg, ...)
-{
-	struct batch *b = arg;
-	struct outmsg *m;
-	const char *why;
-	smtp_message_t msg = NULL;
-	smtp_recipient_t rcpt = NULL;
-	va_list ap;
-
-	if (event == SMTP_EV_CONNECT)
-		nodelay();
-	if ((why = tls_event(event)) != NULL) {
-		log_warnx("SMTP: %s", why);
-		if (b->why == NULL)
-			b->why = why;
-	}
-	if (event != SMTP_EV_MESSAGESENT && event != SMTP_EV_RCPTSTATUS)
-		return;
-	va_start(ap, arg);
-	if (event == SMTP_EV_RCPTSTATUS) {
-		(void)va_arg(ap, const char *);
-		rcpt = va_arg(ap, smtp_recipient_t);
-	} else
-		msg = va_arg(ap, smtp_message_t);
-	va_end(ap);
-	/* Refused: no MESSAGESENT comes for it, so decide it now. */
-	if (rcpt != NULL && smtp_recipient_status(rcpt)->code / 100 == 2)
-		return;
-	if ((m = find_msg(b, msg, rcpt)) == NULL)
-		return;		/* one decided already */
-	verdict(b->ss, m, NULL);
-	m->decided = 1;
-	free(m->data);
-	m->data = NULL;
-	if (m->msg == b->last_msg)
-		more(b);
-}
-
-static const char *
-msg_cb(void **ctx, int *len, void *arg)
-{
-	struct outmsg *m = arg;
-
-	if (len == NULL) {		/* rewind before each DATA */
-		m->done = 0;
-		return NULL;
-	}
-	if (m->done) {
-		*len = 0;
-		return NULL;
-	}
-	m->done = 1;
-	*len = (int)m->len;
-	return m->data;
-}
-
-static int
-auth_interact(auth_client_request_t req, char **result, int fields,
-    void *arg)
-{
-	const struct mailer *ml = arg;
-	int i;
-
-	for (i = 0; i < fields; i++) {
-		if (req[i].flags & AUTH_USER)
-			result[i] = ml->conf->smtp_user;
-		else if (req[i].flags & AUTH_PASS)
-			result[i] = (char *)ml->smtp_password;
-		else
-			return 0;
-		if (result[i] == NULL)
-			return 0;
-	}
-	return 1;
-}
-
-/*
- * libesmtp's connect() has no timeout: a blackholed relay would hold this
- * process for minutes.  Probe with a bounded non-blocking connect first.
- */
-static int
-probe_connect(const char *host, int port, int timeout)
-{
-	struct addrinfo hints, *res = NULL, *ai;
-	struct pollfd pfd;
-	char portstr[8];
-	socklen_t elen;
-	int fd, err, ok = 0;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	if (getaddrinfo(host, portstr, &hints, &res) != 0)
-		return -1;
-	for (ai = res; ai != NULL && !ok; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			ok = 1;
-		else if (errno == EINPROGRESS) {
-			pfd.fd = fd;
-			pfd.events = POLLOUT;
-			elen = sizeof(err);
-			if (poll(&pfd, 1, timeout * 1000) == 1 &&
-			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
-			    &elen) == 0 && err == 0)
-				ok = 1;
-		}
-		close(fd);
-	}
-	freeaddrinfo(res);
-	return ok ? 0 : -1;
-}
-
-static SSL_CTX *
-tls_ctx(void)
-{
-	SSL_CTX *ctx;
-
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		return NULL;
-	/* libesmtp misreads TLS 1.3 session tickets: stay at 1.2. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_default_verify_paths(ctx);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	return ctx;
-}
-
-static void
-session_setup(struct mailer *ml, smtp_session_t s, auth_context_t *authctx)
-{
-	const struct conf *c = ml->conf;
-	char hostport[300];
-	long t = (long)c->smtp_timeout * 1000;
-	int w;
-
-	snprintf(hostport, sizeof(hostport), "%s:%d", c->smtp_host,
-	    c->smtp_port);
-	smtp_set_server(s, hostport);
-	smtp_set_hostname(s, c->smtp_helo);
-	for (w = Timeout_GREETING; w <= Timeout_DATA2; w++)
-		smtp_set_timeout(s, w | Timeout_OVERRIDE_RFC2822_MINIMUM, t);
-	if (c->smtp_starttls != STARTTLS_OFF) {
-		smtp_starttls_set_ctx(s, ml->tls);
-		smtp_starttls_enable(s, c->smtp_starttls ==
-		    STARTTLS_REQUIRED ? Starttls_REQUIRED : Starttls_ENABLED);
-	}
-	*authctx = NULL;
-	if (c->smtp_user != NULL && ml->smtp_password != NULL) {
-		*authctx = auth_create_context();
-		auth_set_mechanism_flags(*authctx, AUTH_PLUGIN_PLAIN, 0);
-		auth_set_interact_cb(*authctx, auth_interact, ml);
-		smtp_auth_set_context(s, *authctx);
-	}
-}
-
-/* Render and build the message of one claimed invite. */
-static int
-build_one(struct mailer *ml, struct outmsg *m, const char *from,
-    char *envfrom, size_t envsz)
-{
-	const struct conf *c = ml->conf;
-	struct outbox *ob = m->ob;
-	struct tmpl_vars v;
-	struct mail_msg mm;
-	char tok[ACCEPT_LEN + 1], addr[EMAIL_MAX + 1], msgid[UUID_LEN + 300];
-	char *subject = NULL, *text = NULL, *html = NULL, *optout = NULL;
-	struct buf accept = { 0 }, unsub = { 0 };
-	const char *at;
-	int rc = -1;
-
-	token_accept(ml->secret, ob->id, tok);
-	if ((optout = token_optout(ml->secret, ob->app_id,
-	    ob->email_norm)) == NULL ||
-	    buf_printf(&accept, "%s%ctoken=%s", ob->invite_url,
-	    strchr(ob->invite_url, '?') ? '&' : '?', tok) == -1 ||
-	    buf_printf(&unsub, "%s/api/v1/referral-invites/opt-out?token=%s",
-	    c->public_url, optout) == -1 || mail_addr_of(from, addr) == -1)
-		goto out;
-	memset(&v, 0, sizeof(v));
-	v.app_name = ob->app_name;
-	v.inviter_name = ob->inviter_name ? ob->inviter_name :
-	    ob->inviter_email;
-	v.inviter_email = ob->inviter_email;
-	v.invitee_email = ob->email;
-	v.accept_url = accept.p;
-	v.optout_url = unsub.p;
-	if ((subject = tmpl_render(ob->language, TMPL_SUBJECT, &v)) == NULL ||
-	    (text = tmpl_render(ob->language, TMPL_TEXT, &v)) == NULL ||
-	    (html = tmpl_render(ob->language, TMPL_HTML, &v)) == NULL)
-		goto out;
-	at = strrchr(addr, '@');
-	snprintf(msgid, sizeof(msgid), "invite-%s@%s", ob->id, at + 1);
-	memset(&mm, 0, sizeof(mm));
-	mm.from = from;
-	mm.to = ob->email;
-	mm.subject = subject;
-	mm.text = text;
-	mm.html = html;
-	mm.message_id = msgid;
-	mm.unsub_url = unsub.p;
-	mm.date = time(NULL);
-	if ((m->data = mail_build(&mm, &m->len)) != NULL) {
-		snprintf(envfrom, envsz, "%s", addr);
-		rc = 0;
-	}
-out:
-	free(subject);
-	free(text);
-	free(html);
-	free(optout);
-	buf_free(&accept);
-	buf_free(&unsub);
-	return rc;
-}
-
-/* "550 5.1.1 text" without control characters, bounded. */
-static void
-reply_text(const smtp_status_t *st, char *out, size_t outsz)
-{
-	size_t i, o;
-
-	o = (size_t)snprintf(out, outsz, "%d ", st->code);
-	for (i = 0; st->text != NULL && st->text[i] != '\0' &&
-	    o + 1 < outsz; i++)
-		if ((unsigned char)st->text[i] >= 0x20 && st->text[i] != 0x7f)
-			out[o++] = st->text[i];
-	while (o > 0 && out[o - 1] == ' ')
-		o--;
-	out[o] = '\0';
-}
 
 /*
  * A verdict the database would not take (its disk full, an I/O error) is
@@ -479,8 +100,8 @@ store_verdict(struct session *ss, const struct unrecorded *u)
 }
 
 /* Record a claimed row's verdict now, or keep it to record later. */
-static void
-record(struct session *ss, const struct outbox *ob, const char *status,
+void
+session_record(struct session *ss, const struct outbox *ob, const char *status,
     const char *reply, time_t next, int bounce)
 {
 	struct unrecorded u, *k;
@@ -508,7 +129,7 @@ record(struct session *ss, const struct outbox *ob, const char *status,
 	    "to record again, not sent again", u.id, status);
 }
 
-/* Store the verdicts kept by record(); how many are still waiting. */
+/* Store the verdicts kept by session_record(); how many are still waiting. */
 static size_t
 record_kept(struct session *ss)
 {
@@ -533,8 +154,8 @@ record_kept(struct session *ss)
 }
 
 /* Requeue with backoff, or give up when the invite is too old. */
-static void
-defer(struct session *ss, struct outbox *ob, const char *reply)
+void
+session_defer(struct session *ss, struct outbox *ob, const char *reply)
 {
 	struct mailer *ml = ss->ml;
 	const struct conf *c = ml->conf;
@@ -548,7 +169,7 @@ defer(struct session *ss, struct outbox *ob, const char *reply)
 	if (now - created >= c->retry_give_up) {
 		log_warnx("invite %s: giving up after %d attempts: %s", ob->id,
 		    ob->attempts, reply);
-		record(ss, ob, "failed", reply, now, 0);
+		session_record(ss, ob, "failed", reply, now, 0);
 		return;
 	}
 	delay = c->retry_initial;
@@ -557,42 +178,7 @@ defer(struct session *ss, struct outbox *ob, const char *reply)
 	if (delay > c->retry_max)
 		delay = c->retry_max;
 	log_info("invite %s: deferred %lds: %s", ob->id, (long)delay, reply);
-	record(ss, ob, "queued", reply, now + delay, 0);
-}
-
-static void
-verdict(struct session *ss, struct outmsg *m, const char *failure)
-{
-	const smtp_status_t *rs, *ms, *rp;
-	char reply[256];
-
-	if (failure != NULL) {
-		defer(ss, m->ob, failure);
-		return;
-	}
-	rs = smtp_recipient_status(m->rcpt);
-	ms = smtp_message_transfer_status(m->msg);
-	rp = smtp_reverse_path_status(m->msg);
-	if (rs->code / 100 == 2 && ms->code / 100 == 2) {
-		reply_text(ms, reply, sizeof(reply));
-		log_info("invite %s: sent: %s", m->ob->id, reply);
-		record(ss, m->ob, "sent", reply, time(NULL), 0);
-	} else if (rp->code / 100 == 2 && rs->code / 100 == 5) {
-		reply_text(rs, reply, sizeof(reply));
-		log_info("invite %s: refused: %s", m->ob->id, reply);
-		record(ss, m->ob, "failed", reply, time(NULL), 1);
-	} else if (rs->code == 0 && rp->code == 0 && ms->code == 0) {
-		/* No reply at all: TLS, AUTH or the connection failed. */
-		smtp_strerror(smtp_errno(), reply, sizeof(reply));
-		defer(ss, m->ob, reply[0] ? reply : "no reply from the server");
-	} else {
-		reply_text(rs->code ? rs : rp->code ? rp : ms, reply,
-		    sizeof(reply));
-		if (rp->code == 530 || rp->code == 535)
-			log_warnx("SMTP authentication failed: %s (check "
-			    "smtp_user and smtp_password_file)", reply);
-		defer(ss, m->ob, reply);
-	}
+	session_record(ss, ob, "queued", reply, now + delay, 0);
 }
 
 /*
@@ -609,7 +195,7 @@ static struct {
 } pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
     { -1, -1 } };
 
-static int
+int
 pool_stopping(void)
 {
 	int stop;
@@ -625,8 +211,8 @@ pool_stopping(void)
  * session instead of going to the first to look (a slow relay would then
  * send it at one message a round trip).
  */
-static size_t
-share(struct session *ss)
+size_t
+pool_share(struct session *ss)
 {
 	int k = ss->ml->nsessions;
 	ssize_t due = db_outbox_due(ss->db, time(NULL),
@@ -639,67 +225,11 @@ share(struct session *ss)
 }
 
 /*
- * Build the messages of n claimed invites and add them to the connection;
- * how many it took (one that cannot be built is deferred now).  ob is
- * the chunk's, freed with it.
- */
-static size_t
-add_chunk(struct batch *b, struct outbox *ob, size_t n)
-{
-	struct mailer *ml = b->ss->ml;
-	struct chunk *ch;
-	struct outmsg *m;
-	char envfrom[EMAIL_MAX + 1];
-	const char *from;
-	size_t i, added = 0;
-
-	if ((ch = calloc(1, sizeof(*ch))) == NULL ||
-	    (ch->m = calloc(n, sizeof(*ch->m))) == NULL) {
-		free(ch);
-		for (i = 0; i < n; i++)
-			defer(b->ss, &ob[i], "out of memory");
-		db_outbox_free(ob, n);
-		return 0;
-	}
-	ch->ob = ob;
-	ch->n = n;
-	/* token.c keeps one HMAC context: one session builds at a time. */
-	pthread_mutex_lock(&build_mu);
-	for (i = 0; i < n; i++) {
-		m = &ch->m[i];
-		m->ob = &ob[i];
-		from = ob[i].sender ? ob[i].sender : ml->conf->mail_from;
-		if (build_one(ml, m, from, envfrom, sizeof(envfrom)) == -1) {
-			log_errx("invite %s: cannot build the message (check "
-			    "mail_from, public_url and the templates)",
-			    ob[i].id);
-			defer(b->ss, &ob[i], "cannot build the message");
-			m->decided = 1;
-			continue;
-		}
-		m->msg = smtp_add_message(b->s);
-		smtp_set_reverse_path(m->msg, envfrom);
-		smtp_set_messagecb(m->msg, msg_cb, m);
-		m->rcpt = smtp_add_recipient(m->msg, ob[i].email);
-		b->last_msg = m->msg;
-		added++;
-	}
-	pthread_mutex_unlock(&build_mu);
-	if (b->last == NULL)
-		b->first = b->cur = ch;
-	else
-		b->last->next = ch;
-	b->last = ch;
-	b->total += n;
-	return added;
-}
-
-/*
  * Wait up to until (CLOCK_REALTIME) for a new round: more invites
  * committed.  0 on a stop or when the time is up.
  */
-static int
-wait_round(struct session *ss, const struct timespec *until)
+int
+pool_wait_round(struct session *ss, const struct timespec *until)
 {
 	int got, rc = 0;
 
@@ -710,95 +240,6 @@ wait_round(struct session *ss, const struct timespec *until)
 	ss->seen = pool.round;
 	pthread_mutex_unlock(&pool.mu);
 	return got;
-}
-
-/*
- * The connection's last message is done: claim what has come due since
- * and send it over the same connection, waiting up to SESSION_IDLE_MS
- * for it; without any, libesmtp ends the session (QUIT).  A relay is
- * spared a connection, EHLO, STARTTLS and AUTH a message, and a burst
- * flows through the open connections instead of one batch after another.
- */
-static void
-more(struct batch *b)
-{
-	struct session *ss = b->ss;
-	struct timespec until;
-	struct outbox *ob;
-	size_t want;
-	ssize_t n;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += SESSION_IDLE_MS % 1000 * 1000000L;
-	until.tv_sec += SESSION_IDLE_MS / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
-	while (b->total < SESSION_BATCH && b->why == NULL &&
-	    ss->nunrec == 0 && !pool_stopping()) {
-		pthread_mutex_lock(&db_mu);
-		want = share(ss);
-		if (want > SESSION_BATCH - b->total)
-			want = SESSION_BATCH - b->total;
-		n = db_outbox_claim(ss->db, time(NULL), want, &ob);
-		pthread_mutex_unlock(&db_mu);
-		if (n < 0)
-			return;
-		if (n > 0 && add_chunk(b, ob, (size_t)n) > 0)
-			return;
-		if (n == 0 && !wait_round(ss, &until))
-			return;
-	}
-}
-
-/*
- * Send n claimed invites over one SMTP connection, and what comes due
- * while it is open (more()); record each verdict.
- */
-static void
-send_batch(struct session *ss, struct outbox *ob, size_t n)
-{
-	struct mailer *ml = ss->ml;
-	auth_context_t authctx;
-	struct chunk *ch, *next;
-	struct batch b;
-	char err[200];
-	const char *failure = NULL;
-	size_t i;
-
-	memset(&b, 0, sizeof(b));
-	b.ss = ss;
-	if ((b.s = smtp_create_session()) == NULL) {
-		for (i = 0; i < n; i++)
-			defer(ss, &ob[i], "out of memory");
-		db_outbox_free(ob, n);
-		return;
-	}
-	session_setup(ml, b.s, &authctx);
-	smtp_set_eventcb(b.s, event_cb, &b);
-	if (add_chunk(&b, ob, n) == 0)
-		;	/* nothing to send: every one deferred */
-	else if (probe_connect(ml->conf->smtp_host, ml->conf->smtp_port,
-	    ml->conf->smtp_timeout) == -1)
-		failure = "cannot connect to the SMTP server";
-	else if (!smtp_start_session(b.s)) {
-		smtp_strerror(smtp_errno(), err, sizeof(err));
-		failure = err;
-	}
-	if (b.why != NULL)
-		failure = b.why;
-	for (ch = b.first; ch != NULL; ch = next) {
-		next = ch->next;
-		for (i = 0; i < ch->n; i++) {
-			if (!ch->m[i].decided)
-				verdict(ss, &ch->m[i], failure);
-			free(ch->m[i].data);
-		}
-		db_outbox_free(ch->ob, ch->n);
-		free(ch->m);
-		free(ch);
-	}
-	smtp_destroy_session(b.s);
-	if (authctx != NULL)
-		auth_destroy_context(authctx);
 }
 
 /* SIGTERM stays blocked during a session: look for it between batches. */
@@ -824,14 +265,14 @@ session_drain(struct session *ss)
 			continue;
 		}
 		pthread_mutex_lock(&db_mu);
-		n = db_outbox_claim(ss->db, time(NULL), share(ss), &ob);
+		n = db_outbox_claim(ss->db, time(NULL), pool_share(ss), &ob);
 		pthread_mutex_unlock(&db_mu);
 		if (n <= 0) {
 			if (n < 0)
 				sleep(1);
 			return;
 		}
-		send_batch(ss, ob, (size_t)n);
+		relay_send(ss, ob, (size_t)n);
 	}
 }
 
@@ -966,7 +407,7 @@ mailer_run(struct mailer *ml)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	auth_client_init();
-	if ((ml->tls = tls_ctx()) == NULL)
+	if ((ml->tls = relay_tls_ctx()) == NULL)
 		fatalx("mailer: cannot create a TLS context");
 	if ((r = db_outbox_recover(ml->db)) > 0)
 		log_warnx("mailer: %d invites left sending by a crash are "

@@ -805,11 +805,10 @@ def proc_nice(pid):
         return int(f.read().rsplit(')', 1)[1].split()[16])
 
 
-def test_delivery_mailer_runs_ten_nice_levels_below_the_pool(stack):
+def nices(stack):
+    """The daemon's nice value, the mailer's, and each other child kind's."""
     daemon = stack.procs['daemon'].pid
     mailer = until('ri-mailer', lambda: mailer_pid(stack), 5)
-    base = proc_nice(daemon)
-    assert proc_nice(mailer) == min(base + 10, 19)
     others = subprocess.run(['pgrep', '-P', str(daemon)], capture_output=True,
                             text=True).stdout.split()
     kinds = {}
@@ -817,7 +816,24 @@ def test_delivery_mailer_runs_ten_nice_levels_below_the_pool(stack):
         if p != mailer:
             with open('/proc/%d/comm' % p) as f:
                 kinds.setdefault(f.read().strip(), set()).add(proc_nice(p))
+    return proc_nice(daemon), proc_nice(mailer), kinds
+
+
+def test_delivery_mailer_priority_follows_delivery_wait(stack):
+    """With a delivery_wait the verdict is part of the answer: the mailer
+    runs at the pool's priority.  With delivery_wait 0 it runs ten nice
+    levels below (at most 19) and sends with what the pool leaves."""
+    from test_resilience import own_stack
+    base, mailer, kinds = nices(stack)
+    assert mailer == base, (base, mailer)
     assert kinds == {'ri-worker': {base}, 'ri-writer': {base}}, kinds
+    s = own_stack({'delivery_wait': '0'})
+    try:
+        base, mailer, kinds = nices(s)
+        assert mailer == min(base + 10, 19), (base, mailer)
+        assert kinds == {'ri-worker': {base}, 'ri-writer': {base}}, kinds
+    finally:
+        s.stop()
 
 
 # -- 7. every language renders ---------------------------------------------
