@@ -18,14 +18,13 @@ import calendar
 import concurrent.futures
 import json
 import re
-import subprocess
 import threading
 import time
 import uuid
 
 import harness
-from test_invite import (App, ROUTE, check, check_error, count_invites,
-                         err_body, ok_body, unique)
+from harness import (App, ROUTE, check, check_error, count_invites,
+                     err_body, ok_body, unique)
 
 TOO_MANY = 'Too many invites, try again later'
 MEMBER = 'This address already belongs to a user'
@@ -124,10 +123,7 @@ class Pool:
 
 def workers(stack):
     """Process ids of the daemon's FastCGI workers."""
-    r = subprocess.run(['pgrep', '-x', 'ri-worker', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    return r.stdout.split()
+    return harness.children(stack, 'ri-worker')
 
 
 def race(stack, app, n, threads, uid=None, headers=None):
@@ -560,12 +556,9 @@ def test_idempotency_429_is_not_stored(stack):
 
 
 def mailer_pid(stack):
-    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    pids = r.stdout.split()
+    pids = harness.children(stack, 'ri-mailer')
     assert len(pids) == 1, pids
-    return int(pids[0])
+    return pids[0]
 
 
 def test_idempotency_key_in_progress(stack):
@@ -575,23 +568,18 @@ def test_idempotency_key_in_progress(stack):
     pid = mailer_pid(stack)
     # With the mailer stopped the first request waits delivery_wait (5 s)
     # for a verdict, holding its claim on the key.
-    subprocess.run(['kill', '-STOP', str(pid)], check=True)
-    try:
+    with harness.stopped(pid):
         result = {}
         t = threading.Thread(target=lambda: result.update(
             r=app.invite(addr, headers=idem(app, key))))
         t.start()
-        deadline = time.monotonic() + 4
-        while not app.rows() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        harness.wait_for('the first request stored', app.rows, 4)
         assert len(app.rows()) == 1, 'the first request stored nothing'
         check_error(app.invite(addr, headers=idem(app, key)), 409,
                     IDEM_BUSY)
         t.join(30)
         first = result['r']
         check(first, 201, ok_body('Invite queued'))
-    finally:
-        subprocess.run(['kill', '-CONT', str(pid)], check=True)
     # Done: now it replays, though the mail has gone out meanwhile.
     assert len(stack.mail_for(addr)) == 1
     check(app.invite(addr, headers=idem(app, key)), 201,
@@ -602,9 +590,7 @@ def test_idempotency_key_in_progress(stack):
 # -- nginx ---------------------------------------------------------------
 
 def test_nginx_limit_req(stack):
-    s = harness.Stack().start()     # the harness's usual TEST_RATE
-    failed = True
-    try:
+    def run(s):
         app = App(s)
         h = app.headers()
         bad = err_body('Request body is not valid JSON')
@@ -628,8 +614,7 @@ def test_nginx_limit_req(stack):
         time.sleep(0.2)
         with open(s.path('nginx-access.log')) as f:
             access = f.read()
-        with open(s.path('daemon.log'), errors='replace') as f:
-            daemon = f.read()
+        daemon = harness.daemon_log(s)
         for r in limited[:20]:
             rid = r[1]['x-request-id']
             assert re.search(r'" 429 \d+ %s ' % rid, access), rid
@@ -638,8 +623,5 @@ def test_nginx_limit_req(stack):
         time.sleep(1.5)
         a = unique()
         check(app.invite(a), 201, ok_body('Invite sent'))
-        failed = False
-    except Exception as e:
-        raise AssertionError('%s\n%s' % (e, s.logs())) from e
-    finally:
-        s.stop(keep=failed)
+    # The harness's usual TEST_RATE.
+    harness.with_stack(run, lines=30)

@@ -16,9 +16,9 @@ import time
 
 import harness
 
-from test_invite import App, ROUTE, check, ok_body, unique
-from test_resilience import (children, in_parallel, mails_by_address,
-                             no_limits, own_stack, wait_all_mailed)
+from harness import App, ROUTE, check, children, in_parallel, ok_body, unique
+from test_resilience import (mails_by_address, no_limits, own_stack,
+                             wait_all_mailed)
 
 
 def make_stack():
@@ -47,8 +47,7 @@ def test_stopped_mailer_one_worker_still_serves(stack):
         app = App(s)
         other = App(s)
         [mailer] = children(s, 'ri-mailer')
-        os.kill(mailer, signal.SIGSTOP)
-        try:
+        with harness.stopped(mailer):
             addrs = [unique('parked') for _ in range(5)]
             t0 = time.monotonic()
             result = {}
@@ -61,8 +60,6 @@ def test_stopped_mailer_one_worker_still_serves(stack):
             took = [timed(lambda: listing(s, other))[0] for _ in range(5)]
             for t in ts:
                 t.join(30)
-        finally:
-            os.kill(mailer, signal.SIGCONT)
         # Served while the five waited (before: after them, 3 s and more).
         assert max(took) < 1.5, took
         for a in addrs:
@@ -158,12 +155,9 @@ def sessions_used(sessions):
         no_limits(s, app)
         [mailer] = children(s, 'ri-mailer')
         addrs = [unique('session') for _ in range(8)]
-        os.kill(mailer, signal.SIGSTOP)
-        try:
+        with harness.stopped(mailer):
             for a in addrs:
                 check(app.invite(a), 201, ok_body('Invite queued'))
-        finally:
-            os.kill(mailer, signal.SIGCONT)
         mails = s.wait_mail(8, timeout=30)
         assert sorted(r for m in mails for r in m.envelope['rcpt_tos']) == \
             sorted(addrs)
