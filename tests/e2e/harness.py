@@ -846,3 +846,35 @@ def reload_and_wait(stack, line=RELOADED, timeout=20):
     os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
     wait_log(stack, line, n + 1, timeout)
 
+
+def writer_backlog(stack):
+    """Bytes that wait on the writer's channels (SOCK_SEQPACKET, one per
+    worker): every invite a worker sent and a stopped writer has not
+    read adds one message, all of one size."""
+    pids = children(stack, 'ri-writer')
+    out = subprocess.run(['ss', '-xpH'], capture_output=True, text=True,
+                         check=True).stdout
+    total = 0
+    for line in out.splitlines():
+        f = line.split()
+        # Netid State Recv-Q Send-Q ... users:(("ri-writer",pid=N,fd=M),...)
+        if f and f[0] == 'u_seq' and any(
+                '("ri-writer",pid=%d,' % p in line for p in pids):
+            total += int(f[2])
+    return total
+
+
+def at_stopped_writer(stack, fns, timeout=10):
+    """With the writer stopped: start each fn, which sends one invite, in
+    a thread of its own, the next once this one's invite waits on the
+    writer's channel (so they reach the writer in this order).  The
+    threads."""
+    ts = []
+    for fn in fns:
+        before = writer_backlog(stack)
+        t = threading.Thread(target=fn)
+        t.start()
+        ts.append(t)
+        wait_for('invite %d at the stopped writer' % len(ts),
+                 lambda: writer_backlog(stack) > before, timeout)
+    return ts

@@ -580,6 +580,8 @@ def test_admin_app_add_list_show_set(stack):
     head, rows = table(ok(stack, 'app', 'list'))
     assert head == APP_LIST_COLUMNS, head
     assert [r for r in rows if r[0] == second][0][3:5] == ['-', '-'], rows
+    # A time window: times are to the second, and updated_at must come
+    # out later than created_at.
     time.sleep(1.1)
     for opt, value, column, expect in (
             ('--name', 'Renamed', 'name', 'Renamed'),
@@ -862,6 +864,8 @@ def test_admin_invites_show_retry_cancel(stack):
     s_addr, f_addr, q_addr = unique('sent'), 'reject-' + unique(), \
         'defer-' + unique()
     check(app.invite(s_addr), 201, ok_body())
+    # A time window: the sent one is the oldest, a second (the times'
+    # unit) before the others, and --since tells them apart.
     time.sleep(1.1)
     queued = {}
     t = threading.Thread(target=lambda: queued.update(
@@ -975,6 +979,7 @@ def test_admin_suppress_add_remove_list(stack):
     check(app.invite(q_addr), 201, ok_body('Invite queued'))
     addr = unique('optout')
     ok_quiet(stack, 'suppress', 'add', app.client, addr.upper())
+    # A time window: the list is newest first, to the second.
     time.sleep(1.1)
     ok_quiet(stack, 'suppress', 'add', app.client, q_addr)
     sup = as_json(stack, 'suppress', 'list', app.client)
@@ -1243,7 +1248,8 @@ def test_admin_man_page_walkthrough(stack):
                ALICE_ADDR=unique('alice'), FRIEND=unique('friend'),
                BOUNCE='reject-' + unique(), TODAY=utc_today())
     # invites_overview is newest first, to the second: let this walk's
-    # invites be the newest, so that "LIMIT 10" shows them.
+    # invites be the newest, so that "LIMIT 10" shows them (a fixed wait:
+    # a time window).
     time.sleep(1.1)
     r = subprocess.run(['bash', '-c', WALKTHROUGH % {'runas': runas}],
                        capture_output=True, text=True, env=env, timeout=60)

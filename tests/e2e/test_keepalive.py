@@ -74,7 +74,10 @@ def started(conf):
 
 def test_one_kept_connection_serves_requests_in_turn(stack):
     app = App(stack)
-    time.sleep(0.2)
+    # The stack's start probed the socket: that connection gone, the
+    # pool has none.
+    harness.wait_for('no connection to the pool', lambda:
+                     pool_connections(stack) == [], 10)
     seen = set()
     for _ in range(20):
         assert list_ok(stack, app) == (200, listing_body([]))
@@ -173,8 +176,10 @@ def test_no_request_waits_behind_a_stalled_writer(stack):
         assert concurrently(two, 32, lambda c: list_ok(two, app, c)) == \
             [(200, listing_body([]))] * 32
         # Its worker waits for the stopped writer (at most 10 s).
-        others_answered_meanwhile(two, app, child(two, 'ri-writer'),
-                                  'writer', lambda: time.sleep(0.3))
+        others_answered_meanwhile(
+            two, app, child(two, 'ri-writer'), 'writer',
+            lambda: harness.wait_for('the invite at the writer', lambda:
+                                     harness.writer_backlog(two), 10))
     finally:
         two.stop()
 
@@ -197,15 +202,22 @@ def test_reload_under_load_loses_no_request(stack):
     ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
     for t in ts:
         t.start()
+
+    def answered(n):
+        """Until n more answers came (the load goes on)."""
+        want = len(results) + n
+        harness.wait_for('%d more answers' % n,
+                         lambda: len(results) >= want, 30)
     try:
-        time.sleep(1)
+        answered(40)
         for _ in range(3):
             old = harness.children(stack, 'ri-worker')
             os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
             harness.wait_for('four new workers', lambda: (
                 lambda now: len(now) == 4 and not set(now) & set(old))(
                     harness.children(stack, 'ri-worker')), 10)
-            time.sleep(1.2)
+            # The new workers under the same load, before the next reload.
+            answered(40)
     finally:
         stop.set()
         for t in ts:
@@ -222,13 +234,13 @@ def parked_stack():
 
 
 def invites_in_threads(stack, app, addrs):
-    """app.invite(addr) for each addr, each in a thread of its own; the
-    threads and a dict that gets each answer under its address."""
+    """With the writer stopped, app.invite(addr) for each addr, each in a
+    thread of its own, in turn, each once the one before waits at the
+    writer; the threads and a dict that gets each answer under its
+    address."""
     got = {}
-    ts = [threading.Thread(target=lambda a=a: got.update(
-        {a: app.invite(a)})) for a in addrs]
-    for t in ts:
-        t.start()
+    ts = harness.at_stopped_writer(stack, [
+        lambda a=a: got.update({a: app.invite(a)}) for a in addrs])
     return ts, got
 
 
@@ -244,16 +256,13 @@ def test_parked_invites_never_hold_up_the_worker(stack):
         addrs = [unique() for _ in range(7)]
         with harness.stopped(child(one, 'ri-writer')):
             ts, got = invites_in_threads(one, app, addrs)
-            time.sleep(0.5)
             for _ in range(3):
                 lists = concurrently(one, 8, lambda c: list_ok(one, app, c))
                 assert all(t.is_alive() for t in ts), got
                 assert lists == [(200, listing_body([]))] * 8, lists
             again = {}
-            t = threading.Thread(target=lambda: again.update(
-                r=app.invite(addrs[0])))
-            t.start()
-            time.sleep(0.3)
+            [t] = harness.at_stopped_writer(one, [lambda: again.update(
+                r=app.invite(addrs[0]))])
             assert t.is_alive() and app.rows() == []
         for x in ts + [t]:
             x.join(30)
@@ -280,12 +289,13 @@ def test_parked_invite_writer_stuck_is_503_and_stores_nothing(stack):
             t0 = time.monotonic()
             ts, got = invites_in_threads(one, app,
                                          [unique() for _ in range(3)])
-            time.sleep(0.5)
             assert list_ok(one, app) == (200, listing_body([]))
             for t in ts:
                 t.join(30)
             waited = time.monotonic() - t0
-        time.sleep(1)       # a late store would land now
+        # The writer, back, skips the three and says so: only then could
+        # a late store have landed.
+        harness.wait_log(one, 'came too late', 3, 10)
         assert 9 < waited < 20, waited
         for st, hdrs, body in got.values():
             assert (st, body) == (503, b'{"success":false,"error":"Service '
@@ -314,8 +324,10 @@ def test_reload_answers_parked_invites_first(stack):
         addrs = [unique() for _ in range(4)]
         with harness.stopped(child(one, 'ri-writer')):
             ts, got = invites_in_threads(one, app, addrs)
-            time.sleep(0.5)
-            os.kill(one.procs['daemon'].pid, signal.SIGHUP)
+            harness.reload_and_wait(one)
+            # A fixed wait, for what must not come: had the stopping
+            # worker dropped the parked invites, they would be answered
+            # by now.
             time.sleep(1)
             assert all(t.is_alive() for t in ts), got
         for t in ts:

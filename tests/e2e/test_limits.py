@@ -292,12 +292,12 @@ def test_per_app_per_minute_with_honest_retry_after(stack):
     # Honest: still refused shortly before Retry-After has passed ...
     if ra > 3:
         before = app.snapshot()
-        time.sleep(ra - 3)
+        time.sleep(ra - 3)      # a time window: to 3 s before Retry-After
         ra2 = check_429(app.invite(unique(), uid=inviters[4]), 60,
                         oldest_created(rows), app, before)
         assert ra2 <= 4, ra2
         ra = ra2
-    # ... and accepted once it has.
+    # ... and accepted once it has (a time window: Retry-After).
     time.sleep(ra + 1)
     a = unique()
     check(app.invite(a, uid=inviters[4]), 201, ok_body('Invite sent'))
@@ -330,7 +330,7 @@ def test_cooldown_per_app_setting(stack):
     addr = unique()
     check(app.invite(addr), 201, ok_body('Invite sent'))
     check_error(app.invite(addr), 409, RECENT, app, app.snapshot())
-    time.sleep(3.1)
+    time.sleep(3.1)     # a time window: the 2 s cooldown, to the second
     check(app.invite(addr), 201, ok_body('Invite sent'))
     # A cooldown of 0 is none.
     stack.ctl('app', 'set', app.client, '--cooldown', '0')
@@ -419,6 +419,7 @@ def test_burst_of_1000_from_one_inviter(stack):
     assert secs < 60, 'the burst took %.1fs' % secs
     # None of the refused addresses got a mail.
     refused = [a for a, r in zip(addrs, answers) if r[0] != 201]
+    # A fixed wait, for what must not come: a late mail would arrive now.
     time.sleep(1)
     got = set()
     for m in stack.wait_mail(1):
@@ -448,6 +449,8 @@ def test_idempotent_replay_is_byte_identical(stack):
         assert h['x-request-id'] != h1['x-request-id']
     assert app.rows() == rows
     assert len(stack.mail_for(addr)) == 1
+    # A fixed wait, for what must not come: a second mail would arrive
+    # now.
     time.sleep(1)
     assert len(stack.mail_for(addr)) == 1
     # The same key with a different body, or another userId, is 409; the
@@ -611,15 +614,19 @@ def test_nginx_limit_req(stack):
         assert app.rows() == []
         # nginx answered them: the access log has their request ids with
         # 429, the daemon's log does not.
-        time.sleep(0.2)
-        with open(s.path('nginx-access.log')) as f:
-            access = f.read()
+        ids = [r[1]['x-request-id'] for r in limited[:20]]
+
+        def logged():
+            with open(s.path('nginx-access.log')) as f:
+                access = f.read()
+            return all(re.search(r'" 429 \d+ %s ' % rid, access)
+                       for rid in ids)
+        harness.wait_for('the 429s in the access log', logged, 10)
         daemon = harness.daemon_log(s)
-        for r in limited[:20]:
-            rid = r[1]['x-request-id']
-            assert re.search(r'" 429 \d+ %s ' % rid, access), rid
+        for rid in ids:
             assert rid not in daemon, rid
-        # After a second the bucket has room again.
+        # After a second the bucket has room again (a fixed wait: it
+        # refills with time).
         time.sleep(1.5)
         a = unique()
         check(app.invite(a), 201, ok_body('Invite sent'))

@@ -180,7 +180,7 @@ def test_list_newest_first_exact_objects(stack):
     check(app.invite(unique('defer'), 'DE'), 201, ok_body('Invite queued'))
     st, h, b = app.invite(unique('reject'), 'zh-hant-tw')
     assert st == 400, (st, b)
-    time.sleep(1.1)      # a later second, too
+    time.sleep(1.1)      # a later second, too (a fixed wait: a time window)
     check(app.invite(unique(), 'en'), 201, ok_body('Invite sent'))
     # Not this inviter's, not this app's:
     check(app.invite(unique(), uid=bob), 201, ok_body('Invite sent'))
@@ -437,7 +437,7 @@ def test_expired_token(stack):
     app = App(stack)
     stack.ctl('app', 'set', app.client, '--accept-ttl', '1')
     addr, row, tok = mailed_invite(app)
-    time.sleep(2.5)
+    time.sleep(2.5)     # a time window: the token's 1 s lifetime
     check_error(accept(app, tok), 410, GONE)
     assert row_of(stack, row['id'])['accepted_at'] is None
     # The lifetime is the app's, counted from the invite's creation: a
@@ -570,7 +570,9 @@ def test_accept_idempotency_key(stack):
     key = 'accept-%s' % uuid.uuid4().hex
     first = accept(app, tok, key=key)
     check(first, 200, accepted_body(row_of(stack, row['id'])))
-    # A retry with the key gets the 200 again; without it, 410.
+    # A retry with the key gets the 200 again; without it, 410.  (A
+    # fixed wait: a second later, a new acceptance would show in
+    # acceptedAt.)
     time.sleep(1.1)
     check(accept(app, tok, key=key), 200, first[2])
     check_error(accept(app, tok), 410, GONE)

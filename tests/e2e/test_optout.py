@@ -237,6 +237,8 @@ def test_one_click_cancels_queued_and_refuses_next(stack):
     # others are.
     stack.mail_for(bystander, timeout=15)
     assert len(stack.mail_for(addr, count=2, timeout=15)) == 2
+    # A fixed wait, for what must not come: a canceled invite's mail
+    # would arrive now.
     time.sleep(1.5)
     assert len(stack.mail_for(addr, count=0, timeout=0)) == 2
     assert sorted(r['status'] for r in row(app, addr)) == \
@@ -378,11 +380,11 @@ def test_suppress_list_shows_source_and_time(stack):
     app = App(stack)
     admin = unique('admin')
     stack.ctl('suppress', 'add', app.client, admin)
-    time.sleep(1.1)
+    time.sleep(1.1)     # a time window: newest first, to the second
     bounced = unique('reject')
     st, h, b = app.invite(bounced)
     assert st == 400 and b'550' in b, (st, b)
-    time.sleep(1.1)
+    time.sleep(1.1)     # a time window: newest first, to the second
     opted = unique('opted')
     check(app.invite(opted), 201, ok_body('Invite sent'))
     check(one_click(stack, unsubscribe_url(stack, opted)), 200,

@@ -85,7 +85,7 @@ def replay_until_answered(app, addr, key, timeout=40):
             return resp
         assert resp[0] == 409 and resp[1].get('retry-after') == '1', resp
         assert time.monotonic() < deadline, 'still in progress: %s' % addr
-        time.sleep(1)
+        time.sleep(1)       # a time window: the answer's Retry-After
 
 
 def kill_workers_during(stack, app, n, stop):
@@ -96,6 +96,7 @@ def kill_workers_during(stack, app, n, stop):
     addrs = [unique('idem') for _ in range(n)]
     keys = ['crash-%s' % uuid.uuid4().hex for _ in range(n)]
     [pid] = children(stack, stop)
+    stored = log_count(stack, 'stored (app %s,' % app.client)
     with harness.stopped(pid):
         results = {}
 
@@ -104,10 +105,14 @@ def kill_workers_during(stack, app, n, stop):
                 results[a] = app.invite(a, headers=keyed(app, k))
             except OSError:     # closed without an answer
                 results[a] = (0, {}, b'')
-        ts = [threading.Thread(target=one, args=(a, k))
-              for a, k in zip(addrs, keys)]
-        for t in ts:
-            t.start()
+        fns = [lambda a=a, k=k: one(a, k) for a, k in zip(addrs, keys)]
+        if stop == 'ri-writer':
+            # Each sent to the writer, where it waits.
+            ts = harness.at_stopped_writer(stack, fns)
+        else:
+            ts = [threading.Thread(target=fn) for fn in fns]
+            for t in ts:
+                t.start()
         # Claimed and, with the mailer stopped, stored.
         harness.wait_for('%d claims' % n, lambda: stack.sql(
             "SELECT count(*) AS n FROM idempotency_keys WHERE key IN (%s)"
@@ -115,7 +120,9 @@ def kill_workers_during(stack, app, n, stop):
         if stop == 'ri-mailer':
             harness.wait_for('%d stored' % n,
                              lambda: len(app.rows()) == n, 10)
-        time.sleep(0.3)
+            # Each worker has its invite's stored answer and waits for
+            # the verdict.
+            wait_log(stack, 'stored (app %s,' % app.client, stored + n, 10)
         for w in children(stack, 'ri-worker'):
             os.kill(w, signal.SIGKILL)
         for t in ts:
@@ -141,7 +148,7 @@ def check_exactly_once(stack, app, runs, stored):
     rows = [r['email'] for r in app.rows()]
     assert sorted(rows) == sorted(addrs), rows
     wait_all_mailed(stack, addrs)
-    time.sleep(1)
+    time.sleep(1)       # a fixed wait: a second mail would arrive now
     counts = mails_by_address(stack)
     assert [counts[a] for a in addrs] == [1] * len(addrs), counts
 
@@ -239,7 +246,7 @@ def test_idempotency_keys_through_a_worker_killed_mid_burst(stack):
         assert len(rows) == 1000 and sorted(rows) == sorted(addrs), \
             (len(rows), len(set(rows)))
         wait_all_mailed(s, addrs, timeout=60)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert sorted(counts) == sorted(addrs)
         twice = [a for a in addrs if counts[a] != 1]
@@ -453,7 +460,7 @@ def test_supervisor_killed_mid_burst(stack):
         assert set(ok + after) <= set(rows), 'a 201 without its row'
         # Every row, answered or not, is mailed exactly once.
         wait_all_mailed(s, list(rows))
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         twice = [a for a in rows if counts.get(a) != 1]
         assert not twice, twice
@@ -501,13 +508,15 @@ def test_full_disk_never_mails_twice(stack):
         harness.wait_for('no row left sending', lambda: not s.sql(
             "SELECT id FROM invites WHERE status = 'sending'"), 30)
         reload_and_wait(s)
+        # A fixed wait, for what must not come: the new mailer would have
+        # found rows left sending by now.
         time.sleep(2)
         assert log_count(s, 'left sending by a crash') == 0
         rows = [r['email'] for r in app.rows()]
         ok = [a for a, st, _ in answers if st == 201]
         assert set(ok) <= set(rows)
         wait_all_mailed(s, rows)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert [a for a in rows if counts[a] != 1] == []
     finally:

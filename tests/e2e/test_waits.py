@@ -88,7 +88,7 @@ def test_slow_relay_never_slows_the_listing(stack):
         def lister():
             while not stop.is_set() and len(took) < 20:
                 took.append(timed(lambda: listing(s, other))[0])
-                time.sleep(0.1)
+                time.sleep(0.1)     # the point: a listing now and then
         lt = threading.Thread(target=lister)
         lt.start()
         try:
@@ -138,7 +138,7 @@ def test_mailer_killed_while_requests_are_parked(stack):
             check(result[a], 201, result[a][2])
         assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
         wait_all_mailed(s, addrs, timeout=30)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert [counts[a] for a in addrs] == [1] * 8, counts
     finally:
