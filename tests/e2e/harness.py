@@ -20,11 +20,19 @@ should be; test_nginx_rate_limit still meets the limit).
 Only the standard library is used here; smtpd.py runs under /usr/bin/python3
 because Debian's python3-aiosmtpd is importable from there only.
 
+Below the Stack, what the test modules share: App (an app, its write key
+and an inviter), the answer bodies and checks every route answers with
+(ok_body, err_body, check, ...), unique addresses, and ways to wait for
+the daemon's processes, its log and its channels (wait_for and friends)
+rather than for a fixed time.
+
 Environment: BUILDDIR (the binaries, default /work/main), SRCDIR (templates,
 nginx/, tests/; default: this file's tree), RI_E2E_KEEP=1 keeps the temp dir.
 """
 
 import atexit
+import base64
+import contextlib
 import email
 import email.policy
 import glob
@@ -37,10 +45,13 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
+import uuid
 
 SRCDIR = os.path.abspath(os.environ.get('SRCDIR') or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), '..', '..'))
@@ -61,12 +72,18 @@ class StackError(Exception):
     pass
 
 
-def fast_stack(rate='100000r/s'):
-    """A module stack whose nginx flood guard never meets its bursts."""
+class WaitTimeout(StackError, AssertionError):
+    """What wait_for() raises when its condition is not met in time: a
+    stack that did not start, or a test that failed."""
+
+
+def fast_stack(rate='100000r/s', prepare=None, **kw):
+    """A stack (Stack(**kw), started) whose nginx flood guard never meets
+    its bursts."""
     global TEST_RATE
     saved, TEST_RATE = TEST_RATE, rate
     try:
-        return Stack().start()
+        return Stack(**kw).start(prepare)
     finally:
         TEST_RATE = saved
 
@@ -104,17 +121,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(what, check, timeout, proc=None, log=None):
-    """Poll check() until true; fail early when proc has exited."""
+def wait_for(what, check, timeout, proc=None, log=None, interval=0.05):
+    """Poll check() every interval seconds until it returns something
+    true, and return that; check() is called once more when the timeout
+    is over, then WaitTimeout is raised.  Fail early when proc has
+    exited."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
+    while True:
+        v = check()
+        if v:
+            return v
         if proc is not None and proc.poll() is not None:
             raise StackError('%s exited with %s\n%s' % (
                 what, proc.returncode, tail(log)))
-        time.sleep(0.05)
-    raise StackError('%s not ready after %ss\n%s' % (what, timeout, tail(log)))
+        if time.monotonic() >= deadline:
+            raise WaitTimeout('%s not ready after %ss\n%s' % (
+                what, timeout, tail(log)))
+        time.sleep(interval)
 
 
 def tail(path, lines=40):
@@ -203,10 +226,13 @@ class Stack:
 
     # -- start and stop ------------------------------------------------
 
-    def start(self):
-        """Start everything; on failure stop what started and raise."""
+    def start(self, prepare=None):
+        """Start everything; on failure stop what started and raise.
+        prepare(stack) runs once the files exist, before anything starts."""
         try:
             self._prepare()
+            if prepare:
+                prepare(self)
             self.start_smtpd()
             self.start_daemon()
             self.start_nginx()
@@ -527,3 +553,328 @@ class Stack:
                                      (rcpt, timeout))
                 return found
             time.sleep(0.05)
+
+
+# == what the test modules share ==========================================
+
+ROUTE = '/api/v1/users/%s/referral-invites'
+INVITE_URL = 'https://app.example/invite'
+JSON_CT = 'application/json; charset=utf-8'
+WWW_AUTH = 'Bearer realm="referral-invites"'
+WWW_AUTH_TOKEN = 'Bearer realm="referral-invites", error="invalid_token"'
+ISO_UTC = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z')
+# The tables a request or the tool writes to: what snapshot() compares.
+TABLES = ('apps', 'api_keys', 'users', 'invites', 'suppressions',
+          'idempotency_keys')
+RELOADED = 'configuration and templates reloaded'
+
+
+def unique(prefix='friend'):
+    """An address no test used before."""
+    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
+
+
+# -- answers and their checks ----------------------------------------------
+
+def ok_body(message='Invite sent'):
+    return ('{"success":true,"message":%s,"error":null,"data":null}' %
+            json.dumps(message)).encode()
+
+
+def err_body(error):
+    return ('{"success":false,"error":%s,"message":null,"data":null}' %
+            json.dumps(error, ensure_ascii=False)).encode()
+
+
+def check(resp, status, body, what=''):
+    """Exact status and body, and the headers every answer carries."""
+    st, h, b = resp
+    assert (st, b) == (status, body), \
+        '%sexpected %d %r\n     got %d %r' % (
+            what + '\n' if what else '', status, body, st, b)
+    assert h.get('content-type') == JSON_CT, (what, h)
+    assert h.get('cache-control') == 'no-store', (what, h)
+    assert re.fullmatch(r'[0-9a-f]{32}', h.get('x-request-id', '')), \
+        (what, h)
+    return h
+
+
+def check_error(resp, status, error, app=None, before=None, what=''):
+    """An error answer that left the invites table as it was (when app
+    and its snapshot() before are given)."""
+    h = check(resp, status, err_body(error), what)
+    if app is not None:
+        assert app.snapshot() == before, 'invites table changed'
+    return h
+
+
+def check_401(resp, error='Invalid credentials', token=False, what=''):
+    h = check(resp, 401, err_body(error), what)
+    assert h.get('www-authenticate') == (WWW_AUTH_TOKEN if token
+                                         else WWW_AUTH), (what, h)
+    return h
+
+
+def template(lang, part):
+    """A shipped template, e.g. template('de', 'subject')."""
+    path = os.path.join(SRCDIR, 'templates', '%s.%s' % (lang, part))
+    with open(path, encoding='utf-8') as f:
+        return f.read()
+
+
+# -- the database ------------------------------------------------------------
+
+def count_invites(stack):
+    return stack.sql('SELECT count(*) AS n FROM invites')[0]['n']
+
+
+def row_id(stack, table, public_id):
+    """The id of the row of table that carries public_id in some column."""
+    for row in stack.sql('SELECT * FROM %s' % table):
+        if any(isinstance(v, str) and v.lower() == public_id.lower()
+               for v in row.values()):
+            return row['id']
+    raise AssertionError('%s has no row for %s' % (table, public_id))
+
+
+def snapshot(stack):
+    """Every row of every table: what "nothing is written" compares."""
+    db = sqlite3.connect('file:%s?mode=ro' % stack.db, uri=True, timeout=10)
+    try:
+        return {t: db.execute('SELECT * FROM %s ORDER BY rowid' % t)
+                .fetchall() for t in TABLES}
+    finally:
+        db.close()
+
+
+# -- tokens ------------------------------------------------------------------
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
+
+
+def unb64url(s):
+    return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
+
+
+def openssl(*args):
+    subprocess.run(['openssl'] + list(args), check=True, capture_output=True)
+
+
+def openssl_sign(keyfile, data):
+    """openssl's SHA-256 signature of data: RS256's with an RSA key, the
+    DER form of ES256's with an EC key."""
+    return subprocess.run(['openssl', 'dgst', '-sha256', '-sign', keyfile],
+                          input=data, capture_output=True,
+                          check=True).stdout
+
+
+# -- an app, a key and an inviter --------------------------------------------
+
+class App:
+    """A fresh app with a write key and one active user (the inviter).
+
+    name, invite_url, language and sender are the app's, inviter_name the
+    user's; unlimited turns the app's hourly, daily and per-minute limits
+    off.  Everything is made by referral-invitesctl through ctl(), which
+    a module may override to check more of what the tool prints."""
+
+    label = 'Test App'      # of the names made up: "Test App 7"
+    made = [0]
+
+    def __init__(self, stack, name=None, invite_url=INVITE_URL,
+                 language=None, sender=None, inviter_name='Alice Inviter',
+                 unlimited=False):
+        App.made[0] += 1
+        self.stack = stack
+        self.name = name or '%s %d' % (self.label, App.made[0])
+        args = ['app', 'add', '--name', self.name, '--invite-url', invite_url]
+        if language:
+            args += ['--language', language]
+        if sender:
+            args += ['--sender', sender]
+        self.sender = sender
+        self.client = self.ctl(*args)
+        assert re.fullmatch(r'[0-9a-f-]{36}', self.client), self.client
+        if unlimited:
+            self.ctl('app', 'set', self.client, '--limit-per-hour', '0',
+                     '--limit-per-day', '0', '--limit-per-minute', '0')
+        self.key = self.ctl('key', 'add', self.client, '--type', 'write')
+        assert len(self.key) >= 43, self.key
+        self.user_email = unique('inviter')
+        self.user_name = inviter_name
+        self.uid = self.add_user(self.user_email, inviter_name)
+
+    def ctl(self, *args):
+        """referral-invitesctl ARGS: its output, stripped."""
+        return self.stack.ctl(*args)
+
+    def add_user(self, addr, name='Bob'):
+        uid = self.ctl('user', 'add', self.client, '--email', addr,
+                       '--name', name)
+        assert re.fullmatch(r'[0-9a-f-]{36}', uid), uid
+        return uid
+
+    def headers(self, key=None, key_type='write', client=None):
+        return {'Content-Type': 'application/json',
+                'X-API-KEY': key or self.key,
+                'X-API-KEY-TYPE': key_type,
+                'X-CLIENT-ID': client or self.client}
+
+    def token(self, uid=None, *extra):
+        return self.ctl('token', self.client, uid or self.uid, *extra)
+
+    def bearer(self, uid=None, scheme='Bearer', header='Authorization',
+               token=None):
+        """Headers with token, or with a fresh token for uid."""
+        return {'Content-Type': 'application/json',
+                header: '%s %s' % (scheme, self.token(uid) if token is None
+                                   else token)}
+
+    def invite(self, addr=None, language='en', headers=None, uid=None,
+               body=None, conn=None):
+        """POST an invite (of a fresh address unless addr or body is
+        given) with this app's key or headers."""
+        if body is None:
+            body = {'email': unique() if addr is None else addr,
+                    'language': language}
+        h = self.headers() if headers is None else headers
+        return self.stack.request('POST', ROUTE % (uid or self.uid), h, body,
+                                  conn=conn)
+
+    def pk(self):
+        return row_id(self.stack, 'apps', self.client)
+
+    def rows(self):
+        """This app's invites, in full."""
+        ids = "'%s','%s'" % (self.client, self.pk())
+        return self.stack.sql('SELECT * FROM invites WHERE app_id IN (%s) '
+                              'ORDER BY id' % ids)
+
+    def snapshot(self):
+        return (self.rows(), count_invites(self.stack))
+
+
+# -- pacing, threads, stacks of a test's own ---------------------------------
+
+_pace = threading.Lock()
+_last = [0.0]
+
+
+def pace():
+    """Stay under the suite's nginx rate (TEST_RATE, 100 r/s): at most
+    ~66 requests a second, whatever the thread.  A fixed wait: nginx's
+    bucket refills with time, and nothing tells how full it is."""
+    with _pace:
+        wait = _last[0] + 0.015 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        _last[0] = time.monotonic()
+
+
+def in_parallel(fns, timeout=120):
+    """Run each fn in a thread of its own; their results (or the
+    exception each raised), in order."""
+    out = [None] * len(fns)
+
+    def run(i):
+        try:
+            out[i] = fns[i]()
+        except Exception as e:  # noqa: BLE001 - the caller looks
+            out[i] = e
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return out
+
+
+def with_stack(fn, cls=None, lines=60, **kw):
+    """Run fn(stack) on a stack of its own, cls(**kw) (a Stack by
+    default); its logs go with a failure."""
+    s = (cls or Stack)(**kw).start()
+    failed = True
+    try:
+        fn(s)
+        failed = False
+    except Exception as e:
+        raise AssertionError('%s\n%s' % (e, s.logs(lines))) from e
+    finally:
+        s.stop(keep=failed)
+
+
+# -- the daemon's processes, log and channels --------------------------------
+
+def children(stack, name=None):
+    """pids of the daemon's children (of one name: ri-worker, ...)."""
+    argv = ['pgrep', '-P', str(stack.procs['daemon'].pid)]
+    if name:
+        argv += ['-x', name]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    return [int(p) for p in r.stdout.split()]
+
+
+@contextlib.contextmanager
+def stopped(pid):
+    """The process pid stopped (SIGSTOP) for the with block."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def daemon_log(stack):
+    with open(stack.path('daemon.log'), errors='replace') as f:
+        return f.read()
+
+
+def log_count(stack, text):
+    return daemon_log(stack).count(text)
+
+
+def wait_log(stack, text, n=1, timeout=20):
+    """Until the daemon's log holds text n times."""
+    wait_for('%r x%d in the daemon log' % (text, n),
+             lambda: log_count(stack, text) >= n, timeout)
+
+
+def reload_and_wait(stack, line=RELOADED, timeout=20):
+    """SIGHUP the daemon and wait for one more log line holding line."""
+    n = log_count(stack, line)
+    os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
+    wait_log(stack, line, n + 1, timeout)
+
+
+def writer_backlog(stack):
+    """Bytes that wait on the writer's channels (SOCK_SEQPACKET, one per
+    worker): every invite a worker sent and a stopped writer has not
+    read adds one message, all of one size."""
+    pids = children(stack, 'ri-writer')
+    out = subprocess.run(['ss', '-xpH'], capture_output=True, text=True,
+                         check=True).stdout
+    total = 0
+    for line in out.splitlines():
+        f = line.split()
+        # Netid State Recv-Q Send-Q ... users:(("ri-writer",pid=N,fd=M),...)
+        if f and f[0] == 'u_seq' and any(
+                '("ri-writer",pid=%d,' % p in line for p in pids):
+            total += int(f[2])
+    return total
+
+
+def at_stopped_writer(stack, fns, timeout=10):
+    """With the writer stopped: start each fn, which sends one invite, in
+    a thread of its own, the next once this one's invite waits on the
+    writer's channel (so they reach the writer in this order).  The
+    threads."""
+    ts = []
+    for fn in fns:
+        before = writer_backlog(stack)
+        t = threading.Thread(target=fn)
+        t.start()
+        ts.append(t)
+        wait_for('invite %d at the stopped writer' % len(ts),
+                 lambda: writer_backlog(stack) > before, timeout)
+    return ts

@@ -13,7 +13,6 @@ script.  All functions are named test_admin_* so that
 "run.py -k test_admin" selects exactly this module.
 """
 
-import base64
 import calendar
 import concurrent.futures
 import datetime
@@ -25,7 +24,6 @@ import pwd
 import queue
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -34,16 +32,16 @@ import time
 import uuid
 
 import harness
+from harness import (b64url, check, daemon_log, err_body, ok_body,
+                     openssl, openssl_sign, reload_and_wait, snapshot,
+                     unb64url, unique, wait_for)
 
-ROUTE = '/api/v1/users/%s/referral-invites'
-JSON_CT = 'application/json; charset=utf-8'
 ISO = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ')
 UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
                   r'[0-9a-f]{12}')
 KEY = re.compile(r'[A-Za-z0-9_-]{43}')
 SECRET_COLUMN = re.compile(r'hash|token|secret|jwt|key|password', re.I)
-TABLES = ('apps', 'api_keys', 'users', 'invites', 'suppressions',
-          'idempotency_keys')
+TABLES = harness.TABLES
 VIEWS = {
     'invites_overview': ['invite_id', 'app', 'inviter', 'invitee',
                          'language', 'status', 'attempts', 'created', 'sent',
@@ -73,9 +71,6 @@ VIEW_TIMES = {'invites_overview': ('created', 'sent', 'accepted'),
               'delivery_failures': ('last_attempt',)}
 # Every secret the tool printed, for test_admin_secrets_never_stored.
 SECRETS = []
-_seq = [0]
-_last = [0.0]
-_pace = threading.Lock()
 T0 = time.time()
 
 
@@ -116,54 +111,41 @@ def as_json(stack, *args):
                                                          out))
 
 
-def snapshot(stack):
-    db = sqlite3.connect('file:%s?mode=ro' % stack.db, uri=True, timeout=10)
-    try:
-        return {t: db.execute('SELECT * FROM %s ORDER BY rowid' % t)
-                .fetchall() for t in TABLES}
-    finally:
-        db.close()
+def rejected(stack, args, codes):
+    """ctl args: an exit status in codes, nothing printed, nothing
+    changed; (the CompletedProcess, what to call it)."""
+    before = snapshot(stack)
+    r = run_ctl(stack, *args)
+    what = 'ctl %s' % ' '.join(args)
+    assert r.returncode in codes, '%s: exit %d (%r %r)' % (
+        what, r.returncode, r.stdout, r.stderr)
+    assert r.stdout == '', (what, r.stdout)
+    assert snapshot(stack) == before, '%s changed the database' % what
+    return r, what
 
 
 def refused(stack, *args, reason=None):
     """Exit 1, one line on standard error, nothing printed or changed."""
-    before = snapshot(stack)
-    r = run_ctl(stack, *args)
-    what = 'ctl %s' % ' '.join(args)
-    assert r.returncode == 1, '%s: exit %d (%r %r)' % (
-        what, r.returncode, r.stdout, r.stderr)
-    assert r.stdout == '', (what, r.stdout)
+    r, what = rejected(stack, args, (1,))
     assert r.stderr.endswith('\n') and r.stderr.count('\n') == 1, \
         (what, r.stderr)
     assert r.stderr.startswith('referral-invitesctl: ') and \
         len(r.stderr.strip()) > len('referral-invitesctl: '), (what, r.stderr)
     if reason:
         assert re.search(reason, r.stderr, re.I), (what, r.stderr)
-    assert snapshot(stack) == before, '%s changed the database' % what
     return r.stderr
 
 
 def usage_error(stack, *args):
     """Exit 2 and the usage on standard error; nothing changed."""
-    before = snapshot(stack)
-    r = run_ctl(stack, *args)
-    what = 'ctl %s' % ' '.join(args)
-    assert r.returncode == 2, '%s: exit %d (%r %r)' % (
-        what, r.returncode, r.stdout, r.stderr)
-    assert r.stdout == '', (what, r.stdout)
+    r, what = rejected(stack, args, (2,))
     assert 'usage: referral-invitesctl' in r.stderr, (what, r.stderr)
-    assert snapshot(stack) == before, '%s changed the database' % what
 
 
 def not_accepted(stack, *args):
     """An invalid value: refused (1) or a usage error (2), never 0."""
-    before = snapshot(stack)
-    r = run_ctl(stack, *args)
-    what = 'ctl %s' % ' '.join(args)
-    assert r.returncode in (1, 2), '%s: exit %d, printed %r' % (
-        what, r.returncode, r.stdout)
-    assert r.stdout == '' and r.stderr.strip(), (what, r.stdout, r.stderr)
-    assert snapshot(stack) == before, '%s changed the database' % what
+    r, what = rejected(stack, args, (1, 2))
+    assert r.stderr.strip(), (what, r.stdout, r.stderr)
 
 
 def table(out):
@@ -185,94 +167,42 @@ def as_service(argv):
 # -- HTTP --------------------------------------------------------------
 
 def request(stack, method, path, headers=None, body=None):
-    with _pace:                     # under nginx's rate, whatever thread
-        wait = _last[0] + 0.015 - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        _last[0] = time.monotonic()
+    harness.pace()                  # under nginx's rate, whatever thread
     return stack.request(method, path, headers, body)
 
 
-def ok_body(message='Invite sent'):
-    return ('{"success":true,"message":%s,"error":null,"data":null}' %
-            json.dumps(message)).encode()
+class App(harness.App):
+    """An app made with the tool, each step's output checked: a write
+    key and one user, no limits; its invites paced under nginx's rate."""
 
-
-def err_body(error):
-    return ('{"success":false,"error":%s,"message":null,"data":null}' %
-            json.dumps(error)).encode()
-
-
-def check(resp, status, body, what=''):
-    st, h, b = resp
-    assert (st, b) == (status, body), \
-        '%s\nexpected %d %r\n     got %d %r' % (what, status, body, st, b)
-    assert h.get('content-type') == JSON_CT, h
-    return h
-
-
-def unique(prefix='friend'):
-    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
-
-
-class App:
-    """An app made with the tool: a write key and one user, no limits."""
+    label = 'Admin App'
 
     def __init__(self, stack, **opts):
-        _seq[0] += 1
-        self.stack = stack
-        self.name = opts.get('name') or 'Admin App %d' % _seq[0]
-        args = ['app', 'add', '--name', self.name, '--invite-url',
-                opts.get('invite_url', 'https://app.example/join')]
-        self.client = created(stack, *args)
+        super().__init__(stack, name=opts.get('name'),
+                         invite_url=opts.get('invite_url',
+                                             'https://app.example/join'),
+                         inviter_name='Ada Admin', unlimited=True)
         assert UUID.fullmatch(self.client), self.client
-        ok_quiet(stack, 'app', 'set', self.client, '--limit-per-hour', '0',
-                 '--limit-per-day', '0', '--limit-per-minute', '0')
-        self.key = created(stack, 'key', 'add', self.client, '--type',
-                           'write')
-        SECRETS.append(self.key)
-        self.user_email = unique('inviter')
-        self.uid = created(stack, 'user', 'add', self.client, '--email',
-                           self.user_email, '--name', 'Ada Admin')
 
-    def headers(self, key=None):
-        return {'Content-Type': 'application/json',
-                'X-API-KEY': key or self.key, 'X-API-KEY-TYPE': 'write',
-                'X-CLIENT-ID': self.client}
-
-    def bearer(self, token):
-        return {'Content-Type': 'application/json',
-                'Authorization': 'Bearer ' + token}
+    def ctl(self, *args):
+        """What the tool printed, checked: nothing for a change, one
+        line for what it creates (a secret for a key or a token)."""
+        if args[:2] == ('app', 'set'):
+            return ok_quiet(self.stack, *args)
+        out = created(self.stack, *args)
+        if args[0] in ('key', 'token'):
+            SECRETS.append(out)
+        return out
 
     def invite(self, addr=None, headers=None, uid=None):
-        return request(self.stack, 'POST', ROUTE % (uid or self.uid),
-                       headers or self.headers(),
-                       {'email': addr or unique(), 'language': 'en'})
-
-    def token(self, *extra):
-        tok = created(self.stack, 'token', self.client, self.uid, *extra)
-        SECRETS.append(tok)
-        return tok
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
-
-
-def unb64url(s):
-    return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
+        harness.pace()
+        return super().invite(addr, headers=headers, uid=uid)
 
 
 def jwt(alg, claims, sign):
     head = '%s.%s' % (b64url(json.dumps({'alg': alg, 'typ': 'JWT'}).encode()),
                       b64url(json.dumps(claims).encode()))
     return head + '.' + b64url(sign(head.encode()))
-
-
-def openssl_sign(keyfile, data):
-    return subprocess.run(['openssl', 'dgst', '-sha256', '-sign', keyfile],
-                          input=data, capture_output=True,
-                          check=True).stdout
 
 
 def der_to_raw(der):
@@ -288,25 +218,11 @@ def der_to_raw(der):
     return out
 
 
-def openssl(*args):
-    subprocess.run(['openssl'] + list(args), check=True, capture_output=True)
-
-
 def claims(app, **kw):
     now = int(time.time())
     c = {'aud': app.client, 'sub': app.uid, 'iat': now, 'exp': now + 600}
     c.update(kw)
     return c
-
-
-def wait_until(what, check_fn, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = check_fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError('%s: not after %ss' % (what, timeout))
 
 
 def invite_row(stack, iid):
@@ -664,6 +580,8 @@ def test_admin_app_add_list_show_set(stack):
     head, rows = table(ok(stack, 'app', 'list'))
     assert head == APP_LIST_COLUMNS, head
     assert [r for r in rows if r[0] == second][0][3:5] == ['-', '-'], rows
+    # A time window: times are to the second, and updated_at must come
+    # out later than created_at.
     time.sleep(1.1)
     for opt, value, column, expect in (
             ('--name', 'Renamed', 'name', 'Renamed'),
@@ -721,7 +639,7 @@ def test_admin_app_jwt_key(stack):
     with open(k('huge.pem'), 'w') as f:
         f.write('x' * 70000 + '\n' + pub)
     old_token = app.token()
-    check(app.invite(headers=app.bearer(old_token)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=old_token)), 201, ok_body())
     show = as_json(stack, 'app', 'show', app.client)
 
     # Bad key files: exit 1, the app unchanged.
@@ -743,10 +661,10 @@ def test_admin_app_jwt_key(stack):
     assert 'BEGIN' not in ok(stack, 'app', 'show', app.client)
     rs = lambda data: openssl_sign(k('rsa.pem'), data)  # noqa: E731
     tok = jwt('RS256', claims(app, iss='https://idp.example/'), rs)
-    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
-    check(app.invite(headers=app.bearer(jwt('RS256', claims(app), rs))),
+    check(app.invite(headers=app.bearer(token=tok)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=jwt('RS256', claims(app), rs))),
           401, err_body('Invalid credentials'), 'no iss')
-    check(app.invite(headers=app.bearer(old_token)), 401,
+    check(app.invite(headers=app.bearer(token=old_token)), 401,
           err_body('Invalid credentials'), 'HS256 token of before')
     refused(stack, 'token', app.client, app.uid, reason='RS256')
 
@@ -756,12 +674,12 @@ def test_admin_app_jwt_key(stack):
     show = as_json(stack, 'app', 'show', app.client)
     assert (show['jwt_alg'], show['jwt_issuer']) == ('ES256', None), show
     es = lambda data: der_to_raw(openssl_sign(k('ec.pem'), data))  # noqa
-    check(app.invite(headers=app.bearer(jwt('ES256', claims(app), es))),
+    check(app.invite(headers=app.bearer(token=jwt('ES256', claims(app), es))),
           201, ok_body())
-    check(app.invite(headers=app.bearer(tok)), 401,
+    check(app.invite(headers=app.bearer(token=tok)), 401,
           err_body('Invalid credentials'), 'RS256 token after ES256')
     der = lambda data: openssl_sign(k('ec.pem'), data)  # noqa: E731
-    check(app.invite(headers=app.bearer(jwt('ES256', claims(app), der))),
+    check(app.invite(headers=app.bearer(token=jwt('ES256', claims(app), der))),
           401, err_body('Invalid credentials'), 'DER signature')
     refused(stack, 'token', app.client, app.uid, reason='ES256')
 
@@ -772,21 +690,21 @@ def test_admin_app_jwt_key(stack):
     hs = lambda secret: (lambda data: hmac.new(  # noqa: E731
         unb64url(secret), data, hashlib.sha256).digest())
     own = jwt('HS256', claims(app), hs(first))
-    check(app.invite(headers=app.bearer(own)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=own)), 201, ok_body())
     j = as_json(stack, 'app', 'jwt-key', app.client, '--alg', 'HS256',
                 '--issuer', 'https://self.example/')
     assert list(j) == ['secret'] and KEY.fullmatch(j['secret']) and \
         j['secret'] != first, j
     SECRETS.append(j['secret'])
-    check(app.invite(headers=app.bearer(own)), 401,
+    check(app.invite(headers=app.bearer(token=own)), 401,
           err_body('Invalid credentials'), 'previous HS256 secret')
-    check(app.invite(headers=app.bearer(jwt('HS256', claims(
+    check(app.invite(headers=app.bearer(token=jwt('HS256', claims(
         app, iss='https://self.example/'), hs(j['secret'])))), 201,
         ok_body())
     minted = app.token()
     assert json.loads(unb64url(minted.split('.')[1]))['iss'] == \
         'https://self.example/', minted
-    check(app.invite(headers=app.bearer(minted)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=minted)), 201, ok_body())
     show = as_json(stack, 'app', 'show', app.client)
     assert (show['jwt_alg'], show['jwt_issuer']) == \
         ('HS256', 'https://self.example/'), show
@@ -850,11 +768,11 @@ def test_admin_changes_reach_every_worker_at_once(stack):
     SECRETS.append(j['key'])
     tok = app.token()
     for r in burst(app, app.headers(j['key'])) + \
-            burst(app, app.bearer(tok)):
+            burst(app, app.bearer(token=tok)):
         check(r, 201, ok_body(), 'warming the workers')
     ok_quiet(stack, 'user', 'disable', app.uid)
     for r in burst(app, app.headers(j['key'])) + \
-            burst(app, app.bearer(tok)):
+            burst(app, app.bearer(token=tok)):
         check(r, 403, err_body('The inviting user is disabled'))
     ok_quiet(stack, 'user', 'enable', app.uid)
     for r in burst(app, app.headers(j['key'])):
@@ -866,9 +784,9 @@ def test_admin_changes_reach_every_worker_at_once(stack):
             'Bearer realm="referral-invites"', h
     SECRETS.append(created(stack, 'app', 'jwt-key', app.client, '--alg',
                            'HS256'))
-    for r in burst(app, app.bearer(tok)):
+    for r in burst(app, app.bearer(token=tok)):
         check(r, 401, err_body('Invalid credentials'), 'old HS256 secret')
-    for r in burst(app, app.bearer(app.token())):
+    for r in burst(app, app.bearer(token=app.token())):
         check(r, 201, ok_body())
 
 
@@ -902,13 +820,13 @@ def test_admin_users_add_list_disable_enable(stack):
         stack, 'user', 'list', app.client)}
     assert active() == {app.uid: 0, bob: 1, j['userId']: 1}
     check(app.invite(), 403, err_body('The inviting user is disabled'))
-    check(app.invite(headers=app.bearer(tok)), 403,
+    check(app.invite(headers=app.bearer(token=tok)), 403,
           err_body('The inviting user is disabled'))
     refused(stack, 'token', app.client, app.uid, reason='disabled')
     ok_quiet(stack, 'user', 'enable', app.uid)
     assert active() == {app.uid: 1, bob: 1, j['userId']: 1}
     check(app.invite(), 201, ok_body())
-    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=tok)), 201, ok_body())
     # The user's address is no invitee of the app.
     check(app.invite('BOB.mixed@example.org'), 409,
           err_body('This address already belongs to a user'))
@@ -927,13 +845,13 @@ def test_admin_token(stack):
     assert (c['iss'], c['aud'], c['sub']) == \
         ('referral-invites', app.client, app.uid), c
     assert c['exp'] - c['iat'] == 3600 and abs(c['iat'] - time.time()) < 60
-    c = json.loads(unb64url(app.token('--ttl', '120').split('.')[1]))
+    c = json.loads(unb64url(app.token(None, '--ttl', '120').split('.')[1]))
     assert c['exp'] - c['iat'] == 120, c
     j = as_json(stack, 'token', app.client, app.uid.upper())
     assert list(j) == ['token'] and j['token'].count('.') == 2, j
     SECRETS.append(j['token'])
-    check(app.invite(headers=app.bearer(tok)), 201, ok_body())
-    check(app.invite(headers=app.bearer(j['token']), uid='me'), 201,
+    check(app.invite(headers=app.bearer(token=tok)), 201, ok_body())
+    check(app.invite(headers=app.bearer(token=j['token']), uid='me'), 201,
           ok_body())
     refused(stack, 'token', app.client, other.uid)
     refused(stack, 'token', other.client, app.uid)
@@ -946,6 +864,8 @@ def test_admin_invites_show_retry_cancel(stack):
     s_addr, f_addr, q_addr = unique('sent'), 'reject-' + unique(), \
         'defer-' + unique()
     check(app.invite(s_addr), 201, ok_body())
+    # A time window: the sent one is the oldest, a second (the times'
+    # unit) before the others, and --since tells them apart.
     time.sleep(1.1)
     queued = {}
     t = threading.Thread(target=lambda: queued.update(
@@ -1020,12 +940,12 @@ def test_admin_invites_show_retry_cancel(stack):
         time.time() + 1
     # Any request wakes the mailer, which sends every due invite.
     check(app.invite(), 201, ok_body())
-    wait_until('retried invites attempted', lambda: (
+    wait_for('retried invites attempted', lambda: (
         invite_row(stack, f_id)['attempts'] == 2 and
-        invite_row(stack, q_id)['attempts'] == 2))
-    r = wait_until('failed again', lambda: (
+        invite_row(stack, q_id)['attempts'] == 2), 15)
+    r = wait_for('failed again', lambda: (
         invite_row(stack, f_id)['status'] == 'failed' and
-        invite_row(stack, f_id)))
+        invite_row(stack, f_id)), 15)
     assert r['last_reply'].startswith('550'), r
     r = invite_row(stack, q_id)
     assert (r['status'], r['last_reply'][:3]) == ('queued', '451'), r
@@ -1059,6 +979,7 @@ def test_admin_suppress_add_remove_list(stack):
     check(app.invite(q_addr), 201, ok_body('Invite queued'))
     addr = unique('optout')
     ok_quiet(stack, 'suppress', 'add', app.client, addr.upper())
+    # A time window: the list is newest first, to the second.
     time.sleep(1.1)
     ok_quiet(stack, 'suppress', 'add', app.client, q_addr)
     sup = as_json(stack, 'suppress', 'list', app.client)
@@ -1327,7 +1248,8 @@ def test_admin_man_page_walkthrough(stack):
                ALICE_ADDR=unique('alice'), FRIEND=unique('friend'),
                BOUNCE='reject-' + unique(), TODAY=utc_today())
     # invites_overview is newest first, to the second: let this walk's
-    # invites be the newest, so that "LIMIT 10" shows them.
+    # invites be the newest, so that "LIMIT 10" shows them (a fixed wait:
+    # a time window).
     time.sleep(1.1)
     r = subprocess.run(['bash', '-c', WALKTHROUGH % {'runas': runas}],
                        capture_output=True, text=True, env=env, timeout=60)
@@ -1521,19 +1443,6 @@ def test_config_check_accounts_exist(stack):
     assert (rc, err) == (0, ok), err
 
 
-def daemon_log(stack):
-    with open(stack.path('daemon.log'), errors='replace') as f:
-        return f.read()
-
-
-def reload_and_wait(stack, line):
-    """SIGHUP the daemon and wait for one more log line containing line."""
-    before = daemon_log(stack).count(line)
-    os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
-    wait_until('"%s" in the log' % line,
-               lambda: daemon_log(stack).count(line) > before)
-
-
 def test_config_reload_refuses_a_bad_value(stack):
     """SIGHUP with a value -t refuses keeps the running configuration and
     logs the same reason; the mail still carries the old public_url, and
@@ -1559,6 +1468,6 @@ def test_config_reload_refuses_a_bad_value(stack):
         with open(stack.conf, 'w') as f:
             f.write(text)
     refused_before = daemon_log(stack).count('reload refused')
-    reload_and_wait(stack, 'configuration and templates reloaded')
+    reload_and_wait(stack)
     assert daemon_log(stack).count('reload refused') == refused_before, \
         daemon_log(stack)[-2000:]

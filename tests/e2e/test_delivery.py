@@ -23,20 +23,16 @@ import concurrent.futures
 import html
 import html.parser
 import http.client
-import json
 import os
 import re
 import signal
-import subprocess
 import time
-import uuid
 from datetime import datetime, timezone
 
 import harness
+from harness import (INVITE_URL, check, err_body, ok_body, openssl,
+                     template, unique, wait_for)
 
-ROUTE = '/api/v1/users/%s/referral-invites'
-INVITE_URL = 'https://app.example/invite'
-JSON_CT = 'application/json; charset=utf-8'
 LANGS = ['en', 'de', 'fr', 'es', 'it', 'pt', 'pt-BR', 'nl', 'pl']
 MAIL_DOMAIN = 'test.example'        # of harness.MAIL_FROM
 OPTOUT_PATH = '/api/v1/referral-invites/opt-out?token='
@@ -45,7 +41,6 @@ TOO_MANY = 'Too many invites, try again later'
 # bulk tests send hundreds of invites as one user).
 BASE = {'smtp_timeout': '2', 'limit_per_hour': '0', 'limit_per_day': '0',
         'app_limit_per_minute': '0'}
-_seq = [0]
 
 
 def make_stack():
@@ -54,32 +49,10 @@ def make_stack():
 
 # -- helpers ---------------------------------------------------------------
 
-class App:
-    """A fresh app with a write key and one active user (the inviter)."""
+class App(harness.App):
+    """harness.App, and invites sent in bulk."""
 
-    def __init__(self, stack, name=None, inviter_name='Alice Inviter',
-                 language=None):
-        _seq[0] += 1
-        self.stack = stack
-        self.name = name or 'Delivery App %d' % _seq[0]
-        args = ['app', 'add', '--name', self.name, '--invite-url', INVITE_URL]
-        if language:
-            args += ['--language', language]
-        self.client = stack.ctl(*args)
-        self.key = stack.ctl('key', 'add', self.client, '--type', 'write')
-        self.user_email = unique('inviter')
-        self.user_name = inviter_name
-        self.uid = stack.ctl('user', 'add', self.client, '--email',
-                             self.user_email, '--name', inviter_name)
-
-    def headers(self):
-        return {'Content-Type': 'application/json', 'X-API-KEY': self.key,
-                'X-API-KEY-TYPE': 'write', 'X-CLIENT-ID': self.client}
-
-    def invite(self, addr, language='en', conn=None):
-        return self.stack.request('POST', ROUTE % self.uid, self.headers(),
-                                  {'email': addr, 'language': language},
-                                  conn=conn)
+    label = 'Delivery App'
 
     def invite_many(self, addrs, language='en'):
         """POST each address over one connection; nginx's flood guard
@@ -97,35 +70,12 @@ class App:
                         continue
                     if resp[0] != 429 or resp[2] != err_body(TOO_MANY):
                         break
+                    # A fixed wait: nginx's bucket refills with time.
                     time.sleep(0.2)
                 answers.append(resp)
         finally:
             conn.close()
         return answers
-
-
-def unique(prefix='friend'):
-    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
-
-
-def ok_body(message):
-    return ('{"success":true,"message":%s,"error":null,"data":null}' %
-            json.dumps(message)).encode()
-
-
-def err_body(error):
-    return ('{"success":false,"error":%s,"message":null,"data":null}' %
-            json.dumps(error, ensure_ascii=False)).encode()
-
-
-def check(resp, status, body):
-    """Exact status and body, and the headers every answer carries."""
-    st, h, b = resp
-    assert (st, b) == (status, body), \
-        'expected %d %r\n     got %d %r' % (status, body, st, b)
-    assert h.get('content-type') == JSON_CT, h
-    assert h.get('cache-control') == 'no-store', h
-    return h
 
 
 def rows_for(stack, addrs):
@@ -144,18 +94,6 @@ def row(stack, addr):
     rows = rows_for(stack, [addr])
     assert len(rows) == 1, (addr, rows)
     return rows[addr.lower()]
-
-
-def until(what, check_fn, timeout, interval=0.05):
-    """Poll check_fn() until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = check_fn()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError('%s: not after %ss' % (what, timeout))
-        time.sleep(interval)
 
 
 def iso(ts):
@@ -204,29 +142,33 @@ def restart_relay(stack, args):
 
 
 def mailer_pid(stack):
-    """The pid of the stack's ri-mailer (a child of its referral-invitesd)."""
-    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    pids = r.stdout.split()
-    return int(pids[0]) if len(pids) == 1 else None
+    """The pid of the stack's ri-mailer (a child of its referral-invitesd),
+    None unless there is exactly one."""
+    pids = harness.children(stack, 'ri-mailer')
+    return pids[0] if len(pids) == 1 else None
 
 
 def with_stack(fn, **kw):
-    """Run fn(stack) on a stack of its own; its logs go with a failure."""
-    s = Stack(**kw).start()
-    failed = True
-    try:
-        fn(s)
-        failed = False
-    except Exception as e:
-        raise AssertionError('%s\n%s' % (e, s.logs(60))) from e
-    finally:
-        s.stop(keep=failed)
+    """Run fn(stack) on a Stack of its own; its logs go with a failure."""
+    harness.with_stack(fn, Stack, **kw)
 
 
-def openssl(*args):
-    subprocess.run(['openssl'] + list(args), check=True, capture_output=True)
+def queued_while_mailer_stopped(s, n, prefix):
+    """n invites of an app of their own, to fresh addresses, with the
+    mailer stopped: each answer 201 Invite queued, each row queued and
+    not tried, no mail yet.  (The mailer's pid, the addresses.)"""
+    app = App(s)
+    addrs = [unique(prefix) for _ in range(n)]
+    pid = wait_for('ri-mailer', lambda: mailer_pid(s), 5)
+    with harness.stopped(pid):
+        for resp in app.invite_many(addrs):
+            check(resp, 201, ok_body('Invite queued'))
+        rows = rows_for(s, addrs)
+        assert len(rows) == len(addrs) and all(
+            (r['status'], r['attempts']) == ('queued', 0)
+            for r in rows.values()), rows
+        assert s._mails() == []
+    return pid, addrs
 
 
 def make_ca(d, name):
@@ -283,12 +225,6 @@ class Stack(harness.Stack):
 
 
 # -- what a mail must look like --------------------------------------------
-
-def template(lang, part):
-    path = os.path.join(harness.SRCDIR, 'templates', '%s.%s' % (lang, part))
-    with open(path, encoding='utf-8') as f:
-        return f.read()
-
 
 def render(text, values):
     for k, v in values.items():
@@ -453,7 +389,7 @@ def test_delivery_starttls_required_test_ca_and_auth(stack):
         s.start_daemon()
         addr = unique('untrusted')
         check(app.invite(addr), 201, ok_body('Invite queued'))
-        r = until('the untrusted relay\'s invite back in the queue',
+        r = wait_for('the untrusted relay\'s invite back in the queue',
                   lambda: (lambda r: r if r['status'] == 'queued' and
                            r['last_reply'] else None)(row(s, addr)), 10)
         assert r['attempts'] >= 1 and not r['last_reply'].startswith('2'), r
@@ -470,7 +406,7 @@ def test_delivery_auth_wrong_password_stays_queued_and_warns(stack):
         t0 = time.monotonic()
         check(app.invite(addr), 201, ok_body('Invite queued'))
         assert time.monotonic() - t0 < 2 + 1
-        r = until('the refused invite back in the queue',
+        r = wait_for('the refused invite back in the queue',
                   lambda: (lambda r: r if r['status'] == 'queued' and
                            r['last_reply'] else None)(row(s, addr)), 5)
         # retry_initial is an hour: exactly the one attempt.
@@ -510,21 +446,23 @@ def test_delivery_relay_down_then_up_delivers_every_invite(stack):
                                       r['last_reply'] for r in
                                       rows.values()):
                 return rows
-        rows = until('every invite tried and deferred', all_deferred, 5)
+        rows = wait_for('every invite tried and deferred', all_deferred, 5)
         for r in rows.values():
             assert r['sent_at'] is None, r
             backoff(r, 1, 2)
-        # The mailer keeps trying while the relay is down.
-        time.sleep(2.5)
-        rows = rows_for(s, addrs)
-        assert all(r['status'] in ('queued', 'sending') and r['attempts'] >= 2
-                   for r in rows.values()), rows
+        # The mailer keeps trying while the relay is down: every invite
+        # is tried again within 2.5 s (retry_max 2).
+        wait_for('every invite tried again', lambda: all(
+            r['status'] in ('queued', 'sending') and r['attempts'] >= 2
+            for r in rows_for(s, addrs).values()), 2.5)
         assert s._mails() == []
 
         s.start_smtpd()
-        until('every invite sent', lambda: all(
+        wait_for('every invite sent', lambda: all(
             r['status'] == 'sent' for r in rows_for(s, addrs).values()), 10)
-        time.sleep(1)       # a duplicate would arrive now
+        # A fixed wait, for what must not come: a duplicate would
+        # arrive now.
+        time.sleep(1)
         by = mails_by_rcpt(s)
         assert sorted(by) == sorted(addrs), (sorted(by), sorted(addrs))
         for addr in addrs:
@@ -576,7 +514,7 @@ def test_delivery_bounce_listed_before_the_400(stack):
     reply = '550 5.1.1 <%s>: Recipient address rejected' % addr
     query = "SELECT source FROM suppressions WHERE email_normalized = '%s'" \
         % addr
-    mailer = until('ri-mailer', lambda: mailer_pid(stack), 5)
+    mailer = wait_for('ri-mailer', lambda: mailer_pid(stack), 5)
     stack.sql('CREATE TABLE e2e_slow (x INTEGER);'
               'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c'
               ' WHERE x < 300) INSERT INTO e2e_slow SELECT x FROM c;'
@@ -587,7 +525,7 @@ def test_delivery_bounce_listed_before_the_400(stack):
         check(app.invite(addr), 400, err_body(reply))
         listed = stack.sql(query)
         os.kill(mailer, signal.SIGKILL)
-        until('a new ri-mailer', lambda: (
+        wait_for('a new ri-mailer', lambda: (
             lambda p: p if p not in (None, mailer) else None)(
                 mailer_pid(stack)), 10)
     finally:
@@ -624,7 +562,7 @@ def test_delivery_recipient_deferred_451_then_accepted(stack):
         no_mail(s, addr, 0.2)
         # The relay takes it now; the retry comes retry_initial later.
         restart_relay(s, [])
-        r = until('the deferred invite sent', lambda: (
+        r = wait_for('the deferred invite sent', lambda: (
             lambda r: r if r['status'] == 'sent' else None)(row(s, addr)),
             4 + 4)
         assert r['attempts'] == 2 and r['last_reply'].startswith('250 '), r
@@ -648,7 +586,7 @@ def test_delivery_deferred_until_retry_give_up(stack):
             if r['status'] == 'queued':
                 seen[r['attempts']] = r
             return r if r['status'] == 'failed' else None
-        r = until('the invite given up', failed, 10, 0.02)
+        r = wait_for('the invite given up', failed, 10, interval=0.02)
         # Attempts at 0, 1 and 3 s (1 s doubling, capped at 2 s); the one
         # at 3 s, or already the one at 1 s when the whole seconds of the
         # times fall that way, is past retry_give_up (2 s from creation).
@@ -689,15 +627,15 @@ def test_delivery_silent_relay_mailer_gives_up_http_answers(stack):
         def gave_up():
             r = row(s, addr)
             return r if r['status'] == 'queued' and r['last_reply'] else None
-        r = until('the mailer gives up on the silent relay', gave_up, 6,
-                  0.02)
+        r = wait_for('the mailer gives up on the silent relay', gave_up, 6,
+                     interval=0.02)
         gave = time.monotonic() - t0
         assert gave < 2 + 1, 'the mailer waited %.1fs (smtp_timeout 2)' % gave
         assert r['attempts'] == 1 and r['sent_at'] is None, r
         assert not r['last_reply'].startswith('2'), r
         backoff(r, 60, 60)
         # The second one gets its own session and its own timeout.
-        r2 = until('the second invite given up', lambda: (
+        r2 = wait_for('the second invite given up', lambda: (
             lambda r: r if r['status'] == 'queued' and r['last_reply']
             else None)(row(s, addr2)), 2 + 3)
         assert r2['attempts'] == 1, r2
@@ -711,32 +649,22 @@ def test_delivery_silent_relay_mailer_gives_up_http_answers(stack):
 def test_delivery_kill_mailer_mid_batch_loses_nothing(stack):
     def run(s):
         n = 100
-        app = App(s)
-        addrs = [unique('batch') for _ in range(n)]
-        old = until('ri-mailer', lambda: mailer_pid(s), 5)
         # Stopped while the invites are stored, so that it claims them
         # all at once: one batch of n over one session.
-        os.kill(old, signal.SIGSTOP)
-        try:
-            for resp in app.invite_many(addrs):
-                check(resp, 201, ok_body('Invite queued'))
-            rows = rows_for(s, addrs)
-            assert len(rows) == n and all(
-                (r['status'], r['attempts']) == ('queued', 0)
-                for r in rows.values()), rows
-        finally:
-            os.kill(old, signal.SIGCONT)
-        until('20 mails', lambda: len(s._mails()) >= 20, 20, 0.01)
+        old, addrs = queued_while_mailer_stopped(s, n, 'batch')
+        wait_for('20 mails', lambda: len(s._mails()) >= 20, 20, interval=0.01)
         os.kill(old, signal.SIGKILL)
         at_kill = len(s._mails())
         assert at_kill < n, 'the batch was over before the kill'
-        new = until('a new ri-mailer', lambda: (
+        new = wait_for('a new ri-mailer', lambda: (
             lambda p: p if p not in (None, old) else None)(mailer_pid(s)), 10)
         assert new != old
-        until('every invite sent', lambda: all(
+        wait_for('every invite sent', lambda: all(
             r['status'] == 'sent' for r in rows_for(s, addrs).values()), 40,
-            0.2)
-        time.sleep(1)       # a late duplicate would arrive now
+            interval=0.2)
+        # A fixed wait, for what must not come: a late duplicate would
+        # arrive now.
+        time.sleep(1)
         by = mails_by_rcpt(s)
         assert sorted(by) == sorted(addrs), 'lost: %r, extra: %r' % (
             sorted(set(addrs) - set(by)), sorted(set(by) - set(addrs)))
@@ -768,23 +696,14 @@ def test_delivery_kill_mailer_mid_batch_loses_nothing(stack):
 def test_delivery_200_invites_over_one_session(stack):
     def run(s):
         n = 200
-        app = App(s)
-        addrs = [unique('many') for _ in range(n)]
-        pid = until('ri-mailer', lambda: mailer_pid(s), 5)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            for resp in app.invite_many(addrs):
-                check(resp, 201, ok_body('Invite queued'))
-            assert s._mails() == []
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        pid, addrs = queued_while_mailer_stopped(s, n, 'many')
         t0 = time.monotonic()
         s.wait_mail(n, timeout=60)
         took = time.monotonic() - t0
-        until('every invite marked sent', lambda: all(
+        wait_for('every invite marked sent', lambda: all(
             r['status'] == 'sent' for r in rows_for(s, addrs).values()), 10,
-            0.2)
-        time.sleep(0.5)
+            interval=0.2)
+        time.sleep(0.5)     # a fixed wait: a duplicate would arrive now
         mails = all_mails(s)
         rcpts = sorted(r.lower() for m in mails
                        for r in m.envelope['rcpt_tos'])
@@ -808,11 +727,9 @@ def proc_nice(pid):
 def nices(stack):
     """The daemon's nice value, the mailer's, and each other child kind's."""
     daemon = stack.procs['daemon'].pid
-    mailer = until('ri-mailer', lambda: mailer_pid(stack), 5)
-    others = subprocess.run(['pgrep', '-P', str(daemon)], capture_output=True,
-                            text=True).stdout.split()
+    mailer = wait_for('ri-mailer', lambda: mailer_pid(stack), 5)
     kinds = {}
-    for p in map(int, others):
+    for p in harness.children(stack):
         if p != mailer:
             with open('/proc/%d/comm' % p) as f:
                 kinds.setdefault(f.read().strip(), set()).add(proc_nice(p))

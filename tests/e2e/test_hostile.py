@@ -16,7 +16,6 @@ functions are named test_hostile_* so that "run.py -k test_hostile"
 selects exactly this module.
 """
 
-import base64
 import hashlib
 import hmac
 import json
@@ -24,39 +23,25 @@ import os
 import re
 import select
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
 import uuid
 
+import harness
+from harness import (INVITE_URL, JSON_CT, ROUTE, TABLES, b64url, check,
+                     check_401, err_body, ok_body, openssl_sign, snapshot,
+                     unb64url, unique)
 
-ROUTE = '/api/v1/users/%s/referral-invites'
-INVITE_URL = 'https://app.example/invite'
-JSON_CT = 'application/json; charset=utf-8'
-WWW_AUTH = 'Bearer realm="referral-invites"'
-WWW_AUTH_TOKEN = 'Bearer realm="referral-invites", error="invalid_token"'
-TABLES = ('apps', 'api_keys', 'users', 'invites', 'suppressions',
-          'idempotency_keys')
 # A pid no process can have (above the kernel's PID_MAX_LIMIT).
 FORGED_PID = '9999999'
 LOG_LINE = re.compile(rb'referral-invitesd\[(\d+)\]: [^\x00-\x1f\x7f]*')
-_seq = [0]
-_last = [0.0]
 
 
 # -- HTTP over TLS, byte for byte ----------------------------------------
 
-def pace():
-    """Stay under the suite's nginx rate (100 r/s): at most ~66 r/s."""
-    wait = _last[0] + 0.015 - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    _last[0] = time.monotonic()
-
-
 def tls_socket(stack, timeout=30):
-    pace()
+    harness.pace()
     ctx = stack.ssl_context()
     s = socket.create_connection(('127.0.0.1', stack.port), timeout=timeout)
     s = ctx.wrap_socket(s)
@@ -145,50 +130,12 @@ def post(stack, path, headers, body, **kw):
 
 # -- checks ----------------------------------------------------------------
 
-def ok_body(message='Invite sent'):
-    return ('{"success":true,"message":%s,"error":null,"data":null}' %
-            json.dumps(message)).encode()
-
-
-def err_body(error):
-    return ('{"success":false,"error":%s,"message":null,"data":null}' %
-            json.dumps(error, ensure_ascii=False)).encode()
-
-
-def check(resp, status, body, what=''):
-    """Exact status and body, and the headers every answer carries."""
-    st, h, bd = resp
-    assert (st, bd) == (status, body), \
-        '%s\nexpected %d %r\n     got %d %r' % (what, status, body, st, bd)
-    assert h.get('content-type') == JSON_CT, (what, h)
-    assert h.get('cache-control') == 'no-store', (what, h)
-    assert re.fullmatch(r'[0-9a-f]{32}', h.get('x-request-id', '')), \
-        (what, h)
-    return h
-
-
-def check_401(resp, token=False, what=''):
-    h = check(resp, 401, err_body('Invalid credentials'), what)
-    assert h.get('www-authenticate') == (WWW_AUTH_TOKEN if token
-                                         else WWW_AUTH), (what, h)
-
-
 def check_nginx_html(resp, statuses, what=''):
     """An answer nginx made itself before any location: its HTML page."""
     st, h, bd = resp
     assert st in statuses, '%s: got %d %r' % (what, st, bd[:200])
     assert h.get('content-type') == 'text/html', (what, h)
     assert b'<center>nginx' in bd, (what, bd)
-
-
-def snapshot(stack):
-    """Every row of every table: what "nothing is written" compares."""
-    db = sqlite3.connect('file:%s?mode=ro' % stack.db, uri=True, timeout=10)
-    try:
-        return {t: db.execute('SELECT * FROM %s ORDER BY rowid' % t)
-                .fetchall() for t in TABLES}
-    finally:
-        db.close()
 
 
 def assert_unchanged(stack, before, what=''):
@@ -216,46 +163,26 @@ def assert_no_crash(stack, offset):
     assert p is not None and p.poll() is None, 'daemon is gone'
 
 
-def unique(prefix='friend'):
-    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
-
-
 # -- fixtures ------------------------------------------------------------
 
-class App:
-    """A fresh app with read and write keys, one active user, no limits."""
+class App(harness.App):
+    """harness.App with a read key too and no limits, that speaks raw
+    HTTP (headers as lists of (name, value) or raw lines)."""
+
+    label = 'Hostile App'
 
     def __init__(self, stack, invite_url=INVITE_URL):
-        _seq[0] += 1
-        self.stack = stack
-        self.name = 'Hostile App %d' % _seq[0]
-        self.client = stack.ctl('app', 'add', '--name', self.name,
-                                '--invite-url', invite_url)
         # The suite sends more than an inviter's hourly share.
-        stack.ctl('app', 'set', self.client, '--limit-per-hour', '0',
-                  '--limit-per-day', '0', '--limit-per-minute', '0')
-        self.key = stack.ctl('key', 'add', self.client, '--type', 'write')
-        self.read_key = stack.ctl('key', 'add', self.client, '--type',
-                                  'read')
-        self.user_email = unique('inviter')
-        self.uid = self.add_user(self.user_email)
-
-    def add_user(self, addr):
-        return self.stack.ctl('user', 'add', self.client, '--email', addr,
-                              '--name', 'Hostile User')
+        super().__init__(stack, invite_url=invite_url,
+                         inviter_name='Hostile User', unlimited=True)
+        self.read_key = self.ctl('key', 'add', self.client, '--type',
+                                 'read')
 
     def key_headers(self, key=None, key_type='write', client=None):
-        return [('Content-Type', 'application/json'),
-                ('X-API-KEY', key or self.key),
-                ('X-API-KEY-TYPE', key_type),
-                ('X-CLIENT-ID', client or self.client)]
-
-    def token(self, uid=None):
-        return self.stack.ctl('token', self.client, uid or self.uid)
+        return list(self.headers(key, key_type, client).items())
 
     def bearer_headers(self, token):
-        return [('Content-Type', 'application/json'),
-                ('Authorization', 'Bearer ' + token)]
+        return list(self.bearer(token=token).items())
 
     def invite(self, addr=None, headers=None, uid=None, body=None):
         if body is None:
@@ -280,26 +207,12 @@ def sent(app, addr, resp, what=''):
 
 # -- JWTs, signed here ---------------------------------------------------
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
-
-
-def unb64url(s):
-    return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
-
-
 def compact(header, claims):
     h = header if isinstance(header, bytes) else \
         json.dumps(header, separators=(',', ':')).encode()
     c = claims if isinstance(claims, bytes) else \
         json.dumps(claims, separators=(',', ':')).encode()
     return '%s.%s' % (b64url(h), b64url(c))
-
-
-def sign_rs256(keyfile, data):
-    return subprocess.run(['openssl', 'dgst', '-sha256', '-sign', keyfile],
-                          input=data, capture_output=True,
-                          check=True).stdout
 
 
 def sign_hs256(secret, data):
@@ -388,9 +301,9 @@ def headers_with(app, tok, name, value):
 
 def expect_spoiled(resp, kind, what):
     if kind == 'key':
-        check_401(resp, False, what)
+        check_401(resp, what=what)
     elif kind == 'token':
-        check_401(resp, True, what)
+        check_401(resp, token=True, what=what)
     elif kind == 'idem':
         check(resp, 400, err_body('Idempotency-Key is not valid'), what)
     else:
@@ -436,11 +349,11 @@ def test_hostile_oversized_header_values(stack):
     before = snapshot(stack)
     check_401(app.invite(headers=app.key_headers(key='A' * 7000)))
     check_401(app.invite(headers=app.key_headers(client='A' * 7000)))
-    check_401(app.invite(headers=app.bearer_headers('e' * 7000)), True)
+    check_401(app.invite(headers=app.bearer_headers('e' * 7000)), token=True)
     tok = app.token()
     head, payload, sig = tok.split('.')
     padded = '%s.%s.%s' % (head, payload + 'A' * 7000, sig)
-    check_401(app.invite(headers=app.bearer_headers(padded)), True)
+    check_401(app.invite(headers=app.bearer_headers(padded)), token=True)
     check(app.invite(headers=app.key_headers() + [
         ('Idempotency-Key', 'k' * 256)]), 400,
         err_body('Idempotency-Key is not valid'))
@@ -645,13 +558,15 @@ def test_hostile_slow_bodies_pin_no_worker(stack):
             try:
                 for i in range(len(body)):
                     ts.sendall(body[i:i + 1])
-                    time.sleep(0.05)
+                    result['sent'] = i + 1
+                    time.sleep(0.05)    # the point: a byte at a time
                 result['resp'] = parse_response(read_all(ts))
             except Exception as e:      # reported below
                 result['error'] = e
         t = threading.Thread(target=trickle, daemon=True)
         t.start()
-        time.sleep(0.3)
+        harness.wait_for('the trickle under way',
+                         lambda: result.get('sent') or 'error' in result, 10)
         fast = []
         for _ in range(6):
             addr = unique('meanwhile')
@@ -771,15 +686,15 @@ def test_hostile_numbers_where_strings_belong(stack):
 def bad_token(app, token, what):
     resp = app.invite(headers=app.bearer_headers(token))
     try:
-        check_401(resp, True, what)
+        check_401(resp, token=True, what=what)
     except AssertionError as e:
         raise AssertionError('token %s: %s' % (what, e))
 
 
 def test_hostile_jwt_rs256_forgeries(stack):
     app = rs256_app(stack)
-    rs = lambda data: sign_rs256(app.priv, data)        # noqa: E731
-    evil = lambda data: sign_rs256(app.evil_priv, data)  # noqa: E731
+    rs = lambda data: openssl_sign(app.priv, data)        # noqa: E731
+    evil = lambda data: openssl_sign(app.evil_priv, data)  # noqa: E731
     with open(app.pub, 'rb') as f:
         pem = f.read()
     der = subprocess.run(['openssl', 'pkey', '-pubin', '-in', app.pub,
@@ -903,7 +818,7 @@ def test_hostile_jwt_hs256_confusion(stack):
     before = snapshot(stack)
     cases = {
         'RS256 for an HS256 app': jwt(RS256, claims,
-                                      lambda d: sign_rs256(rsa.priv, d)),
+                                      lambda d: openssl_sign(rsa.priv, d)),
         'HS256 keyed with the server secret itself': jwt(
             {'alg': 'HS256', 'typ': 'JWT'}, claims,
             lambda d: sign_hs256(server_secret, d)),
@@ -1032,7 +947,7 @@ def test_hostile_bola(stack):
                    dict(claims, aud=bb.client)):
         bad = '%s.%s.%s' % (head, b64url(json.dumps(forged).encode()), sig)
         check_401(post(stack, ROUTE % 'me', a.bearer_headers(bad), body()),
-                  True)
+                  token=True)
     # B's accept token is unknown to A.
     check(post(stack, '/api/v1/referral-invites/accept', a.key_headers(),
                json.dumps({'token': b_token})), 404,
@@ -1071,7 +986,7 @@ def test_hostile_bola_with_a_token_for_a_foreign_user(stack):
     tok_b = jwt({'alg': 'HS256'}, dict(claims, aud=bb.client),
                 lambda d: sign_hs256(key, d))
     check_401(post(stack, ROUTE % 'me', a.bearer_headers(tok_b), body()),
-              True)
+              token=True)
     tok_both = jwt({'alg': 'HS256'}, dict(claims, aud=[bb.client,
                                                        a.client]),
                    lambda d: sign_hs256(key, d))
@@ -1112,7 +1027,7 @@ def test_hostile_log_injection(stack):
     lf = b'x\nreferral-invitesd[' + FORGED_PID.encode() + b']: ' + \
         MARK.encode()                           # nginx drops the 2nd line
     body = lambda: json.dumps({'email': unique(), 'language': 'en'})  # noqa
-    rs = lambda data: sign_rs256(app.priv, data)        # noqa: E731
+    rs = lambda data: openssl_sign(app.priv, data)        # noqa: E731
     without = lambda name: [h for h in hs if h[0] != name]  # noqa: E731
     before = snapshot(stack)
     # Refused: through the path, the credentials, the body, the token.
@@ -1122,7 +1037,7 @@ def test_hostile_log_injection(stack):
     for name in ('X-API-KEY', 'X-CLIENT-ID', 'X-API-KEY-TYPE'):
         for value in (b'x' + esc, lf):
             check_401(post(stack, ROUTE % app.uid, without(name) +
-                           [b(name) + b': ' + value], body()), False, name)
+                           [b(name) + b': ' + value], body()), what=name)
     check(post(stack, ROUTE % app.uid, hs + [b'Idempotency-Key: x' + esc],
                body()), 400, err_body('Idempotency-Key is not valid'))
     for field in ('email', 'language'):
@@ -1140,12 +1055,13 @@ def test_hostile_log_injection(stack):
                {'exp': 1}, {'aud': FORGE}):
         tok = jwt(dict(RS256, kid=FORGE), claims_for(app, **kw), rs)
         check_401(post(stack, ROUTE % 'me', app.bearer_headers(tok),
-                       body()), True, repr(kw))
+                       body()), token=True, what=repr(kw))
     check_401(post(stack, ROUTE % 'me', app.bearer_headers(
-        jwt({'alg': FORGE}, claims_for(app), rs)), body()), True, 'alg')
+        jwt({'alg': FORGE}, claims_for(app), rs)), body()), token=True,
+        what='alg')
     check_401(post(stack, ROUTE % 'me', [('Content-Type', 'application/json'),
                                          b'Authorization: Bearer x' + esc],
-                   body()), True, 'Authorization')
+                   body()), token=True, what='Authorization')
     assert_unchanged(stack, before, 'log injection')
     # Harmless headers carrying the same bytes: served, and the request
     # id is nginx's own, whatever the client sent.
@@ -1164,17 +1080,22 @@ def test_hostile_log_injection(stack):
     rejected = 'reject-' + unique()
     check(app.invite(rejected), 400, err_body(
         '550 5.1.1 <%s>: Recipient address rejected' % rejected))
-    time.sleep(0.3)
-    new = log_since(stack, off)
+
+    def logged():
+        new = log_since(stack, off)
+        if all(re.search(x, new) for x in (rb'stored', rb'refused: 550',
+                                           rb'token issuer mismatch')):
+            return new
+    new = harness.wait_for('the invite, the refusal and the token logged',
+                           logged, 10, log=stack.path('daemon.log'))
     check_log(new, 'log injection')
-    assert re.search(rb'stored', new) and \
-        re.search(rb'refused: 550', new) and \
-        re.search(rb'token issuer mismatch', new), new[-2000:]
 
 
 def test_hostile_log_is_well_formed(stack):
     """The whole daemon log of this module: genuine lines only, and no
     worker died whatever it was sent."""
+    # A fixed wait, for what must not come: a late malformed line would
+    # be written now.
     time.sleep(0.5)
     with open(stack.path('daemon.log'), 'rb') as f:
         data = f.read()

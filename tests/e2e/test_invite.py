@@ -8,14 +8,12 @@ with the sqlite3 CLI) and the received mail.  Each test makes its own app
 and user; the module shares one stack (harness.Stack).
 """
 
-import base64
 import email.utils
 import html
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -24,128 +22,12 @@ import uuid
 
 import harness
 
-ROUTE = '/api/v1/users/%s/referral-invites'
-INVITE_URL = 'https://app.example/invite'
-JSON_CT = 'application/json; charset=utf-8'
-WWW_AUTH = 'Bearer realm="referral-invites"'
-WWW_AUTH_TOKEN = 'Bearer realm="referral-invites", error="invalid_token"'
-ISO_UTC = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z')
-_seq = [0]
+from harness import (App, INVITE_URL, ISO_UTC, ROUTE, b64url, check,
+                     check_401, check_error, err_body, ok_body, row_id,
+                     template, unique, unb64url)
 
 
-# -- fixtures and helpers ------------------------------------------------
-
-class App:
-    """A fresh app with a write key and one active user (the inviter)."""
-
-    def __init__(self, stack, language=None, sender=None, name=None):
-        _seq[0] += 1
-        self.stack = stack
-        self.name = name or 'Test App %d' % _seq[0]
-        args = ['app', 'add', '--name', self.name, '--invite-url', INVITE_URL]
-        if language:
-            args += ['--language', language]
-        if sender:
-            args += ['--sender', sender]
-        self.sender = sender
-        self.client = stack.ctl(*args)
-        assert re.fullmatch(r'[0-9a-f-]{36}', self.client), self.client
-        self.key = stack.ctl('key', 'add', self.client, '--type', 'write')
-        assert len(self.key) >= 43, self.key
-        self.user_email = unique('inviter')
-        self.user_name = 'Alice Inviter'
-        self.uid = self.add_user(self.user_email, self.user_name)
-
-    def add_user(self, addr, name='Bob'):
-        uid = self.stack.ctl('user', 'add', self.client, '--email', addr,
-                             '--name', name)
-        assert re.fullmatch(r'[0-9a-f-]{36}', uid), uid
-        return uid
-
-    def headers(self, key=None, key_type='write', client=None):
-        return {'Content-Type': 'application/json',
-                'X-API-KEY': key or self.key,
-                'X-API-KEY-TYPE': key_type,
-                'X-CLIENT-ID': client or self.client}
-
-    def token(self, uid=None, *extra):
-        return self.stack.ctl('token', self.client, uid or self.uid, *extra)
-
-    def bearer(self, uid=None, scheme='Bearer', header='Authorization'):
-        return {'Content-Type': 'application/json',
-                header: '%s %s' % (scheme, self.token(uid))}
-
-    def invite(self, addr, language='en', headers=None, uid=None,
-               body=None):
-        if body is None:
-            body = {'email': addr, 'language': language}
-        h = self.headers() if headers is None else headers
-        return self.stack.request('POST', ROUTE % (uid or self.uid), h, body)
-
-    def pk(self):
-        return row_id(self.stack, 'apps', self.client)
-
-    def rows(self):
-        """This app's invites, in full."""
-        ids = "'%s','%s'" % (self.client, self.pk())
-        return self.stack.sql('SELECT * FROM invites WHERE app_id IN (%s) '
-                              'ORDER BY id' % ids)
-
-    def snapshot(self):
-        return (self.rows(), count_invites(self.stack))
-
-
-def unique(prefix='friend'):
-    return '%s-%s@example.org' % (prefix, uuid.uuid4().hex[:12])
-
-
-def count_invites(stack):
-    return stack.sql('SELECT count(*) AS n FROM invites')[0]['n']
-
-
-def row_id(stack, table, public_id):
-    """The id of the row of table that carries public_id in some column."""
-    for row in stack.sql('SELECT * FROM %s' % table):
-        if any(isinstance(v, str) and v.lower() == public_id.lower()
-               for v in row.values()):
-            return row['id']
-    raise AssertionError('%s has no row for %s' % (table, public_id))
-
-
-def ok_body(message='Invite sent'):
-    return ('{"success":true,"message":%s,"error":null,"data":null}' %
-            json.dumps(message)).encode()
-
-
-def err_body(error):
-    return ('{"success":false,"error":%s,"message":null,"data":null}' %
-            json.dumps(error, ensure_ascii=False)).encode()
-
-
-def check(resp, status, body):
-    """Exact status and body, and the headers every answer carries."""
-    st, h, b = resp
-    assert (st, b) == (status, body), \
-        'expected %d %r\n     got %d %r' % (status, body, st, b)
-    assert h.get('content-type') == JSON_CT, h
-    assert h.get('cache-control') == 'no-store', h
-    assert re.fullmatch(r'[0-9a-f]{32}', h.get('x-request-id', '')), h
-    return h
-
-
-def check_error(resp, status, error, app=None, before=None):
-    """An error answer that left the invites table as it was."""
-    h = check(resp, status, err_body(error))
-    if app is not None:
-        assert app.snapshot() == before, 'invites table changed'
-    return h
-
-
-def check_401(resp, error, token=False):
-    h = check(resp, 401, err_body(error))
-    assert h.get('www-authenticate') == (WWW_AUTH_TOKEN if token
-                                         else WWW_AUTH), h
-
+# -- helpers ---------------------------------------------------------------
 
 def check_sent(app, addr, resp, requested='en', resolved='en', uid=None):
     """201 Invite sent, one complete row, one mail."""
@@ -166,12 +48,6 @@ def check_sent(app, addr, resp, requested='en', resolved='en', uid=None):
     for col in ('created_at', 'updated_at', 'sent_at'):
         assert ISO_UTC.fullmatch(r[col] or ''), (col, r)
     return check_mail(app, addr.strip(), resolved), r
-
-
-def template(lang, part):
-    path = os.path.join(harness.SRCDIR, 'templates', '%s.%s' % (lang, part))
-    with open(path, encoding='utf-8') as f:
-        return f.read()
 
 
 def check_mail(app, addr, lang, inviter_name=None):
@@ -268,20 +144,21 @@ def test_user_id_any_case(stack):
     check_sent(app, addr, app.invite(addr, uid=app.uid.upper()))
 
 
-def test_content_type_with_charset(stack):
+def sent_as(stack, content_type):
+    """An invite sent with this Content-Type."""
     app = App(stack)
     addr = unique()
     h = app.headers()
-    h['Content-Type'] = 'application/json; charset=utf-8'
+    h['Content-Type'] = content_type
     check_sent(app, addr, app.invite(addr, headers=h))
+
+
+def test_content_type_with_charset(stack):
+    sent_as(stack, 'application/json; charset=utf-8')
 
 
 def test_content_type_is_case_insensitive(stack):
-    app = App(stack)
-    addr = unique()
-    h = app.headers()
-    h['Content-Type'] = 'Application/JSON; Charset=UTF-8'
-    check_sent(app, addr, app.invite(addr, headers=h))
+    sent_as(stack, 'Application/JSON; Charset=UTF-8')
 
 
 def test_email_trimmed_and_normalised(stack):
@@ -304,43 +181,38 @@ def test_valid_unusual_addresses(stack):
         check_sent(app, addr, app.invite(addr))
 
 
-def test_language_pt_br(stack):
-    app = App(stack)
+def sent_in(app, given, requested, resolved):
+    """An invite with language given: stored as requested, mailed in
+    resolved."""
     addr = unique()
-    check_sent(app, addr, app.invite(addr, 'pt-br'), 'pt-BR', 'pt-BR')
+    check_sent(app, addr, app.invite(addr, given), requested, resolved)
+
+
+def test_language_pt_br(stack):
+    sent_in(App(stack), 'pt-br', 'pt-BR', 'pt-BR')
 
 
 def test_language_country_code_de(stack):
-    app = App(stack)
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'DE'), 'de', 'de')
+    sent_in(App(stack), 'DE', 'de', 'de')
 
 
 def test_language_country_code_at(stack):
-    app = App(stack)
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'AT'), 'at', 'de')
+    sent_in(App(stack), 'AT', 'at', 'de')
 
 
 def test_language_region_falls_back_to_primary(stack):
-    app = App(stack)
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'de-at'), 'de-AT', 'de')
+    sent_in(App(stack), 'de-at', 'de-AT', 'de')
 
 
 def test_language_unknown_falls_back_to_server_default(stack):
-    app = App(stack)
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'xx'), 'xx', 'en')
+    sent_in(App(stack), 'xx', 'xx', 'en')
 
 
 def test_language_unknown_uses_app_default(stack):
     app = App(stack, language='de')
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'xx'), 'xx', 'de')
+    sent_in(app, 'xx', 'xx', 'de')
     # A country code wins over the app's default.
-    addr = unique()
-    check_sent(app, addr, app.invite(addr, 'US'), 'us', 'en')
+    sent_in(app, 'US', 'us', 'en')
 
 
 def test_language_script_and_region_normalised(stack):
@@ -633,14 +505,6 @@ def test_incomplete_api_key_headers(stack):
     assert app.snapshot() == before
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b'=').decode()
-
-
-def unb64url(s):
-    return base64.urlsafe_b64decode(s + '=' * (-len(s) % 4))
-
-
 def test_bad_tokens(stack):
     app = App(stack)
     other = App(stack)
@@ -883,7 +747,8 @@ def test_nginx_rate_limit(stack):
         conn.close()
     h = check(resp, 429, err_body('Too many invites, try again later'))
     assert h.get('retry-after') == '1', h
-    time.sleep(3)       # let the bucket refill for the next tests
+    # A fixed wait: the bucket refills with time (for the next tests).
+    time.sleep(3)
 
 
 # -- 500, 502, 503, 504 --------------------------------------------------
@@ -928,23 +793,19 @@ def test_writer_stuck_is_503_and_stores_nothing(stack):
     the writer comes back (it skips what it reaches that late)."""
     app = App(stack)
     before = app.snapshot()
-    r = subprocess.run(['pgrep', '-x', 'ri-writer', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    [writer] = [int(p) for p in r.stdout.split()]
-    os.kill(writer, signal.SIGSTOP)
-    try:
+    [writer] = harness.children(stack, 'ri-writer')
+    late = harness.log_count(stack, 'came too late')
+    with harness.stopped(writer):
         t0 = time.monotonic()
         resp = app.invite(unique())
         waited = time.monotonic() - t0
-    finally:
-        os.kill(writer, signal.SIGCONT)
-    time.sleep(1)       # a late store would land now
+    # The writer, back, skips the invite and says so: only then could a
+    # late store have landed.
+    harness.wait_log(stack, 'came too late', late + 1, 10)
     h = check_error(resp, 503, 'Service is busy, try again later', app,
                     before)
     assert re.fullmatch(r'[1-9][0-9]*', h.get('retry-after', '')), h
     assert 9 < waited < 20, waited
-    assert 'came too late' in harness.tail(stack.path('daemon.log'), 4000)
     addr = unique()
     check_sent(app, addr, app.invite(addr))
 
@@ -986,7 +847,7 @@ def test_daemon_silent_is_504(stack):
 def test_expired_token(stack):
     app = App(stack)
     tok = app.token(None, '--ttl', '1')
-    time.sleep(62)
+    time.sleep(62)      # a time window: the 1 s lifetime and 60 s leeway
     before = app.snapshot()
     h = {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + tok}
     check_401(app.invite(unique(), headers=h), 'Invalid credentials',
@@ -1027,19 +888,6 @@ def test_shipped_nginx_files_pass_nginx_t(stack):
 
 # -- the relay: STARTTLS and AUTH, a wrong password, a silent server ----
 
-def with_stack(fn, **kw):
-    """Run fn(stack) on a stack of its own; its logs go with a failure."""
-    s = harness.Stack(**kw).start()
-    failed = True
-    try:
-        fn(s)
-        failed = False
-    except Exception as e:
-        raise AssertionError('%s\n%s' % (e, s.logs())) from e
-    finally:
-        s.stop(keep=failed)
-
-
 def test_relay_starttls_and_auth(stack):
     def run(s):
         app = App(s)
@@ -1048,7 +896,7 @@ def test_relay_starttls_and_auth(stack):
         [m] = s.mail_for(addr)
         assert m.envelope['tls'] is True, m.envelope
         assert m.envelope['auth'] == 'invites', m.envelope
-    with_stack(run, smtp_tls=True, smtp_auth='invites:s3cret-pw')
+    harness.with_stack(run, smtp_tls=True, smtp_auth='invites:s3cret-pw')
 
 
 def test_relay_wrong_password_keeps_invite_queued(stack):
@@ -1064,7 +912,7 @@ def test_relay_wrong_password_keeps_invite_queued(stack):
         assert re.search(r'auth\w* failed.*\b53[05]\b', log, re.I), \
             'the refused AUTH is not logged loudly:\n' + log
     # Without TLS, so that this does not depend on STARTTLS working.
-    with_stack(run, smtp_auth='invites:right', smtp_password='wrong')
+    harness.with_stack(run, smtp_auth='invites:right', smtp_password='wrong')
 
 
 def test_silent_relay_never_holds_a_request(stack):
@@ -1090,5 +938,5 @@ def test_silent_relay_never_holds_a_request(stack):
         assert p.returncode == 0, p.returncode
         assert [r['status'] for r in app.rows()] == ['queued'] * 3, \
             app.rows()
-    with_stack(run, smtpd_args=['--no-greeting'],
+    harness.with_stack(run, smtpd_args=['--no-greeting'],
                conf={'delivery_wait': '2', 'smtp_timeout': '10'})

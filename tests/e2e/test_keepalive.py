@@ -21,7 +21,7 @@ import time
 
 import harness
 
-from test_invite import App, ROUTE, check, ok_body, unique
+from harness import App, ROUTE, ok_body, unique
 from test_loop import listing_body
 
 MODULE_RATE = '100000r/s'
@@ -52,41 +52,32 @@ def list_ok(stack, app, conn=None):
 
 def concurrently(stack, n, fn):
     """fn(conn) in n threads at once, each over a TLS connection of its
-    own made beforehand (so that the requests overlap); the results."""
-    out = [None] * n
+    own made beforehand (so that the requests overlap); the results
+    (or the exception each raised)."""
     go = threading.Barrier(n)
 
-    def run(i):
+    def run():
         conn = stack.connection()
         try:
             conn.connect()
             go.wait()
-            out[i] = fn(conn)
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            out[i] = e
+            return fn(conn)
         finally:
             conn.close()
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(90)
-    return out
+    return harness.in_parallel([run] * n, timeout=90)
 
 
 def started(conf):
     """A stack of its own with these config overrides."""
-    s = harness.Stack(conf=conf)
-    saved, harness.TEST_RATE = harness.TEST_RATE, MODULE_RATE
-    try:
-        return s.start()
-    finally:
-        harness.TEST_RATE = saved
+    return harness.fast_stack(MODULE_RATE, conf=conf)
 
 
 def test_one_kept_connection_serves_requests_in_turn(stack):
     app = App(stack)
-    time.sleep(0.2)
+    # The stack's start probed the socket: that connection gone, the
+    # pool has none.
+    harness.wait_for('no connection to the pool', lambda:
+                     pool_connections(stack) == [], 10)
     seen = set()
     for _ in range(20):
         assert list_ok(stack, app) == (200, listing_body([]))
@@ -137,18 +128,14 @@ def test_more_connections_than_workers(stack):
 
 def child(stack, name):
     """The pid of the daemon's process called name (ri-mailer, ...)."""
-    r = subprocess.run(['pgrep', '-x', name, '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    return int(r.stdout.split()[0])
+    return harness.children(stack, name)[0]
 
 
 def others_answered_meanwhile(stack, app, pid, what, started_waiting):
     """With pid stopped, an invite waits for it (what); three rounds of 24
     overlapping requests are all answered while it still waits, and then
     it ends 201."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    with harness.stopped(pid):
         first = {}
         t = threading.Thread(target=lambda: first.update(
             r=app.invite(unique())))
@@ -159,8 +146,6 @@ def others_answered_meanwhile(stack, app, pid, what, started_waiting):
             assert t.is_alive(), 'a request waited for the ' + what
             assert len(got) == 24 and all(
                 g[0] == 200 for g in got), got
-    finally:
-        os.kill(pid, signal.SIGCONT)
     t.join(30)
     st, _, body = first['r']
     assert st == 201, (st, body)
@@ -176,9 +161,7 @@ def test_no_request_waits_behind_a_delivery(stack):
     def stored():
         # Stored, its worker waits for the stopped mailer (delivery_wait
         # 5 s).
-        deadline = time.monotonic() + 4
-        while not app.rows() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        harness.wait_for('the invite stored', app.rows, 4, interval=0.02)
         assert len(app.rows()) == 1
     others_answered_meanwhile(stack, app, child(stack, 'ri-mailer'),
                               'delivery', stored)
@@ -193,8 +176,10 @@ def test_no_request_waits_behind_a_stalled_writer(stack):
         assert concurrently(two, 32, lambda c: list_ok(two, app, c)) == \
             [(200, listing_body([]))] * 32
         # Its worker waits for the stopped writer (at most 10 s).
-        others_answered_meanwhile(two, app, child(two, 'ri-writer'),
-                                  'writer', lambda: time.sleep(0.3))
+        others_answered_meanwhile(
+            two, app, child(two, 'ri-writer'), 'writer',
+            lambda: harness.wait_for('the invite at the writer', lambda:
+                                     harness.writer_backlog(two), 10))
     finally:
         two.stop()
 
@@ -217,25 +202,22 @@ def test_reload_under_load_loses_no_request(stack):
     ts = [threading.Thread(target=client, args=(i,)) for i in range(8)]
     for t in ts:
         t.start()
+
+    def answered(n):
+        """Until n more answers came (the load goes on)."""
+        want = len(results) + n
+        harness.wait_for('%d more answers' % n,
+                         lambda: len(results) >= want, 30)
     try:
-        time.sleep(1)
+        answered(40)
         for _ in range(3):
-            old = sorted(subprocess.run(
-                ['pgrep', '-x', 'ri-worker', '-P',
-                 str(stack.procs['daemon'].pid)],
-                capture_output=True, text=True).stdout.split())
+            old = harness.children(stack, 'ri-worker')
             os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                now = sorted(subprocess.run(
-                    ['pgrep', '-x', 'ri-worker', '-P',
-                     str(stack.procs['daemon'].pid)],
-                    capture_output=True, text=True).stdout.split())
-                if len(now) == 4 and not set(now) & set(old):
-                    break
-                time.sleep(0.05)
-            assert len(now) == 4 and not set(now) & set(old), (old, now)
-            time.sleep(1.2)
+            harness.wait_for('four new workers', lambda: (
+                lambda now: len(now) == 4 and not set(now) & set(old))(
+                    harness.children(stack, 'ri-worker')), 10)
+            # The new workers under the same load, before the next reload.
+            answered(40)
     finally:
         stop.set()
         for t in ts:
@@ -252,13 +234,13 @@ def parked_stack():
 
 
 def invites_in_threads(stack, app, addrs):
-    """app.invite(addr) for each addr, each in a thread of its own; the
-    threads and a dict that gets each answer under its address."""
+    """With the writer stopped, app.invite(addr) for each addr, each in a
+    thread of its own, in turn, each once the one before waits at the
+    writer; the threads and a dict that gets each answer under its
+    address."""
     got = {}
-    ts = [threading.Thread(target=lambda a=a: got.update(
-        {a: app.invite(a)})) for a in addrs]
-    for t in ts:
-        t.start()
+    ts = harness.at_stopped_writer(stack, [
+        lambda a=a: got.update({a: app.invite(a)}) for a in addrs])
     return ts, got
 
 
@@ -271,24 +253,17 @@ def test_parked_invites_never_hold_up_the_worker(stack):
     one = parked_stack()
     try:
         app = App(one)
-        writer = child(one, 'ri-writer')
         addrs = [unique() for _ in range(7)]
-        os.kill(writer, signal.SIGSTOP)
-        try:
+        with harness.stopped(child(one, 'ri-writer')):
             ts, got = invites_in_threads(one, app, addrs)
-            time.sleep(0.5)
             for _ in range(3):
                 lists = concurrently(one, 8, lambda c: list_ok(one, app, c))
                 assert all(t.is_alive() for t in ts), got
                 assert lists == [(200, listing_body([]))] * 8, lists
             again = {}
-            t = threading.Thread(target=lambda: again.update(
-                r=app.invite(addrs[0])))
-            t.start()
-            time.sleep(0.3)
+            [t] = harness.at_stopped_writer(one, [lambda: again.update(
+                r=app.invite(addrs[0]))])
             assert t.is_alive() and app.rows() == []
-        finally:
-            os.kill(writer, signal.SIGCONT)
         for x in ts + [t]:
             x.join(30)
         for a in addrs:
@@ -310,20 +285,17 @@ def test_parked_invite_writer_stuck_is_503_and_stores_nothing(stack):
     one = parked_stack()
     try:
         app = App(one)
-        writer = child(one, 'ri-writer')
-        os.kill(writer, signal.SIGSTOP)
-        try:
+        with harness.stopped(child(one, 'ri-writer')):
             t0 = time.monotonic()
             ts, got = invites_in_threads(one, app,
                                          [unique() for _ in range(3)])
-            time.sleep(0.5)
             assert list_ok(one, app) == (200, listing_body([]))
             for t in ts:
                 t.join(30)
             waited = time.monotonic() - t0
-        finally:
-            os.kill(writer, signal.SIGCONT)
-        time.sleep(1)       # a late store would land now
+        # The writer, back, skips the three and says so: only then could
+        # a late store have landed.
+        harness.wait_log(one, 'came too late', 3, 10)
         assert 9 < waited < 20, waited
         for st, hdrs, body in got.values():
             assert (st, body) == (503, b'{"success":false,"error":"Service '
@@ -348,28 +320,24 @@ def test_reload_answers_parked_invites_first(stack):
     one = parked_stack()
     try:
         app = App(one)
-        writer = child(one, 'ri-writer')
         old = child(one, 'ri-worker')
         addrs = [unique() for _ in range(4)]
-        os.kill(writer, signal.SIGSTOP)
-        try:
+        with harness.stopped(child(one, 'ri-writer')):
             ts, got = invites_in_threads(one, app, addrs)
-            time.sleep(0.5)
-            os.kill(one.procs['daemon'].pid, signal.SIGHUP)
+            harness.reload_and_wait(one)
+            # A fixed wait, for what must not come: had the stopping
+            # worker dropped the parked invites, they would be answered
+            # by now.
             time.sleep(1)
             assert all(t.is_alive() for t in ts), got
-        finally:
-            os.kill(writer, signal.SIGCONT)
         for t in ts:
             t.join(30)
         assert {a: got[a][0::2] for a in addrs} == \
             {a: (201, ok_body('Invite queued')) for a in addrs}, got
         assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
-        deadline = time.monotonic() + 10
-        while child(one, 'ri-worker') == old and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert child(one, 'ri-worker') != old
+        harness.wait_for('the new worker', lambda: (
+            lambda w: w and w[0] != old)(harness.children(one, 'ri-worker')),
+            10)
         # The new worker serves the connections handed over.
         st, body = list_ok(one, app)
         assert st == 200 and all(a.encode() in body for a in addrs), body

@@ -18,14 +18,13 @@ import calendar
 import concurrent.futures
 import json
 import re
-import subprocess
 import threading
 import time
 import uuid
 
 import harness
-from test_invite import (App, ROUTE, check, check_error, count_invites,
-                         err_body, ok_body, unique)
+from harness import (App, ROUTE, check, check_error, count_invites,
+                     err_body, ok_body, unique)
 
 TOO_MANY = 'Too many invites, try again later'
 MEMBER = 'This address already belongs to a user'
@@ -124,10 +123,7 @@ class Pool:
 
 def workers(stack):
     """Process ids of the daemon's FastCGI workers."""
-    r = subprocess.run(['pgrep', '-x', 'ri-worker', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    return r.stdout.split()
+    return harness.children(stack, 'ri-worker')
 
 
 def race(stack, app, n, threads, uid=None, headers=None):
@@ -296,12 +292,12 @@ def test_per_app_per_minute_with_honest_retry_after(stack):
     # Honest: still refused shortly before Retry-After has passed ...
     if ra > 3:
         before = app.snapshot()
-        time.sleep(ra - 3)
+        time.sleep(ra - 3)      # a time window: to 3 s before Retry-After
         ra2 = check_429(app.invite(unique(), uid=inviters[4]), 60,
                         oldest_created(rows), app, before)
         assert ra2 <= 4, ra2
         ra = ra2
-    # ... and accepted once it has.
+    # ... and accepted once it has (a time window: Retry-After).
     time.sleep(ra + 1)
     a = unique()
     check(app.invite(a, uid=inviters[4]), 201, ok_body('Invite sent'))
@@ -334,7 +330,7 @@ def test_cooldown_per_app_setting(stack):
     addr = unique()
     check(app.invite(addr), 201, ok_body('Invite sent'))
     check_error(app.invite(addr), 409, RECENT, app, app.snapshot())
-    time.sleep(3.1)
+    time.sleep(3.1)     # a time window: the 2 s cooldown, to the second
     check(app.invite(addr), 201, ok_body('Invite sent'))
     # A cooldown of 0 is none.
     stack.ctl('app', 'set', app.client, '--cooldown', '0')
@@ -423,6 +419,7 @@ def test_burst_of_1000_from_one_inviter(stack):
     assert secs < 60, 'the burst took %.1fs' % secs
     # None of the refused addresses got a mail.
     refused = [a for a, r in zip(addrs, answers) if r[0] != 201]
+    # A fixed wait, for what must not come: a late mail would arrive now.
     time.sleep(1)
     got = set()
     for m in stack.wait_mail(1):
@@ -452,6 +449,8 @@ def test_idempotent_replay_is_byte_identical(stack):
         assert h['x-request-id'] != h1['x-request-id']
     assert app.rows() == rows
     assert len(stack.mail_for(addr)) == 1
+    # A fixed wait, for what must not come: a second mail would arrive
+    # now.
     time.sleep(1)
     assert len(stack.mail_for(addr)) == 1
     # The same key with a different body, or another userId, is 409; the
@@ -560,12 +559,9 @@ def test_idempotency_429_is_not_stored(stack):
 
 
 def mailer_pid(stack):
-    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    pids = r.stdout.split()
+    pids = harness.children(stack, 'ri-mailer')
     assert len(pids) == 1, pids
-    return int(pids[0])
+    return pids[0]
 
 
 def test_idempotency_key_in_progress(stack):
@@ -575,23 +571,18 @@ def test_idempotency_key_in_progress(stack):
     pid = mailer_pid(stack)
     # With the mailer stopped the first request waits delivery_wait (5 s)
     # for a verdict, holding its claim on the key.
-    subprocess.run(['kill', '-STOP', str(pid)], check=True)
-    try:
+    with harness.stopped(pid):
         result = {}
         t = threading.Thread(target=lambda: result.update(
             r=app.invite(addr, headers=idem(app, key))))
         t.start()
-        deadline = time.monotonic() + 4
-        while not app.rows() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        harness.wait_for('the first request stored', app.rows, 4)
         assert len(app.rows()) == 1, 'the first request stored nothing'
         check_error(app.invite(addr, headers=idem(app, key)), 409,
                     IDEM_BUSY)
         t.join(30)
         first = result['r']
         check(first, 201, ok_body('Invite queued'))
-    finally:
-        subprocess.run(['kill', '-CONT', str(pid)], check=True)
     # Done: now it replays, though the mail has gone out meanwhile.
     assert len(stack.mail_for(addr)) == 1
     check(app.invite(addr, headers=idem(app, key)), 201,
@@ -602,9 +593,7 @@ def test_idempotency_key_in_progress(stack):
 # -- nginx ---------------------------------------------------------------
 
 def test_nginx_limit_req(stack):
-    s = harness.Stack().start()     # the harness's usual TEST_RATE
-    failed = True
-    try:
+    def run(s):
         app = App(s)
         h = app.headers()
         bad = err_body('Request body is not valid JSON')
@@ -625,21 +614,21 @@ def test_nginx_limit_req(stack):
         assert app.rows() == []
         # nginx answered them: the access log has their request ids with
         # 429, the daemon's log does not.
-        time.sleep(0.2)
-        with open(s.path('nginx-access.log')) as f:
-            access = f.read()
-        with open(s.path('daemon.log'), errors='replace') as f:
-            daemon = f.read()
-        for r in limited[:20]:
-            rid = r[1]['x-request-id']
-            assert re.search(r'" 429 \d+ %s ' % rid, access), rid
+        ids = [r[1]['x-request-id'] for r in limited[:20]]
+
+        def logged():
+            with open(s.path('nginx-access.log')) as f:
+                access = f.read()
+            return all(re.search(r'" 429 \d+ %s ' % rid, access)
+                       for rid in ids)
+        harness.wait_for('the 429s in the access log', logged, 10)
+        daemon = harness.daemon_log(s)
+        for rid in ids:
             assert rid not in daemon, rid
-        # After a second the bucket has room again.
+        # After a second the bucket has room again (a fixed wait: it
+        # refills with time).
         time.sleep(1.5)
         a = unique()
         check(app.invite(a), 201, ok_body('Invite sent'))
-        failed = False
-    except Exception as e:
-        raise AssertionError('%s\n%s' % (e, s.logs())) from e
-    finally:
-        s.stop(keep=failed)
+    # The harness's usual TEST_RATE.
+    harness.with_stack(run, lines=30)

@@ -22,8 +22,8 @@ import uuid
 
 import harness
 
-from test_invite import (App, INVITE_URL, ROUTE, check, check_401,
-                         check_error, err_body, ok_body, unique)
+from harness import (App, INVITE_URL, ROUTE, check, check_401, check_error,
+                     err_body, ok_body, unique)
 
 ACCEPT = '/api/v1/referral-invites/accept'
 LISTED = 'Invites listed'
@@ -157,6 +157,13 @@ def sent_invite(app, addr=None, uid=None):
     return addr, r
 
 
+def mailed_invite(app):
+    """sent_invite(), and the accept token from its mail:
+    (address, row, token)."""
+    addr, row = sent_invite(app)
+    return addr, row, accept_link(app.stack, addr)
+
+
 def unlimited(app):
     app.stack.ctl('app', 'set', app.client, '--limit-per-hour', '0',
                   '--limit-per-day', '0')
@@ -173,7 +180,7 @@ def test_list_newest_first_exact_objects(stack):
     check(app.invite(unique('defer'), 'DE'), 201, ok_body('Invite queued'))
     st, h, b = app.invite(unique('reject'), 'zh-hant-tw')
     assert st == 400, (st, b)
-    time.sleep(1.1)      # a later second, too
+    time.sleep(1.1)      # a later second, too (a fixed wait: a time window)
     check(app.invite(unique(), 'en'), 201, ok_body('Invite sent'))
     # Not this inviter's, not this app's:
     check(app.invite(unique(), uid=bob), 201, ok_body('Invite sent'))
@@ -351,8 +358,7 @@ def test_full_loop(stack):
     """Issue 8's "must show": invite -> caught mail -> token from the
     mail's link -> accept -> the inviter's listing shows acceptedAt."""
     app = App(stack)
-    addr, row = sent_invite(app)
-    tok = accept_link(stack, addr)
+    addr, row, tok = mailed_invite(app)
     assert tok not in json.dumps(stack.sql('SELECT * FROM invites'))
     st, h, b = resp = accept(app, tok)
     row = row_of(stack, row['id'])
@@ -400,8 +406,7 @@ def test_two_concurrent_accepts(stack):
     app = App(stack)
     unlimited(app)
     for _ in range(6):
-        addr, row = sent_invite(app)
-        tok = accept_link(stack, addr)
+        addr, row, tok = mailed_invite(app)
         conns = [stack.connection() for _ in range(2)]
         for c in conns:
             c.connect()
@@ -431,9 +436,8 @@ def test_two_concurrent_accepts(stack):
 def test_expired_token(stack):
     app = App(stack)
     stack.ctl('app', 'set', app.client, '--accept-ttl', '1')
-    addr, row = sent_invite(app)
-    tok = accept_link(stack, addr)
-    time.sleep(2.5)
+    addr, row, tok = mailed_invite(app)
+    time.sleep(2.5)     # a time window: the token's 1 s lifetime
     check_error(accept(app, tok), 410, GONE)
     assert row_of(stack, row['id'])['accepted_at'] is None
     # The lifetime is the app's, counted from the invite's creation: a
@@ -507,8 +511,7 @@ def test_accept_token_mailed_before_schema_2(stack):
 def test_unknown_and_foreign_tokens_404(stack):
     app = App(stack)
     other = App(stack)
-    addr, row = sent_invite(app)
-    tok = accept_link(stack, addr)
+    addr, row, tok = mailed_invite(app)
     nf = err_body('Invite not found')
     # Another invite's id with this one's HMAC, and the other way round.
     addr2, row2 = sent_invite(app)
@@ -528,8 +531,7 @@ def test_unknown_and_foreign_tokens_404(stack):
 
 def test_accept_credentials(stack):
     app = App(stack)
-    addr, row = sent_invite(app)
-    tok = accept_link(stack, addr)
+    addr, row, tok = mailed_invite(app)
     read = stack.ctl('key', 'add', app.client, '--type', 'read')
     check_error(accept(app, tok, headers=app.headers(read, 'read')), 403,
                 'This key may not accept invites')
@@ -564,12 +566,13 @@ def test_accept_credentials(stack):
 
 def test_accept_idempotency_key(stack):
     app = App(stack)
-    addr, row = sent_invite(app)
-    tok = accept_link(stack, addr)
+    addr, row, tok = mailed_invite(app)
     key = 'accept-%s' % uuid.uuid4().hex
     first = accept(app, tok, key=key)
     check(first, 200, accepted_body(row_of(stack, row['id'])))
-    # A retry with the key gets the 200 again; without it, 410.
+    # A retry with the key gets the 200 again; without it, 410.  (A
+    # fixed wait: a second later, a new acceptance would show in
+    # acceptedAt.)
     time.sleep(1.1)
     check(accept(app, tok, key=key), 200, first[2])
     check_error(accept(app, tok), 410, GONE)

@@ -11,16 +11,14 @@ that were tampered with or belong to another app.
 """
 
 import base64
-import contextlib
 import html
 import json
 import re
-import subprocess
 import time
 
 import harness
-from test_invite import (App, ISO_UTC, check, check_error, err_body,
-                         ok_body, template, unique)
+from harness import (App, ISO_UTC, check, check_error, err_body, ok_body,
+                     template, unique)
 
 OPTOUT = '/api/v1/referral-invites/opt-out'
 DONE = 'You will not receive invites from this app again'
@@ -85,19 +83,20 @@ def state(stack):
                       'ORDER BY id'))
 
 
-@contextlib.contextmanager
 def mailer_stopped(stack):
-    """SIGSTOP this stack's mailer (never another stack's) for a while."""
-    r = subprocess.run(['pgrep', '-x', 'ri-mailer', '-P',
-                        str(stack.procs['daemon'].pid)],
-                       capture_output=True, text=True)
-    pids = r.stdout.split()
+    """SIGSTOP this stack's mailer (never another stack's) for a with
+    block."""
+    pids = harness.children(stack, 'ri-mailer')
     assert len(pids) == 1, pids
-    subprocess.run(['kill', '-STOP', pids[0]], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(['kill', '-CONT', pids[0]], check=True)
+    return harness.stopped(pids[0])
+
+
+def invited(stack, app, addr=None):
+    """One invite sent to addr (a fresh address by default): (addr, the
+    opt-out URL of its mail)."""
+    addr = addr or unique()
+    check(app.invite(addr), 201, ok_body('Invite sent'))
+    return addr, unsubscribe_url(stack, addr)
 
 
 def row(app, addr, status=None):
@@ -193,9 +192,7 @@ def test_one_click_cancels_queued_and_refuses_next(stack):
     other = App(stack)
     stack.ctl('app', 'set', app.client, '--cooldown', '0')
     carol = app.add_user(unique('carol'))
-    addr = unique('optout')
-    check(app.invite(addr), 201, ok_body('Invite sent'))
-    url = unsubscribe_url(stack, addr)
+    addr, url = invited(stack, app, unique('optout'))
     with mailer_stopped(stack):
         # Two more invites of that address wait in the queue, and one of
         # another app; one of another address of the app too.
@@ -240,6 +237,8 @@ def test_one_click_cancels_queued_and_refuses_next(stack):
     # others are.
     stack.mail_for(bystander, timeout=15)
     assert len(stack.mail_for(addr, count=2, timeout=15)) == 2
+    # A fixed wait, for what must not come: a canceled invite's mail
+    # would arrive now.
     time.sleep(1.5)
     assert len(stack.mail_for(addr, count=0, timeout=0)) == 2
     assert sorted(r['status'] for r in row(app, addr)) == \
@@ -257,9 +256,7 @@ def test_post_body_and_content_type_are_ignored(stack):
                 (b'anything at all', {'Content-Type':
                                       'multipart/form-data; boundary=x'})]
     for body, headers in variants:
-        addr = unique()
-        check(app.invite(addr), 201, ok_body('Invite sent'))
-        url = unsubscribe_url(stack, addr)
+        addr, url = invited(stack, app)
         try:
             check(one_click(stack, url, body, headers), 200, ok_body(DONE))
         except AssertionError as e:
@@ -272,9 +269,7 @@ def test_post_body_and_content_type_are_ignored(stack):
 def test_optout_then_suppress_remove(stack):
     app = App(stack)
     stack.ctl('app', 'set', app.client, '--cooldown', '0')
-    addr = unique()
-    check(app.invite(addr), 201, ok_body('Invite sent'))
-    url = unsubscribe_url(stack, addr)
+    addr, url = invited(stack, app)
     check(one_click(stack, url), 200, ok_body(DONE))
     check_error(app.invite(addr), 409, SUPPRESSED)
     stack.ctl('suppress', 'remove', app.client, addr)
@@ -290,9 +285,7 @@ def test_optout_then_suppress_remove(stack):
 def test_get_page_never_changes_state(stack):
     app = App(stack)
     stack.ctl('app', 'set', app.client, '--cooldown', '0')
-    addr = unique()
-    check(app.invite(addr), 201, ok_body('Invite sent'))
-    url = unsubscribe_url(stack, addr)
+    addr, url = invited(stack, app)
     before = state(stack)
     for lang, tpl in ((None, 'en'), ('de-DE,de;q=0.9,en;q=0.8', 'de'),
                       ('fr', 'fr'), ('pt-br', 'pt-BR'), ('xx', 'en'),
@@ -314,9 +307,7 @@ def test_get_page_never_changes_state(stack):
 
 def test_opt_out_methods(stack):
     app = App(stack)
-    addr = unique()
-    check(app.invite(addr), 201, ok_body('Invite sent'))
-    url = unsubscribe_url(stack, addr)
+    addr, url = invited(stack, app)
     before = state(stack)
     for m in ('PUT', 'DELETE', 'PATCH'):
         h = check(stack.request(m, path_of(stack, url), ONE_CLICK,
@@ -332,9 +323,7 @@ def test_opt_out_methods(stack):
 def test_tampered_and_foreign_tokens(stack):
     app = App(stack)
     other = App(stack)
-    addr = unique()
-    check(app.invite(addr), 201, ok_body('Invite sent'))
-    url = unsubscribe_url(stack, addr)
+    addr, url = invited(stack, app)
     tok = token_of(url)
     appid, enc, sig = tok.split('.')
     flip = sig[:-1] + ('A' if sig[-1] != 'A' else 'B')
@@ -391,11 +380,11 @@ def test_suppress_list_shows_source_and_time(stack):
     app = App(stack)
     admin = unique('admin')
     stack.ctl('suppress', 'add', app.client, admin)
-    time.sleep(1.1)
+    time.sleep(1.1)     # a time window: newest first, to the second
     bounced = unique('reject')
     st, h, b = app.invite(bounced)
     assert st == 400 and b'550' in b, (st, b)
-    time.sleep(1.1)
+    time.sleep(1.1)     # a time window: newest first, to the second
     opted = unique('opted')
     check(app.invite(opted), 201, ok_body('Invite sent'))
     check(one_click(stack, unsubscribe_url(stack, opted)), 200,

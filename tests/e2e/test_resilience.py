@@ -21,7 +21,8 @@ import uuid
 
 import harness
 
-from test_invite import App, ROUTE, check, ok_body, unique
+from harness import (App, ROUTE, check, children, log_count, ok_body,
+                     reload_and_wait, unique, wait_log)
 
 RATE = '100000r/s'
 BUSY = ('{"success":false,"error":"A request with this Idempotency-Key is '
@@ -35,21 +36,7 @@ def make_stack():
 def own_stack(conf=None, prepare=None, **kw):
     """A stack of its own; prepare(stack) runs after its files exist and
     before anything starts."""
-    s = harness.Stack(conf=conf, **kw)
-    saved, harness.TEST_RATE = harness.TEST_RATE, RATE
-    try:
-        s._prepare()
-        if prepare:
-            prepare(s)
-        s.start_smtpd()
-        s.start_daemon()
-        s.start_nginx()
-    except BaseException:
-        s.stop(keep=True)
-        raise
-    finally:
-        harness.TEST_RATE = saved
-    return s
+    return harness.fast_stack(RATE, prepare, conf=conf, **kw)
 
 
 def no_limits(stack, app):
@@ -58,48 +45,12 @@ def no_limits(stack, app):
               '--cooldown', '0')
 
 
-def children(stack, name=None):
-    """pids of the daemon's children (of one name: ri-worker, ...)."""
-    argv = ['pgrep', '-P', str(stack.procs['daemon'].pid)]
-    if name:
-        argv += ['-x', name]
-    r = subprocess.run(argv, capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
-
-
 def alive(pid):
     try:
         with open('/proc/%d/stat' % pid) as f:
             return f.read().split(') ')[1][0] != 'Z'
     except OSError:
         return False
-
-
-def in_parallel(fns):
-    """Run each fn in a thread of its own; their results, in order."""
-    out = [None] * len(fns)
-
-    def run(i):
-        try:
-            out[i] = fns[i]()
-        except Exception as e:  # noqa: BLE001 - the caller looks
-            out[i] = e
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return out
-
-
-def log_count(stack, text):
-    with open(stack.path('daemon.log'), errors='replace') as f:
-        return f.read().count(text)
-
-
-def wait_log(stack, text, n=1, timeout=20):
-    harness.wait_for('%r x%d in the daemon log' % (text, n),
-                     lambda: log_count(stack, text) >= n, timeout)
 
 
 def mails_by_address(stack):
@@ -134,7 +85,7 @@ def replay_until_answered(app, addr, key, timeout=40):
             return resp
         assert resp[0] == 409 and resp[1].get('retry-after') == '1', resp
         assert time.monotonic() < deadline, 'still in progress: %s' % addr
-        time.sleep(1)
+        time.sleep(1)       # a time window: the answer's Retry-After
 
 
 def kill_workers_during(stack, app, n, stop):
@@ -145,8 +96,8 @@ def kill_workers_during(stack, app, n, stop):
     addrs = [unique('idem') for _ in range(n)]
     keys = ['crash-%s' % uuid.uuid4().hex for _ in range(n)]
     [pid] = children(stack, stop)
-    os.kill(pid, signal.SIGSTOP)
-    try:
+    stored = log_count(stack, 'stored (app %s,' % app.client)
+    with harness.stopped(pid):
         results = {}
 
         def one(a, k):
@@ -154,10 +105,14 @@ def kill_workers_during(stack, app, n, stop):
                 results[a] = app.invite(a, headers=keyed(app, k))
             except OSError:     # closed without an answer
                 results[a] = (0, {}, b'')
-        ts = [threading.Thread(target=one, args=(a, k))
-              for a, k in zip(addrs, keys)]
-        for t in ts:
-            t.start()
+        fns = [lambda a=a, k=k: one(a, k) for a, k in zip(addrs, keys)]
+        if stop == 'ri-writer':
+            # Each sent to the writer, where it waits.
+            ts = harness.at_stopped_writer(stack, fns)
+        else:
+            ts = [threading.Thread(target=fn) for fn in fns]
+            for t in ts:
+                t.start()
         # Claimed and, with the mailer stopped, stored.
         harness.wait_for('%d claims' % n, lambda: stack.sql(
             "SELECT count(*) AS n FROM idempotency_keys WHERE key IN (%s)"
@@ -165,13 +120,13 @@ def kill_workers_during(stack, app, n, stop):
         if stop == 'ri-mailer':
             harness.wait_for('%d stored' % n,
                              lambda: len(app.rows()) == n, 10)
-        time.sleep(0.3)
+            # Each worker has its invite's stored answer and waits for
+            # the verdict.
+            wait_log(stack, 'stored (app %s,' % app.client, stored + n, 10)
         for w in children(stack, 'ri-worker'):
             os.kill(w, signal.SIGKILL)
         for t in ts:
             t.join(30)
-    finally:
-        os.kill(pid, signal.SIGCONT)
     return [(a, k, results[a]) for a, k in zip(addrs, keys)]
 
 
@@ -193,9 +148,22 @@ def check_exactly_once(stack, app, runs, stored):
     rows = [r['email'] for r in app.rows()]
     assert sorted(rows) == sorted(addrs), rows
     wait_all_mailed(stack, addrs)
-    time.sleep(1)
+    time.sleep(1)       # a fixed wait: a second mail would arrive now
     counts = mails_by_address(stack)
     assert [counts[a] for a in addrs] == [1] * len(addrs), counts
+
+
+def workers_killed_while_waiting(delivery_wait, stop):
+    """Three keyed invites on a stack of their own, their workers killed
+    while stop is stopped; each replay ends in one invite."""
+    s = own_stack({'delivery_wait': delivery_wait})
+    try:
+        app = App(s)
+        no_limits(s, app)
+        runs = kill_workers_during(s, app, 3, stop)
+        check_exactly_once(s, app, runs, stop == 'ri-mailer')
+    finally:
+        s.stop()
 
 
 def test_idempotency_key_after_its_worker_died_with_the_invite_stored(stack):
@@ -203,14 +171,7 @@ def test_idempotency_key_after_its_worker_died_with_the_invite_stored(stack):
     for the verdict when its worker is killed.  The replay answers for
     that invite (before: "in progress" for a minute, then a second
     invite and a second mail)."""
-    s = own_stack({'delivery_wait': '10'})
-    try:
-        app = App(s)
-        no_limits(s, app)
-        runs = kill_workers_during(s, app, 3, 'ri-mailer')
-        check_exactly_once(s, app, runs, True)
-    finally:
-        s.stop()
+    workers_killed_while_waiting('10', 'ri-mailer')
 
 
 def test_idempotency_key_after_its_worker_died_before_the_commit(stack):
@@ -218,14 +179,7 @@ def test_idempotency_key_after_its_worker_died_before_the_commit(stack):
     writer when its worker is killed.  Whatever the writer then does with
     the invites it was sent (stores them, or skips them as too late),
     each replay ends in one invite."""
-    s = own_stack({'delivery_wait': '3'})
-    try:
-        app = App(s)
-        no_limits(s, app)
-        runs = kill_workers_during(s, app, 3, 'ri-writer')
-        check_exactly_once(s, app, runs, False)
-    finally:
-        s.stop()
+    workers_killed_while_waiting('3', 'ri-writer')
 
 
 def test_idempotency_key_binds_only_a_well_formed_request(stack):
@@ -292,7 +246,7 @@ def test_idempotency_keys_through_a_worker_killed_mid_burst(stack):
         assert len(rows) == 1000 and sorted(rows) == sorted(addrs), \
             (len(rows), len(set(rows)))
         wait_all_mailed(s, addrs, timeout=60)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert sorted(counts) == sorted(addrs)
         twice = [a for a in addrs if counts[a] != 1]
@@ -327,11 +281,6 @@ def subject_of(stack, addr):
     return str(m['Subject'])
 
 
-def hup_and_wait(stack, n):
-    os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
-    wait_log(stack, 'configuration and templates reloaded', n)
-
-
 def test_reload_after_config_template_and_password_replaced(stack):
     def prepare(s):
         copy_templates(s, s.path('tmpl', 'templates'))
@@ -353,7 +302,7 @@ def test_reload_after_config_template_and_password_replaced(stack):
         # The password file, by rename (same password, mode 0600).
         pw = s.relay_conf['smtp_password_file']
         replace_file(pw, 's3cret\n', 0o600, s.user)
-        hup_and_wait(s, 1)
+        reload_and_wait(s)
         assert log_count(s, 'reload refused') == 0
         a2 = unique()
         check(app.invite(a2), 201, ok_body())
@@ -364,7 +313,7 @@ def test_reload_after_config_template_and_password_replaced(stack):
         # Again: the rule is on the directories, not on the first inodes.
         replace_file(subj, 'Second subject\n')
         replace_file(s.conf, text)
-        hup_and_wait(s, 2)
+        reload_and_wait(s)
         a3 = unique()
         check(app.invite(a3), 201, ok_body())
         assert subject_of(s, a3) == 'Second subject'
@@ -386,7 +335,7 @@ def test_refused_reload_is_an_error_and_changes_nothing(stack):
         a = unique()
         check(app.invite(a), 201, ok_body())
         replace_file(s.conf, good)
-        hup_and_wait(s, 1)
+        reload_and_wait(s)
         check(app.invite(unique()), 201, ok_body())
     finally:
         s.stop()
@@ -417,7 +366,7 @@ def test_templates_and_config_behind_a_root_only_directory(stack):
         assert s.mail_for(a)
         subj = os.path.join(s.overrides['templates_dir'], 'en.subject')
         replace_file(subj, 'Private subject\n')
-        hup_and_wait(s, 1)
+        reload_and_wait(s)
         b = unique()
         check(app.invite(b), 201, ok_body())
         assert subject_of(s, b) == 'Private subject'
@@ -477,12 +426,8 @@ def burst(stack, app, n, threads, during=None, headers=None):
                     fired.set()
                     during()
         conn.close()
-    ts = [threading.Thread(target=worker, args=(addrs[i::threads],))
-          for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
+    harness.in_parallel([lambda i=i: worker(addrs[i::threads])
+                         for i in range(threads)])
     return out
 
 
@@ -515,7 +460,7 @@ def test_supervisor_killed_mid_burst(stack):
         assert set(ok + after) <= set(rows), 'a 201 without its row'
         # Every row, answered or not, is mailed exactly once.
         wait_all_mailed(s, list(rows))
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         twice = [a for a in rows if counts.get(a) != 1]
         assert not twice, twice
@@ -562,14 +507,16 @@ def test_full_disk_never_mails_twice(stack):
         wait_log(s, 'recorded at last')
         harness.wait_for('no row left sending', lambda: not s.sql(
             "SELECT id FROM invites WHERE status = 'sending'"), 30)
-        hup_and_wait(s, 1)
+        reload_and_wait(s)
+        # A fixed wait, for what must not come: the new mailer would have
+        # found rows left sending by now.
         time.sleep(2)
         assert log_count(s, 'left sending by a crash') == 0
         rows = [r['email'] for r in app.rows()]
         ok = [a for a, st, _ in answers if st == 201]
         assert set(ok) <= set(rows)
         wait_all_mailed(s, rows)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert [a for a in rows if counts[a] != 1] == []
     finally:

@@ -16,9 +16,10 @@ import time
 
 import harness
 
-from test_invite import App, ROUTE, check, err_body, ok_body, unique
-from test_resilience import (children, in_parallel, mails_by_address,
-                             no_limits, own_stack, wait_all_mailed)
+from harness import (App, ROUTE, check, children, err_body, in_parallel,
+                     ok_body, unique)
+from test_resilience import (mails_by_address, no_limits, own_stack,
+                             wait_all_mailed)
 
 
 def make_stack():
@@ -47,8 +48,7 @@ def test_stopped_mailer_one_worker_still_serves(stack):
         app = App(s)
         other = App(s)
         [mailer] = children(s, 'ri-mailer')
-        os.kill(mailer, signal.SIGSTOP)
-        try:
+        with harness.stopped(mailer):
             addrs = [unique('parked') for _ in range(5)]
             t0 = time.monotonic()
             result = {}
@@ -61,8 +61,6 @@ def test_stopped_mailer_one_worker_still_serves(stack):
             took = [timed(lambda: listing(s, other))[0] for _ in range(5)]
             for t in ts:
                 t.join(30)
-        finally:
-            os.kill(mailer, signal.SIGCONT)
         # Served while the five waited, not after them.
         assert max(took) < 1.5, took
         for a in addrs:
@@ -91,7 +89,7 @@ def test_slow_relay_never_slows_the_listing(stack):
         def lister():
             while not stop.is_set() and len(took) < 20:
                 took.append(timed(lambda: listing(s, other))[0])
-                time.sleep(0.1)
+                time.sleep(0.1)     # the point: a listing now and then
         lt = threading.Thread(target=lister)
         lt.start()
         try:
@@ -141,7 +139,7 @@ def test_mailer_killed_while_requests_are_parked(stack):
             check(result[a], 201, result[a][2])
         assert sorted(r['email'] for r in app.rows()) == sorted(addrs)
         wait_all_mailed(s, addrs, timeout=30)
-        time.sleep(1)
+        time.sleep(1)   # a fixed wait: a second mail would arrive now
         counts = mails_by_address(s)
         assert [counts[a] for a in addrs] == [1] * 8, counts
     finally:
@@ -158,12 +156,9 @@ def sessions_used(sessions):
         no_limits(s, app)
         [mailer] = children(s, 'ri-mailer')
         addrs = [unique('session') for _ in range(8)]
-        os.kill(mailer, signal.SIGSTOP)
-        try:
+        with harness.stopped(mailer):
             for a in addrs:
                 check(app.invite(a), 201, ok_body('Invite queued'))
-        finally:
-            os.kill(mailer, signal.SIGCONT)
         mails = s.wait_mail(8, timeout=30)
         assert sorted(r for m in mails for r in m.envelope['rcpt_tos']) == \
             sorted(addrs)
