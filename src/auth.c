@@ -14,8 +14,12 @@
 #include <openssl/crypto.h>
 
 #include "extern.h"
-#include "api.h"
+#include "util.h"
+#include "valid.h"
+#include "jwt.h"
 #include "db.h"
+#include "api.h"
+#include "auth.h"
 
 #define KEY_MAX		256
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "extern.h"
+#include "util.h"
 #include "db.h"
 
 #define KEY_SLOTS	64

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "extern.h"
+#include "log.h"
+#include "conf.h"
 #include "db.h"
 #include "daemon.h"
 #include "sandbox.h"

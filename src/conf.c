@@ -28,6 +28,11 @@
 #include <unistd.h>
 
 #include "extern.h"
+#include "log.h"
+#include "util.h"
+#include "conf.h"
+#include "valid.h"
+#include "mail.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"

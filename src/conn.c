@@ -32,11 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "extern.h"
-#include "api.h"
-#include "db.h"
-#include "mailer.h"
-#include "park.h"
+#include "log.h"
 #include "conn.h"
 
 #define NEW_WAIT_MS	100	/* for the request on a new connection */

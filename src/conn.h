@@ -10,6 +10,7 @@
 
 #include <signal.h>
 
+#define CONN_MAX	200	/* connections a worker holds */
 #define CONN_NEWS	(-2)	/* a watched channel has news, or timeout */
 #define CONN_STOP	(-1)	/* the worker should stop serving */
 

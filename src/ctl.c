@@ -19,7 +19,8 @@
 
 #include <sqlite3.h>
 
-#include "extern.h"
+#include "log.h"
+#include "conf.h"
 #include "db.h"
 #include "ctl.h"
 

@@ -17,7 +17,11 @@
 #include <sqlite3.h>
 
 #include "extern.h"
-#include "api.h"
+#include "util.h"
+#include "valid.h"
+#include "jwt.h"
+#include "mail.h"
+#include "token.h"
 #include "db.h"
 #include "ctl.h"
 

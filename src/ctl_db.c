@@ -20,7 +20,10 @@
 #include <sqlite3.h>
 
 #include "extern.h"
-#include "api.h"
+#include "util.h"
+#include "valid.h"
+#include "json.h"
+#include "token.h"
 #include "db.h"
 #include "ctl.h"
 

@@ -11,7 +11,8 @@
 #include <sqlite3.h>
 
 #include "extern.h"
-#include "db.h"
+#include "util.h"
+#include "valid.h"
 #include "ctl.h"
 
 /* --since: a date or an ISO 8601 UTC time, as the database writes them. */

@@ -11,6 +11,9 @@
 
 #include <signal.h>
 
+#include "conf.h"
+#include "db.h"
+
 /*
  * Directories a reload reads: held open (O_PATH) from the start, as root
  * when started as root, and read through, so that SIGHUP still works

@@ -22,7 +22,8 @@
 
 #include <sqlite3.h>
 
-#include "extern.h"
+#include "log.h"
+#include "conf.h"
 #include "db.h"
 #include "db_int.h"
 

@@ -10,6 +10,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "extern.h"
+#include "conf.h"
+#include "jwt.h"
+
 struct sqlite3;
 struct db;
 

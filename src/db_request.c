@@ -17,6 +17,8 @@
 #include <sqlite3.h>
 
 #include "extern.h"
+#include "util.h"
+#include "jwt.h"
 #include "db.h"
 #include "db_int.h"
 

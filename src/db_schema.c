@@ -15,7 +15,6 @@
 
 #include <sqlite3.h>
 
-#include "extern.h"
 #include "db.h"
 #include "db_int.h"
 

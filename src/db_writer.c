@@ -15,7 +15,7 @@
 
 #include <sqlite3.h>
 
-#include "extern.h"
+#include "util.h"
 #include "db.h"
 #include "db_int.h"
 

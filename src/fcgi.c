@@ -18,10 +18,10 @@
 #include <fcgiapp.h>
 
 #include "extern.h"
+#include "util.h"
 #include "api.h"
-#include "db.h"
-#include "mailer.h"
-#include "park.h"
+#include "fcgi.h"
+#include "conn.h"
 
 /* A request under way: libfcgi's and the handlers' halves. */
 struct slot {
@@ -31,7 +31,7 @@ struct slot {
 };
 
 /* At most one request a connection, and one being read. */
-static struct slot slots[PARK_MAX + 1];
+static struct slot slots[CONN_MAX + 1];
 
 static const char oom_body[] = "Status: 500 Internal Server Error\r\n"
     "Content-Type: text/plain\r\n\r\nout of memory\n";
@@ -44,7 +44,7 @@ fcgi_init(void)
 	if (FCGX_Init() != 0)
 		return -1;
 	/* libfcgi never accepts: conn.c does. */
-	for (i = 0; i < PARK_MAX + 1; i++) {
+	for (i = 0; i < CONN_MAX + 1; i++) {
 		if (FCGX_InitRequest(&slots[i].fr, -1, 0) != 0)
 			return -1;
 		slots[i].req.slot = i;
@@ -139,9 +139,9 @@ fcgi_read(int fd, size_t max_body)
 	struct req *r;
 	int slot;
 
-	while (sl < slots + PARK_MAX + 1 && sl->busy)
+	while (sl < slots + CONN_MAX + 1 && sl->busy)
 		sl++;
-	if (sl == slots + PARK_MAX + 1)
+	if (sl == slots + CONN_MAX + 1)
 		return NULL;		/* cannot be: one a connection */
 	/* Its buffers went in fcgi_finish. */
 	r = &sl->req;

@@ -16,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
 #include "db.h"
+#include "api.h"
+#include "auth.h"
+#include "idem.h"
 
 /*
  * Seconds beyond delivery_wait that the first request of a key may still

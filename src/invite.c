@@ -13,8 +13,18 @@
 #include <strings.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
+#include "conf.h"
+#include "valid.h"
+#include "json.h"
+#include "template.h"
+#include "token.h"
 #include "db.h"
+#include "api.h"
+#include "auth.h"
+#include "idem.h"
+#include "worker.h"
 #include "mailer.h"
 #include "park.h"
 

@@ -13,7 +13,10 @@
 #include <cjson/cJSON.h>
 
 #include "extern.h"
+#include "util.h"
+#include "valid.h"
 #include "json.h"
+#include "jwt.h"
 
 static int
 is_hex(char c)

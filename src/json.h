@@ -1,11 +1,43 @@
 /* SPDX-License-Identifier: ISC
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
- * JSON parsing for JWTs (json.c), kept out of extern.h because only jwt.c
- * needs it.
+ * JSON with cJSON (json.c): request bodies, string literals for answers,
+ * and the parts of a JWT.
  */
 #ifndef JSON_H
 #define JSON_H
+
+#include "util.h"
+
+enum json_err {
+	JSON_OK, JSON_EUTF8, JSON_ENUL, JSON_ESYNTAX, JSON_ENOTOBJ, JSON_EDEPTH,
+	JSON_EUNKNOWN, JSON_EDUP, JSON_ETYPE, JSON_EMISSING, JSON__MAX
+};
+
+/* The invite body, as plain strings (owned by the struct). */
+struct invite_body {
+	char	*email;
+	char	*language;
+};
+
+/*
+ * Parse an invite body of len bytes (not NUL-terminated).  Returns JSON_OK
+ * and fills b, or an error with *what set to the offending member name
+ * (static storage) where there is one.
+ */
+enum json_err	 json_invite_body(const char *buf, size_t len,
+		    struct invite_body *b, const char **what);
+void		 json_invite_body_free(struct invite_body *b);
+/* Parse {"token": "..."}; *token is malloc'd. */
+enum json_err	 json_token_body(const char *buf, size_t len, char **token,
+		    const char **what);
+/* A short English sentence for an error. */
+const char	*json_strerror(enum json_err e, const char *what);
+/*
+ * Append s to b as a JSON string literal (quotes included), escaping
+ * everything below 0x20, DEL, '"', '\\', and U+2028/U+2029; 0 or -1.
+ */
+int		 json_add_string(struct buf *b, const char *s);
 
 struct jwt;
 

@@ -18,8 +18,11 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "extern.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
 #include "json.h"
+#include "jwt.h"
 
 #define JWT_LEEWAY	60
 #define JWT_MAX		8192

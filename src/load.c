@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "extern.h"
-#include "api.h"
-#include "db.h"
+#include "conf.h"
+#include "template.h"
+#include "token.h"
 #include "daemon.h"
 
 #ifndef TEMPLATEDIR

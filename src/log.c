@@ -13,7 +13,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "extern.h"
+#include "log.h"
 
 static int	 log_fg = 1;
 static int	 log_level = LOG_LVL_INFO;

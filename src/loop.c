@@ -12,8 +12,15 @@
 #include <string.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
+#include "json.h"
+#include "token.h"
 #include "db.h"
+#include "api.h"
+#include "auth.h"
+#include "idem.h"
 
 #define LIST_DEFAULT	20
 #define LIST_MAX	100

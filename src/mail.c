@@ -16,6 +16,9 @@
 #include <openssl/evp.h>
 
 #include "extern.h"
+#include "util.h"
+#include "valid.h"
+#include "mail.h"
 
 #define HDR_LINE	78	/* RFC 5322 2.1.1 */
 #define EW_LINE		76	/* RFC 2047 2: a line with encoded-words */

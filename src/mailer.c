@@ -25,7 +25,8 @@
 #include <auth-client.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "conf.h"
 #include "db.h"
 #include "mailer.h"
 #include "relay.h"

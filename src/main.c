@@ -24,8 +24,9 @@
 
 #include <openssl/crypto.h>
 
-#include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "conf.h"
+#include "template.h"
 #include "db.h"
 #include "daemon.h"
 #include "sandbox.h"

@@ -12,8 +12,13 @@
 #include <string.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
+#include "template.h"
+#include "token.h"
 #include "db.h"
+#include "api.h"
 
 #define TOKEN_MAX	512
 

@@ -8,9 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "extern.h"
 #include "api.h"
-#include "db.h"
 #include "mailer.h"
 #include "park.h"
 

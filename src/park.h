@@ -11,10 +11,13 @@
 #ifndef PARK_H
 #define PARK_H
 
-/* Needs extern.h, api.h, db.h and mailer.h first. */
+#include "api.h"
+#include "conn.h"
+#include "db.h"
+#include "idem.h"
+#include "mailer.h"
 
-#define CONN_MAX	200		/* connections a worker holds */
-#define PARK_MAX	CONN_MAX
+#define PARK_MAX	CONN_MAX	/* conn.h */
 
 enum park_wait {
 	PARK_FREE,

@@ -30,7 +30,12 @@
 #include <libesmtp.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
+#include "conf.h"
+#include "template.h"
+#include "mail.h"
+#include "token.h"
 #include "db.h"
 #include "mailer.h"
 #include "relay.h"

@@ -3,14 +3,16 @@
 /*
  * Inside the mailer process: what mailer.c (the process, its pool of
  * session threads, the verdicts' records) and relay.c (one SMTP
- * connection to the relay, with libesmtp) share.  Needs extern.h, db.h
- * and mailer.h first.
+ * connection to the relay, with libesmtp) share.
  */
 #ifndef RELAY_H
 #define RELAY_H
 
 #include <pthread.h>
 #include <time.h>
+
+#include "db.h"
+#include "mailer.h"
 
 /*
  * Invites one connection carries at most: a burst spreads over the

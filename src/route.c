@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "extern.h"
+#include "util.h"
+#include "json.h"
 #include "api.h"
 
 /* The answer when not even an error's envelope can be built. */

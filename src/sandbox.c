@@ -20,7 +20,7 @@
 
 #include <linux/landlock.h>
 
-#include "extern.h"
+#include "log.h"
 #include "sandbox.h"
 
 /* Newer than Debian 12's header; the kernel tells whether it has them. */

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "extern.h"
+#include "log.h"
 #include "daemon.h"
 
 static int

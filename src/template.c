@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 #include "extern.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
+#include "template.h"
 
 #define TMPL_FILE_MAX	(64 * 1024)
 

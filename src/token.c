@@ -22,7 +22,10 @@
 #include <openssl/params.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
+#include "valid.h"
+#include "token.h"
 
 /*
  * HMAC-SHA-256 over "label\na\nb".  The keyed context is made once per

@@ -19,6 +19,8 @@
 #include <openssl/evp.h>
 
 #include "extern.h"
+#include "log.h"
+#include "util.h"
 
 /* The kernel's random bytes: one system call, no lock, no fork check. */
 void

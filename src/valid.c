@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "extern.h"
+#include "valid.h"
 
 #define LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 */
 #define LABEL_MAX	63	/* RFC 1035 2.3.4 */

@@ -25,9 +25,13 @@
 
 #include <openssl/crypto.h>
 
-#include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
 #include "db.h"
+#include "api.h"
+#include "idem.h"
+#include "worker.h"
+#include "fcgi.h"
 #include "mailer.h"
 #include "park.h"
 #include "conn.h"

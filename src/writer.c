@@ -25,8 +25,8 @@
 
 #include <openssl/crypto.h>
 
-#include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "util.h"
 #include "db.h"
 #include "writer.h"
 #include "daemon.h"

@@ -21,7 +21,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "extern.h"
+#include "util.h"
+#include "valid.h"
+#include "json.h"
 
 #define ASSERT(c) do {							\
 	if (!(c)) {							\

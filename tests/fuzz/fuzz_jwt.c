@@ -37,7 +37,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "extern.h"
+#include "util.h"
+#include "jwt.h"
 
 #define ASSERT(c) do {							\
 	if (!(c)) {							\

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "extern.h"
+#include "valid.h"
+#include "template.h"
+#include "mail.h"
 
 #define ASSERT(c) do { if (!(c)) __builtin_trap(); } while (0)
 

@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "extern.h"
+#include "valid.h"
 
 #define ASSERT(c) do {							\
 	if (!(c)) {							\

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "unit.h"
 #include "extern.h"
 #include "db.h"
+#include "unit.h"
 
 #define APP	"6472c342-72bc-46ad-afe2-796a761c182c"
 #define APP2	"0b5bd43e-94a4-4c5e-a6a7-43b7d1d4ef6a"

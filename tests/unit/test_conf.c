@@ -14,7 +14,11 @@
 #include <unistd.h>
 
 #include "extern.h"
-#include "api.h"
+#include "log.h"
+#include "conf.h"
+#include "template.h"
+#include "mail.h"
+#include "token.h"
 #include "unit.h"
 
 #ifndef TOP_SRCDIR

@@ -9,9 +9,11 @@
 
 #include <sqlite3.h>
 
-#include "unit.h"
 #include "extern.h"
+#include "util.h"
+#include "conf.h"
 #include "db.h"
+#include "unit.h"
 
 #define APP	"6472c342-72bc-46ad-afe2-796a761c182c"
 #define USER	"15c70661-3eff-41cd-bd90-435cabe71f3f"

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+#include "valid.h"
+#include "json.h"
 #include "unit.h"
-#include "extern.h"
 
 static enum json_err
 parse(const char *s, struct invite_body *b, const char **what)

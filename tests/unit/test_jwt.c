@@ -14,8 +14,9 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "util.h"
+#include "jwt.h"
 #include "unit.h"
-#include "extern.h"
 
 #define APP	"6472c342-72bc-46ad-afe2-796a761c182c"
 #define USER	"15c70661-3eff-41cd-bd90-435cabe71f3f"

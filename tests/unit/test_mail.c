@@ -10,6 +10,10 @@
 #include <openssl/evp.h>
 
 #include "extern.h"
+#include "util.h"
+#include "valid.h"
+#include "template.h"
+#include "mail.h"
 #include "unit.h"
 
 #ifndef TOP_SRCDIR

@@ -5,12 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "unit.h"
 #include "extern.h"
 #include "api.h"
-#include "db.h"
 #include "mailer.h"
 #include "park.h"
+#include "unit.h"
 
 static struct park_table t;
 static struct req reqs[PARK_MAX + 1];

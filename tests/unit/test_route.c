@@ -7,9 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "unit.h"
-#include "extern.h"
 #include "api.h"
+#include "unit.h"
 
 #define USERS	"/api/v1/users/"
 #define INVITES	"/referral-invites"

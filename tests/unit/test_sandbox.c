@@ -16,9 +16,8 @@
 
 #include <linux/landlock.h>
 
-#include "unit.h"
-#include "extern.h"
 #include "sandbox.h"
+#include "unit.h"
 
 static int
 have_landlock(void)

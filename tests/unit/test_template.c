@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "extern.h"
+#include "template.h"
 #include "unit.h"
 
 #ifndef TOP_SRCDIR

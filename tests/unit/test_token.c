@@ -11,9 +11,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "unit.h"
 #include "extern.h"
-#include "api.h"
+#include "util.h"
+#include "token.h"
+#include "unit.h"
 
 static const unsigned char s1[32] = { 1, 2, 3 }, s2[32] = { 9, 8, 7 };
 

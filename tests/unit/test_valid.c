@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "extern.h"
+#include "util.h"
+#include "valid.h"
 #include "unit.h"
 
 /* Every assigned ISO 3166-1 alpha-2 code (iso-codes 4.15). */

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "unit.h"
-#include "extern.h"
 
 int unit_failed;
 
