@@ -80,18 +80,26 @@ prep_va(const char *sql, int n, va_list ap)
 	return ctl_prep(sql, n, vals);
 }
 
+/* Prepare sql with the n texts of ap, step it once: the step's result. */
+static int
+step_va(const char *sql, int n, va_list ap)
+{
+	sqlite3_stmt *st = prep_va(sql, n, ap);
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 ctl_exec(const char *sql, int n, ...)
 {
-	sqlite3_stmt *st;
 	va_list ap;
 	int rc;
 
 	va_start(ap, n);
-	st = prep_va(sql, n, ap);
+	rc = step_va(sql, n, ap);
 	va_end(ap);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
 	if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
 		ctl_refuse("refused by the database: %s",
 		    sqlite3_errmsg(db_handle(ctl_db)));
@@ -197,15 +205,12 @@ ctl_created(const char *name, const char *value)
 int
 ctl_exists(const char *sql, int n, ...)
 {
-	sqlite3_stmt *st;
 	va_list ap;
 	int rc;
 
 	va_start(ap, n);
-	st = prep_va(sql, n, ap);
+	rc = step_va(sql, n, ap);
 	va_end(ap);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
 	return rc == SQLITE_ROW;
 }
 
