@@ -61,21 +61,88 @@ struct unrecorded {
 };
 
 /*
- * Tell every worker a recorded verdict, without waiting: one whose
- * channel is full answers its request "Invite queued" at the deadline.
+ * Which worker waits for which invite, as the writer said (wake_recs):
+ * the mailer's thread puts, the sessions take.  A small open table; an
+ * entry a verdict never took is overwritten in time.
+ */
+#define OWNERS		4096	/* a power of two */
+#define OWNER_PROBE	8
+static struct {
+	char	 id[UUID_LEN + 1];
+	int	 slot;
+} owners[OWNERS];
+static pthread_mutex_t owners_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t
+owner_hash(const char *id)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	while (*id != '\0')
+		h = (h ^ (unsigned char)*id++) * 16777619u;
+	return h & (OWNERS - 1);
+}
+
+static void
+owner_put(const struct wake_rec *w)
+{
+	size_t h = owner_hash(w->id), i, k;
+
+	pthread_mutex_lock(&owners_mu);
+	for (k = 0, i = h; k < OWNER_PROBE; k++, i = (i + 1) & (OWNERS - 1))
+		if (owners[i].id[0] == '\0' ||
+		    strcmp(owners[i].id, w->id) == 0)
+			break;
+	if (k == OWNER_PROBE)
+		i = h;
+	memcpy(owners[i].id, w->id, sizeof(owners[i].id));
+	owners[i].id[UUID_LEN] = '\0';
+	owners[i].slot = w->slot;
+	pthread_mutex_unlock(&owners_mu);
+}
+
+/* The slot waiting for invite id, forgotten now; -1 when not known. */
+static int
+owner_take(const char *id)
+{
+	size_t i, k;
+	int slot = -1;
+
+	pthread_mutex_lock(&owners_mu);
+	for (k = 0, i = owner_hash(id); k < OWNER_PROBE;
+	    k++, i = (i + 1) & (OWNERS - 1))
+		if (strcmp(owners[i].id, id) == 0) {
+			slot = owners[i].slot;
+			owners[i].id[0] = '\0';
+			break;
+		}
+	pthread_mutex_unlock(&owners_mu);
+	return slot;
+}
+
+/*
+ * Tell the waiting worker a recorded verdict (every worker when that is
+ * not known), without waiting: one whose channel is full answers its
+ * request "Invite queued" at the deadline.
  */
 static void
 tell_workers(struct mailer *ml, const struct unrecorded *u)
 {
 	struct verdict_msg v;
-	int i;
+	int i, slot;
 
+	if (ml->conf->delivery_wait == 0)
+		return;			/* no request waits for a verdict */
 	memset(&v, 0, sizeof(v));
 	snprintf(v.id, sizeof(v.id), "%s", u->id);
 	v.kind = strcmp(u->status, "sent") == 0 ? VERDICT_SENT :
 	    strcmp(u->status, "failed") == 0 ? VERDICT_FAILED :
 	    VERDICT_DEFERRED;
 	snprintf(v.reply, sizeof(v.reply), "%s", u->reply);
+	if ((slot = owner_take(u->id)) >= 0 && slot < ml->nverdict) {
+		(void)send(ml->verdict_fds[slot], &v, sizeof(v), MSG_DONTWAIT);
+		return;
+	}
 	for (i = 0; i < ml->nverdict; i++)
 		(void)send(ml->verdict_fds[i], &v, sizeof(v), MSG_DONTWAIT);
 }
@@ -357,11 +424,14 @@ sessions_start(struct mailer *ml)
 static int
 idle(struct mailer *ml)
 {
+	struct wake_rec w[WAKE_MAX];
 	struct pollfd pfd[2];
 	struct timespec ts;
 	sigset_t none;
 	char drain[64];
 	time_t due, now;
+	ssize_t got;
+	size_t i;
 	int timeout = IDLE_POLL, busy, n;
 
 	pthread_mutex_lock(&pool.mu);
@@ -388,8 +458,10 @@ idle(struct mailer *ml)
 			;
 	if (!(pfd[0].revents & POLLIN))
 		return 0;
-	while (read(ml->wake_fd, drain, sizeof(drain)) > 0)
-		;
+	while ((got = recv(ml->wake_fd, w, sizeof(w), 0)) > 0)
+		for (i = 0; i < (size_t)got / sizeof(w[0]); i++)
+			if (ml->conf->delivery_wait > 0)
+				owner_put(&w[i]);
 	return 1;
 }
 

@@ -381,7 +381,8 @@ main(int argc, char *argv[])
 	if (!foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	log_init(foreground, d.conf.log_level, "referral-invitesd");
-	if (pipe2(d.wake, O_NONBLOCK | O_CLOEXEC) == -1)
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+	    d.wake) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
 	load_dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));

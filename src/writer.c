@@ -28,6 +28,7 @@
 #include "log.h"
 #include "util.h"
 #include "db.h"
+#include "mailer.h"
 #include "writer.h"
 #include "daemon.h"
 
@@ -239,6 +240,37 @@ stop_pending(void)
 	    sigismember(&set, SIGINT) == 1);
 }
 
+static void
+wake_send(int fd, const struct wake_rec *w, int k)
+{
+	/* Full: the mailer has wake-ups to read already. */
+	if (send(fd, w, (size_t)k * sizeof(*w), MSG_DONTWAIT) == -1 &&
+	    errno != EAGAIN)
+		log_warn("commit: wake the mailer");
+}
+
+/* Wake the mailer with each invite stored and the slot that waits for it. */
+static void
+wake_mailer(int fd, const struct commit_msg *m, const int *from,
+    const struct commit_reply *rep, int n)
+{
+	struct wake_rec w[WAKE_MAX];
+	int i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		if (rep[i].res != INV_OK)
+			continue;
+		memcpy(w[k].id, m[i].inv.id, sizeof(w[k].id));
+		w[k].slot = from[i];
+		if (++k == WAKE_MAX) {
+			wake_send(fd, w, k);
+			k = 0;
+		}
+	}
+	if (k > 0)
+		wake_send(fd, w, k);
+}
+
 void
 commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
     int wake_fd, volatile sig_atomic_t *stopping)
@@ -290,9 +322,8 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 			}
 		}
 		/* One wake-up of the mailer a batch, not one an invite. */
-		if (n > 0 && commit_batch(db, fds, m, from, rep, n) > 0 &&
-		    write(wake_fd, "w", 1) == -1 && errno != EAGAIN)
-			log_warn("commit: wake the mailer");
+		if (n > 0 && commit_batch(db, fds, m, from, rep, n) > 0)
+			wake_mailer(wake_fd, m, from, rep, n);
 		ckpt_between(&ck, db);
 		if (open_channels == 0) {
 			log_warnx("commit: the supervisor is gone; stopping");
