@@ -150,6 +150,27 @@ struct outbox {
 /* Put rows left in 'sending' by a crash back to 'queued'; count or -1. */
 int		 db_outbox_recover(struct db *);
 /* Claim up to max due rows as 'sending'; count (array in *out) or -1. */
+/*
+ * A verdict to record: the row's new status, the relay's reply and the
+ * next attempt; bounce: "failed", and the address on the app's list too
+ * (so that the 400 a worker answers always comes with the listing).
+ */
+struct outbox_verdict {
+	const char	*id;
+	const char	*status;
+	const char	*reply;
+	const char	*app;
+	const char	*email_norm;
+	time_t		 next;
+	int		 bounce;
+};
+/*
+ * In one transaction: record the nv verdicts, then claim up to max due
+ * invites as db_outbox_claim does.  The number claimed, or -1 when the
+ * transaction failed and nothing was recorded or claimed.
+ */
+ssize_t		 db_outbox_keep(struct db *, const struct outbox_verdict *v,
+		    size_t nv, time_t now, size_t max, struct outbox **out);
 ssize_t		 db_outbox_claim(struct db *, time_t now, size_t max,
 		    struct outbox **out);
 void		 db_outbox_free(struct outbox *, size_t);

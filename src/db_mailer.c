@@ -83,60 +83,94 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 	    o->inviter_email ? 0 : -1;
 }
 
-ssize_t
-db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
+/* Claim up to max due invites into o, inside the caller's transaction. */
+static int
+claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 {
-	sqlite3_stmt *st = NULL, *up;
-	struct outbox *o = NULL;
+	sqlite3_stmt *st, *up;
 	char ts[21];
-	size_t n = 0;
+	size_t i;
 	int rc;
 
-	*out = NULL;
-	if ((o = calloc(max, sizeof(*o))) == NULL)
-		return -1;
-	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
-		goto fail;
+	*n = 0;
 	util_isotime(now, ts);
 	/* An address may have opted out since its invite was queued. */
 	if ((st = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL ||
 	    bind_text(db, st, 1, ts) == -1)
-		goto rollback;
+		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		goto rollback;
+		return -1;
 	if ((st = db_stmt(db, Q_DUE)) == NULL ||
 	    bind_text(db, st, 1, ts) == -1 ||
 	    bind_int(db, st, 2, (int64_t)max) == -1)
-		goto rollback;
-	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (outbox_fill(&o[n++], st) == -1)
-			goto rollback;
+		return -1;
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (outbox_fill(&o[(*n)++], st) == -1) {
+			sqlite3_reset(st);
+			return -1;
+		}
 	sqlite3_reset(st);
 	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
-		goto rollback;
-	for (size_t i = 0; i < n; i++) {
+		return -1;
+	for (i = 0; i < *n; i++) {
 		sqlite3_reset(up);
 		if (BIND_TEXTS(db, up, o[i].id, ts) == -1 ||
-		    sqlite3_step(up) != SQLITE_DONE)
-			goto rollback;
+		    sqlite3_step(up) != SQLITE_DONE) {
+			sqlite3_reset(up);
+			return -1;
+		}
 	}
 	sqlite3_reset(up);
+	return 0;
+}
+
+/* One verdict, inside the caller's transaction. */
+static int
+verdict_in(struct db *db, const struct outbox_verdict *v)
+{
+	if (v->bounce && db_suppress_bounce(db, v->app, v->email_norm) == -1)
+		return -1;
+	return db_outbox_mark(db, v->id, v->bounce ? "failed" : v->status,
+	    v->reply, v->next);
+}
+
+ssize_t
+db_outbox_keep(struct db *db, const struct outbox_verdict *v, size_t nv,
+    time_t now, size_t max, struct outbox **out)
+{
+	struct outbox *o = NULL;
+	size_t i, n = 0;
+
+	*out = NULL;
+	if (max > 0 && (o = calloc(max, sizeof(*o))) == NULL)
+		return -1;
+	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
+		goto fail;
+	for (i = 0; i < nv; i++)
+		if (verdict_in(db, &v[i]) == -1)
+			goto rollback;
+	if (max > 0 && claim_in(db, now, max, o, &n) == -1)
+		goto rollback;
 	if (step_simple(db, Q_COMMIT) != SQLITE_DONE)
 		goto rollback;
-	if (n == 0) {
+	if (n == 0)
 		free(o);
-		return 0;
-	}
-	*out = o;
+	else
+		*out = o;
 	return (ssize_t)n;
 rollback:
-	sqlite3_reset(st);
 	step_simple(db, Q_ROLLBACK);
 fail:
 	db_outbox_free(o, n);
 	return -1;
+}
+
+ssize_t
+db_outbox_claim(struct db *db, time_t now, size_t max, struct outbox **out)
+{
+	return db_outbox_keep(db, NULL, 0, now, max, out);
 }
 
 int

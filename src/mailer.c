@@ -35,20 +35,15 @@
 #define IDLE_POLL	10	/* seconds between looks for due retries */
 #define MAILER_NICE	10	/* the mailer's nice value above the pool's */
 
-/*
- * The sessions' writes to the database, one at a time: SQLite lets one
- * writer in, and sessions that waited for each other in its busy handler
- * (sleeps of up to a millisecond) sent at a fifth of one session's rate.
- */
-pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
 
 /*
- * A verdict the database would not take (its disk full, an I/O error) is
- * kept here and written again before anything new is claimed.  Its row
- * stays "sending" meanwhile; the mail is never sent again for it, which
- * it would be if the row were left for the next mailer's recovery.
+ * A verdict a session hands in, for the keeper to record.  One the
+ * database would not take (its disk full, an I/O error) stays here and
+ * is written again before anything new is claimed.  Its row stays
+ * "sending" meanwhile; the mail is never sent again for it, which it
+ * would be if the row were left for the next mailer's recovery.
  */
 struct unrecorded {
 	char	 id[UUID_LEN + 1];
@@ -58,6 +53,7 @@ struct unrecorded {
 	char	 reply[256];
 	time_t	 next;
 	int	 bounce;		/* also list the address */
+	int	 said;			/* its refusal is logged */
 };
 
 /*
@@ -147,78 +143,170 @@ tell_workers(struct mailer *ml, const struct unrecorded *u)
 		(void)send(ml->verdict_fds[i], &v, sizeof(v), MSG_DONTWAIT);
 }
 
-static int
-store_verdict(struct session *ss, const struct unrecorded *u)
-{
-	struct mailer *ml = ss->ml;
-	int rc;
+/*
+ * What the sessions and the keeper (the mailer's own thread, the only
+ * one that writes to the database) share: invites claimed and not yet
+ * taken by a session (a ring), verdicts handed in and not yet recorded,
+ * how many claimed invites wait for their verdict, the order to stop.
+ */
+#define OUT_MAX		SESSION_BATCH	/* claimed, verdict not yet recorded */
 
-	pthread_mutex_lock(&db_mu);
-	if (u->bounce)
-		rc = db_outbox_bounce(ss->db, u->id, u->reply, u->app,
-		    u->email_norm);
-	else
-		rc = db_outbox_mark(ss->db, u->id, u->status, u->reply,
-		    u->next);
-	pthread_mutex_unlock(&db_mu);
-	/* The worker's answer never runs ahead of the row. */
-	if (rc == 0)
-		tell_workers(ml, u);
-	return rc;
-}
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;		/* invites in q, or stop */
+	struct outbox	 q[OUT_MAX];
+	size_t		 qhead, qlen;
+	struct unrecorded v[OUT_MAX];
+	size_t		 nv;
+	size_t		 out;		/* claimed, verdict not recorded */
+	int		 stop;
+	int		 poke[2];	/* a verdict handed in */
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+    .poke = { -1, -1 } };
 
-/* Record a claimed row's verdict now, or keep it to record later. */
 void
 session_record(struct session *ss, const struct outbox *ob, const char *status,
     const char *reply, time_t next, int bounce)
 {
-	struct unrecorded u, *k;
+	struct unrecorded *u;
 
-	memset(&u, 0, sizeof(u));
-	snprintf(u.id, sizeof(u.id), "%s", ob->id);
-	snprintf(u.app, sizeof(u.app), "%s", ob->app_id);
-	snprintf(u.email_norm, sizeof(u.email_norm), "%s", ob->email_norm);
-	snprintf(u.status, sizeof(u.status), "%s", status);
-	snprintf(u.reply, sizeof(u.reply), "%s", reply);
-	u.next = next;
-	u.bounce = bounce;
-	if (store_verdict(ss, &u) == 0)
-		return;
-	/* At most one batch is ever kept: none is claimed meanwhile. */
-	if (ss->nunrec == SESSION_BATCH) {
-		log_errx("invite %s: cannot record \"%s\", and too many "
-		    "verdicts wait already; it may be sent again", u.id,
-		    status);
+	pthread_mutex_lock(&pool.mu);
+	/* Cannot be full: one verdict a claimed invite, OUT_MAX claimed. */
+	if (pool.nv == OUT_MAX) {
+		pthread_mutex_unlock(&pool.mu);
+		log_errx("invite %s: no room to record \"%s\"; it may be sent "
+		    "again", ob->id, status);
 		return;
 	}
-	k = &ss->unrec[ss->nunrec++];
-	*k = u;
-	log_errx("invite %s: cannot record \"%s\" in the database; kept "
-	    "to record again, not sent again", u.id, status);
+	u = &pool.v[pool.nv++];
+	memset(u, 0, sizeof(*u));
+	COPY(u->id, ob->id);
+	COPY(u->app, ob->app_id);
+	COPY(u->email_norm, ob->email_norm);
+	COPY(u->status, status);
+	COPY(u->reply, reply);
+	u->next = next;
+	u->bounce = bounce;
+	pthread_mutex_unlock(&pool.mu);
+	if (write(pool.poke[1], "v", 1) == -1 && errno != EAGAIN)
+		log_warn("mailer: poke");
 }
 
-/* Store the verdicts kept by session_record(); how many are still waiting. */
-static size_t
-record_kept(struct session *ss)
+size_t
+pool_take(struct session *ss, struct outbox **out, size_t max,
+    const struct timespec *until)
 {
-	size_t i, n = 0;
-	time_t now;
+	size_t k = (size_t)ss->ml->nsessions, n, i;
+	int rc = 0;
 
-	for (i = 0; i < ss->nunrec; i++)
-		if (store_verdict(ss, &ss->unrec[i]) == -1)
-			ss->unrec[n++] = ss->unrec[i];
-		else
-			log_info("invite %s: \"%s\" recorded at last",
-			    ss->unrec[i].id, ss->unrec[i].status);
-	ss->nunrec = n;
-	now = time(NULL);
-	if (n > 0 && now - ss->unrec_said >= 10) {
-		ss->unrec_said = now;
+	*out = NULL;
+	pthread_mutex_lock(&pool.mu);
+	while (!pool.stop && pool.qlen == 0 && rc == 0)
+		rc = until == NULL ? pthread_cond_wait(&pool.cv, &pool.mu) :
+		    pthread_cond_timedwait(&pool.cv, &pool.mu, until);
+	/*
+	 * A share of what waits: a burst spreads over every session instead
+	 * of going to the first to look (a slow relay would then send it at
+	 * one message a round trip).
+	 */
+	n = pool.stop ? 0 : (pool.qlen + k - 1) / k;
+	if (n > max)
+		n = max;
+	if (n > 0 && (*out = calloc(n, sizeof(**out))) == NULL)
+		n = 0;
+	for (i = 0; i < n; i++) {
+		(*out)[i] = pool.q[pool.qhead];
+		pool.qhead = (pool.qhead + 1) % OUT_MAX;
+		pool.qlen--;
+	}
+	pthread_mutex_unlock(&pool.mu);
+	return n;
+}
+
+/* The keeper's state: whether the database refuses, since when it said. */
+static int failing;
+static time_t failing_said;
+
+/* Log each refused verdict once, and every 10 s that they wait. */
+static void
+keep_refused(size_t nv)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	pthread_mutex_lock(&pool.mu);
+	for (i = 0; i < nv; i++)
+		if (!pool.v[i].said) {
+			pool.v[i].said = 1;
+			log_errx("invite %s: cannot record \"%s\" in the "
+			    "database; kept to record again, not sent again",
+			    pool.v[i].id, pool.v[i].status);
+		}
+	pthread_mutex_unlock(&pool.mu);
+	failing = 1;
+	if (now - failing_said >= 10) {
+		failing_said = now;
 		log_errx("mailer: %zu verdicts wait for the database (is its "
 		    "disk full?); nothing new is sent until they are "
-		    "recorded", n);
+		    "recorded", nv);
 	}
-	return n;
+}
+
+/*
+ * One round of the keeper: the verdicts handed in recorded and, with
+ * claim, due invites claimed as far as there is room, in one
+ * transaction; then the waiting workers told (never before the row says
+ * so) and the claimed handed to the sessions.  1 when it claimed all it
+ * had room for (more may be due).
+ */
+static int
+keep(struct mailer *ml, int claim)
+{
+	static struct unrecorded v[OUT_MAX];
+	static struct outbox_verdict ov[OUT_MAX];
+	struct outbox *ob;
+	size_t nv, room, i;
+	ssize_t n;
+
+	pthread_mutex_lock(&pool.mu);
+	nv = pool.nv;
+	memcpy(v, pool.v, nv * sizeof(v[0]));
+	/* The verdicts recorded free their places. */
+	room = claim && !failing ? OUT_MAX - pool.out + nv : 0;
+	pthread_mutex_unlock(&pool.mu);
+	if (nv == 0 && room == 0)
+		return 0;
+	for (i = 0; i < nv; i++) {
+		ov[i].id = v[i].id;
+		ov[i].status = v[i].status;
+		ov[i].reply = v[i].reply;
+		ov[i].app = v[i].app;
+		ov[i].email_norm = v[i].email_norm;
+		ov[i].next = v[i].next;
+		ov[i].bounce = v[i].bounce;
+	}
+	if ((n = db_outbox_keep(ml->db, ov, nv, time(NULL), room, &ob)) < 0) {
+		keep_refused(nv);
+		return 0;
+	}
+	for (i = 0; failing && i < nv; i++)
+		log_info("invite %s: \"%s\" recorded at last", v[i].id,
+		    v[i].status);
+	failing = 0;
+	pthread_mutex_lock(&pool.mu);
+	memmove(pool.v, pool.v + nv, (pool.nv - nv) * sizeof(pool.v[0]));
+	pool.nv -= nv;
+	pool.out -= nv;
+	for (i = 0; i < (size_t)n; i++)
+		pool.q[(pool.qhead + pool.qlen++) % OUT_MAX] = ob[i];
+	pool.out += (size_t)n;
+	if (n > 0)
+		pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+	free(ob);		/* the strings are the queue's now */
+	for (i = 0; i < nv; i++)
+		tell_workers(ml, &v[i]);
+	return room > 0 && (size_t)n == room;
 }
 
 /* Requeue with backoff, or give up when the invite is too old. */
@@ -249,67 +337,6 @@ session_defer(struct session *ss, struct outbox *ob, const char *reply)
 	session_record(ss, ob, "queued", reply, now + delay, 0);
 }
 
-/*
- * What the sessions and the mailer's own thread share: a round number
- * that each wake-up moves on, and the order to stop.
- */
-static struct {
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
-	unsigned long	 round;
-	int		 stop;
-	int		 busy;		/* sessions sending */
-	int		 poke[2];	/* a session done: look at the clock */
-} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0,
-    { -1, -1 } };
-
-int
-pool_stopping(void)
-{
-	int stop;
-
-	pthread_mutex_lock(&pool.mu);
-	stop = pool.stop;
-	pthread_mutex_unlock(&pool.mu);
-	return stop;
-}
-
-/*
- * This session's share of what is due: a burst spreads over every
- * session instead of going to the first to look (a slow relay would then
- * send it at one message a round trip).
- */
-size_t
-pool_share(struct session *ss)
-{
-	int k = ss->ml->nsessions;
-	ssize_t due = db_outbox_due(ss->db, time(NULL),
-	    (size_t)SESSION_BATCH * (size_t)k);
-
-	if (due <= 0)
-		return SESSION_BATCH;
-	due = (due + k - 1) / k;
-	return due < SESSION_BATCH ? (size_t)due : SESSION_BATCH;
-}
-
-/*
- * Wait up to until (CLOCK_REALTIME) for a new round: more invites
- * committed.  0 on a stop or when the time is up.
- */
-int
-pool_wait_round(struct session *ss, const struct timespec *until)
-{
-	int got, rc = 0;
-
-	pthread_mutex_lock(&pool.mu);
-	while (!pool.stop && pool.round == ss->seen && rc == 0)
-		rc = pthread_cond_timedwait(&pool.cv, &pool.mu, until);
-	got = !pool.stop && pool.round != ss->seen;
-	ss->seen = pool.round;
-	pthread_mutex_unlock(&pool.mu);
-	return got;
-}
-
 /* SIGTERM stays blocked during a session: look for it between batches. */
 static int
 term_pending(void)
@@ -320,71 +347,16 @@ term_pending(void)
 	    sigismember(&set, SIGINT) == 1);
 }
 
-/* Send what is due until nothing is left (or a stop). */
-static void
-session_drain(struct session *ss)
-{
-	struct outbox *ob;
-	ssize_t n;
-
-	while (!pool_stopping()) {
-		if (record_kept(ss) > 0) {
-			sleep(1);
-			continue;
-		}
-		pthread_mutex_lock(&db_mu);
-		n = db_outbox_claim(ss->db, time(NULL), pool_share(ss), &ob);
-		pthread_mutex_unlock(&db_mu);
-		if (n <= 0) {
-			if (n < 0)
-				sleep(1);
-			return;
-		}
-		relay_send(ss, ob, (size_t)n);
-	}
-}
-
 static void *
 session_main(void *arg)
 {
 	struct session *ss = arg;
+	struct outbox *ob;
+	size_t n;
 
-	for (;;) {
-		pthread_mutex_lock(&pool.mu);
-		while (!pool.stop && pool.round == ss->seen)
-			pthread_cond_wait(&pool.cv, &pool.mu);
-		ss->seen = pool.round;
-		if (pool.stop) {
-			pthread_mutex_unlock(&pool.mu);
-			break;
-		}
-		pool.busy++;
-		pthread_mutex_unlock(&pool.mu);
-		session_drain(ss);
-		pthread_mutex_lock(&pool.mu);
-		pool.busy--;
-		pthread_mutex_unlock(&pool.mu);
-		if (write(pool.poke[1], "p", 1) == -1 && errno != EAGAIN)
-			log_warn("mailer: poke");
-	}
-	/*
-	 * Left to the next mailer, a kept verdict's row would be sent
-	 * again: wait for the database (the supervisor's grace period is
-	 * the limit).
-	 */
-	while (record_kept(ss) > 0)
-		sleep(1);
+	while ((n = pool_take(ss, &ob, SESSION_BATCH, NULL)) > 0)
+		relay_send(ss, ob, n);
 	return NULL;
-}
-
-static void
-pool_tell(int stop)
-{
-	pthread_mutex_lock(&pool.mu);
-	pool.round++;
-	pool.stop |= stop;
-	pthread_cond_broadcast(&pool.cv);
-	pthread_mutex_unlock(&pool.mu);
 }
 
 /* Start the sessions, signals blocked in them: they stay this thread's. */
@@ -401,10 +373,6 @@ sessions_start(struct mailer *ml)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < ml->nsessions; i++) {
 		ss[i].ml = ml;
-		ss[i].db = ml->session_db[i];
-		if ((ss[i].unrec = calloc(SESSION_BATCH,
-		    sizeof(*ss[i].unrec))) == NULL)
-			fatal("mailer: calloc");
 		if ((e = pthread_create(&ss[i].th, NULL, session_main,
 		    &ss[i])) != 0) {
 			errno = e;
@@ -416,39 +384,55 @@ sessions_start(struct mailer *ml)
 }
 
 /*
- * Wait for a wake-up (an invite committed), the next due retry, or a
- * session that finished (then only the clock is looked at again).  The
- * retry's time counts only while no session sends: a busy one claims
- * what comes due itself.  1 when a round should start.
+ * How long the keeper may wait: not at all with verdicts to record or
+ * more due, a second while the database refuses, else until the next
+ * due retry, IDLE_POLL at most.
  */
 static int
-idle(struct mailer *ml)
+keeper_ms(struct mailer *ml, int more)
+{
+	time_t due, now;
+	size_t nv;
+
+	pthread_mutex_lock(&pool.mu);
+	nv = pool.nv;
+	pthread_mutex_unlock(&pool.mu);
+	if (failing)
+		return 1000;
+	if (nv > 0 || more)
+		return 0;
+	if ((due = db_outbox_next_due(ml->db)) == 0)
+		return IDLE_POLL * 1000;
+	now = time(NULL);
+	/* Due now: a moment for a round just started to take it. */
+	if (due <= now)
+		return 100;
+	return due - now < IDLE_POLL ? (int)(due - now) * 1000 :
+	    IDLE_POLL * 1000;
+}
+
+/*
+ * Wait for a wake-up (invites committed: who waits for each is noted),
+ * a verdict handed in, or ms.  1 when the next round should claim.
+ */
+static int
+keeper_wait(struct mailer *ml, int ms)
 {
 	struct wake_rec w[WAKE_MAX];
 	struct pollfd pfd[2];
 	struct timespec ts;
 	sigset_t none;
 	char drain[64];
-	time_t due, now;
 	ssize_t got;
 	size_t i;
-	int timeout = IDLE_POLL, busy, n;
+	int n, claim = 0;
 
-	pthread_mutex_lock(&pool.mu);
-	busy = pool.busy;
-	pthread_mutex_unlock(&pool.mu);
-	if (!busy && (due = db_outbox_next_due(ml->db)) != 0) {
-		now = time(NULL);
-		if (due - now < timeout)
-			timeout = due > now ? (int)(due - now) : 0;
-	}
 	pfd[0].fd = ml->wake_fd;
 	pfd[1].fd = pool.poke[0];
 	pfd[0].events = pfd[1].events = POLLIN;
 	sigemptyset(&none);
-	/* Due now: a moment for the round just started to take it. */
-	ts.tv_sec = timeout;
-	ts.tv_nsec = timeout == 0 ? 100 * 1000000L : 0;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	if ((n = ppoll(pfd, 2, &ts, &none)) == 0)
 		return 1;
 	if (n < 0)
@@ -456,13 +440,47 @@ idle(struct mailer *ml)
 	if (pfd[1].revents & POLLIN)
 		while (read(pool.poke[0], drain, sizeof(drain)) > 0)
 			;
-	if (!(pfd[0].revents & POLLIN))
-		return 0;
-	while ((got = recv(ml->wake_fd, w, sizeof(w), 0)) > 0)
+	while ((got = recv(ml->wake_fd, w, sizeof(w), 0)) > 0) {
+		claim = 1;
 		for (i = 0; i < (size_t)got / sizeof(w[0]); i++)
 			if (ml->conf->delivery_wait > 0)
 				owner_put(&w[i]);
-	return 1;
+	}
+	return claim;
+}
+
+/*
+ * Stopping: the sessions end their connections; every verdict they
+ * handed in is recorded (waiting for the database as long as the
+ * supervisor's grace allows: left to the next mailer, its row would be
+ * sent again); what was claimed and not sent goes back in the queue.
+ */
+static void
+keeper_stop(struct mailer *ml, struct session *ss)
+{
+	struct outbox *one;
+	int i, r;
+
+	pthread_mutex_lock(&pool.mu);
+	pool.stop = 1;
+	pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+	for (i = 0; i < ml->nsessions; i++)
+		pthread_join(ss[i].th, NULL);
+	while (pool.nv > 0) {
+		(void)keep(ml, 0);
+		if (pool.nv > 0)
+			sleep(1);
+	}
+	if ((r = db_outbox_recover(ml->db)) > 0)
+		log_info("mailer: %d claimed invites back in the queue", r);
+	for (; pool.qlen > 0; pool.qlen--) {
+		if ((one = calloc(1, sizeof(*one))) != NULL) {
+			*one = pool.q[pool.qhead];
+			db_outbox_free(one, 1);
+		}
+		pool.qhead = (pool.qhead + 1) % OUT_MAX;
+	}
 }
 
 void
@@ -470,9 +488,9 @@ mailer_run(struct mailer *ml)
 {
 	struct session *ss;
 	sigset_t set;
-	int i, r, start;
+	int r, claim = 1, got = 0;
 
-	/* Signals only interrupt the idle wait, never an SMTP session. */
+	/* Signals only interrupt the keeper's wait, never an SMTP session. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
@@ -488,18 +506,11 @@ mailer_run(struct mailer *ml)
 	if (pipe2(pool.poke, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("mailer: pipe");
 	ss = sessions_start(ml);
-	/* Each wake-up (a batch committed, a retry due) starts a round. */
-	start = 1;
 	while (!*ml->stopping && !term_pending()) {
-		if (start)
-			pool_tell(0);
-		start = idle(ml);
+		got = keep(ml, claim || got == 1);
+		claim = keeper_wait(ml, keeper_ms(ml, got == 1));
 	}
-	pool_tell(1);
-	for (i = 0; i < ml->nsessions; i++) {
-		pthread_join(ss[i].th, NULL);
-		free(ss[i].unrec);
-	}
+	keeper_stop(ml, ss);
 	free(ss);
 	close(pool.poke[0]);
 	close(pool.poke[1]);
@@ -511,7 +522,7 @@ void
 mailer_main(struct daemon *d)
 {
 	struct mailer ml;
-	int i, prio;
+	int prio;
 
 	child_signals();
 	close(d->sock);
@@ -542,13 +553,7 @@ mailer_main(struct daemon *d)
 	 * durable with its own.
 	 */
 	ml.db = child_db(d, "mailer", SYNC_NORMAL);
-	/* One connection a session thread, each opened here, after fork. */
 	ml.nsessions = d->conf.smtp_sessions;
-	if ((ml.session_db = calloc((size_t)ml.nsessions,
-	    sizeof(*ml.session_db))) == NULL)
-		fatal("mailer: calloc");
-	for (i = 0; i < ml.nsessions; i++)
-		ml.session_db[i] = child_db(d, "mailer", SYNC_NORMAL);
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
 	ml.wake_fd = d->wake[0];
@@ -556,9 +561,6 @@ mailer_main(struct daemon *d)
 	ml.nverdict = d->conf.workers;
 	ml.stopping = &got_term;
 	mailer_run(&ml);
-	for (i = 0; i < ml.nsessions; i++)
-		db_close(ml.session_db[i]);
-	free(ml.session_db);
 	db_close(ml.db);
 	OPENSSL_cleanse(d->secret, sizeof(d->secret));
 	_exit(0);

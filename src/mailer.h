@@ -48,7 +48,6 @@ struct mailer {
 	int			 nverdict;
 	volatile sig_atomic_t	*stopping;
 	struct ssl_ctx_st	*tls;		/* made after fork */
-	struct db		**session_db;	/* one a session, opened */
 	int			 nsessions;	/* smtp_sessions */
 };
 

@@ -495,31 +495,18 @@ add_chunk(struct batch *b, struct outbox *ob, size_t n)
 static void
 more(struct batch *b)
 {
-	struct session *ss = b->ss;
 	struct timespec until;
 	struct outbox *ob;
-	size_t want;
-	ssize_t n;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += SESSION_IDLE_MS % 1000 * 1000000L;
 	until.tv_sec += SESSION_IDLE_MS / 1000 + until.tv_nsec / 1000000000L;
 	until.tv_nsec %= 1000000000L;
 	while (b->total < SESSION_BATCH && b->why == NULL &&
-	    ss->nunrec == 0 && !pool_stopping()) {
-		pthread_mutex_lock(&db_mu);
-		want = pool_share(ss);
-		if (want > SESSION_BATCH - b->total)
-			want = SESSION_BATCH - b->total;
-		n = db_outbox_claim(ss->db, time(NULL), want, &ob);
-		pthread_mutex_unlock(&db_mu);
-		if (n < 0)
+	    (n = pool_take(b->ss, &ob, SESSION_BATCH - b->total, &until)) > 0)
+		if (add_chunk(b, ob, n) > 0)
 			return;
-		if (n > 0 && add_chunk(b, ob, (size_t)n) > 0)
-			return;
-		if (n == 0 && !pool_wait_round(ss, &until))
-			return;
-	}
 }
 
 /*

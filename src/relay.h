@@ -22,38 +22,34 @@
 #define SESSION_IDLE_MS	1000	/* a connection kept open with nothing due */
 
 /*
- * One SMTP session of the mailer's smtp_sessions, each a thread with its
- * own database connection: claims due invites, sends them, records each
- * verdict (keeping those the database would not take).
+ * One SMTP session of the mailer's smtp_sessions, each a thread: takes
+ * claimed invites from the keeper, sends them, hands each verdict back.
+ * Only the keeper (the mailer's own thread) touches the database.
  */
 struct session {
 	struct mailer	*ml;
-	struct db	*db;
-	struct unrecorded *unrec;	/* verdicts not yet stored */
-	size_t		 nunrec;
-	time_t		 unrec_said;	/* when the log last said so */
-	unsigned long	 seen;		/* the pool's last round it saw */
 	pthread_t	 th;
 };
 
-/* The sessions' database writes, one at a time; message building too. */
-extern pthread_mutex_t db_mu;
+/* One session builds messages at a time (token.c's HMAC context). */
 extern pthread_mutex_t build_mu;
 
 /* ----------------------------------------------------------- mailer.c */
 
-/* Record a claimed row's verdict now, or keep it to record later. */
+/* Hand a claimed invite's verdict to the keeper, which records it. */
 void		 session_record(struct session *, const struct outbox *,
 		    const char *status, const char *reply, time_t next,
 		    int bounce);
 /* Requeue with backoff, or give up when the invite is too old. */
 void		 session_defer(struct session *, struct outbox *,
 		    const char *reply);
-int		 pool_stopping(void);
-/* How many due invites this session should claim now. */
-size_t		 pool_share(struct session *);
-/* Wait until until for more invites committed; 0 on a stop or timeout. */
-int		 pool_wait_round(struct session *, const struct timespec *until);
+/*
+ * Take this session's share of the claimed invites, at most max, into
+ * *out (the caller's to free with db_outbox_free), waiting for some until
+ * until (CLOCK_REALTIME; NULL: without end).  0 on a stop or timeout.
+ */
+size_t		 pool_take(struct session *, struct outbox **out, size_t max,
+		    const struct timespec *until);
 
 /* ------------------------------------------------------------ relay.c */
 
