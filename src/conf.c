@@ -41,24 +41,6 @@
 #define RUNSTATEDIR "/run"
 #endif
 
-void
-conf_free(struct conf *c)
-{
-	free(c->database);
-	free(c->listen);
-	free(c->socket_group);
-	free(c->user);
-	free(c->templates_dir);
-	free(c->default_language);
-	free(c->mail_from);
-	free(c->public_url);
-	free(c->smtp_host);
-	free(c->smtp_user);
-	free(c->smtp_password_file);
-	free(c->smtp_helo);
-	memset(c, 0, sizeof(*c));
-}
-
 #define WHY_MAX		128	/* what is wrong with a value */
 #define URL_MAX		255	/* an opt-out URL stays far within 998 octets */
 #define HOST_MAX	253	/* RFC 1035 2.3.4, without the root's dot */
@@ -475,6 +457,18 @@ const struct conf_key conf_keys[] = {
 	ENUM(log_level, level_names, "info"),
 	{ NULL, K_STR, 0, 0, 0, NULL, NULL, NULL }
 };
+
+/* Every string the table's keys hold (K_STR, K_LANG, K_URL). */
+void
+conf_free(struct conf *c)
+{
+	const struct conf_key *k;
+
+	for (k = conf_keys; k->key != NULL; k++)
+		if (k->type == K_STR || k->type == K_LANG || k->type == K_URL)
+			free(*(char **)((char *)c + k->off));
+	memset(c, 0, sizeof(*c));
+}
 
 /* Apply value v of key k to c; -1 with why set for a bad value. */
 static int
