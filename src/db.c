@@ -78,15 +78,16 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE status = 'sending'",
 	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
 	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
-	    " u.email, i.attempts, i.created_at FROM invites i"
+	    " u.email, i.attempts, i.created_at, EXISTS (SELECT 1"
+	    " FROM suppressions s WHERE s.app_id = i.app_id"
+	    " AND s.email_normalized = i.email_normalized) FROM invites i"
 	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
 	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
 	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2",
+	/* One due row whose address opted out since it was queued. */
 	[Q_CANCEL_SUPPRESSED] = "UPDATE invites SET status = 'canceled',"
 	    " last_reply = 'address on the do-not-invite list',"
-	    " updated_at = ?1 WHERE status = 'queued' AND EXISTS"
-	    " (SELECT 1 FROM suppressions s WHERE s.app_id = invites.app_id"
-	    " AND s.email_normalized = invites.email_normalized)",
+	    " updated_at = ?2 WHERE id = ?1 AND status = 'queued'",
 	[Q_CLAIM] = "UPDATE invites SET status = 'sending',"
 	    " attempts = attempts + 1, updated_at = ?2"
 	    " WHERE id = ?1 AND status = 'queued'",

@@ -83,47 +83,67 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 	    o->inviter_email ? 0 : -1;
 }
 
-/* Claim up to max due invites into o, inside the caller's transaction. */
+/* Run an UPDATE of two texts (an id, a time); -1 unless done. */
+static int
+step_texts(struct db *db, sqlite3_stmt *st, const char *id, const char *ts)
+{
+	int rc;
+
+	sqlite3_reset(st);
+	if (BIND_TEXTS(db, st, id, ts) == -1)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Claim up to max due invites into o, inside the caller's transaction.
+ * A due row whose address opted out since it was queued is canceled
+ * instead: looked at only as it comes due, so that a round costs what it
+ * claims, never the length of the queue.
+ */
 static int
 claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 {
 	sqlite3_stmt *st, *up;
-	char ts[21];
-	size_t i;
-	int rc;
+	char ts[21], (*cancel)[UUID_LEN + 1];
+	size_t i, nc = 0;
+	int rc = -1, step = SQLITE_DONE;
 
 	*n = 0;
 	util_isotime(now, ts);
-	/* An address may have opted out since its invite was queued. */
-	if ((st = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL ||
-	    bind_text(db, st, 1, ts) == -1)
-		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if ((cancel = calloc(max, sizeof(*cancel))) == NULL)
 		return -1;
 	if ((st = db_stmt(db, Q_DUE)) == NULL ||
 	    bind_text(db, st, 1, ts) == -1 ||
 	    bind_int(db, st, 2, (int64_t)max) == -1)
-		return -1;
-	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (outbox_fill(&o[(*n)++], st) == -1) {
-			sqlite3_reset(st);
-			return -1;
-		}
-	sqlite3_reset(st);
-	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
-		return -1;
-	for (i = 0; i < *n; i++) {
-		sqlite3_reset(up);
-		if (BIND_TEXTS(db, up, o[i].id, ts) == -1 ||
-		    sqlite3_step(up) != SQLITE_DONE) {
-			sqlite3_reset(up);
-			return -1;
+		goto out;
+	while (*n + nc < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 12))
+			col_copy(st, 0, cancel[nc++], sizeof(cancel[0]));
+		else if (outbox_fill(&o[(*n)++], st) == -1) {
+			step = SQLITE_NOMEM;
+			break;
 		}
 	}
-	sqlite3_reset(up);
-	return 0;
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		goto out;
+	if ((up = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL)
+		goto out;
+	for (i = 0; i < nc; i++)
+		if (step_texts(db, up, cancel[i], ts) == -1)
+			goto out;
+	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
+		goto out;
+	for (i = 0; i < *n; i++)
+		if (step_texts(db, up, o[i].id, ts) == -1)
+			goto out;
+	rc = 0;
+out:
+	free(cancel);
+	return rc;
 }
 
 /* One verdict, inside the caller's transaction. */

@@ -280,6 +280,29 @@ def test_optout_then_suppress_remove(stack):
     check_error(app.invite(addr), 409, SUPPRESSED)
 
 
+def test_listed_another_way_is_canceled_as_it_comes_due(stack):
+    """An address put on the list by no opt-out (a bounce, or an admin's
+    sqlite3 INSERT) while its invite waits: the mailer cancels that invite
+    when it comes due and never sends it; the queued invite beside it, of
+    another address, is sent in the same round."""
+    app = App(stack)
+    addr, keep = unique('late'), unique('beside')
+    with mailer_stopped(stack):
+        check(app.invite(addr), 201, ok_body('Invite queued'))
+        check(app.invite(keep), 201, ok_body('Invite queued'))
+        [r] = row(app, addr)
+        stack.sql("INSERT INTO suppressions (app_id, email_normalized, "
+                  "source, created_at) VALUES ('%s', '%s', 'admin', "
+                  "'2026-01-01T00:00:00Z')" % (r['app_id'], addr.lower()))
+        assert [r['status'] for r in row(app, addr)] == ['queued']
+    stack.mail_for(keep, timeout=15)
+    [r] = row(app, addr)
+    assert (r['status'], r['last_reply']) == \
+        ('canceled', 'address on the do-not-invite list'), r
+    assert [x['status'] for x in row(app, keep)] == ['sent']
+    assert stack.mail_for(addr, count=0, timeout=0) == []
+
+
 # -- GET, the page -------------------------------------------------------
 
 def test_get_page_never_changes_state(stack):
