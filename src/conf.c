@@ -33,6 +33,7 @@
 #include "conf.h"
 #include "valid.h"
 #include "mail.h"
+#include "token.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -253,6 +254,31 @@ check_from(const char *v, char why[WHY_MAX])
 }
 
 /*
+ * bounce_address: a bare address whose local part takes "+" and a
+ * token_bounce tag within RFC 5321's 64 octets, and has no "+" itself
+ * (the relay's recipient_delimiter must find the tag's).
+ */
+static int
+check_bounce(const char *v, char why[WHY_MAX])
+{
+	char a[EMAIL_MAX + 1];
+	const char *at;
+
+	if (mail_addr_of(v, a) == -1 || strcmp(a, v) != 0 ||
+	    (at = strrchr(v, '@')) == NULL)
+		return conf_why(why, "expected an address such as "
+		    "bounces@example.org");
+	if (memchr(v, '+', (size_t)(at - v)) != NULL)
+		return conf_why(why, "the local part must not contain '+'");
+	if (strlen(v) + 1 + BOUNCE_TAG_LEN > EMAIL_MAX)
+		return conf_why(why, "too long for a tag to be added");
+	if (at - v > 64 - 1 - BOUNCE_TAG_LEN)
+		return conf_why(why, "the local part may have at most %d "
+		    "characters", 64 - 1 - BOUNCE_TAG_LEN);
+	return 0;
+}
+
+/*
  * RFC 3986 path characters without "'", for links in HTML, and without
  * '?' and '#': "/api/..." is appended to the path.  mail_build takes
  * any of them in List-Unsubscribe.
@@ -443,6 +469,7 @@ const struct conf_key conf_keys[] = {
 	STR(smtp_user, check_login, NULL),
 	STR(smtp_password_file, check_path, NULL),
 	STR(smtp_helo, check_helo, NULL),	/* the host name */
+	STR(bounce_address, check_bounce, NULL),
 	INT(smtp_timeout, 1, 3600, "30"),
 	INT(smtp_sessions, 1, 64, "4"),
 	/* With the writer's 10 s, within nginx's 30 s read timeout. */

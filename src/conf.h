@@ -30,6 +30,7 @@ struct conf {
 	char		*smtp_user;
 	char		*smtp_password_file;
 	char		*smtp_helo;
+	char		*bounce_address;	/* VERP envelope sender, or NULL */
 	int		 smtp_timeout;
 	int		 smtp_sessions;	/* the mailer's at once */
 	int		 delivery_wait;

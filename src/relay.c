@@ -318,6 +318,18 @@ session_setup(struct mailer *ml, smtp_session_t s, auth_context_t *authctx)
 	}
 }
 
+/* bounce_address local+TAG@domain, TAG naming the invite (token.c). */
+static void
+verp(const char *bounce, const unsigned char secret[32], const char *id,
+    char *out, size_t outsz)
+{
+	const char *at = strrchr(bounce, '@');
+	char tag[BOUNCE_TAG_LEN + 1];
+
+	token_bounce(secret, id, tag);
+	snprintf(out, outsz, "%.*s+%s%s", (int)(at - bounce), bounce, tag, at);
+}
+
 /* Render and build the message of one claimed invite. */
 static int
 build_one(struct mailer *ml, struct outmsg *m, const char *from,
@@ -366,6 +378,9 @@ build_one(struct mailer *ml, struct outmsg *m, const char *from,
 	mm.date = time(NULL);
 	if ((m->data = mail_build(&mm, &m->len)) != NULL) {
 		snprintf(envfrom, envsz, "%s", addr);
+		if (c->bounce_address != NULL)
+			verp(c->bounce_address, ml->secret, ob->id, envfrom,
+			    envsz);
 		rc = 0;
 	}
 out:

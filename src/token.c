@@ -7,6 +7,7 @@
  */
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -26,6 +27,12 @@
 #include "util.h"
 #include "valid.h"
 #include "token.h"
+
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
 
 /*
  * HMAC-SHA-256 over "label\na\nb".  The keyed context is made once per
@@ -96,6 +103,43 @@ token_accept_id(const char *tok, char id[UUID_LEN + 1])
 		return -1;
 	util_uuid_str(b, id);
 	return 0;
+}
+
+void
+token_bounce(const unsigned char secret[32], const char *id,
+    char out[BOUNCE_TAG_LEN + 1])
+{
+	unsigned char b[16], h[32];
+
+	if (util_uuid_bytes(id, b) == -1)
+		fatalx("token_bounce: not an id");
+	mac(secret, "bounce", id, NULL, h);
+	util_hex(b, sizeof(b), out);
+	util_hex(h, 8, out + 32);
+}
+
+int
+token_bounce_check(const unsigned char secret[32], const char *tag,
+    char id[UUID_LEN + 1])
+{
+	unsigned char b[16];
+	char lower[BOUNCE_TAG_LEN + 1], want[BOUNCE_TAG_LEN + 1];
+	size_t i;
+
+	if (strlen(tag) != BOUNCE_TAG_LEN)
+		return -1;
+	for (i = 0; i < BOUNCE_TAG_LEN; i++) {
+		lower[i] = (char)tolower((unsigned char)tag[i]);
+		if (!isxdigit((unsigned char)lower[i]))
+			return -1;
+	}
+	lower[BOUNCE_TAG_LEN] = '\0';
+	for (i = 0; i < sizeof(b); i++)
+		b[i] = (unsigned char)(hexval(lower[2 * i]) << 4 |
+		    hexval(lower[2 * i + 1]));
+	util_uuid_str(b, id);
+	token_bounce(secret, id, want);
+	return util_ct_eq(want, lower, BOUNCE_TAG_LEN) ? 0 : -1;
 }
 
 char *

@@ -36,6 +36,17 @@ char		*token_optout(const unsigned char secret[32], const char *app,
 int		 token_optout_check(const unsigned char secret[32],
 		    const char *tok, char app[UUID_LEN + 1],
 		    char email[EMAIL_MAX + 1]);
+/*
+ * The VERP tag of an invite (bounce_address): the id's 16 bytes and the
+ * first 8 of an HMAC of the id, as lower-case hex, so that a relay that
+ * folds the case of a local part keeps it intact.
+ */
+#define BOUNCE_TAG_LEN	48
+void		 token_bounce(const unsigned char secret[32], const char *id,
+		    char out[BOUNCE_TAG_LEN + 1]);
+/* The invite id a tag names when its HMAC holds (any case); else -1. */
+int		 token_bounce_check(const unsigned char secret[32],
+		    const char *tag, char id[UUID_LEN + 1]);
 /* Read (or with create, make) the server secret file beside the db. */
 int		 token_secret_load(const char *dbpath, int create,
 		    unsigned char out[32], char *err, size_t errsz);

@@ -687,6 +687,33 @@ test_conf_listen_forms(void)
 }
 
 static void
+test_conf_bounce_address_forms(void)
+{
+	const char *form = "expected an address such as bounces@example.org";
+	char longest[80];
+
+	CHECK(accepted("bounce_address", "bounces@example.org"));
+	CHECK_STR(conf.bounce_address, "bounces@example.org");
+	conf_free(&conf);
+	/* 15 octets of local part: with "+" and the tag, 64. */
+	snprintf(longest, sizeof(longest), "%s@example.org",
+	    "abcdefghijklmno");
+	CHECK(accepted("bounce_address", longest));
+	conf_free(&conf);
+	snprintf(longest, sizeof(longest), "%s@example.org",
+	    "abcdefghijklmnop");
+	CHECK(refused("bounce_address", longest, "the local part may have "
+	    "at most 15 characters"));
+	CHECK(refused("bounce_address", "bounces+x@example.org",
+	    "the local part must not contain '+'"));
+	CHECK(refused("bounce_address", "Bounces <bounces@example.org>",
+	    form));
+	CHECK(refused("bounce_address", "bounces", form));
+	CHECK(refused("bounce_address", "", form));
+	CHECK(refused("bounce_address", "b\r\n@example.org", form));
+}
+
+static void
 test_conf_smtp_helo_forms(void)
 {
 	const char *const good[] = { "mail.example.org", "localhost",
@@ -871,6 +898,7 @@ const struct unit_test conf_tests[] = {
 	{ "conf_public_url_builds_mail", test_conf_public_url_builds_mail },
 	{ "conf_listen_forms", test_conf_listen_forms },
 	{ "conf_smtp_helo_forms", test_conf_smtp_helo_forms },
+	{ "conf_bounce_address_forms", test_conf_bounce_address_forms },
 	{ "conf_host_lengths", test_conf_host_lengths },
 	{ "conf_smtp_host_forms", test_conf_smtp_host_forms },
 	{ "conf_names", test_conf_names },

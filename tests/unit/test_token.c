@@ -4,6 +4,7 @@
  * Unit tests: hashes and tokens against OpenSSL's one-shot functions, so
  * that tokens mailed by any release keep verifying.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,9 +86,52 @@ optout_token_mac(void)
 	free(tok);
 }
 
+/* The VERP tag: hex of the id, then of the HMAC's first 8 bytes. */
+static void
+bounce_tag_mac(void)
+{
+	const char *id = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+	const char *msg = "bounce\n0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\n";
+	char tag[BOUNCE_TAG_LEN + 1], up[BOUNCE_TAG_LEN + 1];
+	char got[UUID_LEN + 1], hex[17];
+	unsigned char h[32];
+	unsigned int n = sizeof(h);
+	size_t i;
+
+	token_bounce(s1, id, tag);
+	CHECK(strlen(tag) == BOUNCE_TAG_LEN);
+	CHECK(strncmp(tag, "0190a1b2c3d47e5f8a9b0c1d2e3f4a5b", 32) == 0);
+	HMAC(EVP_sha256(), s1, 32, (const unsigned char *)msg, strlen(msg),
+	    h, &n);
+	util_hex(h, 8, hex);
+	CHECK_STR(tag + 32, hex);
+	CHECK(token_bounce_check(s1, tag, got) == 0);
+	CHECK_STR(got, id);
+	/* A relay that upper-cases the local part changes nothing. */
+	for (i = 0; i <= BOUNCE_TAG_LEN; i++)
+		up[i] = (char)toupper((unsigned char)tag[i]);
+	CHECK(token_bounce_check(s1, up, got) == 0);
+	CHECK_STR(got, id);
+	/* Another secret, a changed digit, a short or long tag, not hex. */
+	CHECK(token_bounce_check(s2, tag, got) == -1);
+	memcpy(up, tag, sizeof(up));
+	up[40] = up[40] == '0' ? '1' : '0';
+	CHECK(token_bounce_check(s1, up, got) == -1);
+	memcpy(up, tag, sizeof(up));
+	up[3] = up[3] == '0' ? '1' : '0';
+	CHECK(token_bounce_check(s1, up, got) == -1);
+	CHECK(token_bounce_check(s1, "", got) == -1);
+	up[BOUNCE_TAG_LEN - 1] = '\0';
+	CHECK(token_bounce_check(s1, up, got) == -1);
+	memcpy(up, tag, sizeof(up));
+	up[10] = 'g';
+	CHECK(token_bounce_check(s1, up, got) == -1);
+}
+
 const struct unit_test token_tests[] = {
 	{ "token_sha256_vector", sha256_vector },
 	{ "token_accept_mac", accept_token_mac },
 	{ "token_optout_mac", optout_token_mac },
+	{ "token_bounce_tag", bounce_tag_mac },
 	{ NULL, NULL }
 };
