@@ -145,6 +145,7 @@ tarball=$(ls "$W"/src/referral-invites-*.tar.gz 2>/dev/null | head -n 1)
 [ -f "$tarball" ] || fatal "make distcheck left no tarball"
 took distcheck
 
+# ============================================================ 2. tarball
 # Every tracked file is in the tarball: .gitignore alone stays out.
 top=$(basename "$tarball" .tar.gz)
 missing=$(tar -tzf "$tarball" | sed -n "s|^$top/||p" | sort |
@@ -162,8 +163,8 @@ rel=$(grep -m 1 -E '^[0-9]+\.[0-9]+\.[0-9]+ \([0-9-]+\)$' \
     "$SRCDIR/ChangeLog")
 v_cl=${rel%% *}
 d_cl=$(echo "$rel" | sed 's/.*(\(.*\))/\1/')
-check "one version: configure.ac $v_ac, debian/changelog $v_deb ($d_deb), ChangeLog $v_cl ($d_cl)" \
-    test -n "$v_ac" -a "$v_ac" = "$v_deb" -a "$v_ac" = "$v_cl" \
+d="configure.ac $v_ac, debian/changelog $v_deb ($d_deb)"
+check "one version: $d, ChangeLog $v_cl ($d_cl)" test -n "$v_ac" -a "$v_ac" = "$v_deb" -a "$v_ac" = "$v_cl" \
     -a "$d_deb" = "$d_cl"
 check "the tarball is named for it: $top" test "$top" = \
     "referral-invites-$v_ac"
