@@ -343,9 +343,18 @@ procs_ok() {	# every process of the pool runs as the user, no_new_privs
 	done
 }
 check "supervisor, 4 workers and the mailer run as referral-invites" procs_ok
-check "the database files are 0600 (UMask=0077)" sh -c \
+# referral-invitesd and referral-invitesctl set umask 027 themselves
+# (src/main.c, src/ctl.c), over the unit's UMask=0077 and postinst's
+# umask 077: the database and its -wal and -shm are 0640, group
+# referral-invites (the user's own), in the 0750 directory; the lock is
+# 0600 by its open(2).  Nothing is group-writable or for others.
+check "the database files are the user's, 0640 or 0600 (umask 027)" sh -c \
     'for f in "$0"/var/lib/referral-invites/invites.db*; do
-	[ "$(stat -c %a "$f")" = 600 ] || exit 1; done' "$R"
+	m=$(chroot "$0" stat -c "%U:%G %a" "${f#"$0"}")
+	case $m in
+	"referral-invites:referral-invites "6[04]0) ;;
+	*) echo "# ${f#"$0"}: $m"; exit 1 ;;
+	esac; done' "$R"
 
 # SIGHUP (ExecReload) in the middle of a burst: every request answered.
 for i in 1 2 3 4 5 6 7 8; do
