@@ -62,6 +62,7 @@ struct req {
 	struct buf	 out;
 	int		 fd;		/* its connection */
 	int		 slot;		/* fcgi.c's */
+	int		 route;		/* route.c's index, for metrics */
 	char		 pathbuf[1024];	/* fcgi.c's, for path */
 };
 
@@ -80,6 +81,9 @@ typedef void	(*route_fn)(struct ctx *, struct req *, const char *);
  */
 route_fn	 route_find(const char *method, const char *path, char *param,
 		    size_t paramsz, char *allow, size_t allowsz);
+/* How many routes the table has; route i's method and pattern. */
+int		 route_count(void);
+void		 route_name(int i, const char **method, const char **pattern);
 /* Status, our standard headers plus headers (CRLF-terminated lines). */
 void		 req_respond(struct req *, int status, const char *ctype,
 		    const char *headers, const char *body, size_t len);
@@ -89,6 +93,9 @@ enum body_res	 req_body(const struct req *, const char **body, size_t *len);
 void		 api_fail_hdr(struct req *, int status, const char *msg,
 		    const char *headers);
 void		 api_fail(struct req *, int status, const char *msg);
+/* The error envelope with data (raw JSON, NULL for null). */
+void		 api_fail_data(struct req *, int status, const char *msg,
+		    const char *data, const char *headers);
 /* The success envelope; data is raw JSON or NULL for null. */
 void		 api_ok(struct req *, int status, const char *msg,
 		    const char *data, const char *headers);
@@ -111,5 +118,12 @@ void		 invite_accept(struct ctx *, struct req *, const char *unused);
 
 void		 optout_get(struct ctx *, struct req *, const char *unused);
 void		 optout_post(struct ctx *, struct req *, const char *unused);
+
+/* -------------------------------------------------------------- ops.c */
+
+/* GET .../health: 200 or 503, no credentials, nothing written. */
+void		 ops_health(struct ctx *, struct req *, const char *unused);
+/* GET .../metrics: the Prometheus text (nginx lets loopback only). */
+void		 ops_metrics(struct ctx *, struct req *, const char *unused);
 
 #endif

@@ -127,6 +127,7 @@ static const struct cmd {
 	{ "suppress", "add", 2, cmd_suppress },
 	{ "suppress", "remove", 2, cmd_suppress },
 	{ "suppress", "list", 1, cmd_suppress },
+	{ "metrics", NULL, 0, cmd_metrics },
 	{ NULL, NULL, 0, NULL }
 };
 

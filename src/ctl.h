@@ -5,7 +5,8 @@
  * holds the options, the command table, usage, dispatch and main;
  * ctl_db.c the database it works on (statements, rows printed, init);
  * ctl_app.c apps, API keys, users and tokens; ctl_invite.c invites and
- * the do-not-invite list.  Include after sqlite3.h, extern.h and db.h.
+ * the do-not-invite list; ctl_metrics.c the metrics.  Include after
+ * sqlite3.h, extern.h and db.h.
  */
 #ifndef CTL_H
 #define CTL_H
@@ -88,5 +89,6 @@ int	 cmd_token(const struct cmd_args *);
 int	 cmd_invites(const struct cmd_args *);		/* ctl_invite.c */
 int	 cmd_invite(const struct cmd_args *);
 int	 cmd_suppress(const struct cmd_args *);
+int	 cmd_metrics(const struct cmd_args *);		/* ctl_metrics.c */
 
 #endif

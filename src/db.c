@@ -26,6 +26,7 @@
 #include "conf.h"
 #include "db.h"
 #include "db_int.h"
+#include "metrics.h"
 
 #define BUSY_TIMEOUT_MS	5000
 
@@ -147,6 +148,13 @@ static const char *const queries[Q__MAX] = {
 	[Q_SUPPRESS_BOUNCE] = "INSERT OR IGNORE INTO suppressions"
 	    " (app_id, email_normalized, source, created_at)"
 	    " VALUES (?1, ?2, 'bounce', ?3)",
+	/* db_ops.c: the queue through invites_due, then whole tables. */
+	[Q_OPS_QUEUE] = "SELECT count(*), min(created_at) FROM invites"
+	    " INDEXED BY invites_due WHERE status = 'queued'",
+	[Q_OPS_STATUSES] = "SELECT status, count(*) FROM invites"
+	    " GROUP BY status",
+	[Q_OPS_SOURCES] = "SELECT source, count(*) FROM suppressions"
+	    " GROUP BY source",
 };
 
 /* Whether reads may be served from and kept in the cache. */
@@ -167,8 +175,12 @@ busy_handler(void *arg, int count)
 	struct db *db = arg;
 	struct timespec ts;
 
-	if (count >= BUSY_TIMEOUT_MS * 2)
+	if (count == 0)
+		metrics_add(M_BUSY_WAITS);
+	if (count >= BUSY_TIMEOUT_MS * 2) {
+		metrics_add(M_BUSY_TIMEOUTS);
 		return 0;
+	}
 	ts.tv_sec = 0;
 	ts.tv_nsec = 100000 + (long)(rand_r(&db->seed) % 800000);
 	nanosleep(&ts, NULL);

@@ -16,6 +16,7 @@
 
 struct sqlite3;
 struct db;
+struct metrics_db;
 
 /*
  * Open path with WAL, the given synchronous mode, foreign keys and a fair
@@ -273,6 +274,18 @@ enum db_res	 db_idem_end(struct db *, const char *app, const char *cred,
 		    const char *body, const char *headers);
 /* Drop entries older than 24 h; count or -1. */
 int		 db_idem_purge(struct db *);
+
+/*
+ * db_ops.c, for health and metrics; reads only.  The queued invites and
+ * the age at now of the oldest (-1: none), from the queue's index.
+ */
+enum db_res	 db_ops_queue(struct db *, time_t now, int64_t *queued,
+		    int64_t *oldest);
+/*
+ * That, and invites by status and suppressions by source (each a scan of
+ * its table) into out, in one snapshot; out->ok says whether it worked.
+ */
+enum db_res	 db_ops_counts(struct db *, time_t now, struct metrics_db *out);
 
 /*
  * Cache API keys, apps and users in this connection (a worker's): each

@@ -18,6 +18,7 @@
 #include "util.h"
 #include "db.h"
 #include "db_int.h"
+#include "metrics.h"
 
 static int
 query_exists(sqlite3_stmt *st, int *exists)
@@ -232,12 +233,16 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	if ((r = limit_check(db, &win_day, in->inviter_id, now,
 	    in->limit_day, retry)) < 0)
 		return INV_ERR;
-	hit |= r;
+	hit |= r << 1;
 	if ((r = limit_check(db, &win_minute, in->app_id, now,
 	    in->limit_minute, retry)) < 0)
 		return INV_ERR;
-	if (hit || r)
+	if (hit || r) {
+		/* The first limit found exhausted (metrics.h). */
+		metrics_add(hit & 1 ? M_LIMIT_HOUR : hit ? M_LIMIT_DAY :
+		    M_LIMIT_MINUTE);
 		return INV_LIMIT;
+	}
 
 	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
 	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||

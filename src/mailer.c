@@ -31,6 +31,7 @@
 #include "mailer.h"
 #include "relay.h"
 #include "daemon.h"
+#include "metrics.h"
 
 #define IDLE_POLL	10	/* seconds between looks for due retries */
 #define MAILER_NICE	10	/* the mailer's nice value above the pool's */
@@ -304,8 +305,10 @@ keep(struct mailer *ml, int claim)
 		pthread_cond_broadcast(&pool.cv);
 	pthread_mutex_unlock(&pool.mu);
 	free(ob);		/* the strings are the queue's now */
-	for (i = 0; i < nv; i++)
+	for (i = 0; i < nv; i++) {
+		metrics_verdict(v[i].status);
 		tell_workers(ml, &v[i]);
+	}
 	return room > 0 && (size_t)n == room;
 }
 
@@ -425,15 +428,21 @@ keeper_wait(struct mailer *ml, int ms)
 	char drain[64];
 	ssize_t got;
 	size_t i;
-	int n, claim = 0;
+	int n, slice, claim = 0;
 
 	pfd[0].fd = ml->wake_fd;
 	pfd[1].fd = pool.poke[0];
 	pfd[0].events = pfd[1].events = POLLIN;
 	sigemptyset(&none);
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	if ((n = ppoll(pfd, 2, &ts, &none)) == 0)
+	/* In slices of METRICS_BEAT_MS: the keeper beats while it waits. */
+	do {
+		metrics_beat(PART_MAILER);
+		slice = ms > METRICS_BEAT_MS ? METRICS_BEAT_MS : ms;
+		ms -= slice;
+		ts.tv_sec = slice / 1000;
+		ts.tv_nsec = (long)(slice % 1000) * 1000000L;
+	} while ((n = ppoll(pfd, 2, &ts, &none)) == 0 && ms > 0);
+	if (n == 0)
 		return 1;
 	if (n < 0)
 		return 0;
@@ -507,6 +516,7 @@ mailer_run(struct mailer *ml)
 		fatal("mailer: pipe");
 	ss = sessions_start(ml);
 	while (!*ml->stopping && !term_pending()) {
+		metrics_beat(PART_MAILER);
 		got = keep(ml, claim || got == 1);
 		claim = keeper_wait(ml, keeper_ms(ml, got == 1));
 	}

@@ -30,6 +30,7 @@
 #include "db.h"
 #include "daemon.h"
 #include "sandbox.h"
+#include "metrics.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -155,12 +156,14 @@ fill_slots(struct daemon *d)
 			sleep(1);
 		d->mailer_started = time(NULL);
 		d->mailer = spawn(d, ROLE_MAILER, 0);
+		metrics_child(PART_MAILER, d->mailer > 0 ? d->mailer : 0);
 	}
 	if (d->writer <= 0) {
 		if (now - d->writer_started < 1)
 			sleep(1);
 		d->writer_started = time(NULL);
 		d->writer = spawn(d, ROLE_WRITER, 0);
+		metrics_child(PART_WRITER, d->writer > 0 ? d->writer : 0);
 	}
 }
 
@@ -168,22 +171,34 @@ static void
 reap(struct daemon *d)
 {
 	pid_t pid;
-	int i, status;
+	int i, status, died;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (!got_term && !(WIFEXITED(status) &&
-		    WEXITSTATUS(status) == 0))
+		died = !got_term && !(WIFEXITED(status) &&
+		    WEXITSTATUS(status) == 0);
+		if (died)
 			log_warnx("child %ld died (%s %d), restarting",
 			    (long)pid, WIFSIGNALED(status) ? "signal" :
 			    "status", WIFSIGNALED(status) ? WTERMSIG(status) :
 			    WEXITSTATUS(status));
-		if (pid == d->mailer)
+		if (pid == d->mailer) {
 			d->mailer = 0;
-		if (pid == d->writer)
+			metrics_child(PART_MAILER, 0);
+			if (died)
+				metrics_add(M_RESTART_MAILER);
+		}
+		if (pid == d->writer) {
 			d->writer = 0;
+			metrics_child(PART_WRITER, 0);
+			if (died)
+				metrics_add(M_RESTART_WRITER);
+		}
 		for (i = 0; i < d->conf.workers; i++)
-			if (pid == d->workers[i])
+			if (pid == d->workers[i]) {
 				d->workers[i] = 0;
+				if (died)
+					metrics_add(M_RESTART_WORKER);
+			}
 	}
 }
 
@@ -392,6 +407,9 @@ main(int argc, char *argv[])
 	daemon_confine(&d);
 	/* Fail once, here, rather than in every child forever. */
 	db_close(child_db(&d, "referral-invitesd", d.conf.synchronous));
+	/* Counters and liveness, kept here across children (metrics.h). */
+	if (metrics_create(d.conf.database) == -1)
+		fatal("%s.metrics", d.conf.database);
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
 	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
 	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));

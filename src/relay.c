@@ -39,6 +39,7 @@
 #include "db.h"
 #include "mailer.h"
 #include "relay.h"
+#include "metrics.h"
 
 /* One message of a session: its bytes and where libesmtp is in them. */
 struct outmsg {
@@ -422,6 +423,9 @@ verdict(struct session *ss, struct outmsg *m, const char *failure)
 	rs = smtp_recipient_status(m->rcpt);
 	ms = smtp_message_transfer_status(m->msg);
 	rp = smtp_reverse_path_status(m->msg);
+	/* The reply that decides, as below, by class (metrics.h). */
+	metrics_smtp(rs->code / 100 == 2 ? ms->code : rs->code ? rs->code :
+	    rp->code ? rp->code : ms->code);
 	if (rs->code / 100 == 2 && ms->code / 100 == 2) {
 		reply_text(ms, reply, sizeof(reply));
 		log_info("invite %s: sent: %s", m->ob->id, reply);

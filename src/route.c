@@ -14,6 +14,7 @@
 #include "util.h"
 #include "json.h"
 #include "api.h"
+#include "metrics.h"
 
 /* The answer when not even an error's envelope can be built. */
 static const char oom_body[] = "{\"success\":false,\"error\":"
@@ -31,8 +32,25 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/referral-invites/accept", invite_accept },
 	{ "GET", "/api/v1/referral-invites/opt-out", optout_get },
 	{ "POST", "/api/v1/referral-invites/opt-out", optout_post },
+	{ "GET", "/api/v1/referral-invites/health", ops_health },
+	{ "GET", "/api/v1/referral-invites/metrics", ops_metrics },
 };
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
+/* metrics.c counts requests by route, and "none of them" last. */
+_Static_assert(NROUTES < METRICS_ROUTES, "METRICS_ROUTES is too small");
+
+int
+route_count(void)
+{
+	return (int)NROUTES;
+}
+
+void
+route_name(int i, const char **method, const char **pattern)
+{
+	*method = routes[i].method;
+	*pattern = routes[i].pattern;
+}
 
 void
 req_respond(struct req *r, int status, const char *ctype,
@@ -69,13 +87,15 @@ req_body(const struct req *r, const char **body, size_t *len)
 }
 
 void
-api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
+api_fail_data(struct req *r, int status, const char *msg, const char *data,
+    const char *headers)
 {
 	struct buf b = { 0 };
 
 	if (buf_adds(&b, "{\"success\":false,\"error\":") ||
 	    json_add_string(&b, msg) ||
-	    buf_adds(&b, ",\"message\":null,\"data\":null}")) {
+	    buf_adds(&b, ",\"message\":null,\"data\":") ||
+	    buf_adds(&b, data ? data : "null") || buf_adds(&b, "}")) {
 		buf_free(&b);
 		req_respond(r, 500, CTYPE_JSON, NULL, oom_body,
 		    LIT_LEN(oom_body));
@@ -83,6 +103,12 @@ api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
 	}
 	req_respond(r, status, CTYPE_JSON, headers, b.p, b.len);
 	buf_free(&b);
+}
+
+void
+api_fail_hdr(struct req *r, int status, const char *msg, const char *headers)
+{
+	api_fail_data(r, status, msg, NULL, headers);
 }
 
 void
@@ -141,8 +167,9 @@ route_match(const char *pattern, const char *path, char *param,
 	return *path == '\0';
 }
 
-route_fn
-route_find(const char *method, const char *path, char *param,
+/* route_find, giving the route's index in routes[] (-1: none). */
+static int
+route_index(const char *method, const char *path, char *param,
     size_t paramsz, char *allow, size_t allowsz)
 {
 	size_t i, n;
@@ -154,24 +181,35 @@ route_find(const char *method, const char *path, char *param,
 		if (!route_match(routes[i].pattern, path, param, paramsz))
 			continue;
 		if (strcmp(routes[i].method, method) == 0)
-			return routes[i].fn;
+			return (int)i;
 		n = strlen(allow);
 		snprintf(allow + n, allowsz - n, "%s%s", n ? ", " : "",
 		    routes[i].method);
 	}
-	return NULL;
+	return -1;
+}
+
+route_fn
+route_find(const char *method, const char *path, char *param,
+    size_t paramsz, char *allow, size_t allowsz)
+{
+	int i;
+
+	i = route_index(method, path, param, paramsz, allow, allowsz);
+	return i == -1 ? NULL : routes[i].fn;
 }
 
 void
 route_dispatch(struct ctx *ctx, struct req *r)
 {
 	char param[128], allow[64], hdr[96];
-	route_fn fn;
+	int i;
 
-	fn = route_find(r->method, r->path, param, sizeof(param), allow,
+	i = route_index(r->method, r->path, param, sizeof(param), allow,
 	    sizeof(allow));
-	if (fn != NULL) {
-		fn(ctx, r, param);
+	r->route = i == -1 ? (int)NROUTES : i;
+	if (i != -1) {
+		routes[i].fn(ctx, r, param);
 		return;
 	}
 	if (allow[0] == '\0') {

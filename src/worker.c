@@ -37,6 +37,7 @@
 #include "conn.h"
 #include "writer.h"
 #include "daemon.h"
+#include "metrics.h"
 
 #define REPLY_WAIT_MS	10000	/* a request's patience with the writer */
 #define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
@@ -56,6 +57,7 @@ worker_done(struct req *r)
 		api_fail(r, 500, "Internal error");
 	else if (r->nanswers > 1)
 		log_warnx("request %s: answered %d times", r->id, r->nanswers);
+	metrics_request(r->route, r->status);
 	if (fcgi_finish(r) == -1)
 		conn_gone(fd);
 	else

@@ -31,6 +31,7 @@
 #include "mailer.h"
 #include "writer.h"
 #include "daemon.h"
+#include "metrics.h"
 
 
 /*
@@ -282,6 +283,8 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	int *from, i, k, n, first = 0, open_channels = nfds;
 	ssize_t got;
 	sigset_t none;
+	const struct timespec beat = { METRICS_BEAT_MS / 1000,
+	    METRICS_BEAT_MS % 1000 * 1000000L };
 
 	pfd = calloc((size_t)nfds, sizeof(*pfd));
 	m = calloc(BATCH_MAX, sizeof(*m));
@@ -297,7 +300,9 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	db_wal_watch(db);
 	ckpt_start(&ck, ckdb);
 	while (!*stopping && !stop_pending()) {
-		if (ppoll(pfd, (nfds_t)nfds, NULL, &none) <= 0)
+		/* Alive (health, metrics.h): beat at least once a second. */
+		metrics_beat(PART_WRITER);
+		if (ppoll(pfd, (nfds_t)nfds, &beat, &none) <= 0)
 			continue;
 		/*
 		 * Every invite waiting on each channel (a worker may have

@@ -443,6 +443,10 @@ check_dispatch(struct req *r)
 		if (strstr(routes[i].pattern, "opt-out") != NULL)
 			ASSERT(optout_ran == (routes[i].fn == optout_get ?
 			    1 : 2));
+		else if (routes[i].fn == ops_health ||
+		    routes[i].fn == ops_metrics)
+			/* No credentials: the stub's answer. */
+			ASSERT(r->status == 200 && err == NULL);
 		else if (field[P_AUTHZ] == NULL &&
 		    field[P_AUTHN] == NULL && field[P_KEY] == NULL &&
 		    field[P_KEY_TYPE] == NULL && field[P_CLIENT] == NULL)
@@ -522,9 +526,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /*
  * ------------------------------------------------------------- STUBS
- * Stand-ins for worker.c (the socket), db.c, idem.c, commit.c, template.c
- * and optout.c, so that the files above link without the daemon.  The
- * database knows every API key (app APP, "read" or "write" by the key's
+ * Stand-ins for worker.c (the socket), db.c, idem.c, commit.c, template.c,
+ * optout.c and ops.c, so that the files above link without the daemon.
+ * The database knows every API key (app APP, "read" or "write" by the key's
  * hash) and nothing else, so requests stop at the first lookup.
  */
 
@@ -539,6 +543,18 @@ void
 optout_post(struct ctx *ctx, struct req *r, const char *unused)
 {
 	optout_ran = 2;
+	api_ok(r, 200, "stub", NULL, NULL);
+}
+
+void
+ops_health(struct ctx *ctx, struct req *r, const char *unused)
+{
+	api_ok(r, 200, "stub", NULL, NULL);
+}
+
+void
+ops_metrics(struct ctx *ctx, struct req *r, const char *unused)
+{
 	api_ok(r, 200, "stub", NULL, NULL);
 }
 

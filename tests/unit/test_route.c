@@ -41,6 +41,10 @@ test_route_handlers(void)
 	CHECK_STR(param, "");
 	CHECK(find("POST", OPTOUT) == optout_post);
 	CHECK_STR(param, "");
+	CHECK(find("GET", "/api/v1/referral-invites/health") == ops_health);
+	CHECK(find("GET", "/api/v1/referral-invites/metrics") == ops_metrics);
+	CHECK(find("POST", "/api/v1/referral-invites/health") == NULL);
+	CHECK_STR(allow, "GET");
 }
 
 /* The segment is passed as it is: route.c checks no UUID. */
