@@ -79,6 +79,7 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 	o->inviter_email = col_strdup(st, 9);
 	o->attempts = sqlite3_column_int(st, 10) + 1;
 	col_copy(st, 11, o->created_at, sizeof(o->created_at));
+	o->resends = sqlite3_column_int(st, 12);
 	return o->email && o->email_norm && o->app_name && o->invite_url &&
 	    o->inviter_email ? 0 : -1;
 }

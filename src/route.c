@@ -31,6 +31,10 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/referral-invites/accept", invite_accept },
 	{ "GET", "/api/v1/referral-invites/opt-out", optout_get },
 	{ "POST", "/api/v1/referral-invites/opt-out", optout_post },
+	{ "DELETE", "/api/v1/users/:userId/referral-invites/:inviteId",
+	    invite_revoke },
+	{ "POST", "/api/v1/users/:userId/referral-invites/:inviteId/resend",
+	    invite_resend },
 };
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 
@@ -110,15 +114,15 @@ api_ok(struct req *r, int status, const char *msg, const char *data,
 }
 
 /*
- * Match path against pattern; on success the ":param" segment (if any) is
- * copied into param.
+ * Match path against pattern; on success the ":param" segments (if any)
+ * are copied into param, joined by '/'.
  */
 static int
 route_match(const char *pattern, const char *path, char *param,
     size_t paramsz)
 {
 	const char *seg;
-	size_t n;
+	size_t n, used = 0;
 
 	param[0] = '\0';
 	while (*pattern != '\0') {
@@ -127,10 +131,12 @@ route_match(const char *pattern, const char *path, char *param,
 			while (*path != '\0' && *path != '/')
 				path++;
 			n = (size_t)(path - seg);
-			if (n == 0 || n >= paramsz)
+			if (used > 0)
+				param[used++] = '/';
+			if (n == 0 || used + n >= paramsz)
 				return 0;
-			memcpy(param, seg, n);
-			param[n] = '\0';
+			memcpy(param + used, seg, n);
+			param[used += n] = '\0';
 			while (*pattern != '\0' && *pattern != '/')
 				pattern++;
 			continue;

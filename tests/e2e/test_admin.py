@@ -60,11 +60,12 @@ SHOW_INVITE_COLUMNS = ['id', 'app_id', 'inviter_id', 'email',
                        'language_resolved', 'status', 'attempts',
                        'last_reply', 'request_id', 'created_at',
                        'updated_at', 'sent_at', 'accepted_at',
-                       'next_attempt_at']
+                       'next_attempt_at', 'revoked_at', 'expires_in',
+                       'metadata', 'redirect_url', 'resends', 'resent_at']
 APP_SHOW_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'jwt_issuer', 'accept_ttl', 'limit_per_hour',
                     'limit_per_day', 'limit_per_minute', 'cooldown',
-                    'created_at', 'updated_at']
+                    'created_at', 'updated_at', 'redirect_allow']
 APP_LIST_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'created_at']
 VIEW_TIMES = {'invites_overview': ('created', 'sent', 'accepted'),
