@@ -155,19 +155,30 @@ invite_validate(struct ctx *ctx, struct req *r, struct invite *inv,
 	return rc;
 }
 
-/* redirectUrl, when given, under one of the app's prefixes. */
+/*
+ * redirectUrl, when given, under one of the app's prefixes: a check of
+ * the body, so before an Idempotency-Key binds (idem.c).  0 or answered.
+ */
 static int
-invite_redirect(struct req *r, struct invite *inv, const struct app *a,
-    const char *url)
+invite_redirect(struct ctx *ctx, struct req *r, const struct principal *pr,
+    struct invite *inv, const char *url)
 {
+	struct app a;
+	enum db_res res;
+	int rc = -1;
+
 	if (url == NULL)
 		return 0;
-	if (valid_redirect(url, a->redirect_allow) != NULL) {
+	if ((res = db_app_get(ctx->db, pr->app, &a)) != DB_OK)
+		api_db_fail(r, res == DB_BUSY);
+	else if (valid_redirect(url, a.redirect_allow) != NULL)
 		api_fail(r, 400, "redirectUrl is not an allowed URL");
-		return -1;
+	else {
+		COPY(inv->redirect_url, url);
+		rc = 0;
 	}
-	COPY(inv->redirect_url, url);
-	return 0;
+	db_app_free(&a);
+	return rc;
 }
 
 /*
@@ -369,10 +380,10 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		db_rollback(ctx->db);
 	}
 	if (invite_validate(ctx, r, &inv, &redirect) == -1 ||
+	    invite_redirect(ctx, r, &pr, &inv, redirect) == -1 ||
 	    idem_begin(ctx, r, &pr, &is) != 0)
 		goto out;
-	if (invite_inviter(ctx, r, &pr, &inv, &a, &u, &snapshot) == 0 &&
-	    invite_redirect(r, &inv, &a, redirect) == 0) {
+	if (invite_inviter(ctx, r, &pr, &inv, &a, &u, &snapshot) == 0) {
 		/* The rest waits for the writer and the mailer: parked. */
 		invite_fill(ctx, r, &inv, &a, &is);
 		if (worker_store(ctx, r, &inv, &is, invite_resumed) == 0)

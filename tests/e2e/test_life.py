@@ -429,6 +429,15 @@ def test_redirect_without_prefixes(stack):
     check_error(app.invite(body={'email': unique(), 'language': 'en',
                                  'redirectUrl': 'https://app.example/'}),
                 400, 'redirectUrl is not an allowed URL')
+    # A body check: it binds no Idempotency-Key, the fixed body acts.
+    h = dict(app.headers(), **{'Idempotency-Key': 'redirect-1'})
+    addr = unique()
+    check_error(app.invite(headers=h, body={
+        'email': addr, 'language': 'en',
+        'redirectUrl': 'https://elsewhere.example/'}), 400,
+        'redirectUrl is not an allowed URL')
+    check(app.invite(headers=h, body={'email': addr, 'language': 'en'}),
+          201, ok_body('Invite sent'))
     app.ctl('app', 'set', app.client, '--redirect-allow',
             'https://app.example/')
     sent_invite(app, body={'redirectUrl': 'https://app.example/'})
