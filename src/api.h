@@ -71,7 +71,10 @@ struct req {
 
 /* Dispatch one request to its handler; it answers or parks r. */
 void		 route_dispatch(struct ctx *, struct req *);
-/* A route's handler: its ":param" segment as the third argument. */
+/*
+ * A route's handler: its ":param" segment as the third argument (two
+ * segments joined by '/').
+ */
 typedef void	(*route_fn)(struct ctx *, struct req *, const char *);
 /*
  * The handler of method (NULL: none) and path, its ":param" segment into
@@ -102,12 +105,27 @@ void		 api_ok(struct req *, int status, const char *msg,
 
 /* ----------------------------------------------------------- invite.c */
 
+struct parked;
+struct wake;
+
 void		 invite_post(struct ctx *, struct req *, const char *userid);
+/*
+ * The park_fn (park.h) of an invite or a resend parked by worker_store:
+ * answers as the POST does, 201 for a new invite and 200 for a resend.
+ */
+int		 invite_resumed(struct ctx *, struct parked *,
+		    const struct wake *);
 /* Answer 400/415/413 for a body that is not JSON within max_body. */
 int		 api_json_body(struct ctx *, struct req *, const char **body,
 		    size_t *len);
 /* Answer 503 or 500 for a database result. */
 void		 api_db_fail(struct req *, int busy);
+
+/* ------------------------------------------------------------- life.c */
+
+/* DELETE and POST .../resend: ":userId/:inviteId" as the third argument. */
+void		 invite_revoke(struct ctx *, struct req *, const char *ids);
+void		 invite_resend(struct ctx *, struct req *, const char *ids);
 
 /* ------------------------------------------------------------- loop.c */
 

@@ -87,6 +87,7 @@ app_copy(struct app *dst, const struct app *src)
 	dst->language = dup_or_null(src->language, &oom);
 	dst->jwt_key = dup_or_null(src->jwt_key, &oom);
 	dst->jwt_issuer = dup_or_null(src->jwt_issuer, &oom);
+	dst->redirect_allow = dup_or_null(src->redirect_allow, &oom);
 	if (oom) {
 		db_app_free(dst);
 		return -1;

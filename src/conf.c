@@ -481,6 +481,7 @@ const struct conf_key conf_keys[] = {
 	INT(limit_per_day, 0, 1000000000, "100"),
 	INT(app_limit_per_minute, 0, 1000000000, "600"),
 	INT(cooldown, 0, 31536000, "86400"),
+	INT(resend_interval, 0, 31536000, "3600"),
 	ENUM(log_level, level_names, "info"),
 	{ NULL, K_STR, 0, 0, 0, NULL, NULL, NULL }
 };

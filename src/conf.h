@@ -41,6 +41,7 @@ struct conf {
 	int		 limit_per_day;
 	int		 app_limit_per_minute;
 	int		 cooldown;
+	int		 resend_interval;
 	int		 log_level;
 };
 

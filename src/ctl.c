@@ -50,7 +50,8 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		{ "limit-per-hour", 1, NULL, 3 },
 		{ "limit-per-day", 1, NULL, 4 },
 		{ "limit-per-minute", 1, NULL, 5 }, { "cooldown", 1, NULL, 6 },
-		{ "ttl", 1, NULL, 7 }, { NULL, 0, NULL, 0 }
+		{ "ttl", 1, NULL, 7 }, { "redirect-allow", 1, NULL, 8 },
+		{ NULL, 0, NULL, 0 }
 	};
 	int ch, npos = 0;
 
@@ -66,6 +67,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		case 5: o->per_minute = optarg; break;
 		case 6: o->cooldown = optarg; break;
 		case 7: o->ttl = optarg; break;
+		case 8: o->redirect_allow = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'u': o->invite_url = optarg; break;
 		case 's': o->sender = optarg; break;

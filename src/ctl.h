@@ -17,7 +17,7 @@ struct opts {
 	const char	*id, *alg, *public_key, *issuer, *status, *since;
 	const char	*app;
 	const char	*accept_ttl, *per_hour, *per_day, *per_minute;
-	const char	*cooldown, *ttl;
+	const char	*cooldown, *ttl, *redirect_allow;
 	int		 nset;		/* how many were given */
 };
 

@@ -115,7 +115,7 @@ cmd_app_list(const struct cmd_args *a)
 
 #define APP_COLUMNS "id, name, invite_url, sender, language, jwt_alg, " \
 	"jwt_issuer, accept_ttl, limit_per_hour, limit_per_day, " \
-	"limit_per_minute, cooldown, created_at, updated_at"
+	"limit_per_minute, cooldown, created_at, updated_at, redirect_allow"
 
 /* The rows of an app (or the app itself): app show, key list, user list. */
 int
@@ -142,6 +142,28 @@ cmd_of_app(const struct cmd_args *a)
 	return 0;
 }
 
+/* --redirect-allow PREFIX[,PREFIX]: each as valid_redirect_prefix says. */
+static void
+check_prefixes(const char *list)
+{
+	char p[REDIRECT_MAX + 1];
+	const char *s, *why;
+	size_t n;
+
+	for (s = list; s != NULL && *s != '\0'; s += n + (s[n] == ',')) {
+		n = strcspn(s, ",");
+		if (n > REDIRECT_MAX)
+			ctl_refuse("--redirect-allow: a prefix is too long");
+		memcpy(p, s, n);
+		p[n] = '\0';
+		if ((why = valid_redirect_prefix(p)) != NULL)
+			ctl_refuse("%s: --redirect-allow: %s", p, why);
+	}
+	if (list != NULL && *list != '\0' && (list[0] == ',' ||
+	    strstr(list, ",,") != NULL || list[strlen(list) - 1] == ','))
+		ctl_refuse("--redirect-allow: an empty prefix");
+}
+
 int
 cmd_app_set(const struct cmd_args *a)
 {
@@ -161,6 +183,7 @@ cmd_app_set(const struct cmd_args *a)
 	check_num(o->per_day, "--limit-per-day");
 	check_num(o->per_minute, "--limit-per-minute");
 	check_num(o->cooldown, "--cooldown");
+	check_prefixes(o->redirect_allow);
 	ctl_now(ts);
 	ctl_exec("UPDATE apps SET name = coalesce(?2, name), "
 	    "invite_url = coalesce(?3, invite_url), "
@@ -175,6 +198,10 @@ cmd_app_set(const struct cmd_args *a)
 	    "updated_at = ?11 WHERE id = ?1", 11, id, o->name, o->invite_url,
 	    o->sender, norm_lang(o->language, lang), o->accept_ttl,
 	    o->per_hour, o->per_day, o->per_minute, o->cooldown, ts);
+	/* "" takes every prefix away. */
+	if (o->redirect_allow != NULL)
+		ctl_exec("UPDATE apps SET redirect_allow = nullif(?2, '') "
+		    "WHERE id = ?1", 2, id, o->redirect_allow);
 	return 0;
 }
 

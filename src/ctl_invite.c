@@ -45,7 +45,7 @@ cmd_invites(const struct cmd_args *a)
 {
 	struct opts *o = a->o;
 	static const char *const statuses[] = { "queued", "sending", "sent",
-	    "failed", "canceled", NULL };
+	    "failed", "canceled", "revoked", NULL };
 	char app[UUID_LEN + 1], sincebuf[21];
 	const char *since;
 	int i;
@@ -56,8 +56,8 @@ cmd_invites(const struct cmd_args *a)
 		if (strcmp(o->status, statuses[i]) == 0)
 			break;
 	if (o->status != NULL && statuses[i] == NULL)
-		ctl_refuse("%s: --status takes queued, sending, sent, failed "
-		    "or canceled", o->status);
+		ctl_refuse("%s: --status takes queued, sending, sent, failed, "
+		    "canceled or revoked", o->status);
 	since = norm_since(o->since, sincebuf);
 	ctl_rows("SELECT i.id, a.name AS app, u.email AS inviter, i.email "
 	    "AS invitee, i.language_resolved AS language, i.status, "
@@ -87,8 +87,9 @@ cmd_invite(const struct cmd_args *a)
 		ctl_rows("SELECT id, app_id, inviter_id, email, "
 		    "email_normalized, language_requested, language_resolved,"
 		    " status, attempts, last_reply, request_id, created_at, "
-		    "updated_at, sent_at, accepted_at, next_attempt_at "
-		    "FROM invites WHERE id = ?1", 1, 1, id);
+		    "updated_at, sent_at, accepted_at, next_attempt_at, "
+		    "revoked_at, expires_in, metadata, redirect_url, resends, "
+		    "resent_at FROM invites WHERE id = ?1", 1, 1, id);
 		return 0;
 	}
 	if (strcmp(verb, "retry") == 0) {

@@ -40,7 +40,7 @@ static const char *const queries[Q__MAX] = {
 	    " jwt_public_key, jwt_issuer, jwt_generation,"
 	    " coalesce(accept_ttl, -1), coalesce(limit_per_hour, -1),"
 	    " coalesce(limit_per_day, -1), coalesce(limit_per_minute, -1),"
-	    " coalesce(cooldown, -1) FROM apps WHERE id = ?1",
+	    " coalesce(cooldown, -1), redirect_allow FROM apps WHERE id = ?1",
 	[Q_USER_GET] = "SELECT id, email, name, active FROM users"
 	    " WHERE id = ?1 AND app_id = ?2",
 	[Q_KEY_FIND] = "SELECT app_id, type, key_hash FROM api_keys"
@@ -58,29 +58,42 @@ static const char *const queries[Q__MAX] = {
 	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
 	    " VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1",
 	[Q_COUNTS_PURGE] = "DELETE FROM invite_counts WHERE slot < ?1",
-	/* Within one slot: how many, and the k-th oldest (?4). */
-	[Q_IN_INVITER] = "SELECT count(*) FROM invites"
-	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3",
-	[Q_IN_APP] = "SELECT count(*) FROM invites"
-	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3",
+	/*
+	 * Within one slot: how many, and the k-th oldest (?4); a resend
+	 * counts as an invite does.
+	 */
+	[Q_IN_INVITER] = "SELECT (SELECT count(*) FROM invites"
+	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3)"
+	    " + (SELECT count(*) FROM invite_resends"
+	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3)",
+	[Q_IN_APP] = "SELECT (SELECT count(*) FROM invites"
+	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3)"
+	    " + (SELECT count(*) FROM invite_resends"
+	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3)",
 	[Q_NTH_INVITER] = "SELECT created_at FROM invites"
+	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3"
+	    " UNION ALL SELECT created_at FROM invite_resends"
 	    " WHERE inviter_id = ?1 AND created_at > ?2 AND created_at < ?3"
 	    " ORDER BY created_at LIMIT 1 OFFSET ?4",
 	[Q_NTH_APP] = "SELECT created_at FROM invites"
+	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3"
+	    " UNION ALL SELECT created_at FROM invite_resends"
 	    " WHERE app_id = ?1 AND created_at > ?2 AND created_at < ?3"
 	    " ORDER BY created_at LIMIT 1 OFFSET ?4",
 	[Q_INSERT] = "INSERT INTO invites (id, app_id, inviter_id, email,"
 	    " email_normalized, language_requested, language_resolved, status,"
 	    " request_id, accept_token_hash, next_attempt_at, created_at,"
-	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9,"
-	    " ?10, ?10, ?10)",
+	    " updated_at, expires_in, metadata, redirect_url) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?10, ?10, ?11, ?12,"
+	    " ?13)",
 	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
 	    " WHERE status = 'sending'",
 	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
 	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
-	    " u.email, i.attempts, i.created_at, EXISTS (SELECT 1"
-	    " FROM suppressions s WHERE s.app_id = i.app_id"
+	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at),"
+	    " i.resends, EXISTS (SELECT 1 FROM suppressions s"
+	    " WHERE s.app_id = i.app_id"
 	    " AND s.email_normalized = i.email_normalized) FROM invites i"
 	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
 	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
@@ -100,16 +113,21 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE status = 'queued'",
 	/* Index order of invites_by_inviter: no sort, however many rows. */
 	[Q_LIST] = "SELECT id, email, language_requested, status, created_at,"
-	    " sent_at, accepted_at, rowid FROM invites WHERE inviter_id = ?2"
+	    " sent_at, accepted_at, strftime('%Y-%m-%dT%H:%M:%SZ',"
+	    " unixepoch(coalesce(resent_at, created_at))"
+	    " + coalesce(expires_in, ?6), 'unixepoch'), metadata, rowid"
+	    " FROM invites WHERE inviter_id = ?2"
 	    " AND +app_id = ?1 AND (?3 IS NULL OR created_at < ?3"
 	    " OR (created_at = ?3 AND rowid < ?4))"
 	    " ORDER BY created_at DESC, rowid DESC LIMIT ?5",
-	[Q_ACCEPT_FIND] = "SELECT id, inviter_id, email, status, created_at,"
-	    " accepted_at, accept_token_hash FROM invites"
+	[Q_ACCEPT_FIND] = "SELECT id, inviter_id, email, status,"
+	    " coalesce(resent_at, created_at), accepted_at, accept_token_hash,"
+	    " expires_in, metadata, redirect_url FROM invites"
 	    " WHERE id = ?1 AND app_id = ?2",
 	/* Tokens mailed before schema 2 carry no id (invites_by_old_token). */
 	[Q_ACCEPT_FIND_OLD] = "SELECT id, inviter_id, email, status,"
-	    " created_at, accepted_at, accept_token_hash FROM invites"
+	    " coalesce(resent_at, created_at), accepted_at, accept_token_hash,"
+	    " expires_in, metadata, redirect_url FROM invites"
 	    " WHERE accept_token_hash = ?1 AND app_id = ?2"
 	    " AND substr(id, 15, 1) <> '7'",
 	[Q_ACCEPT_SET] = "UPDATE invites SET accepted_at = ?2, updated_at = ?2"
@@ -133,7 +151,7 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
 	    " AND request_hash = ?7 AND response IS NULL",
 	/* The invite's own transaction turns the claim into its answer. */
-	[Q_IDEM_STORED] = "UPDATE idempotency_keys SET status = 201"
+	[Q_IDEM_STORED] = "UPDATE idempotency_keys SET status = ?5"
 	    " WHERE app_id = ?1 AND credential = ?2 AND key = ?3"
 	    " AND request_hash = ?4 AND status = 0",
 	[Q_SAVEPOINT] = "SAVEPOINT invite",
@@ -155,6 +173,26 @@ static const char *const queries[Q__MAX] = {
 	    " GROUP BY status",
 	[Q_OPS_SOURCES] = "SELECT source, count(*) FROM suppressions"
 	    " GROUP BY source",
+	/* The tokens resends replaced: each answers 410. */
+	[Q_ACCEPT_REPLACED] = "SELECT replaced_token_hash FROM invite_resends"
+	    " WHERE invite_id = ?1",
+	/* An inviter's invite in the app, for revoke and resend. */
+	[Q_LIFE_FIND] = "SELECT status, accepted_at, email_normalized,"
+	    " coalesce(resent_at, created_at), resends, accept_token_hash"
+	    " FROM invites WHERE id = ?1 AND app_id = ?2 AND inviter_id = ?3",
+	[Q_REVOKE] = "UPDATE invites SET status = 'revoked', revoked_at = ?2,"
+	    " updated_at = ?2 WHERE id = ?1 AND status <> 'revoked'"
+	    " AND accepted_at IS NULL",
+	/* Only from the generation the worker made the new token for. */
+	[Q_RESEND_SET] = "UPDATE invites SET accept_token_hash = ?2,"
+	    " resends = resends + 1, resent_at = ?3, status = 'queued',"
+	    " attempts = 0, last_reply = NULL, next_attempt_at = ?3,"
+	    " updated_at = ?3, request_id = ?4"
+	    " WHERE id = ?1 AND resends = ?5 AND status IN"
+	    " ('queued', 'sent', 'failed') AND accepted_at IS NULL",
+	[Q_RESEND_LOG] = "INSERT INTO invite_resends (invite_id, app_id,"
+	    " inviter_id, replaced_token_hash, request_id, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* Whether reads may be served from and kept in the cache. */

@@ -43,6 +43,7 @@ struct app {
 	int		 accept_ttl;
 	int		 limit_per_hour, limit_per_day, limit_per_minute;
 	int		 cooldown;	/* -1 where unset: use the server's */
+	char		*redirect_allow;	/* PREFIX[,PREFIX] or NULL */
 };
 void		 db_app_free(struct app *);
 
@@ -69,12 +70,19 @@ int		 db_version(struct db *);
 /* Whether the file's schema is the one this program writes. */
 int		 db_schema_current(struct db *);
 
+/* What the writer does with an invite. */
+enum invite_op {
+	INVITE_NEW,		/* check and insert it */
+	INVITE_RESEND		/* check and queue it again, new token */
+};
+
 /*
- * One invite along its way: filled by the route (invite.c), carried to
- * the writer in its channel message (writer.h), checked and stored by
- * db_invite_add.  Limits of 0 are off.
+ * One invite along its way: filled by the route (invite.c, life.c),
+ * carried to the writer in its channel message (writer.h), checked and
+ * stored by db_invite_add.  Limits of 0 are off.
  */
 struct invite {
+	enum invite_op	 op;
 	char		 id[UUID_LEN + 1];
 	char		 app_id[UUID_LEN + 1];
 	char		 inviter_id[UUID_LEN + 1];
@@ -95,12 +103,27 @@ struct invite {
 	int		 limit_day;
 	int		 limit_minute;
 	int		 cooldown;
+	/* INVITE_NEW: the optional members ("" and 0: not given). */
+	int		 expires_in;	/* seconds */
+	char		 metadata[META_MAX + 1];
+	char		 redirect_url[REDIRECT_MAX + 1];
+	/*
+	 * INVITE_RESEND: the generation token_hash was made for (the
+	 * invite's resends + 1), and the seconds a resend must wait.
+	 */
+	int		 generation;
+	int		 resend_interval;
 };
 
 enum invite_res {
 	INV_OK, INV_MEMBER, INV_SUPPRESSED, INV_COOLDOWN, INV_LIMIT,
 	INV_IDEM,	/* the key's claim was lost to another request */
-	INV_BUSY, INV_ERR
+	INV_BUSY, INV_ERR,
+	/* INVITE_RESEND only. */
+	INV_NOTFOUND,	/* no such invite of this inviter in the app */
+	INV_ACCEPTED, INV_REVOKED,
+	INV_SENDING,	/* the mailer holds it, or another resend won */
+	INV_TOOSOON	/* within resend_interval: *retry seconds */
 };
 
 /*
@@ -145,7 +168,8 @@ struct outbox {
 	char	*inviter_name;
 	char	*inviter_email;
 	int	 attempts;		/* including this one */
-	char	 created_at[32];
+	char	 created_at[32];	/* or of its last resend */
+	int	 resends;		/* its accept token's generation */
 };
 
 /* Put rows left in 'sending' by a crash back to 'queued'; count or -1. */
@@ -205,21 +229,28 @@ int		 db_wal_frames(const struct db *);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 
+#define LIST_COLS	9
 /*
  * Called per listed row with id, email, language, status, createdAt,
- * sentAt, acceptedAt (NULL where unset) and the row's position; -1 stops.
+ * sentAt, acceptedAt, expiresAt, metadata (a JSON object) (NULL where
+ * unset) and the row's position; -1 stops.
  */
-typedef int (*db_row_fn)(void *arg, const char *cols[7], int64_t pos);
+typedef int (*db_row_fn)(void *arg, const char *cols[LIST_COLS],
+    int64_t pos);
 
 /*
  * A user's invites, newest first (ties in insertion order), only those
- * before (before_time, before) when before_time is not NULL.
+ * before (before_time, before) when before_time is not NULL; ttl is the
+ * app's accept TTL, for the expiry of invites without their own.
  */
 enum db_res	 db_invites_list(struct db *, const char *app,
 		    const char *user, const char *before_time, int64_t before,
-		    int limit, db_row_fn fn, void *arg);
+		    int limit, int ttl, db_row_fn fn, void *arg);
 
-enum accept_why { ACCEPT_OK, ACCEPT_USED, ACCEPT_EXPIRED, ACCEPT_CANCELED };
+enum accept_why {
+	ACCEPT_OK, ACCEPT_USED, ACCEPT_EXPIRED, ACCEPT_CANCELED,
+	ACCEPT_REPLACED		/* a token a resend replaced */
+};
 
 struct accepted {
 	enum accept_why	 why;
@@ -227,6 +258,8 @@ struct accepted {
 	char		 inviter[UUID_LEN + 1];
 	char		 email[EMAIL_MAX + 1];
 	char		 accepted_at[21];
+	char		 metadata[META_MAX + 1];	/* "": none */
+	char		 redirect_url[REDIRECT_MAX + 1]; /* "": none */
 };
 
 /*
@@ -237,6 +270,25 @@ struct accepted {
 enum db_res	 db_invite_accept(struct db *, const char *app,
 		    const char *id, const char *hash, int ttl,
 		    struct accepted *out);
+/* Where an invite of inviter in app is in its life (revoke, resend). */
+struct invite_life {
+	char	 status[16];
+	int	 accepted;
+	int	 resends;
+	char	 email_norm[EMAIL_MAX + 1];
+	time_t	 last_mail;	/* its creation or last resend */
+	char	 token_hash[65];
+};
+/* DB_NOTFOUND when the invite is not the inviter's in app. */
+enum db_res	 db_invite_life(struct db *, const char *app,
+		    const char *inviter, const char *id, struct invite_life *);
+/*
+ * Revoke invite id of inviter in app, in one transaction: DB_OK (also
+ * when it was revoked already), DB_CONFLICT when it was accepted,
+ * DB_NOTFOUND when it is not the inviter's in app.
+ */
+enum db_res	 db_invite_revoke(struct db *, const char *app,
+		    const char *inviter, const char *id);
 /* Put the address on the app's list and cancel its queued invites. */
 enum db_res	 db_optout(struct db *, const char *app, const char *email,
 		    int *canceled);

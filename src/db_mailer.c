@@ -79,6 +79,7 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 	o->inviter_email = col_strdup(st, 9);
 	o->attempts = sqlite3_column_int(st, 10) + 1;
 	col_copy(st, 11, o->created_at, sizeof(o->created_at));
+	o->resends = sqlite3_column_int(st, 12);
 	return o->email && o->email_norm && o->app_name && o->invite_url &&
 	    o->inviter_email ? 0 : -1;
 }
@@ -120,7 +121,7 @@ claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 	    bind_int(db, st, 2, (int64_t)max) == -1)
 		goto out;
 	while (*n + nc < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_int(st, 12))
+		if (sqlite3_column_int(st, 13))
 			col_copy(st, 0, cancel[nc++], sizeof(cancel[0]));
 		else if (outbox_fill(&o[(*n)++], st) == -1) {
 			step = SQLITE_NOMEM;

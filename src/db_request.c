@@ -31,6 +31,7 @@ db_app_free(struct app *a)
 	free(a->language);
 	free(a->jwt_key);
 	free(a->jwt_issuer);
+	free(a->redirect_allow);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -64,6 +65,7 @@ db_app_get(struct db *db, const char *id, struct app *a)
 	a->limit_per_day = sqlite3_column_int(st, 11);
 	a->limit_per_minute = sqlite3_column_int(st, 12);
 	a->cooldown = sqlite3_column_int(st, 13);
+	a->redirect_allow = col_strdup(st, 14);
 	sqlite3_reset(st);
 	if (a->name == NULL || a->invite_url == NULL) {
 		db_app_free(a);
@@ -165,11 +167,11 @@ db_invite_status(struct db *db, const char *id, char status[16],
 
 enum db_res
 db_invites_list(struct db *db, const char *app, const char *user,
-    const char *before_time, int64_t before, int limit, db_row_fn fn,
-    void *arg)
+    const char *before_time, int64_t before, int limit, int ttl,
+    db_row_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
-	const char *cols[7];
+	const char *cols[LIST_COLS];
 	int rc, i;
 
 	if ((st = db_stmt(db, Q_LIST)) == NULL)
@@ -177,18 +179,37 @@ db_invites_list(struct db *db, const char *app, const char *user,
 	/* Without before_time, ?3 is NULL and ?4 unused. */
 	if (BIND_TEXTS(db, st, app, user, before_time) == -1 ||
 	    (before_time != NULL && bind_int(db, st, 4, before) == -1) ||
-	    bind_int(db, st, 5, limit) == -1)
+	    bind_int(db, st, 5, limit) == -1 || bind_int(db, st, 6, ttl) == -1)
 		return DB_ERR;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		for (i = 0; i < 7; i++)
+		for (i = 0; i < LIST_COLS; i++)
 			cols[i] = (const char *)sqlite3_column_text(st, i);
-		if (fn(arg, cols, sqlite3_column_int64(st, 7)) == -1) {
+		if (fn(arg, cols, sqlite3_column_int64(st, LIST_COLS)) == -1) {
 			sqlite3_reset(st);
 			return DB_ERR;
 		}
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
+}
+
+/* Whether hash is that of a token a resend of invite id replaced. */
+static int
+accept_replaced(struct db *db, const char *id, const char *hash)
+{
+	sqlite3_stmt *st;
+	const unsigned char *h;
+	int rc, found = 0;
+
+	if ((st = db_stmt(db, Q_ACCEPT_REPLACED)) == NULL ||
+	    bind_text(db, st, 1, id) == -1)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((h = sqlite3_column_text(st, 0)) != NULL &&
+		    strlen((const char *)h) == 64 && util_ct_eq(h, hash, 64))
+			found = 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? found : -1;
 }
 
 static enum db_res
@@ -198,7 +219,7 @@ accept_step(struct db *db, const char *app, const char *id,
 	sqlite3_stmt *st;
 	char status[16], ts[21], stored[65];
 	time_t now = time(NULL);
-	int rc;
+	int rc, r;
 
 	st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD);
 	if (st == NULL || BIND_TEXTS(db, st, id ? id : hash, app) == -1)
@@ -214,17 +235,27 @@ accept_step(struct db *db, const char *app, const char *id,
 	col_copy(st, 4, ts, sizeof(ts));
 	col_copy(st, 5, out->accepted_at, sizeof(out->accepted_at));
 	col_copy(st, 6, stored, sizeof(stored));
+	if (sqlite3_column_type(st, 7) == SQLITE_INTEGER)
+		ttl = sqlite3_column_int(st, 7);
+	col_copy(st, 8, out->metadata, sizeof(out->metadata));
+	col_copy(st, 9, out->redirect_url, sizeof(out->redirect_url));
 	sqlite3_reset(st);
 	/* The id is public; the token's hash is what proves it. */
 	if (strlen(stored) != 64 || !util_ct_eq(stored, hash, 64)) {
+		r = id ? accept_replaced(db, out->id, hash) : 0;
+		if (r == 1) {
+			out->why = ACCEPT_REPLACED;
+			return DB_OK;
+		}
 		memset(out, 0, sizeof(*out));
-		return DB_NOTFOUND;
+		return r == -1 ? DB_ERR : DB_NOTFOUND;
 	}
 	if (out->accepted_at[0] != '\0') {
 		out->why = ACCEPT_USED;
 		return DB_OK;
 	}
-	if (strcmp(status, "canceled") == 0) {
+	if (strcmp(status, "canceled") == 0 ||
+	    strcmp(status, "revoked") == 0) {
 		out->why = ACCEPT_CANCELED;
 		return DB_OK;
 	}
@@ -266,6 +297,75 @@ db_invite_accept(struct db *db, const char *app, const char *id,
 
 	memset(out, 0, sizeof(*out));
 	return in_tx(db, accept_fn, &a);
+}
+
+enum db_res
+db_invite_life(struct db *db, const char *app, const char *inviter,
+    const char *id, struct invite_life *out)
+{
+	sqlite3_stmt *st;
+	char t[32];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((st = db_stmt(db, Q_LIFE_FIND)) == NULL ||
+	    BIND_TEXTS(db, st, id, app, inviter) == -1)
+		return DB_ERR;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
+	}
+	col_copy(st, 0, out->status, sizeof(out->status));
+	out->accepted = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	col_copy(st, 2, out->email_norm, sizeof(out->email_norm));
+	col_copy(st, 3, t, sizeof(t));
+	out->last_mail = parse_iso(t);
+	out->resends = sqlite3_column_int(st, 4);
+	col_copy(st, 5, out->token_hash, sizeof(out->token_hash));
+	sqlite3_reset(st);
+	return DB_OK;
+}
+
+struct revoke_args {
+	const char	*app, *inviter, *id;
+};
+
+/*
+ * The mailer records a verdict only on a row still 'sending' (Q_MARK):
+ * a revoke that lands while it sends wins, and its verdict is dropped.
+ */
+static enum db_res
+revoke_fn(struct db *db, void *arg)
+{
+	struct revoke_args *a = arg;
+	struct invite_life l;
+	sqlite3_stmt *st;
+	enum db_res res;
+	char ts[21];
+	int rc;
+
+	if ((res = db_invite_life(db, a->app, a->inviter, a->id, &l)) != DB_OK)
+		return res;
+	if (l.accepted)
+		return DB_CONFLICT;
+	if (strcmp(l.status, "revoked") == 0)
+		return DB_OK;
+	util_isotime(time(NULL), ts);
+	if ((st = db_stmt(db, Q_REVOKE)) == NULL ||
+	    BIND_TEXTS(db, st, a->id, ts) == -1)
+		return DB_ERR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return db_res_of(db, rc);
+}
+
+enum db_res
+db_invite_revoke(struct db *db, const char *app, const char *inviter,
+    const char *id)
+{
+	struct revoke_args a = { app, inviter, id };
+
+	return in_tx(db, revoke_fn, &a);
 }
 
 struct optout_args {

@@ -228,6 +228,81 @@ static const char *const migrations[] = {
 	"  SELECT 'minute', app_id, unixepoch(created_at), count(*)"
 	"  FROM invites WHERE created_at > strftime("
 	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-70 seconds') GROUP BY 2, 3;",
+	/*
+	 * 4 -> 5: the invite's life for apps (issue 23).  invites rebuilt
+	 * for the status 'revoked' in its CHECK, with what revoke, resend
+	 * and the POST's optional members record: when it was revoked;
+	 * its own lifetime in seconds (NULL: the app's accept TTL); its
+	 * metadata (a JSON object, as answered) and redirect URL; how many
+	 * times it was resent (the accept token's generation) and when
+	 * last.  Each resend is a row of invite_resends too: the limits
+	 * count them as they count invites, and the token it replaced
+	 * answers 410 (no foreign key, so that a later rebuild of invites
+	 * stays a plain copy).  Apps get their allowed redirect prefixes.
+	 * Row ids are kept, for the list cursors already handed out.
+	 */
+	"DROP VIEW invites_overview; DROP VIEW invite_counts_by_app;"
+	"DROP VIEW invite_counts_by_inviter; DROP VIEW delivery_failures;"
+	"CREATE TABLE invites_5 ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  inviter_id TEXT NOT NULL REFERENCES users(id),"
+	"  email TEXT NOT NULL,"
+	"  email_normalized TEXT NOT NULL,"
+	"  language_requested TEXT NOT NULL,"
+	"  language_resolved TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+	"    ('queued', 'sending', 'sent', 'failed', 'canceled', 'revoked')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  request_id TEXT,"
+	"  accept_token_hash TEXT NOT NULL,"
+	"  accepted_at TEXT,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  sent_at TEXT,"
+	"  revoked_at TEXT,"
+	"  expires_in INTEGER CHECK (expires_in > 0),"
+	"  metadata TEXT,"
+	"  redirect_url TEXT,"
+	"  resends INTEGER NOT NULL DEFAULT 0,"
+	"  resent_at TEXT"
+	") STRICT;"
+	"INSERT INTO invites_5 (rowid, id, app_id, inviter_id, email,"
+	"  email_normalized, language_requested, language_resolved, status,"
+	"  attempts, last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at)"
+	"  SELECT rowid, id, app_id, inviter_id, email, email_normalized,"
+	"  language_requested, language_resolved, status, attempts,"
+	"  last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at FROM invites;"
+	"DROP TABLE invites;"
+	"ALTER TABLE invites_5 RENAME TO invites;"
+	"CREATE INDEX invites_by_inviter ON invites (inviter_id, created_at);"
+	"CREATE INDEX invites_by_address ON invites"
+	"  (app_id, email_normalized, created_at);"
+	"CREATE INDEX invites_by_app ON invites (app_id, created_at);"
+	"CREATE INDEX invites_due ON invites (next_attempt_at, created_at)"
+	"  WHERE status = 'queued';"
+	"CREATE INDEX invites_sending ON invites (id) WHERE status = 'sending';"
+	"CREATE INDEX invites_by_old_token ON invites (accept_token_hash)"
+	"  WHERE substr(id, 15, 1) <> '7';"
+	"CREATE TABLE invite_resends ("
+	"  invite_id TEXT NOT NULL,"
+	"  app_id TEXT NOT NULL,"
+	"  inviter_id TEXT NOT NULL,"
+	"  replaced_token_hash TEXT NOT NULL,"
+	"  request_id TEXT,"
+	"  created_at TEXT NOT NULL"
+	") STRICT;"
+	"CREATE INDEX invite_resends_by_invite ON invite_resends (invite_id);"
+	"CREATE INDEX invite_resends_by_inviter ON invite_resends"
+	"  (inviter_id, created_at);"
+	"CREATE INDEX invite_resends_by_app ON invite_resends"
+	"  (app_id, created_at);"
+	"ALTER TABLE apps ADD COLUMN redirect_allow TEXT;"
+	VIEWS_1,
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

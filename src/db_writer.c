@@ -216,13 +216,10 @@ db_counts_purge(struct db *db, time_t now)
 	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
 }
 
-/* The checks of one invite, inside the write transaction. */
+/* The three limits of an invite or a resend. */
 static enum invite_res
-invite_checks(struct db *db, const struct invite *in, time_t now,
-    int *retry)
+limit_checks(struct db *db, const struct invite *in, time_t now, int *retry)
 {
-	sqlite3_stmt *st;
-	char since[21], last[32];
 	int r, hit = 0;
 
 	*retry = 0;
@@ -243,19 +240,41 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 		    M_LIMIT_MINUTE);
 		return INV_LIMIT;
 	}
+	return INV_OK;
+}
+
+/* Whether the address is a user's or on the do-not-invite list. */
+static enum invite_res
+address_checks(struct db *db, const char *app, const char *email_norm)
+{
+	sqlite3_stmt *st;
+	int r;
 
 	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
-	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    BIND_TEXTS(db, st, app, email_norm) == -1 ||
 	    query_exists(st, &r) == -1)
 		return INV_ERR;
 	if (r)
 		return INV_MEMBER;
 	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL ||
-	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    BIND_TEXTS(db, st, app, email_norm) == -1 ||
 	    query_exists(st, &r) == -1)
 		return INV_ERR;
-	if (r)
-		return INV_SUPPRESSED;
+	return r ? INV_SUPPRESSED : INV_OK;
+}
+
+/* The checks of one invite, inside the write transaction. */
+static enum invite_res
+invite_checks(struct db *db, const struct invite *in, time_t now,
+    int *retry)
+{
+	enum invite_res res;
+	char since[21], last[32];
+	sqlite3_stmt *st;
+
+	if ((res = limit_checks(db, in, now, retry)) != INV_OK ||
+	    (res = address_checks(db, in->app_id, in->email_norm)) != INV_OK)
+		return res;
 	if (in->cooldown > 0) {
 		util_isotime(now - in->cooldown, since);
 		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL ||
@@ -280,7 +299,12 @@ invite_insert(struct db *db, const struct invite *in, time_t now)
 	if ((st = db_stmt(db, Q_INSERT)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
 	    in->email_norm, in->lang_req, in->lang_res, in->request_id,
-	    in->token_hash, ts) == -1)
+	    in->token_hash, ts) == -1 ||
+	    (in->expires_in > 0 &&
+	    bind_int(db, st, 11, in->expires_in) == -1) ||
+	    bind_text(db, st, 12, in->metadata[0] ? in->metadata :
+	    NULL) == -1 || bind_text(db, st, 13, in->redirect_url[0] ?
+	    in->redirect_url : NULL) == -1)
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -292,6 +316,75 @@ invite_insert(struct db *db, const struct invite *in, time_t now)
 	default:
 		return INV_ERR;
 	}
+}
+
+/*
+ * A resend: the invite's state, then the resend interval, then the
+ * limits and the address, as for a new invite (no cooldown: the interval
+ * is the resend's).  The token it replaces into old.
+ */
+static enum invite_res
+resend_checks(struct db *db, const struct invite *in, time_t now,
+    int *retry, char old[65])
+{
+	struct invite_life l;
+	enum invite_res res;
+	enum db_res dr;
+
+	*retry = 0;
+	dr = db_invite_life(db, in->app_id, in->inviter_id, in->id, &l);
+	if (dr != DB_OK)
+		return dr == DB_NOTFOUND ? INV_NOTFOUND : dr == DB_BUSY ?
+		    INV_BUSY : INV_ERR;
+	if (l.accepted)
+		return INV_ACCEPTED;
+	if (strcmp(l.status, "revoked") == 0 ||
+	    strcmp(l.status, "canceled") == 0)
+		return INV_REVOKED;
+	if (in->resend_interval > 0 && l.last_mail + in->resend_interval >
+	    now) {
+		*retry = (int)(l.last_mail + in->resend_interval - now);
+		return INV_TOOSOON;
+	}
+	/* Being sent, or resent since the worker made its token. */
+	if (strcmp(l.status, "sending") == 0 ||
+	    l.resends + 1 != in->generation)
+		return INV_SENDING;
+	if ((res = limit_checks(db, in, now, retry)) != INV_OK ||
+	    (res = address_checks(db, in->app_id, l.email_norm)) != INV_OK)
+		return res;
+	memcpy(old, l.token_hash, 65);
+	return INV_OK;
+}
+
+/* The new token, queued again at once; the old one's hash kept. */
+static enum invite_res
+resend_store(struct db *db, const struct invite *in, const char *old,
+    time_t now)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	util_isotime(now, ts);
+	if ((st = db_stmt(db, Q_RESEND_SET)) == NULL ||
+	    BIND_TEXTS(db, st, in->id, in->token_hash, ts,
+	    in->request_id) == -1 ||
+	    bind_int(db, st, 5, in->generation - 1) == -1)
+		return INV_ERR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (db_res_of(db, rc) != DB_OK)
+		return INV_ERR;
+	if (sqlite3_changes(db->h) != 1)
+		return INV_SENDING;
+	if ((st = db_stmt(db, Q_RESEND_LOG)) == NULL ||
+	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, old,
+	    in->request_id, ts) == -1)
+		return INV_ERR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return db_res_of(db, rc) == DB_OK ? INV_OK : INV_ERR;
 }
 
 /*
@@ -309,7 +402,8 @@ invite_idem(struct db *db, const struct invite *in)
 
 	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL ||
 	    BIND_TEXTS(db, st, in->app_id, in->idem_cred, in->idem_key,
-	    in->idem_hash) == -1)
+	    in->idem_hash) == -1 ||
+	    bind_int(db, st, 5, in->op == INVITE_RESEND ? 200 : 201) == -1)
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -323,6 +417,7 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
     int *retry)
 {
 	enum invite_res res;
+	char old[65];
 
 	/*
 	 * Only inside the caller's transaction: after a failure SQLite may
@@ -331,7 +426,11 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	 */
 	if (sqlite3_get_autocommit(db->h))
 		return INV_ERR;
-	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
+	if (in->op == INVITE_RESEND)
+		res = resend_checks(db, in, now, retry, old);
+	else
+		res = invite_checks(db, in, now, retry);
+	if (res != INV_OK)
 		return res;
 	/*
 	 * The key's answer, the invite and its counts, all or none, inside
@@ -342,7 +441,8 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	if (in->idem_key[0] != '\0')
 		res = invite_idem(db, in);
 	if (res == INV_OK)
-		res = invite_insert(db, in, now);
+		res = in->op == INVITE_RESEND ? resend_store(db, in, old, now) :
+		    invite_insert(db, in, now);
 	if (res == INV_OK && limit_count(db, in, now) == -1)
 		res = INV_ERR;
 	if (res != INV_OK)

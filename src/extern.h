@@ -28,6 +28,10 @@
 #define EMAIL_MAX	254
 #define REQID_MAX	64
 #define JSON_DEPTH_MAX	4
+#define META_MAX	1024	/* bytes of an invite's metadata, answered */
+#define META_MEMBERS	16
+#define REDIRECT_MAX	2048	/* bytes of a redirectUrl */
+#define DAYS_MAX	30	/* expiresInDays */
 
 /* The length of a string literal, counted by the compiler. */
 #define LIT_LEN(s)	(sizeof(s) - 1)

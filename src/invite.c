@@ -112,9 +112,22 @@ api_db_fail(struct req *r, int busy)
 		api_fail(r, 500, "Internal error");
 }
 
+/*
+ * The optional members json.c has checked by themselves; redirectUrl
+ * against the app's prefixes once the app is read (invite_redirect).
+ */
+static void
+invite_options(struct invite *inv, const struct invite_body *b)
+{
+	inv->expires_in = b->expires_days * 86400;
+	if (b->metadata != NULL)
+		COPY(inv->metadata, b->metadata);
+}
+
 /* Content type, size, JSON, address and language.  0 or answered. */
 static int
-invite_validate(struct ctx *ctx, struct req *r, struct invite *inv)
+invite_validate(struct ctx *ctx, struct req *r, struct invite *inv,
+    char **redirect)
 {
 	struct invite_body b;
 	enum json_err je;
@@ -132,9 +145,39 @@ invite_validate(struct ctx *ctx, struct req *r, struct invite *inv)
 		api_fail(r, 400, "email is not a valid address");
 	else if (valid_language(b.language, inv->lang_req) != NULL)
 		api_fail(r, 400, "language is not a valid language tag");
-	else
+	else {
+		invite_options(inv, &b);
+		*redirect = b.redirect_url;
+		b.redirect_url = NULL;
 		rc = 0;
+	}
 	json_invite_body_free(&b);
+	return rc;
+}
+
+/*
+ * redirectUrl, when given, under one of the app's prefixes: a check of
+ * the body, so before an Idempotency-Key binds (idem.c).  0 or answered.
+ */
+static int
+invite_redirect(struct ctx *ctx, struct req *r, const struct principal *pr,
+    struct invite *inv, const char *url)
+{
+	struct app a;
+	enum db_res res;
+	int rc = -1;
+
+	if (url == NULL)
+		return 0;
+	if ((res = db_app_get(ctx->db, pr->app, &a)) != DB_OK)
+		api_db_fail(r, res == DB_BUSY);
+	else if (valid_redirect(url, a.redirect_allow) != NULL)
+		api_fail(r, 400, "redirectUrl is not an allowed URL");
+	else {
+		COPY(inv->redirect_url, url);
+		rc = 0;
+	}
+	db_app_free(&a);
 	return rc;
 }
 
@@ -217,9 +260,32 @@ invite_stored(struct req *r, int res, int retry, const struct invite *inv)
 
 	switch (res) {
 	case INV_OK:
-		log_info("request %s: invite %s stored (app %s, language %s)",
-		    r->id, inv->id, inv->app_id, inv->lang_res);
+		if (inv->op == INVITE_RESEND)
+			log_info("request %s: invite %s queued again (token "
+			    "%d)", r->id, inv->id, inv->generation);
+		else
+			log_info("request %s: invite %s stored (app %s, "
+			    "language %s)", r->id, inv->id, inv->app_id,
+			    inv->lang_res);
 		return 0;
+	case INV_NOTFOUND:
+		api_fail(r, 404, "Invite not found");
+		break;
+	case INV_ACCEPTED:
+		api_fail(r, 409, "This invite was already accepted");
+		break;
+	case INV_REVOKED:
+		api_fail(r, 409, "This invite was revoked or canceled");
+		break;
+	case INV_SENDING:
+		api_fail_hdr(r, 409, "This invite is being sent, try again "
+		    "later", "Retry-After: 1\r\n");
+		break;
+	case INV_TOOSOON:
+		snprintf(hdr, sizeof(hdr), "Retry-After: %d\r\n", retry);
+		api_fail_hdr(r, 429, "This invite was sent recently, try "
+		    "again later", hdr);
+		break;
 	case INV_MEMBER:
 		api_fail(r, 409, "This address already belongs to a user");
 		break;
@@ -248,12 +314,14 @@ invite_stored(struct req *r, int res, int retry, const struct invite *inv)
  * delivery_wait the mailer's verdict or the wait's end.  "Invite sent"
  * when the server took it within the wait, 400 with its permanent
  * refusal, "Invite queued" otherwise; the key's answer stored with it.
+ * 201 for a new invite, 200 for a resend.
  */
-static int
+int
 invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 {
 	const struct verdict_msg *v = w->v;
 	struct req *r = p->r;
+	int ok = p->inv.op == INVITE_RESEND ? 200 : 201;
 
 	switch (w->kind) {
 	case WAKE_STORED:
@@ -263,20 +331,20 @@ invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 			break;
 		if (ctx->conf->delivery_wait > 0 && !*ctx->stopping)
 			return ctx->conf->delivery_wait * 1000;
-		api_ok(r, 201, "Invite queued", NULL, NULL);
+		api_ok(r, ok, "Invite queued", NULL, NULL);
 		break;
 	case WAKE_VERDICT:
 		if (v->kind == VERDICT_SENT)
-			api_ok(r, 201, "Invite sent", NULL, NULL);
+			api_ok(r, ok, "Invite sent", NULL, NULL);
 		else if (v->kind == VERDICT_FAILED)
 			api_fail(r, 400, v->reply[0] ? v->reply :
 			    "The mail server refused the address");
 		else
-			api_ok(r, 201, "Invite queued", NULL, NULL);
+			api_ok(r, ok, "Invite queued", NULL, NULL);
 		break;
 	case WAKE_LATE:
 		/* Past delivery_wait, or stopping: queued, and sent later. */
-		api_ok(r, 201, "Invite queued", NULL, NULL);
+		api_ok(r, ok, "Invite queued", NULL, NULL);
 		break;
 	}
 	idem_end(ctx, r, &p->is);
@@ -291,6 +359,7 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	struct idem_state is;
 	struct app a;
 	struct user u;
+	char *redirect = NULL;
 	int snapshot;
 
 	memset(&pr, 0, sizeof(pr));
@@ -310,7 +379,8 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		snapshot = 0;
 		db_rollback(ctx->db);
 	}
-	if (invite_validate(ctx, r, &inv) == -1 ||
+	if (invite_validate(ctx, r, &inv, &redirect) == -1 ||
+	    invite_redirect(ctx, r, &pr, &inv, redirect) == -1 ||
 	    idem_begin(ctx, r, &pr, &is) != 0)
 		goto out;
 	if (invite_inviter(ctx, r, &pr, &inv, &a, &u, &snapshot) == 0) {
@@ -323,6 +393,7 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 out:
 	if (snapshot)
 		db_rollback(ctx->db);
+	free(redirect);
 	db_user_free(&u);
 	db_app_free(&a);
 }

@@ -200,20 +200,132 @@ json_strings(const char *buf, size_t len, const char *const names[],
 	return e;
 }
 
+/* expiresInDays: a whole number from 1 to DAYS_MAX (7.0 is 7). */
+static enum json_err
+take_days(const cJSON *it, int *days)
+{
+	double d;
+
+	if (!cJSON_IsNumber(it))
+		return JSON_EDAYS;
+	d = it->valuedouble;
+	if (!(d >= 1 && d <= DAYS_MAX) || d != (double)(int)d)
+		return JSON_EDAYS;
+	*days = (int)d;
+	return JSON_OK;
+}
+
+/* The checks of metadata's members: count, type, duplicates. */
+static enum json_err
+meta_check(const cJSON *it)
+{
+	const cJSON *m, *o;
+	int n = 0;
+
+	if (!cJSON_IsObject(it))
+		return JSON_EMETA;
+	for (m = it->child; m != NULL; m = m->next) {
+		if (++n > META_MEMBERS)
+			return JSON_EMETA_MANY;
+		if (!cJSON_IsString(m))
+			return JSON_EMETA_VALUE;
+		for (o = it->child; o != m; o = o->next)
+			if (strcmp(o->string, m->string) == 0)
+				return JSON_EMETA_DUP;
+	}
+	return JSON_OK;
+}
+
+/*
+ * metadata: an object of at most META_MEMBERS string values, into *out
+ * as it is answered later, which must be at most META_MAX bytes.
+ */
+static enum json_err
+take_meta(const cJSON *it, char **out)
+{
+	const cJSON *m;
+	struct buf b = { 0 };
+	enum json_err e;
+
+	if ((e = meta_check(it)) != JSON_OK)
+		return e;
+	e = JSON_ESYNTAX;
+	if (buf_adds(&b, "{") == -1)
+		goto out;
+	for (m = it->child; m != NULL; m = m->next)
+		if ((m != it->child && buf_adds(&b, ",") == -1) ||
+		    json_add_string(&b, m->string) == -1 ||
+		    buf_adds(&b, ":") == -1 ||
+		    json_add_string(&b, m->valuestring) == -1)
+			goto out;
+	if (buf_adds(&b, "}") == -1)
+		goto out;
+	if (b.len > META_MAX)
+		e = JSON_EMETA_SIZE;
+	else if ((*out = strdup(b.p)) != NULL)
+		e = JSON_OK;
+out:
+	buf_free(&b);
+	return e;
+}
+
+/* The members of an invite body, each once; email and language needed. */
+static enum json_err
+take_invite(cJSON *root, struct invite_body *b, const char **what)
+{
+	static const char *const names[] = { "email", "language",
+	    "redirectUrl", "expiresInDays", "metadata" };
+	char **strs[] = { &b->email, &b->language, &b->redirect_url };
+	int seen[5] = { 0 };
+	enum json_err e;
+	cJSON *it;
+	size_t i;
+
+	for (it = root->child; it != NULL; it = it->next) {
+		for (i = 0; i < 5; i++)
+			if (strcmp(it->string, names[i]) == 0)
+				break;
+		*what = it->string;
+		if (i == 5)
+			return JSON_EUNKNOWN;
+		*what = names[i];
+		if (seen[i]++)
+			return JSON_EDUP;
+		if (i < 3 && !cJSON_IsString(it))
+			return JSON_ETYPE;
+		if (i < 3 && (*strs[i] = strdup(it->valuestring)) == NULL)
+			return JSON_ESYNTAX;
+		e = i == 3 ? take_days(it, &b->expires_days) : i == 4 ?
+		    take_meta(it, &b->metadata) : JSON_OK;
+		if (e != JSON_OK)
+			return e;
+	}
+	for (i = 0; i < 2; i++)
+		if (!seen[i]) {
+			*what = names[i];
+			return JSON_EMISSING;
+		}
+	return JSON_OK;
+}
+
 enum json_err
 json_invite_body(const char *buf, size_t len, struct invite_body *b,
     const char **what)
 {
-	static const char *const names[] = { "email", "language" };
-	char *vals[2] = { NULL, NULL };
 	enum json_err e;
+	cJSON *root;
 
 	memset(b, 0, sizeof(*b));
-	if ((e = json_strings(buf, len, names, vals, 2, what)) != JSON_OK)
+	*what = NULL;
+	if ((e = json_parse_object(buf, len, &root)) != JSON_OK)
 		return e;
-	b->email = vals[0];
-	b->language = vals[1];
-	return JSON_OK;
+	e = take_invite(root, b, what);
+	if (*what != NULL)
+		*what = json_keep_name(*what);
+	cJSON_Delete(root);
+	if (e != JSON_OK)
+		json_invite_body_free(b);
+	return e;
 }
 
 void
@@ -221,7 +333,15 @@ json_invite_body_free(struct invite_body *b)
 {
 	free(b->email);
 	free(b->language);
+	free(b->metadata);
+	free(b->redirect_url);
 	memset(b, 0, sizeof(*b));
+}
+
+enum json_err
+json_empty_body(const char *buf, size_t len, const char **what)
+{
+	return json_strings(buf, len, NULL, NULL, 0, what);
 }
 
 enum json_err
@@ -265,6 +385,18 @@ json_strerror(enum json_err e, const char *what)
 	case JSON_EMISSING:
 		snprintf(msg, sizeof(msg), "%s is required", what);
 		return msg;
+	case JSON_EDAYS:
+		return "expiresInDays must be a whole number from 1 to 30";
+	case JSON_EMETA:
+		return "metadata must be a JSON object";
+	case JSON_EMETA_MANY:
+		return "metadata may have at most 16 members";
+	case JSON_EMETA_VALUE:
+		return "metadata values must be strings";
+	case JSON_EMETA_DUP:
+		return "metadata has a duplicate member";
+	case JSON_EMETA_SIZE:
+		return "metadata must be at most 1024 bytes";
 	default:
 		return "Request body is not valid JSON";
 	}

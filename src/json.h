@@ -11,13 +11,24 @@
 
 enum json_err {
 	JSON_OK, JSON_EUTF8, JSON_ENUL, JSON_ESYNTAX, JSON_ENOTOBJ, JSON_EDEPTH,
-	JSON_EUNKNOWN, JSON_EDUP, JSON_ETYPE, JSON_EMISSING, JSON__MAX
+	JSON_EUNKNOWN, JSON_EDUP, JSON_ETYPE, JSON_EMISSING,
+	JSON_EDAYS, JSON_EMETA, JSON_EMETA_MANY, JSON_EMETA_VALUE,
+	JSON_EMETA_DUP, JSON_EMETA_SIZE,
+	JSON__MAX
 };
 
-/* The invite body, as plain strings (owned by the struct). */
+/*
+ * The invite body, as plain strings (owned by the struct); the optional
+ * members NULL or 0 when not given.  metadata is the object as answered
+ * later: compact, members in the order given, strings escaped as
+ * json_add_string does; at most META_MAX bytes so.
+ */
 struct invite_body {
 	char	*email;
 	char	*language;
+	int	 expires_days;		/* 1 to DAYS_MAX */
+	char	*metadata;
+	char	*redirect_url;
 };
 
 /*
@@ -28,6 +39,9 @@ struct invite_body {
 enum json_err	 json_invite_body(const char *buf, size_t len,
 		    struct invite_body *b, const char **what);
 void		 json_invite_body_free(struct invite_body *b);
+/* Parse {} (no member at all). */
+enum json_err	 json_empty_body(const char *buf, size_t len,
+		    const char **what);
 /* Parse {"token": "..."}; *token is malloc'd. */
 enum json_err	 json_token_body(const char *buf, size_t len, char **token,
 		    const char **what);

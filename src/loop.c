@@ -43,11 +43,21 @@ json_field(struct buf *b, const char *name, const char *v, int first)
 	return v ? json_add_string(b, v) : buf_adds(b, "null");
 }
 
+/* A member whose value is JSON already (stored as we answer it). */
 static int
-list_row(void *arg, const char *c[7], int64_t pos)
+json_raw(struct buf *b, const char *name, const char *v)
 {
-	static const char *const names[7] = { "id", "email", "language",
-	    "status", "createdAt", "sentAt", "acceptedAt" };
+	if (buf_printf(b, ",\"%s\":", name) == -1)
+		return -1;
+	return buf_adds(b, v && *v ? v : "null");
+}
+
+static int
+list_row(void *arg, const char *c[LIST_COLS], int64_t pos)
+{
+	static const char *const names[LIST_COLS - 1] = { "id", "email",
+	    "language", "status", "createdAt", "sentAt", "acceptedAt",
+	    "expiresAt" };
 	struct list_state *ls = arg;
 	int i;
 
@@ -57,9 +67,11 @@ list_row(void *arg, const char *c[7], int64_t pos)
 	}
 	if (buf_adds(&ls->data, ls->n ? ",{" : "{") == -1)
 		return -1;
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < LIST_COLS - 1; i++)
 		if (json_field(&ls->data, names[i], c[i], i == 0) == -1)
 			return -1;
+	if (json_raw(&ls->data, "metadata", c[LIST_COLS - 1]) == -1)
+		return -1;
 	if (buf_adds(&ls->data, "}") == -1)
 		return -1;
 	ls->last = pos;
@@ -179,6 +191,7 @@ invite_list(struct ctx *ctx, struct req *r, const char *userid)
 	struct principal p;
 	struct list_state ls;
 	struct user u;
+	struct app a;
 	char uid[UUID_LEN + 1], next[80], t[21], *hdr = NULL;
 	long long limit;
 	int64_t before;
@@ -186,21 +199,24 @@ invite_list(struct ctx *ctx, struct req *r, const char *userid)
 
 	memset(&ls, 0, sizeof(ls));
 	memset(&u, 0, sizeof(u));
+	memset(&a, 0, sizeof(a));
 	if (list_authorise(ctx, r, userid, &p, uid) == -1 ||
 	    list_params(r, &limit, t, &before) == -1)
 		return;
 	ls.limit = (int)limit;
-	if ((res = db_user_get(ctx->db, p.app, uid, &u)) != DB_OK) {
+	if ((res = db_app_get(ctx->db, p.app, &a)) != DB_OK ||
+	    (res = db_user_get(ctx->db, p.app, uid, &u)) != DB_OK) {
 		if (res == DB_NOTFOUND)
 			api_fail(r, 404, "User not found");
 		else
 			api_db_fail(r, res == DB_BUSY);
-		return;
+		goto out;
 	}
 	/* One more than asked tells whether a next page exists. */
 	if (buf_adds(&ls.data, "[") == -1 ||
 	    (res = db_invites_list(ctx->db, p.app, uid, t[0] ? t : NULL,
-	    before, (int)limit + 1, list_row, &ls)) != DB_OK) {
+	    before, (int)limit + 1, a.accept_ttl >= 0 ? a.accept_ttl :
+	    14 * DAY, list_row, &ls)) != DB_OK) {
 		api_db_fail(r, res == DB_BUSY);
 		goto out;
 	}
@@ -219,6 +235,7 @@ out:
 	free(hdr);
 	buf_free(&ls.data);
 	db_user_free(&u);
+	db_app_free(&a);
 }
 
 /* The accept route takes a write key of the invite's app, not a token. */
@@ -252,6 +269,9 @@ accept_answer(struct req *r, const struct accepted *a)
 	    json_field(&b, "inviterUserId", a->inviter, 0) == -1 ||
 	    json_field(&b, "email", a->email, 0) == -1 ||
 	    json_field(&b, "acceptedAt", a->accepted_at, 0) == -1 ||
+	    json_raw(&b, "metadata", a->metadata) == -1 ||
+	    json_field(&b, "redirectUrl", a->redirect_url[0] ?
+	    a->redirect_url : NULL, 0) == -1 ||
 	    buf_adds(&b, "}") == -1)
 		api_fail(r, 500, "Internal error");
 	else

@@ -346,7 +346,7 @@ build_one(struct mailer *ml, struct outmsg *m, const char *from,
 	const char *at;
 	int rc = -1;
 
-	token_accept(ml->secret, ob->id, tok);
+	token_accept_gen(ml->secret, ob->id, ob->resends, tok);
 	if ((optout = token_optout(ml->secret, ob->app_id,
 	    ob->email_norm)) == NULL ||
 	    buf_printf(&accept, "%s%ctoken=%s", ob->invite_url,
@@ -367,7 +367,12 @@ build_one(struct mailer *ml, struct outmsg *m, const char *from,
 	    (html = tmpl_render(ob->language, TMPL_HTML, &v)) == NULL)
 		goto out;
 	at = strrchr(addr, '@');
-	snprintf(msgid, sizeof(msgid), "invite-%s@%s", ob->id, at + 1);
+	/* A resent mail is another message (receivers drop duplicates). */
+	if (ob->resends > 0)
+		snprintf(msgid, sizeof(msgid), "invite-%s.%d@%s", ob->id,
+		    ob->resends, at + 1);
+	else
+		snprintf(msgid, sizeof(msgid), "invite-%s@%s", ob->id, at + 1);
 	memset(&mm, 0, sizeof(mm));
 	mm.from = from;
 	mm.to = ob->email;

@@ -34,6 +34,10 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/referral-invites/opt-out", optout_post },
 	{ "GET", "/api/v1/referral-invites/health", ops_health },
 	{ "GET", "/api/v1/referral-invites/metrics", ops_metrics },
+	{ "DELETE", "/api/v1/users/:userId/referral-invites/:inviteId",
+	    invite_revoke },
+	{ "POST", "/api/v1/users/:userId/referral-invites/:inviteId/resend",
+	    invite_resend },
 };
 #define NROUTES	(sizeof(routes) / sizeof(routes[0]))
 /* metrics.c counts requests by route, and "none of them" last. */
@@ -136,15 +140,15 @@ api_ok(struct req *r, int status, const char *msg, const char *data,
 }
 
 /*
- * Match path against pattern; on success the ":param" segment (if any) is
- * copied into param.
+ * Match path against pattern; on success the ":param" segments (if any)
+ * are copied into param, joined by '/'.
  */
 static int
 route_match(const char *pattern, const char *path, char *param,
     size_t paramsz)
 {
 	const char *seg;
-	size_t n;
+	size_t n, used = 0;
 
 	param[0] = '\0';
 	while (*pattern != '\0') {
@@ -153,10 +157,12 @@ route_match(const char *pattern, const char *path, char *param,
 			while (*path != '\0' && *path != '/')
 				path++;
 			n = (size_t)(path - seg);
-			if (n == 0 || n >= paramsz)
+			if (used > 0)
+				param[used++] = '/';
+			if (n == 0 || used + n >= paramsz)
 				return 0;
-			memcpy(param, seg, n);
-			param[n] = '\0';
+			memcpy(param + used, seg, n);
+			param[used += n] = '\0';
 			while (*pattern != '\0' && *pattern != '/')
 				pattern++;
 			continue;

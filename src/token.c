@@ -81,16 +81,25 @@ mac(const unsigned char secret[32], const char *label, const char *a,
 }
 
 void
-token_accept(const unsigned char secret[32], const char *id,
+token_accept_gen(const unsigned char secret[32], const char *id, int gen,
     char out[ACCEPT_LEN + 1])
 {
 	unsigned char b[16], h[32];
+	char g[16];
 
 	if (util_uuid_bytes(id, b) == -1)
 		fatalx("token_accept: not an id");
 	util_b64url_enc(b, sizeof(b), out, ACCEPT_ID_LEN + 1);
-	mac(secret, "accept", id, NULL, h);
+	snprintf(g, sizeof(g), "%d", gen);
+	mac(secret, "accept", id, gen > 0 ? g : NULL, h);
 	util_b64url_enc(h, sizeof(h), out + ACCEPT_ID_LEN, TOKEN_LEN + 1);
+}
+
+void
+token_accept(const unsigned char secret[32], const char *id,
+    char out[ACCEPT_LEN + 1])
+{
+	token_accept_gen(secret, id, 0, out);
 }
 
 int

@@ -22,6 +22,12 @@
 void		 token_accept(const unsigned char secret[32], const char *id,
 		    char out[ACCEPT_LEN + 1]);
 /*
+ * The token of generation gen (0: token_accept's): each resend of an
+ * invite mails the next one, the HMAC then over the id and gen.
+ */
+void		 token_accept_gen(const unsigned char secret[32],
+		    const char *id, int gen, char out[ACCEPT_LEN + 1]);
+/*
  * The invite id an accept token names; -1 for any other shape (tokens
  * mailed before schema 2 are the TOKEN_LEN bytes of the HMAC alone).
  */

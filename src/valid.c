@@ -469,3 +469,50 @@ lang_of_country(const char *cc)
 	    sizeof(countries[0]), country_cmp);
 	return c != NULL ? c->lang : NULL;
 }
+
+/* At most REDIRECT_MAX bytes of printable ASCII (no space), none in not. */
+static int
+url_chars(const char *s, const char *not)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= REDIRECT_MAX || (unsigned char)s[i] < 0x21 ||
+		    (unsigned char)s[i] > 0x7e || strchr(not, s[i]) != NULL)
+			return 0;
+	return i > 0;
+}
+
+const char *
+valid_redirect_prefix(const char *p)
+{
+	const char *host;
+
+	if (!url_chars(p, ","))
+		return "not a URL of printable ASCII without commas";
+	if (strncmp(p, "https://", 8) == 0)
+		host = p + 8;
+	else if (strncmp(p, "http://", 7) == 0)
+		host = p + 7;
+	else
+		return "not an http or https URL";
+	if (*host == '/' || strchr(host, '/') == NULL)
+		return "no host, or no '/' after the host";
+	return NULL;
+}
+
+const char *
+valid_redirect(const char *url, const char *allow)
+{
+	const char *p;
+	size_t n;
+
+	if (!url_chars(url, ""))
+		return "not a URL of printable ASCII";
+	for (p = allow; p != NULL && *p != '\0'; p += n + (p[n] == ',')) {
+		n = strcspn(p, ",");
+		if (n > 0 && strncmp(url, p, n) == 0)
+			return NULL;
+	}
+	return "not under an allowed prefix";
+}

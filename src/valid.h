@@ -31,5 +31,17 @@ const char	*valid_language(const char *s, char out[LANG_MAX]);
  * or NULL when cc is not one we know.
  */
 const char	*lang_of_country(const char *cc);
+/*
+ * An app's allowed redirect prefix: http:// or https://, a host, then a
+ * path from its first '/' on (so that a prefix fixes the origin:
+ * "https://a.example" would also allow "https://a.example.evil"), at
+ * most REDIRECT_MAX bytes of printable ASCII other than ','.
+ */
+const char	*valid_redirect_prefix(const char *p);
+/*
+ * A redirectUrl: at most REDIRECT_MAX bytes of printable ASCII, starting
+ * with one of the prefixes in allow (comma-separated; NULL or "": none).
+ */
+const char	*valid_redirect(const char *url, const char *allow);
 
 #endif

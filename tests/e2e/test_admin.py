@@ -60,11 +60,12 @@ SHOW_INVITE_COLUMNS = ['id', 'app_id', 'inviter_id', 'email',
                        'language_resolved', 'status', 'attempts',
                        'last_reply', 'request_id', 'created_at',
                        'updated_at', 'sent_at', 'accepted_at',
-                       'next_attempt_at']
+                       'next_attempt_at', 'revoked_at', 'expires_in',
+                       'metadata', 'redirect_url', 'resends', 'resent_at']
 APP_SHOW_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'jwt_issuer', 'accept_ttl', 'limit_per_hour',
                     'limit_per_day', 'limit_per_minute', 'cooldown',
-                    'created_at', 'updated_at']
+                    'created_at', 'updated_at', 'redirect_allow']
 APP_LIST_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'created_at']
 VIEW_TIMES = {'invites_overview': ('created', 'sent', 'accepted'),
@@ -308,14 +309,15 @@ def test_admin_init_migrates_schema_1(stack):
         con2 = sqlite3.connect(fresh)
         try:
             version = con2.execute('PRAGMA user_version').fetchone()[0]
-            assert version == 4, version
-            assert con.execute('PRAGMA user_version').fetchone()[0] == 4
+            assert version == 5, version
+            assert con.execute('PRAGMA user_version').fetchone()[0] == 5
             assert sorted(con.execute(
                 'SELECT kind, id, n FROM invite_counts').fetchall()) == \
                 [('day', user, 1), ('hour', user, 1)]
             assert schema_of(con) == schema_of(con2)
-            assert con.execute("SELECT rowid, * FROM invites ORDER BY rowid"
-                               ).fetchall() == before
+            # Schema 5 appended columns: the old ones are as they were.
+            assert [r[:len(before[0])] for r in con.execute(
+                "SELECT rowid, * FROM invites ORDER BY rowid")] == before
             assert con.execute("SELECT * FROM invites_overview"
                                ).fetchall() == overview
             assert con.execute('PRAGMA integrity_check').fetchall() == \

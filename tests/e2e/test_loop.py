@@ -10,6 +10,7 @@ token is always taken from the link in a caught mail.
 """
 
 import base64
+import calendar
 import hashlib
 import hmac
 import html
@@ -50,12 +51,25 @@ def listing_body(items):
             '"data":%s}' % dumps(items)).encode()
 
 
-def item(row):
+def expires_at(row, ttl=14 * 86400):
+    """When the row's token expires: from its creation or last resend,
+    its own lifetime or the app's (ttl)."""
+    t = time.strptime(row['resent_at'] or row['created_at'],
+                      '%Y-%m-%dT%H:%M:%SZ')
+    life = row['expires_in'] if row['expires_in'] is not None else ttl
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                         time.gmtime(calendar.timegm(t) + life))
+
+
+def item(row, ttl=14 * 86400):
     """A listing's data object for an invites row, members in order."""
     return {'id': row['id'], 'email': row['email'],
             'language': row['language_requested'], 'status': row['status'],
             'createdAt': row['created_at'], 'sentAt': row['sent_at'],
-            'acceptedAt': row['accepted_at']}
+            'acceptedAt': row['accepted_at'],
+            'expiresAt': expires_at(row, ttl),
+            'metadata': json.loads(row['metadata']) if row['metadata']
+            else None}
 
 
 def newest_first(stack, app, uid=None):
@@ -140,7 +154,9 @@ def accept(app, token, headers=None, raw=None, key=None):
 
 def accepted_body(row):
     data = {'inviteId': row['id'], 'inviterUserId': row['inviter_id'],
-            'email': row['email'], 'acceptedAt': row['accepted_at']}
+            'email': row['email'], 'acceptedAt': row['accepted_at'],
+            'metadata': json.loads(row['metadata']) if row['metadata']
+            else None, 'redirectUrl': row['redirect_url']}
     return ('{"success":true,"message":"Invite accepted","error":null,'
             '"data":%s}' % dumps(data)).encode()
 

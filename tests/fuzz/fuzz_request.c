@@ -33,6 +33,7 @@
 #include "../../src/auth.c"
 #include "../../src/invite.c"
 #include "../../src/loop.c"
+#include "../../src/life.c"
 #include "../../src/route.c"
 #include "../../src/token.c"
 
@@ -97,21 +98,26 @@ ref_path(char *buf, size_t bufsz)
 	return buf;
 }
 
-/* Segment by segment: ":x" takes any non-empty one under 128 bytes. */
+/*
+ * Segment by segment: ":x" takes any non-empty one, the ones taken joined
+ * by '/' under 128 bytes.
+ */
 static int
 ref_match(const char *pattern, const char *path, char param[128])
 {
-	size_t pn, sn;
+	size_t pn, sn, used = 0;
 
 	param[0] = '\0';
 	for (;;) {
 		pn = strcspn(pattern, "/");
 		sn = strcspn(path, "/");
 		if (pattern[0] == ':') {
-			if (sn == 0 || sn >= 128)
+			if (sn == 0 || used + (used > 0) + sn >= 128)
 				return 0;
-			memcpy(param, path, sn);
-			param[sn] = '\0';
+			if (used > 0)
+				param[used++] = '/';
+			memcpy(param + used, path, sn);
+			param[used += sn] = '\0';
 		} else if (pn != sn || memcmp(pattern, path, pn) != 0)
 			return 0;
 		if (pattern[pn] == '\0' || path[sn] == '\0')
@@ -637,10 +643,25 @@ db_user_free(struct user *u)
 
 enum db_res
 db_invites_list(struct db *db, const char *app, const char *user,
-    const char *before_time, int64_t before, int limit, db_row_fn fn,
-    void *arg)
+    const char *before_time, int64_t before, int limit, int ttl,
+    db_row_fn fn, void *arg)
 {
 	return DB_ERR;
+}
+
+enum db_res
+db_invite_life(struct db *db, const char *app, const char *inviter,
+    const char *id, struct invite_life *out)
+{
+	memset(out, 0, sizeof(*out));
+	return DB_NOTFOUND;
+}
+
+enum db_res
+db_invite_revoke(struct db *db, const char *app, const char *inviter,
+    const char *id)
+{
+	return DB_NOTFOUND;
 }
 
 enum db_res

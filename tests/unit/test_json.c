@@ -221,6 +221,150 @@ token_body(void)
 	CHECK(json_token_body("{}", 2, &tok, &what) == JSON_EMISSING);
 }
 
+/* ------------------------------------------- the optional POST members */
+
+#define BASE	"{\"email\":\"a@b.co\",\"language\":\"de\","
+
+/* body is refused with e, naming what. */
+static int
+refused(const char *body, enum json_err e, const char *msg)
+{
+	struct invite_body b;
+	const char *what;
+	int ok;
+
+	ok = parse(body, &b, &what) == e &&
+	    strcmp(json_strerror(e, what), msg) == 0 && b.email == NULL &&
+	    b.metadata == NULL && b.redirect_url == NULL;
+	json_invite_body_free(&b);
+	return ok;
+}
+
+static void
+options_absent(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse("{\"email\":\"a@b.co\",\"language\":\"de\"}", &b,
+	    &what) == JSON_OK);
+	CHECK(b.expires_days == 0 && b.metadata == NULL &&
+	    b.redirect_url == NULL);
+	json_invite_body_free(&b);
+}
+
+static void
+options_good(void)
+{
+	struct invite_body b;
+	const char *what;
+
+	CHECK(parse(BASE "\"expiresInDays\":30,\"redirectUrl\":\"https://x/\","
+	    "\"metadata\":{ \"k\" : \"v\\u00e9\\n\", \"z\":\"\"}}", &b,
+	    &what) == JSON_OK);
+	CHECK(b.expires_days == 30);
+	CHECK_STR(b.redirect_url, "https://x/");
+	CHECK_STR(b.metadata, "{\"k\":\"v\xc3\xa9\\u000a\",\"z\":\"\"}");
+	json_invite_body_free(&b);
+	CHECK(parse(BASE "\"expiresInDays\":1.0,\"metadata\":{}}", &b,
+	    &what) == JSON_OK);
+	CHECK(b.expires_days == 1);
+	CHECK_STR(b.metadata, "{}");
+	json_invite_body_free(&b);
+}
+
+static void
+days_bad(void)
+{
+	static const char *const bad[] = { "0", "31", "-1", "1.5", "\"7\"",
+	    "null", "true", "[]", "{}", "1e9", "2e-1" };
+	const char *msg = "expiresInDays must be a whole number from 1 to 30";
+	char body[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body), BASE "\"expiresInDays\":%s}",
+		    bad[i]);
+		CHECK(refused(body, JSON_EDAYS, msg));
+	}
+}
+
+static void
+metadata_bad_type(void)
+{
+	CHECK(refused(BASE "\"metadata\":\"x\"}", JSON_EMETA,
+	    "metadata must be a JSON object"));
+	CHECK(refused(BASE "\"metadata\":[]}", JSON_EMETA,
+	    "metadata must be a JSON object"));
+	CHECK(refused(BASE "\"metadata\":null}", JSON_EMETA,
+	    "metadata must be a JSON object"));
+	CHECK(refused(BASE "\"metadata\":{\"a\":1}}", JSON_EMETA_VALUE,
+	    "metadata values must be strings"));
+	CHECK(refused(BASE "\"metadata\":{\"a\":{\"b\":\"c\"}}}",
+	    JSON_EMETA_VALUE, "metadata values must be strings"));
+	CHECK(refused(BASE "\"metadata\":{\"a\":\"1\",\"a\":\"2\"}}",
+	    JSON_EMETA_DUP, "metadata has a duplicate member"));
+}
+
+static void
+metadata_limits(void)
+{
+	struct buf b = { 0 };
+	struct invite_body ib;
+	const char *what;
+	int i;
+
+	/* 16 members pass, 17 do not. */
+	buf_adds(&b, BASE "\"metadata\":{");
+	for (i = 0; i < 16; i++)
+		buf_printf(&b, "%s\"k%d\":\"v\"", i ? "," : "", i);
+	buf_adds(&b, "}}");
+	CHECK(parse(b.p, &ib, &what) == JSON_OK);
+	json_invite_body_free(&ib);
+	b.len -= 2;
+	buf_adds(&b, ",\"k16\":\"v\"}}");
+	CHECK(refused(b.p, JSON_EMETA_MANY,
+	    "metadata may have at most 16 members"));
+	buf_free(&b);
+	/* {"k":"..."}: 8 bytes around the value; 1024 in all pass. */
+	buf_adds(&b, BASE "\"metadata\":{\"k\":\"");
+	for (i = 0; i < 1016; i++)
+		buf_adds(&b, "x");
+	buf_adds(&b, "\"}}");
+	CHECK(parse(b.p, &ib, &what) == JSON_OK);
+	CHECK(strlen(ib.metadata) == 1024);
+	json_invite_body_free(&ib);
+	b.len -= 3;
+	buf_adds(&b, "x\"}}");
+	CHECK(refused(b.p, JSON_EMETA_SIZE,
+	    "metadata must be at most 1024 bytes"));
+	buf_free(&b);
+}
+
+static void
+options_once_and_typed(void)
+{
+	CHECK(refused(BASE "\"metadata\":{},\"metadata\":{}}", JSON_EDUP,
+	    "Duplicate member in request body: metadata"));
+	CHECK(refused(BASE "\"redirectUrl\":1}", JSON_ETYPE,
+	    "redirectUrl must be a string"));
+	CHECK(refused(BASE "\"expiresInDay\":1}", JSON_EUNKNOWN,
+	    "Unexpected member in request body: expiresInDay"));
+}
+
+static void
+empty_body(void)
+{
+	const char *what;
+
+	CHECK(json_empty_body("{}", 2, &what) == JSON_OK);
+	CHECK(json_empty_body(" { } ", 5, &what) == JSON_OK);
+	CHECK(json_empty_body("{\"a\":\"b\"}", 9, &what) == JSON_EUNKNOWN);
+	CHECK_STR(json_strerror(JSON_EUNKNOWN, what),
+	    "Unexpected member in request body: a");
+	CHECK(json_empty_body("[]", 2, &what) == JSON_ENOTOBJ);
+}
+
 const struct unit_test json_tests[] = {
 	{ "json_body_ok", body_ok },
 	{ "json_body_unknown_member", body_unknown_member },
@@ -239,5 +383,12 @@ const struct unit_test json_tests[] = {
 	    member_name_cut_on_a_character },
 	{ "json_string_escape", string_escape },
 	{ "json_token_body", token_body },
+	{ "json_options_absent", options_absent },
+	{ "json_options_good", options_good },
+	{ "json_days_bad", days_bad },
+	{ "json_metadata_bad_type", metadata_bad_type },
+	{ "json_metadata_limits", metadata_limits },
+	{ "json_options_once_and_typed", options_once_and_typed },
+	{ "json_empty_body", empty_body },
 	{ NULL, NULL }
 };

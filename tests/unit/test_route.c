@@ -120,11 +120,49 @@ test_route_param_size(void)
 	CHECK_STR(allow, "");
 }
 
+/* An invite's paths: both segments, joined by '/'; their methods. */
+static void
+test_route_invite_paths(void)
+{
+	CHECK(find("DELETE", USERS "me" INVITES "/i1") == invite_revoke);
+	CHECK_STR(param, "me/i1");
+	CHECK(find("POST", USERS "u1" INVITES "/i1/resend") == invite_resend);
+	CHECK_STR(param, "u1/i1");
+	CHECK(find("GET", USERS "u1" INVITES "/i1") == NULL);
+	CHECK_STR(allow, "DELETE");
+	CHECK(find("DELETE", USERS "u1" INVITES "/i1/resend") == NULL);
+	CHECK_STR(allow, "POST");
+	CHECK(find("DELETE", USERS "u1" INVITES "/i1/other") == NULL);
+	CHECK_STR(allow, "");
+	CHECK(find("DELETE", USERS "u1" INVITES "//resend") == NULL);
+	CHECK_STR(allow, "");
+}
+
+/* Both segments and their '/' share param: one byte too many, no route. */
+static void
+test_route_two_params_size(void)
+{
+	char path[512], id[sizeof(param)];
+
+	memset(id, 'a', sizeof(id));
+	id[sizeof(param) - 3] = '\0';	/* "u/" + id + NUL fill param */
+	snprintf(path, sizeof(path), USERS "u" INVITES "/%s", id);
+	CHECK(find("DELETE", path) == invite_revoke);
+	CHECK(strlen(param) == sizeof(param) - 1);
+	id[sizeof(param) - 3] = 'a';
+	id[sizeof(param) - 2] = '\0';
+	snprintf(path, sizeof(path), USERS "u" INVITES "/%s", id);
+	CHECK(find("DELETE", path) == NULL);
+	CHECK_STR(allow, "");
+}
+
 const struct unit_test route_tests[] = {
 	{ "route_handlers", test_route_handlers },
 	{ "route_param_as_is", test_route_param_as_is },
 	{ "route_405", test_route_405 },
 	{ "route_404", test_route_404 },
 	{ "route_param_size", test_route_param_size },
+	{ "route_invite_paths", test_route_invite_paths },
+	{ "route_two_params_size", test_route_two_params_size },
 	{ NULL, NULL }
 };

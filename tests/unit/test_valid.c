@@ -823,6 +823,68 @@ country_all_assigned(void)
 	CHECK(n == 249);
 }
 
+/* ------------------------------------------------------ redirect URLs */
+
+static void
+redirect_prefix_good(void)
+{
+	CHECK(valid_redirect_prefix("https://app.example/") == NULL);
+	CHECK(valid_redirect_prefix("https://app.example/welcome?x=") ==
+	    NULL);
+	CHECK(valid_redirect_prefix("http://127.0.0.1:8080/cb") == NULL);
+}
+
+static void
+redirect_prefix_bad(void)
+{
+	/* No path: "https://app.example.evil/" would match it. */
+	CHECK(valid_redirect_prefix("https://app.example") != NULL);
+	CHECK(valid_redirect_prefix("https:///x") != NULL);
+	CHECK(valid_redirect_prefix("ftp://app.example/") != NULL);
+	CHECK(valid_redirect_prefix("HTTPS://app.example/") != NULL);
+	CHECK(valid_redirect_prefix("https://app.example/a,b") != NULL);
+	CHECK(valid_redirect_prefix("https://app.example/a b") != NULL);
+	CHECK(valid_redirect_prefix("") != NULL);
+}
+
+static void
+redirect_under_prefix(void)
+{
+	const char *allow = "https://a.example/x/,https://b.example/";
+
+	CHECK(valid_redirect("https://a.example/x/", allow) == NULL);
+	CHECK(valid_redirect("https://a.example/x/y?z=1#f", allow) == NULL);
+	CHECK(valid_redirect("https://b.example/", allow) == NULL);
+	CHECK(valid_redirect("https://a.example/xy", allow) != NULL);
+	CHECK(valid_redirect("https://a.example/", allow) != NULL);
+	CHECK(valid_redirect("https://c.example/x/", allow) != NULL);
+}
+
+static void
+redirect_without_prefixes(void)
+{
+	CHECK(valid_redirect("https://a.example/", NULL) != NULL);
+	CHECK(valid_redirect("https://a.example/", "") != NULL);
+}
+
+static void
+redirect_bad_bytes(void)
+{
+	char long_url[REDIRECT_MAX + 2];
+	const char *allow = "https://a.example/";
+
+	CHECK(valid_redirect("https://a.example/ x", allow) != NULL);
+	CHECK(valid_redirect("https://a.example/\tx", allow) != NULL);
+	CHECK(valid_redirect("https://a.example/\xc3\xa9", allow) != NULL);
+	CHECK(valid_redirect("", allow) != NULL);
+	memset(long_url, 'a', sizeof(long_url) - 1);
+	long_url[sizeof(long_url) - 1] = '\0';
+	memcpy(long_url, allow, strlen(allow));
+	CHECK(valid_redirect(long_url, allow) != NULL);
+	long_url[REDIRECT_MAX] = '\0';
+	CHECK(valid_redirect(long_url, allow) == NULL);
+}
+
 const struct unit_test valid_tests[] = {
 	{ "util_uuid7_shape_and_time", uuid7_shape_and_time },
 	{ "util_uuid_bytes_round_trip", uuid_bytes_round_trip },
@@ -889,5 +951,10 @@ const struct unit_test valid_tests[] = {
 	{ "valid_country_unknown", country_unknown },
 	{ "valid_country_bad_shape", country_bad_shape },
 	{ "valid_country_all_assigned", country_all_assigned },
+	{ "valid_redirect_prefix_good", redirect_prefix_good },
+	{ "valid_redirect_prefix_bad", redirect_prefix_bad },
+	{ "valid_redirect_under_prefix", redirect_under_prefix },
+	{ "valid_redirect_without_prefixes", redirect_without_prefixes },
+	{ "valid_redirect_bad_bytes", redirect_bad_bytes },
 	{ NULL, NULL }
 };
