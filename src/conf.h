@@ -40,6 +40,7 @@ struct conf {
 	int		 limit_per_day;
 	int		 app_limit_per_minute;
 	int		 cooldown;
+	int		 hide_existing_users;	/* for tokens: 201, no mail */
 	int		 log_level;
 };
 

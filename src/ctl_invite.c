@@ -45,7 +45,7 @@ cmd_invites(const struct cmd_args *a)
 {
 	struct opts *o = a->o;
 	static const char *const statuses[] = { "queued", "sending", "sent",
-	    "failed", "canceled", NULL };
+	    "failed", "canceled", "hidden", NULL };
 	char app[UUID_LEN + 1], sincebuf[21];
 	const char *since;
 	int i;
@@ -56,8 +56,8 @@ cmd_invites(const struct cmd_args *a)
 		if (strcmp(o->status, statuses[i]) == 0)
 			break;
 	if (o->status != NULL && statuses[i] == NULL)
-		ctl_refuse("%s: --status takes queued, sending, sent, failed "
-		    "or canceled", o->status);
+		ctl_refuse("%s: --status takes queued, sending, sent, failed, "
+		    "canceled or hidden", o->status);
 	since = norm_since(o->since, sincebuf);
 	ctl_rows("SELECT i.id, a.name AS app, u.email AS inviter, i.email "
 	    "AS invitee, i.language_resolved AS language, i.status, "

@@ -69,6 +69,14 @@ int		 db_version(struct db *);
 int		 db_schema_current(struct db *);
 
 /*
+ * hide_existing_users for a token's invite: HIDE_ASK has the writer store
+ * an invite to a user of the app or a listed address as a row that is
+ * never mailed (status "hidden", INV_HIDDEN) where it would refuse it;
+ * the route notes HIDE_DONE when that happened.
+ */
+enum invite_hide { HIDE_NO, HIDE_ASK, HIDE_DONE };
+
+/*
  * One invite along its way: filled by the route (invite.c), carried to
  * the writer in its channel message (writer.h), checked and stored by
  * db_invite_add.  Limits of 0 are off.
@@ -94,18 +102,22 @@ struct invite {
 	int		 limit_day;
 	int		 limit_minute;
 	int		 cooldown;
+	enum invite_hide	 hide;
 };
 
 enum invite_res {
 	INV_OK, INV_MEMBER, INV_SUPPRESSED, INV_COOLDOWN, INV_LIMIT,
 	INV_IDEM,	/* the key's claim was lost to another request */
-	INV_BUSY, INV_ERR
+	INV_BUSY, INV_ERR,
+	INV_HIDDEN	/* stored, never to be mailed (HIDE_ASK) */
 };
 
 /*
  * Check the limits, membership, do-not-invite list and cooldown and insert
  * the invite, all in one BEGIN IMMEDIATE transaction.  On INV_LIMIT *retry
- * holds the seconds until a slot frees.
+ * holds the seconds until a slot frees.  With HIDE_ASK, a member or a
+ * listed address passes on to the cooldown like a new one, and is stored
+ * hidden: INV_HIDDEN, which is a success like INV_OK.
  */
 enum invite_res	 db_invite_create(struct db *, const struct invite *,
 		    int *retry);

@@ -224,7 +224,9 @@ accept_step(struct db *db, const char *app, const char *id,
 		out->why = ACCEPT_USED;
 		return DB_OK;
 	}
-	if (strcmp(status, "canceled") == 0) {
+	/* A hidden invite's token was never mailed: none can hold it. */
+	if (strcmp(status, "canceled") == 0 ||
+	    strcmp(status, "hidden") == 0) {
 		out->why = ACCEPT_CANCELED;
 		return DB_OK;
 	}

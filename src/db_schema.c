@@ -228,6 +228,54 @@ static const char *const migrations[] = {
 	"  SELECT 'minute', app_id, unixepoch(created_at), count(*)"
 	"  FROM invites WHERE created_at > strftime("
 	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-70 seconds') GROUP BY 2, 3;",
+	/*
+	 * 4 -> 5: the status "hidden" (hide_existing_users), an invite to a
+	 * user of the app or a listed address stored and never mailed.  A
+	 * CHECK cannot change in place: invites rebuilt as in 1 -> 2, row
+	 * ids kept.
+	 */
+	"DROP VIEW invites_overview; DROP VIEW invite_counts_by_app;"
+	"DROP VIEW invite_counts_by_inviter; DROP VIEW delivery_failures;"
+	"CREATE TABLE invites_5 ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  inviter_id TEXT NOT NULL REFERENCES users(id),"
+	"  email TEXT NOT NULL,"
+	"  email_normalized TEXT NOT NULL,"
+	"  language_requested TEXT NOT NULL,"
+	"  language_resolved TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
+	"    ('queued', 'sending', 'sent', 'failed', 'canceled', 'hidden')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  last_reply TEXT,"
+	"  request_id TEXT,"
+	"  accept_token_hash TEXT NOT NULL,"
+	"  accepted_at TEXT,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL,"
+	"  updated_at TEXT NOT NULL,"
+	"  sent_at TEXT"
+	") STRICT;"
+	"INSERT INTO invites_5 (rowid, id, app_id, inviter_id, email,"
+	"  email_normalized, language_requested, language_resolved, status,"
+	"  attempts, last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at)"
+	"  SELECT rowid, id, app_id, inviter_id, email, email_normalized,"
+	"  language_requested, language_resolved, status, attempts,"
+	"  last_reply, request_id, accept_token_hash, accepted_at,"
+	"  next_attempt_at, created_at, updated_at, sent_at FROM invites;"
+	"DROP TABLE invites;"
+	"ALTER TABLE invites_5 RENAME TO invites;"
+	"CREATE INDEX invites_by_inviter ON invites (inviter_id, created_at);"
+	"CREATE INDEX invites_by_address ON invites"
+	"  (app_id, email_normalized, created_at);"
+	"CREATE INDEX invites_by_app ON invites (app_id, created_at);"
+	"CREATE INDEX invites_due ON invites (next_attempt_at, created_at)"
+	"  WHERE status = 'queued';"
+	"CREATE INDEX invites_sending ON invites (id) WHERE status = 'sending';"
+	"CREATE INDEX invites_by_old_token ON invites (accept_token_hash)"
+	"  WHERE substr(id, 15, 1) <> '7';"
+	VIEWS_1,
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

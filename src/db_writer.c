@@ -215,10 +215,38 @@ db_counts_purge(struct db *db, time_t now)
 	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
 }
 
-/* The checks of one invite, inside the write transaction. */
+/*
+ * Whether the address belongs to a user of the app (INV_MEMBER) or is on
+ * its do-not-invite list (INV_SUPPRESSED); INV_OK when neither.
+ */
+static enum invite_res
+invite_known(struct db *db, const struct invite *in)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
+	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    query_exists(st, &r) == -1)
+		return INV_ERR;
+	if (r)
+		return INV_MEMBER;
+	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL ||
+	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
+	    query_exists(st, &r) == -1)
+		return INV_ERR;
+	return r ? INV_SUPPRESSED : INV_OK;
+}
+
+/*
+ * The checks of one invite, inside the write transaction.  With HIDE_ASK
+ * a member or a listed address goes on to the cooldown as a new address
+ * would, so that a second invite to it within the cooldown gets the same
+ * 409 a new address gets; *known says which it was (INV_OK: neither).
+ */
 static enum invite_res
 invite_checks(struct db *db, const struct invite *in, time_t now,
-    int *retry)
+    int *retry, enum invite_res *known)
 {
 	sqlite3_stmt *st;
 	char since[21], last[32];
@@ -239,18 +267,10 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	if (hit || r)
 		return INV_LIMIT;
 
-	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
-	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
-	    query_exists(st, &r) == -1)
+	if ((*known = invite_known(db, in)) == INV_ERR)
 		return INV_ERR;
-	if (r)
-		return INV_MEMBER;
-	if ((st = db_stmt(db, Q_IS_SUPPRESSED)) == NULL ||
-	    BIND_TEXTS(db, st, in->app_id, in->email_norm) == -1 ||
-	    query_exists(st, &r) == -1)
-		return INV_ERR;
-	if (r)
-		return INV_SUPPRESSED;
+	if (*known != INV_OK && in->hide != HIDE_ASK)
+		return *known;
 	if (in->cooldown > 0) {
 		util_isotime(now - in->cooldown, since);
 		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL ||
@@ -264,18 +284,29 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	return INV_OK;
 }
 
+/*
+ * Insert the invite: queued for the mailer, or (known is INV_MEMBER or
+ * INV_SUPPRESSED) hidden, with the reason for the admin in last_reply.
+ */
 static enum invite_res
-invite_insert(struct db *db, const struct invite *in, time_t now)
+invite_insert(struct db *db, const struct invite *in, time_t now,
+    enum invite_res known)
 {
 	sqlite3_stmt *st;
+	const char *why;
 	char ts[21];
 	int rc;
 
 	util_isotime(now, ts);
-	if ((st = db_stmt(db, Q_INSERT)) == NULL ||
+	why = known == INV_MEMBER ? "not mailed: the address belongs to a "
+	    "user of the app" : "not mailed: the address is on the app's "
+	    "do-not-invite list";
+	if ((st = db_stmt(db, known == INV_OK ? Q_INSERT :
+	    Q_INSERT_HIDDEN)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
 	    in->email_norm, in->lang_req, in->lang_res, in->request_id,
-	    in->token_hash, ts) == -1)
+	    in->token_hash, ts) == -1 ||
+	    (known != INV_OK && bind_text(db, st, 11, why) == -1))
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -317,7 +348,7 @@ enum invite_res
 db_invite_add(struct db *db, const struct invite *in, time_t now,
     int *retry)
 {
-	enum invite_res res;
+	enum invite_res res, known = INV_OK;
 
 	/*
 	 * Only inside the caller's transaction: after a failure SQLite may
@@ -326,25 +357,26 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	 */
 	if (sqlite3_get_autocommit(db->h))
 		return INV_ERR;
-	if ((res = invite_checks(db, in, now, retry)) != INV_OK)
+	if ((res = invite_checks(db, in, now, retry, &known)) != INV_OK)
 		return res;
 	/*
 	 * The key's answer, the invite and its counts, all or none, inside
-	 * a batch that may commit others.
+	 * a batch that may commit others.  A hidden invite counts against
+	 * the limits as any other: the 429s must not tell it apart.
 	 */
 	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
 		return INV_ERR;
 	if (in->idem_key[0] != '\0')
 		res = invite_idem(db, in);
 	if (res == INV_OK)
-		res = invite_insert(db, in, now);
+		res = invite_insert(db, in, now, known);
 	if (res == INV_OK && limit_count(db, in, now) == -1)
 		res = INV_ERR;
 	if (res != INV_OK)
 		step_simple(db, Q_ROLLBACK_TO);
 	if (step_simple(db, Q_RELEASE) != SQLITE_DONE && res == INV_OK)
 		res = INV_ERR;
-	return res;
+	return res == INV_OK && known != INV_OK ? INV_HIDDEN : res;
 }
 
 enum invite_res
@@ -355,11 +387,12 @@ db_invite_create(struct db *db, const struct invite *in, int *retry)
 
 	if ((dr = db_begin(db)) != DB_OK)
 		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
-	if ((res = db_invite_add(db, in, time(NULL), retry)) != INV_OK) {
+	res = db_invite_add(db, in, time(NULL), retry);
+	if (res != INV_OK && res != INV_HIDDEN) {
 		db_rollback(db);
 		return res;
 	}
 	if ((dr = db_commit(db)) != DB_OK)
 		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
-	return INV_OK;
+	return res;
 }
