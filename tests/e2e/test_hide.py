@@ -34,6 +34,8 @@ WHY_LISTED = "not mailed: the address is on the app's do-not-invite list"
 OWN = ('x-request-id', 'date')
 # The shipped delivery_wait: a real invite waits for the relay's verdict.
 WAIT = '3'
+# Shorter than the whole delivery_wait, with room for a loaded machine.
+LONG = 2.9
 # How long a mail that must not come is waited for, once the real
 # invite sent after it has been delivered.
 NO_MAIL_S = 2.0
@@ -311,8 +313,9 @@ def test_hide_takes_as_long_as_a_real_invite(stack):
             resp, t = timed(lambda: app.invite(
                 addr, headers=token_headers(app)))
             same_answer(resp, real, addr)
-            # The relay's 0.5 s, varied by a fifth: never instant.
-            assert 0.35 <= t < 2.0, (addr, t, t_real)
+            # The relay's 0.5 s, varied by a fifth: never instant, and
+            # never the whole delivery_wait (3 s).
+            assert 0.35 <= t < LONG, (addr, t, t_real)
         for _ in range(8):
             check(app.invite(unique('defer-'), headers=token_headers(app)),
                   201, ok_body('Invite queued'))
@@ -321,7 +324,7 @@ def test_hide_takes_as_long_as_a_real_invite(stack):
         queued, t = timed(lambda: app.invite(bob2,
                                              headers=token_headers(app)))
         check(queued, 201, ok_body('Invite queued'))
-        assert t < 2.0, t
+        assert t < LONG, t
         last = None
         for _ in range(8):
             last = unique('sent')
@@ -331,7 +334,7 @@ def test_hide_takes_as_long_as_a_real_invite(stack):
         app.add_user(bob3)
         resp, t = timed(lambda: app.invite(bob3, headers=token_headers(app)))
         check(resp, 201, ok_body('Invite sent'))
-        assert 0.35 <= t < 2.0, t
+        assert 0.35 <= t < LONG, t
         no_mail_for(s, [bob, dni, bob2, bob3], last)
         assert [r['status'] for a in (bob, dni, bob2, bob3)
                 for r in row_for(app, a)] == ['hidden'] * 4
