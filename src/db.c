@@ -73,12 +73,15 @@ static const char *const queries[Q__MAX] = {
 	    " request_id, accept_token_hash, next_attempt_at, created_at,"
 	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9,"
 	    " ?10, ?10, ?10)",
-	/* hide_existing_users: never mailed, so never due (next_attempt_at). */
+	/*
+	 * hide_existing_users: never mailed, so never due; updated_at (?12)
+	 * when a real one would have been sent.
+	 */
 	[Q_INSERT_HIDDEN] = "INSERT INTO invites (id, app_id, inviter_id,"
 	    " email, email_normalized, language_requested, language_resolved,"
 	    " status, request_id, accept_token_hash, last_reply,"
 	    " next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4,"
-	    " ?5, ?6, ?7, 'hidden', ?8, ?9, ?11, ?10, ?10, ?10)",
+	    " ?5, ?6, ?7, 'hidden', ?8, ?9, ?11, ?10, ?10, ?12)",
 	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
 	    " WHERE status = 'sending'",
@@ -104,12 +107,12 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE status = 'queued'",
 	/*
 	 * Index order of invites_by_inviter: no sort, however many rows.  A
-	 * hidden invite (hide_existing_users) shows as one sent when it was
-	 * made: whoever lists may show the list to the inviter.
+	 * hidden invite (hide_existing_users) shows as one sent when its
+	 * answer came: whoever lists may show the list to the inviter.
 	 */
 	[Q_LIST] = "SELECT id, email, language_requested,"
 	    " CASE status WHEN 'hidden' THEN 'sent' ELSE status END,"
-	    " created_at, CASE status WHEN 'hidden' THEN created_at"
+	    " created_at, CASE status WHEN 'hidden' THEN updated_at"
 	    " ELSE sent_at END, accepted_at, rowid FROM invites"
 	    " WHERE inviter_id = ?2"
 	    " AND +app_id = ?1 AND (?3 IS NULL OR created_at < ?3"

@@ -71,8 +71,9 @@ int		 db_schema_current(struct db *);
 /*
  * hide_existing_users for a token's invite: HIDE_ASK has the writer store
  * an invite to a user of the app or a listed address as a row that is
- * never mailed (status "hidden", INV_HIDDEN) where it would refuse it;
- * the route notes HIDE_DONE when that happened.
+ * never mailed (status "hidden", INV_HIDDEN) where it would refuse it,
+ * its updated_at hide_ms after the commit (when a real one would have
+ * been sent); the route notes HIDE_DONE when that happened.
  */
 enum invite_hide { HIDE_NO, HIDE_ASK, HIDE_DONE };
 
@@ -103,6 +104,8 @@ struct invite {
 	int		 limit_minute;
 	int		 cooldown;
 	enum invite_hide	 hide;
+	int		 hide_ms;	/* the wait the answer mimics */
+	int		 hide_queued;	/* it says "Invite queued" */
 };
 
 enum invite_res {

@@ -285,6 +285,23 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 }
 
 /*
+ * When a hidden invite's answer comes, hide_ms from now (never before
+ * now, the second its created_at says), as a real one's sent_at would
+ * say: the inviter's list shows it.
+ */
+static void
+hidden_time(const struct invite *in, time_t now, char out[21])
+{
+	struct timespec ts;
+	time_t t;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (time_t)(((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	    in->hide_ms) / 1000);
+	util_isotime(t > now ? t : now, out);
+}
+
+/*
  * Insert the invite: queued for the mailer, or (known is INV_MEMBER or
  * INV_SUPPRESSED) hidden, with the reason for the admin in last_reply.
  */
@@ -294,10 +311,12 @@ invite_insert(struct db *db, const struct invite *in, time_t now,
 {
 	sqlite3_stmt *st;
 	const char *why;
-	char ts[21];
+	char ts[21], sent[21] = "";
 	int rc;
 
 	util_isotime(now, ts);
+	if (known != INV_OK)
+		hidden_time(in, now, sent);
 	why = known == INV_MEMBER ? "not mailed: the address belongs to a "
 	    "user of the app" : "not mailed: the address is on the app's "
 	    "do-not-invite list";
@@ -306,7 +325,8 @@ invite_insert(struct db *db, const struct invite *in, time_t now,
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
 	    in->email_norm, in->lang_req, in->lang_res, in->request_id,
 	    in->token_hash, ts) == -1 ||
-	    (known != INV_OK && bind_text(db, st, 11, why) == -1))
+	    (known != INV_OK && (bind_text(db, st, 11, why) == -1 ||
+	    bind_text(db, st, 12, sent) == -1)))
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);

@@ -282,14 +282,12 @@ seen_add(const struct ctx *ctx, const struct parked *p, int kind)
 }
 
 /*
- * Park hidden invite p as one of the real outcomes seen, drawn at random
- * and its round trip varied by up to a fifth (the end of the wait stays
- * exact, as it is for a real one): the ms to wait, the verdict to give
- * then kept in p->v (no verdict comes for an invite the mailer never
- * sees).
+ * What a hidden invite will mimic, should the writer hide it: one of the
+ * real outcomes seen, drawn at random, its round trip varied by up to a
+ * fifth (the end of the wait stays exact, as it is for a real one).
  */
-static int
-seen_mimic(const struct ctx *ctx, struct parked *p)
+static void
+seen_mimic(const struct ctx *ctx, struct invite *inv)
 {
 	int wait = ctx->conf->delivery_wait * 1000, ms = SEEN_FIRST_MS;
 	int kind = VERDICT_SENT;
@@ -300,13 +298,12 @@ seen_mimic(const struct ctx *ctx, struct parked *p)
 		ms = seen[rnd % (uint32_t)nseen].ms;
 		kind = seen[rnd % (uint32_t)nseen].kind;
 	}
-	if (ms < wait)
+	if (wait == 0 || ms < wait)
 		ms = ms * (80 + (int)((rnd >> 16) % 41)) / 100;
-	if (ms >= wait)
+	if (wait > 0 && ms >= wait)
 		ms = kind == VERDICT_SENT ? wait - 1 : wait;
-	p->inv.hide = HIDE_DONE;
-	p->v.kind = kind;
-	return ms > 0 ? ms : 1;
+	inv->hide_ms = ms > 0 ? ms : 1;
+	inv->hide_queued = kind != VERDICT_SENT;
 }
 
 /* The answer for a verdict: sent, refused (400) or queued. */
@@ -327,7 +324,8 @@ invite_verdict(struct req *r, int kind, const char *reply)
  * delivery_wait the mailer's verdict or the wait's end.  "Invite sent"
  * when the server took it within the wait, 400 with its permanent
  * refusal, "Invite queued" otherwise; the key's answer stored with it.
- * A hidden invite waits as seen_mimic says and answers as a real one.
+ * A hidden invite waits as seen_mimic said and answers as a real one (no
+ * verdict comes for an invite the mailer never sees).
  */
 static int
 invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
@@ -341,8 +339,10 @@ invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 			p->is.active = 0;	/* the key is another's now */
 		if (invite_stored(r, w->res, w->retry, &p->inv) == -1)
 			break;
+		if (w->res == INV_HIDDEN)
+			p->inv.hide = HIDE_DONE;
 		if (ctx->conf->delivery_wait > 0 && !*ctx->stopping)
-			return w->res == INV_HIDDEN ? seen_mimic(ctx, p) :
+			return w->res == INV_HIDDEN ? p->inv.hide_ms :
 			    ctx->conf->delivery_wait * 1000;
 		api_ok(r, 201, "Invite queued", NULL, NULL);
 		break;
@@ -354,7 +354,8 @@ invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 		/* Past delivery_wait, or stopping: queued, and sent later. */
 		seen_add(ctx, p, VERDICT_DEFERRED);
 		if (p->inv.hide == HIDE_DONE && !*ctx->stopping)
-			invite_verdict(r, p->v.kind, "");
+			invite_verdict(r, p->inv.hide_queued ?
+			    VERDICT_DEFERRED : VERDICT_SENT, "");
 		else
 			api_ok(r, 201, "Invite queued", NULL, NULL);
 		break;
@@ -397,8 +398,10 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 		/* The rest waits for the writer and the mailer: parked. */
 		invite_fill(ctx, r, &inv, &a, &is);
 		/* Server keys are trusted with the truth: only tokens. */
-		if (pr.token && ctx->conf->hide_existing_users)
+		if (pr.token && ctx->conf->hide_existing_users) {
 			inv.hide = HIDE_ASK;
+			seen_mimic(ctx, &inv);
+		}
 		if (worker_store(ctx, r, &inv, &is, invite_resumed) == 0)
 			goto out;
 	}

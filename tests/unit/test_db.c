@@ -60,6 +60,7 @@ gone(struct db *db)
 static int per_day = -1;
 /* hide_existing_users for add(); off unless a test sets it. */
 static enum invite_hide hide = HIDE_NO;
+static int hide_ms;
 
 static enum invite_res
 add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
@@ -81,6 +82,7 @@ add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
 	in.limit_minute = -1;
 	in.cooldown = cooldown;
 	in.hide = hide;
+	in.hide_ms = hide_ms;
 	return db_invite_create(db, &in, retry);
 }
 
@@ -288,6 +290,7 @@ hidden_invites(void)
 
 	CHECK(db != NULL);
 	hide = HIDE_ASK;
+	hide_ms = 1500;
 	CHECK(add(db, "me@a.example", 3, 3600, &retry) == INV_HIDDEN);
 	CHECK(add(db, "me@a.example", 3, 3600, &retry) == INV_COOLDOWN);
 	CHECK(db_suppress_bounce(db, APP, "no@b.example") == 0);
@@ -297,20 +300,26 @@ hidden_invites(void)
 	    " email_normalized)) = 'hidden:not mailed: the address belongs"
 	    " to a user of the app|hidden:not mailed: the address is on the"
 	    " app''s do-not-invite list' AND (SELECT count(*) FROM invites"
-	    " WHERE sent_at IS NULL AND attempts = 0) = 2")) == 0);
+	    " WHERE sent_at IS NULL AND attempts = 0 AND next_attempt_at ="
+	    " created_at AND unixepoch(updated_at) - unixepoch(created_at)"
+	    " BETWEEN 1 AND 2) = 2")) == 0);
 	CHECK(db_outbox_due(db, time(NULL) + 1, 10) == 0);
 	CHECK(db_outbox_claim(db, time(NULL) + 1, 10, &ob) == 0);
 	db_outbox_free(ob, 0);
 	/* Two hidden and one real: the hour's limit of 3 is reached. */
 	CHECK(add(db, "new@b.example", 3, 3600, &retry) == INV_OK);
 	CHECK(add(db, "new2@b.example", 3, 3600, &retry) == INV_LIMIT);
-	/* Listed as sent, when made. */
+	/* Listed as sent, hide_ms after it was made. */
 	CHECK(db_exec(db, "DELETE FROM invites WHERE status <> 'hidden'"
 	    " OR email_normalized <> 'me@a.example'") == 0);
 	row[0] = '\0';
 	CHECK(db_invites_list(db, APP, USER, NULL, 0, 10, list_one, row) ==
 	    DB_OK);
-	snprintf(want, sizeof(want), "sent %.20s %.20s", row + 5, row + 5);
+	CHECK(sqlite3_prepare_v2(db_handle(db), "SELECT 'sent ' || created_at"
+	    " || ' ' || updated_at FROM invites", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	COPY(want, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
 	CHECK(strlen(row) == 46);
 	CHECK_STR(row, want);
 	/* Its token (add's: the id's hash) is refused as a canceled one's. */
@@ -325,6 +334,7 @@ hidden_invites(void)
 	CHECK(acc.why == ACCEPT_CANCELED);
 	/* A server key's invite (no HIDE_ASK) is still refused. */
 	hide = HIDE_NO;
+	hide_ms = 0;
 	CHECK(add(db, "me@a.example", -1, 0, &retry) == INV_MEMBER);
 	CHECK(add(db, "no@b.example", -1, 0, &retry) == INV_SUPPRESSED);
 	gone(db);
