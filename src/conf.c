@@ -398,6 +398,7 @@ check_helo(const char *v, char why[WHY_MAX])
 static const char *const starttls_names[] = { "off", "opportunistic",
     "required", NULL };
 static const char *const sync_names[] = { "full", "normal", NULL };
+static const char *const yesno_names[] = { "no", "yes", NULL };
 static const char *const level_names[] = { "debug", "info", "warning",
     "error", NULL };
 
@@ -482,6 +483,7 @@ const struct conf_key conf_keys[] = {
 	INT(app_limit_per_minute, 0, 1000000000, "600"),
 	INT(cooldown, 0, 31536000, "86400"),
 	INT(resend_interval, 0, 31536000, "3600"),
+	ENUM(hide_existing_users, yesno_names, "no"),
 	ENUM(log_level, level_names, "info"),
 	{ NULL, K_STR, 0, 0, 0, NULL, NULL, NULL }
 };

@@ -42,6 +42,7 @@ struct conf {
 	int		 app_limit_per_minute;
 	int		 cooldown;
 	int		 resend_interval;
+	int		 hide_existing_users;	/* for tokens: 201, no mail */
 	int		 log_level;
 };
 

@@ -45,7 +45,7 @@ cmd_invites(const struct cmd_args *a)
 {
 	struct opts *o = a->o;
 	static const char *const statuses[] = { "queued", "sending", "sent",
-	    "failed", "canceled", "revoked", NULL };
+	    "failed", "canceled", "revoked", "hidden", NULL };
 	char app[UUID_LEN + 1], sincebuf[21];
 	const char *since;
 	int i;
@@ -57,7 +57,7 @@ cmd_invites(const struct cmd_args *a)
 			break;
 	if (o->status != NULL && statuses[i] == NULL)
 		ctl_refuse("%s: --status takes queued, sending, sent, failed, "
-		    "canceled or revoked", o->status);
+		    "canceled, revoked or hidden", o->status);
 	since = norm_since(o->since, sincebuf);
 	ctl_rows("SELECT i.id, a.name AS app, u.email AS inviter, i.email "
 	    "AS invitee, i.language_resolved AS language, i.status, "

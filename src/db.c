@@ -86,6 +86,16 @@ static const char *const queries[Q__MAX] = {
 	    " updated_at, expires_in, metadata, redirect_url) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?10, ?10, ?11, ?12,"
 	    " ?13)",
+	/*
+	 * hide_existing_users: never mailed, so never due; last_reply (?14)
+	 * why, updated_at (?15) when a real one would have been sent.
+	 */
+	[Q_INSERT_HIDDEN] = "INSERT INTO invites (id, app_id, inviter_id,"
+	    " email, email_normalized, language_requested, language_resolved,"
+	    " status, request_id, accept_token_hash, next_attempt_at,"
+	    " created_at, updated_at, expires_in, metadata, redirect_url,"
+	    " last_reply) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'hidden', ?8,"
+	    " ?9, ?10, ?10, ?15, ?11, ?12, ?13, ?14)",
 	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
 	    " WHERE status = 'sending'",
@@ -111,9 +121,15 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE id = ?1 AND status = 'sending'",
 	[Q_NEXT_DUE] = "SELECT min(next_attempt_at) FROM invites"
 	    " WHERE status = 'queued'",
-	/* Index order of invites_by_inviter: no sort, however many rows. */
-	[Q_LIST] = "SELECT id, email, language_requested, status, created_at,"
-	    " sent_at, accepted_at, strftime('%Y-%m-%dT%H:%M:%SZ',"
+	/*
+	 * Index order of invites_by_inviter: no sort, however many rows.  A
+	 * hidden invite (hide_existing_users) shows as one sent when its
+	 * answer came: whoever lists may show the list to the inviter.
+	 */
+	[Q_LIST] = "SELECT id, email, language_requested,"
+	    " CASE status WHEN 'hidden' THEN 'sent' ELSE status END,"
+	    " created_at, CASE status WHEN 'hidden' THEN updated_at"
+	    " ELSE sent_at END, accepted_at, strftime('%Y-%m-%dT%H:%M:%SZ',"
 	    " unixepoch(coalesce(resent_at, created_at))"
 	    " + coalesce(expires_in, ?6), 'unixepoch'), metadata, rowid"
 	    " FROM invites WHERE inviter_id = ?2"

@@ -77,6 +77,15 @@ enum invite_op {
 };
 
 /*
+ * hide_existing_users for a token's invite: HIDE_ASK has the writer store
+ * an invite to a user of the app or a listed address as a row that is
+ * never mailed (status "hidden", INV_HIDDEN) where it would refuse it,
+ * its updated_at hide_ms after the commit (when a real one would have
+ * been sent); the route notes HIDE_DONE when that happened.
+ */
+enum invite_hide { HIDE_NO, HIDE_ASK, HIDE_DONE };
+
+/*
  * One invite along its way: filled by the route (invite.c, life.c),
  * carried to the writer in its channel message (writer.h), checked and
  * stored by db_invite_add.  Limits of 0 are off.
@@ -113,6 +122,10 @@ struct invite {
 	 */
 	int		 generation;
 	int		 resend_interval;
+	/* INVITE_NEW with hide_existing_users. */
+	enum invite_hide	 hide;
+	int		 hide_ms;	/* the wait the answer mimics */
+	int		 hide_queued;	/* it says "Invite queued" */
 };
 
 enum invite_res {
@@ -123,13 +136,16 @@ enum invite_res {
 	INV_NOTFOUND,	/* no such invite of this inviter in the app */
 	INV_ACCEPTED, INV_REVOKED,
 	INV_SENDING,	/* the mailer holds it, or another resend won */
-	INV_TOOSOON	/* within resend_interval: *retry seconds */
+	INV_TOOSOON,	/* within resend_interval: *retry seconds */
+	INV_HIDDEN	/* stored, never to be mailed (HIDE_ASK) */
 };
 
 /*
  * Check the limits, membership, do-not-invite list and cooldown and insert
  * the invite, all in one BEGIN IMMEDIATE transaction.  On INV_LIMIT *retry
- * holds the seconds until a slot frees.
+ * holds the seconds until a slot frees.  With HIDE_ASK, a member or a
+ * listed address passes on to the cooldown like a new one, and is stored
+ * hidden: INV_HIDDEN, which is a success like INV_OK.
  */
 enum invite_res	 db_invite_create(struct db *, const struct invite *,
 		    int *retry);

@@ -254,8 +254,10 @@ accept_step(struct db *db, const char *app, const char *id,
 		out->why = ACCEPT_USED;
 		return DB_OK;
 	}
+	/* A hidden invite's token was never mailed: none can hold it. */
 	if (strcmp(status, "canceled") == 0 ||
-	    strcmp(status, "revoked") == 0) {
+	    strcmp(status, "revoked") == 0 ||
+	    strcmp(status, "hidden") == 0) {
 		out->why = ACCEPT_CANCELED;
 		return DB_OK;
 	}

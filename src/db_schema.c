@@ -230,7 +230,9 @@ static const char *const migrations[] = {
 	"  '%Y-%m-%dT%H:%M:%SZ', 'now', '-70 seconds') GROUP BY 2, 3;",
 	/*
 	 * 4 -> 5: the invite's life for apps (issue 23).  invites rebuilt
-	 * for the status 'revoked' in its CHECK, with what revoke, resend
+	 * for the statuses 'revoked' and 'hidden' (hide_existing_users: an
+	 * invite to a user of the app or a listed address stored and never
+	 * mailed, issue 24) in its CHECK, with what revoke, resend
 	 * and the POST's optional members record: when it was revoked;
 	 * its own lifetime in seconds (NULL: the app's accept TTL); its
 	 * metadata (a JSON object, as answered) and redirect URL; how many
@@ -252,7 +254,8 @@ static const char *const migrations[] = {
 	"  language_requested TEXT NOT NULL,"
 	"  language_resolved TEXT NOT NULL,"
 	"  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN"
-	"    ('queued', 'sending', 'sent', 'failed', 'canceled', 'revoked')),"
+	"    ('queued', 'sending', 'sent', 'failed', 'canceled', 'revoked',"
+	"    'hidden')),"
 	"  attempts INTEGER NOT NULL DEFAULT 0,"
 	"  last_reply TEXT,"
 	"  request_id TEXT,"

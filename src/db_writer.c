@@ -263,18 +263,27 @@ address_checks(struct db *db, const char *app, const char *email_norm)
 	return r ? INV_SUPPRESSED : INV_OK;
 }
 
-/* The checks of one invite, inside the write transaction. */
+/*
+ * The checks of one invite, inside the write transaction.  With HIDE_ASK
+ * a member or a listed address goes on to the cooldown as a new address
+ * would, so that a second invite to it within the cooldown gets the same
+ * 409 a new address gets; *known says which it was (INV_OK: neither).
+ */
 static enum invite_res
 invite_checks(struct db *db, const struct invite *in, time_t now,
-    int *retry)
+    int *retry, enum invite_res *known)
 {
 	enum invite_res res;
 	char since[21], last[32];
 	sqlite3_stmt *st;
 
-	if ((res = limit_checks(db, in, now, retry)) != INV_OK ||
-	    (res = address_checks(db, in->app_id, in->email_norm)) != INV_OK)
+	if ((res = limit_checks(db, in, now, retry)) != INV_OK)
 		return res;
+	*known = address_checks(db, in->app_id, in->email_norm);
+	if (*known == INV_ERR)
+		return INV_ERR;
+	if (*known != INV_OK && in->hide != HIDE_ASK)
+		return *known;
 	if (in->cooldown > 0) {
 		util_isotime(now - in->cooldown, since);
 		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL ||
@@ -288,15 +297,44 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	return INV_OK;
 }
 
+/*
+ * When a hidden invite's answer comes, hide_ms from now (never before
+ * now, the second its created_at says), as a real one's sent_at would
+ * say: the inviter's list shows it.
+ */
+static void
+hidden_time(const struct invite *in, time_t now, char out[21])
+{
+	struct timespec ts;
+	time_t t;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = (time_t)(((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+	    in->hide_ms) / 1000);
+	util_isotime(t > now ? t : now, out);
+}
+
+/*
+ * Insert the invite: queued for the mailer, or (known is INV_MEMBER or
+ * INV_SUPPRESSED) hidden, with the reason for the admin in last_reply.
+ */
 static enum invite_res
-invite_insert(struct db *db, const struct invite *in, time_t now)
+invite_insert(struct db *db, const struct invite *in, time_t now,
+    enum invite_res known)
 {
 	sqlite3_stmt *st;
-	char ts[21];
+	const char *why;
+	char ts[21], sent[21] = "";
 	int rc;
 
 	util_isotime(now, ts);
-	if ((st = db_stmt(db, Q_INSERT)) == NULL ||
+	if (known != INV_OK)
+		hidden_time(in, now, sent);
+	why = known == INV_MEMBER ? "not mailed: the address belongs to a "
+	    "user of the app" : "not mailed: the address is on the app's "
+	    "do-not-invite list";
+	if ((st = db_stmt(db, known == INV_OK ? Q_INSERT :
+	    Q_INSERT_HIDDEN)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
 	    in->email_norm, in->lang_req, in->lang_res, in->request_id,
 	    in->token_hash, ts) == -1 ||
@@ -304,7 +342,9 @@ invite_insert(struct db *db, const struct invite *in, time_t now)
 	    bind_int(db, st, 11, in->expires_in) == -1) ||
 	    bind_text(db, st, 12, in->metadata[0] ? in->metadata :
 	    NULL) == -1 || bind_text(db, st, 13, in->redirect_url[0] ?
-	    in->redirect_url : NULL) == -1)
+	    in->redirect_url : NULL) == -1 ||
+	    (known != INV_OK && (bind_text(db, st, 14, why) == -1 ||
+	    bind_text(db, st, 15, sent) == -1)))
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -416,7 +456,7 @@ enum invite_res
 db_invite_add(struct db *db, const struct invite *in, time_t now,
     int *retry)
 {
-	enum invite_res res;
+	enum invite_res res, known = INV_OK;
 	char old[65];
 
 	/*
@@ -429,12 +469,13 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	if (in->op == INVITE_RESEND)
 		res = resend_checks(db, in, now, retry, old);
 	else
-		res = invite_checks(db, in, now, retry);
+		res = invite_checks(db, in, now, retry, &known);
 	if (res != INV_OK)
 		return res;
 	/*
 	 * The key's answer, the invite and its counts, all or none, inside
-	 * a batch that may commit others.
+	 * a batch that may commit others.  A hidden invite counts against
+	 * the limits as any other: the 429s must not tell it apart.
 	 */
 	if (step_simple(db, Q_SAVEPOINT) != SQLITE_DONE)
 		return INV_ERR;
@@ -442,14 +483,14 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 		res = invite_idem(db, in);
 	if (res == INV_OK)
 		res = in->op == INVITE_RESEND ? resend_store(db, in, old, now) :
-		    invite_insert(db, in, now);
+		    invite_insert(db, in, now, known);
 	if (res == INV_OK && limit_count(db, in, now) == -1)
 		res = INV_ERR;
 	if (res != INV_OK)
 		step_simple(db, Q_ROLLBACK_TO);
 	if (step_simple(db, Q_RELEASE) != SQLITE_DONE && res == INV_OK)
 		res = INV_ERR;
-	return res;
+	return res == INV_OK && known != INV_OK ? INV_HIDDEN : res;
 }
 
 enum invite_res
@@ -460,11 +501,12 @@ db_invite_create(struct db *db, const struct invite *in, int *retry)
 
 	if ((dr = db_begin(db)) != DB_OK)
 		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
-	if ((res = db_invite_add(db, in, time(NULL), retry)) != INV_OK) {
+	res = db_invite_add(db, in, time(NULL), retry);
+	if (res != INV_OK && res != INV_HIDDEN) {
 		db_rollback(db);
 		return res;
 	}
 	if ((dr = db_commit(db)) != DB_OK)
 		return dr == DB_BUSY ? INV_BUSY : INV_ERR;
-	return INV_OK;
+	return res;
 }

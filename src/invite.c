@@ -286,6 +286,10 @@ invite_stored(struct req *r, int res, int retry, const struct invite *inv)
 		api_fail_hdr(r, 429, "This invite was sent recently, try "
 		    "again later", hdr);
 		break;
+	case INV_HIDDEN:
+		log_info("request %s: invite %s stored hidden, never to be "
+		    "mailed (app %s)", r->id, inv->id, inv->app_id);
+		return 0;
 	case INV_MEMBER:
 		api_fail(r, 409, "This address already belongs to a user");
 		break;
@@ -310,11 +314,85 @@ invite_stored(struct req *r, int res, int retry, const struct invite *inv)
 }
 
 /*
+ * hide_existing_users: a hidden invite gets the answer a real one of this
+ * worker got lately, after as long, so that its timing tells as little
+ * as its bytes.  The last real outcomes: how long after the writer's
+ * answer the verdict came (the relay's round trips, the mailer's
+ * commits) and which it was.
+ */
+#define SEEN_MAX	8
+#define SEEN_FIRST_MS	100	/* before this worker has seen one */
+
+static struct {
+	int	 ms;
+	int	 kind;		/* VERDICT_SENT or VERDICT_DEFERRED */
+} seen[SEEN_MAX];
+static int nseen, seen_next;
+
+/* Note how long real invite p waited for verdict kind. */
+static void
+seen_add(const struct ctx *ctx, const struct parked *p, int kind)
+{
+	int64_t wait = ctx->conf->delivery_wait * 1000;
+	int64_t ms = wait - (p->deadline - util_now_ms());
+
+	/* A refusal is not copied; a stop cuts waits short. */
+	if (p->inv.hide == HIDE_DONE || kind == VERDICT_FAILED ||
+	    *ctx->stopping)
+		return;
+	seen[seen_next].ms = (int)(ms < 0 ? 0 : ms > wait ? wait : ms);
+	seen[seen_next].kind = kind;
+	seen_next = (seen_next + 1) % SEEN_MAX;
+	if (nseen < SEEN_MAX)
+		nseen++;
+}
+
+/*
+ * What a hidden invite will mimic, should the writer hide it: one of the
+ * real outcomes seen, drawn at random, its round trip varied by up to a
+ * fifth (the end of the wait stays exact, as it is for a real one).
+ */
+static void
+seen_mimic(const struct ctx *ctx, struct invite *inv)
+{
+	int wait = ctx->conf->delivery_wait * 1000, ms = SEEN_FIRST_MS;
+	int kind = VERDICT_SENT;
+	uint32_t rnd;
+
+	util_random(&rnd, sizeof(rnd));
+	if (nseen > 0) {
+		ms = seen[rnd % (uint32_t)nseen].ms;
+		kind = seen[rnd % (uint32_t)nseen].kind;
+	}
+	if (wait == 0 || ms < wait)
+		ms = ms * (80 + (int)((rnd >> 16) % 41)) / 100;
+	if (wait > 0 && ms >= wait)
+		ms = kind == VERDICT_SENT ? wait - 1 : wait;
+	inv->hide_ms = ms > 0 ? ms : 1;
+	inv->hide_queued = kind != VERDICT_SENT;
+}
+
+/* The answer for a verdict: sent, refused (400) or queued. */
+static void
+invite_verdict(struct req *r, int ok, int kind, const char *reply)
+{
+	if (kind == VERDICT_SENT)
+		api_ok(r, ok, "Invite sent", NULL, NULL);
+	else if (kind == VERDICT_FAILED)
+		api_fail(r, 400, reply[0] ? reply :
+		    "The mail server refused the address");
+	else
+		api_ok(r, ok, "Invite queued", NULL, NULL);
+}
+
+/*
  * A parked invite wakes (worker.c): the writer has answered, then with
  * delivery_wait the mailer's verdict or the wait's end.  "Invite sent"
  * when the server took it within the wait, 400 with its permanent
  * refusal, "Invite queued" otherwise; the key's answer stored with it.
- * 201 for a new invite, 200 for a resend.
+ * 201 for a new invite, 200 for a resend.  A hidden invite waits as
+ * seen_mimic said and answers as a real one (no verdict comes for an
+ * invite the mailer never sees).
  */
 int
 invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
@@ -329,22 +407,25 @@ invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 			p->is.active = 0;	/* the key is another's now */
 		if (invite_stored(r, w->res, w->retry, &p->inv) == -1)
 			break;
+		if (w->res == INV_HIDDEN)
+			p->inv.hide = HIDE_DONE;
 		if (ctx->conf->delivery_wait > 0 && !*ctx->stopping)
-			return ctx->conf->delivery_wait * 1000;
+			return w->res == INV_HIDDEN ? p->inv.hide_ms :
+			    ctx->conf->delivery_wait * 1000;
 		api_ok(r, ok, "Invite queued", NULL, NULL);
 		break;
 	case WAKE_VERDICT:
-		if (v->kind == VERDICT_SENT)
-			api_ok(r, ok, "Invite sent", NULL, NULL);
-		else if (v->kind == VERDICT_FAILED)
-			api_fail(r, 400, v->reply[0] ? v->reply :
-			    "The mail server refused the address");
-		else
-			api_ok(r, ok, "Invite queued", NULL, NULL);
+		seen_add(ctx, p, v->kind);
+		invite_verdict(r, ok, v->kind, v->reply);
 		break;
 	case WAKE_LATE:
 		/* Past delivery_wait, or stopping: queued, and sent later. */
-		api_ok(r, ok, "Invite queued", NULL, NULL);
+		seen_add(ctx, p, VERDICT_DEFERRED);
+		if (p->inv.hide == HIDE_DONE && !*ctx->stopping)
+			invite_verdict(r, ok, p->inv.hide_queued ?
+			    VERDICT_DEFERRED : VERDICT_SENT, "");
+		else
+			api_ok(r, ok, "Invite queued", NULL, NULL);
 		break;
 	}
 	idem_end(ctx, r, &p->is);
@@ -386,6 +467,11 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	if (invite_inviter(ctx, r, &pr, &inv, &a, &u, &snapshot) == 0) {
 		/* The rest waits for the writer and the mailer: parked. */
 		invite_fill(ctx, r, &inv, &a, &is);
+		/* Server keys are trusted with the truth: only tokens. */
+		if (pr.token && ctx->conf->hide_existing_users) {
+			inv.hide = HIDE_ASK;
+			seen_mimic(ctx, &inv);
+		}
 		if (worker_store(ctx, r, &inv, &is, invite_resumed) == 0)
 			goto out;
 	}

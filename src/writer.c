@@ -84,7 +84,8 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 			}
 			rep[i].res = db_invite_add(db, &m[i].inv, now,
 			    &rep[i].retry);
-			ok += rep[i].res == INV_OK;
+			ok += rep[i].res == INV_OK ||
+			    rep[i].res == INV_HIDDEN;
 		}
 		/* Now and then, the limit counters no window reads. */
 		if (ok > 0 && now - last_purge >= PURGE_EVERY) {
@@ -94,7 +95,8 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 		}
 		if (ok > 0 && (dr = db_commit(db)) != DB_OK) {
 			for (i = 0; i < n; i++)
-				if (rep[i].res == INV_OK)
+				if (rep[i].res == INV_OK ||
+				    rep[i].res == INV_HIDDEN)
 					rep[i].res = dr == DB_BUSY ? INV_BUSY :
 					    INV_ERR;
 		} else if (ok == 0)

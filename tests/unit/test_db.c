@@ -58,6 +58,9 @@ gone(struct db *db)
 
 /* The inviter's day limit for add(); off unless a test sets it. */
 static int per_day = -1;
+/* hide_existing_users for add(); off unless a test sets it. */
+static enum invite_hide hide = HIDE_NO;
+static int hide_ms;
 
 static enum invite_res
 add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
@@ -78,6 +81,8 @@ add(struct db *db, const char *email, int per_hour, int cooldown, int *retry)
 	in.limit_day = per_day;
 	in.limit_minute = -1;
 	in.cooldown = cooldown;
+	in.hide = hide;
+	in.hide_ms = hide_ms;
 	return db_invite_create(db, &in, retry);
 }
 
@@ -254,6 +259,84 @@ member_suppressed_cooldown(void)
 	CHECK(add(db, "no@b.example", -1, 0, &retry) == INV_SUPPRESSED);
 	CHECK(add(db, "x@b.example", -1, 3600, &retry) == INV_OK);
 	CHECK(add(db, "x@b.example", -1, 3600, &retry) == INV_COOLDOWN);
+	gone(db);
+}
+
+/* A listed row as db_invites_list gives it: status, createdAt, sentAt. */
+static int
+list_one(void *arg, const char *c[7], int64_t pos)
+{
+	char *out = arg;
+
+	(void)pos;
+	snprintf(out, 128, "%s %s %s", c[3], c[4], c[5] ? c[5] : "null");
+	return 0;
+}
+
+/*
+ * hide_existing_users: a member and a listed address are stored hidden,
+ * with the reason, never due for the mailer, counted in the limits and
+ * the cooldown like any invite, listed as sent, and not accepted.
+ */
+static void
+hidden_invites(void)
+{
+	struct db *db = fresh();
+	struct outbox *ob = NULL;
+	struct accepted acc;
+	sqlite3_stmt *st;
+	char row[128], want[128], id[UUID_LEN + 1], hash[65];
+	int retry;
+
+	CHECK(db != NULL);
+	hide = HIDE_ASK;
+	hide_ms = 1500;
+	CHECK(add(db, "me@a.example", 3, 3600, &retry) == INV_HIDDEN);
+	CHECK(add(db, "me@a.example", 3, 3600, &retry) == INV_COOLDOWN);
+	CHECK(db_suppress_bounce(db, APP, "no@b.example") == 0);
+	CHECK(add(db, "no@b.example", 3, 3600, &retry) == INV_HIDDEN);
+	CHECK(db_exec(db, SQL_TRUE("(SELECT group_concat(status || ':' ||"
+	    " last_reply, '|') FROM (SELECT * FROM invites ORDER BY"
+	    " email_normalized)) = 'hidden:not mailed: the address belongs"
+	    " to a user of the app|hidden:not mailed: the address is on the"
+	    " app''s do-not-invite list' AND (SELECT count(*) FROM invites"
+	    " WHERE sent_at IS NULL AND attempts = 0 AND next_attempt_at ="
+	    " created_at AND unixepoch(updated_at) - unixepoch(created_at)"
+	    " BETWEEN 1 AND 2) = 2")) == 0);
+	CHECK(db_outbox_due(db, time(NULL) + 1, 10) == 0);
+	CHECK(db_outbox_claim(db, time(NULL) + 1, 10, &ob) == 0);
+	db_outbox_free(ob, 0);
+	/* Two hidden and one real: the hour's limit of 3 is reached. */
+	CHECK(add(db, "new@b.example", 3, 3600, &retry) == INV_OK);
+	CHECK(add(db, "new2@b.example", 3, 3600, &retry) == INV_LIMIT);
+	/* Listed as sent, hide_ms after it was made. */
+	CHECK(db_exec(db, "DELETE FROM invites WHERE status <> 'hidden'"
+	    " OR email_normalized <> 'me@a.example'") == 0);
+	row[0] = '\0';
+	CHECK(db_invites_list(db, APP, USER, NULL, 0, 10, 86400, list_one,
+	    row) == DB_OK);
+	CHECK(sqlite3_prepare_v2(db_handle(db), "SELECT 'sent ' || created_at"
+	    " || ' ' || updated_at FROM invites", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	COPY(want, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	CHECK(strlen(row) == 46);
+	CHECK_STR(row, want);
+	/* Its token (add's: the id's hash) is refused as a canceled one's. */
+	CHECK(sqlite3_prepare_v2(db_handle(db), "SELECT id, accept_token_hash"
+	    " FROM invites", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW);
+	COPY(id, (const char *)sqlite3_column_text(st, 0));
+	COPY(hash, (const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	memset(&acc, 0, sizeof(acc));
+	CHECK(db_invite_accept(db, APP, id, hash, 86400, &acc) == DB_OK);
+	CHECK(acc.why == ACCEPT_CANCELED);
+	/* A server key's invite (no HIDE_ASK) is still refused. */
+	hide = HIDE_NO;
+	hide_ms = 0;
+	CHECK(add(db, "me@a.example", -1, 0, &retry) == INV_MEMBER);
+	CHECK(add(db, "no@b.example", -1, 0, &retry) == INV_SUPPRESSED);
 	gone(db);
 }
 
@@ -591,6 +674,7 @@ const struct unit_test db_tests[] = {
 	{ "db_limit_slot_edge", limit_slot_edge },
 	{ "db_limit_huge_and_purge", limit_huge_and_purge },
 	{ "db_member_suppressed_cooldown", member_suppressed_cooldown },
+	{ "db_hidden_invites", hidden_invites },
 	{ "db_outbox_cycle", outbox_cycle },
 	{ "db_bind_refused", bind_refused },
 	{ NULL, NULL }
