@@ -121,6 +121,20 @@ echo "== make install into a DESTDIR"
 stage install "$SRCDIR/tests/install.sh"
 inst_rc=$?
 
+echo "== npm packages of the browser test (tests/browser)"
+# playwright-core, pinned by tests/browser/package-lock.json; it drives
+# Debian's chromium and never downloads a browser.  Without it the browser
+# test fails and says why.
+lock=$SRCDIR/tests/browser/package-lock.json
+installed=$SRCDIR/tests/browser/node_modules/.package-lock.json
+if [ -f "$installed" ] && ! [ "$lock" -nt "$installed" ]; then
+	echo "# installed"
+elif ! command -v npm >/dev/null 2>&1; then
+	echo "# npm is missing: tests/e2e/test_browser.py will fail"
+elif ! npm ci --prefix "$SRCDIR/tests/browser" --no-audit --no-fund; then
+	echo "# npm ci failed: tests/e2e/test_browser.py will fail"
+fi
+
 echo "== end-to-end tests"
 stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" "$@"
 e2e_rc=$?
