@@ -107,6 +107,8 @@ void		 api_ok(struct req *, int status, const char *msg,
 
 struct parked;
 struct wake;
+struct principal;
+struct invite;
 
 void		 invite_post(struct ctx *, struct req *, const char *userid);
 /*
@@ -115,6 +117,12 @@ void		 invite_post(struct ctx *, struct req *, const char *userid);
  */
 int		 invite_resumed(struct ctx *, struct parked *,
 		    const struct wake *);
+/*
+ * hide_existing_users: a token's invite or resend (principal pr) is one
+ * the writer may hide; what its answer will then mimic (invite.c).
+ */
+void		 invite_hide_ask(const struct ctx *, const struct principal *,
+		    struct invite *);
 /* Answer 400/415/413 for a body that is not JSON within max_body. */
 int		 api_json_body(struct ctx *, struct req *, const char **body,
 		    size_t *len);

@@ -200,12 +200,17 @@ static const char *const queries[Q__MAX] = {
 	    " updated_at = ?2 WHERE id = ?1 AND status <> 'revoked'"
 	    " AND accepted_at IS NULL",
 	/* Only from the generation the worker made the new token for. */
+	/*
+	 * Queued again, or with a reason (?6) hidden again, updated_at (?7)
+	 * when a real one would have been sent (hide_existing_users).
+	 */
 	[Q_RESEND_SET] = "UPDATE invites SET accept_token_hash = ?2,"
-	    " resends = resends + 1, resent_at = ?3, status = 'queued',"
-	    " attempts = 0, last_reply = NULL, next_attempt_at = ?3,"
-	    " updated_at = ?3, request_id = ?4"
+	    " resends = resends + 1, resent_at = ?3, status = CASE WHEN"
+	    " ?6 IS NULL THEN 'queued' ELSE 'hidden' END, attempts = 0,"
+	    " last_reply = ?6, next_attempt_at = ?3,"
+	    " updated_at = coalesce(?7, ?3), request_id = ?4"
 	    " WHERE id = ?1 AND resends = ?5 AND status IN"
-	    " ('queued', 'sent', 'failed') AND accepted_at IS NULL",
+	    " ('queued', 'sent', 'failed', 'hidden') AND accepted_at IS NULL",
 	[Q_RESEND_LOG] = "INSERT INTO invite_resends (invite_id, app_id,"
 	    " inviter_id, replaced_token_hash, request_id, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -314,6 +314,15 @@ hidden_time(const struct invite *in, time_t now, char out[21])
 	util_isotime(t > now ? t : now, out);
 }
 
+/* The admin's reason for a hidden invite (known: INV_MEMBER or not). */
+static const char *
+hidden_why(enum invite_res known)
+{
+	return known == INV_MEMBER ? "not mailed: the address belongs to a "
+	    "user of the app" : "not mailed: the address is on the app's "
+	    "do-not-invite list";
+}
+
 /*
  * Insert the invite: queued for the mailer, or (known is INV_MEMBER or
  * INV_SUPPRESSED) hidden, with the reason for the admin in last_reply.
@@ -330,9 +339,7 @@ invite_insert(struct db *db, const struct invite *in, time_t now,
 	util_isotime(now, ts);
 	if (known != INV_OK)
 		hidden_time(in, now, sent);
-	why = known == INV_MEMBER ? "not mailed: the address belongs to a "
-	    "user of the app" : "not mailed: the address is on the app's "
-	    "do-not-invite list";
+	why = hidden_why(known);
 	if ((st = db_stmt(db, known == INV_OK ? Q_INSERT :
 	    Q_INSERT_HIDDEN)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, in->email,
@@ -365,7 +372,7 @@ invite_insert(struct db *db, const struct invite *in, time_t now,
  */
 static enum invite_res
 resend_checks(struct db *db, const struct invite *in, time_t now,
-    int *retry, char old[65])
+    int *retry, char old[65], enum invite_res *known)
 {
 	struct invite_life l;
 	enum invite_res res;
@@ -390,27 +397,39 @@ resend_checks(struct db *db, const struct invite *in, time_t now,
 	if (strcmp(l.status, "sending") == 0 ||
 	    l.resends + 1 != in->generation)
 		return INV_SENDING;
-	if ((res = limit_checks(db, in, now, retry)) != INV_OK ||
-	    (res = address_checks(db, in->app_id, l.email_norm)) != INV_OK)
+	if ((res = limit_checks(db, in, now, retry)) != INV_OK)
 		return res;
+	/* With HIDE_ASK a member or a listed address is resent hidden. */
+	*known = address_checks(db, in->app_id, l.email_norm);
+	if (*known == INV_ERR)
+		return INV_ERR;
+	if (*known != INV_OK && in->hide != HIDE_ASK)
+		return *known;
 	memcpy(old, l.token_hash, 65);
 	return INV_OK;
 }
 
-/* The new token, queued again at once; the old one's hash kept. */
+/*
+ * The new token, queued again at once (or, known being INV_MEMBER or
+ * INV_SUPPRESSED, hidden again); the old one's hash kept.
+ */
 static enum invite_res
 resend_store(struct db *db, const struct invite *in, const char *old,
-    time_t now)
+    time_t now, enum invite_res known)
 {
 	sqlite3_stmt *st;
-	char ts[21];
+	char ts[21], sent[21];
 	int rc;
 
 	util_isotime(now, ts);
+	if (known != INV_OK)
+		hidden_time(in, now, sent);
 	if ((st = db_stmt(db, Q_RESEND_SET)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->token_hash, ts,
 	    in->request_id) == -1 ||
-	    bind_int(db, st, 5, in->generation - 1) == -1)
+	    bind_int(db, st, 5, in->generation - 1) == -1 ||
+	    (known != INV_OK && (bind_text(db, st, 6,
+	    hidden_why(known)) == -1 || bind_text(db, st, 7, sent) == -1)))
 		return INV_ERR;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -467,7 +486,7 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	if (sqlite3_get_autocommit(db->h))
 		return INV_ERR;
 	if (in->op == INVITE_RESEND)
-		res = resend_checks(db, in, now, retry, old);
+		res = resend_checks(db, in, now, retry, old, &known);
 	else
 		res = invite_checks(db, in, now, retry, &known);
 	if (res != INV_OK)
@@ -482,7 +501,8 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	if (in->idem_key[0] != '\0')
 		res = invite_idem(db, in);
 	if (res == INV_OK)
-		res = in->op == INVITE_RESEND ? resend_store(db, in, old, now) :
+		res = in->op == INVITE_RESEND ?
+		    resend_store(db, in, old, now, known) :
 		    invite_insert(db, in, now, known);
 	if (res == INV_OK && limit_count(db, in, now) == -1)
 		res = INV_ERR;

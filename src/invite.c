@@ -372,6 +372,17 @@ seen_mimic(const struct ctx *ctx, struct invite *inv)
 	inv->hide_queued = kind != VERDICT_SENT;
 }
 
+void
+invite_hide_ask(const struct ctx *ctx, const struct principal *pr,
+    struct invite *inv)
+{
+	/* Server keys are trusted with the truth: only tokens. */
+	if (pr->token && ctx->conf->hide_existing_users) {
+		inv->hide = HIDE_ASK;
+		seen_mimic(ctx, inv);
+	}
+}
+
 /* The answer for a verdict: sent, refused (400) or queued. */
 static void
 invite_verdict(struct req *r, int ok, int kind, const char *reply)
@@ -467,11 +478,7 @@ invite_post(struct ctx *ctx, struct req *r, const char *userid)
 	if (invite_inviter(ctx, r, &pr, &inv, &a, &u, &snapshot) == 0) {
 		/* The rest waits for the writer and the mailer: parked. */
 		invite_fill(ctx, r, &inv, &a, &is);
-		/* Server keys are trusted with the truth: only tokens. */
-		if (pr.token && ctx->conf->hide_existing_users) {
-			inv.hide = HIDE_ASK;
-			seen_mimic(ctx, &inv);
-		}
+		invite_hide_ask(ctx, &pr, &inv);
 		if (worker_store(ctx, r, &inv, &is, invite_resumed) == 0)
 			goto out;
 	}

@@ -222,6 +222,7 @@ invite_resend(struct ctx *ctx, struct req *r, const char *ids)
 	    resend_state(ctx, r, p.app, inv.inviter_id, inv.id, &l) == 0) {
 		/* As the POST: parked for the writer, then the mailer. */
 		resend_fill(ctx, r, &inv, &a, &l, &is);
+		invite_hide_ask(ctx, &p, &inv);
 		if (worker_store(ctx, r, &inv, &is, invite_resumed) == 0)
 			goto out;
 	}

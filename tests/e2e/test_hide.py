@@ -46,7 +46,8 @@ NO_MAIL_S = 2.0
 
 def make_stack():
     return harness.fast_stack(conf={'hide_existing_users': 'yes',
-                                    'delivery_wait': WAIT})
+                                    'delivery_wait': WAIT,
+                                    'resend_interval': '0'})
 
 
 # -- helpers -------------------------------------------------------------
@@ -160,11 +161,18 @@ def test_hide_member_and_listed_look_like_a_new_address(stack):
 
     # The inviter's list: as sent, sentAt when the answer came.
     seen = listed(app)
+    [mine] = [d for d in seen.values() if d['email'].startswith('real')]
+    life = epoch(mine['expiresAt']) - epoch(mine['createdAt'])
     for r in (rb, rd):
         d = seen[r['email']]
+        assert list(d) == list(mine), (d, mine)
         assert d == {'id': r['id'], 'email': r['email'], 'language': 'en',
                      'status': 'sent', 'createdAt': r['created_at'],
-                     'sentAt': r['updated_at'], 'acceptedAt': None}, d
+                     'sentAt': r['updated_at'], 'acceptedAt': None,
+                     'expiresAt': time.strftime(
+                         '%Y-%m-%dT%H:%M:%SZ', time.gmtime(
+                             epoch(r['created_at']) + life)),
+                     'metadata': None}, d
     assert {d['status'] for d in seen.values()} == {'sent'}
     # A server key's list says the same (the app may show it).
     assert listed(app, key=True) == seen
@@ -183,6 +191,57 @@ def test_hide_member_and_listed_look_like_a_new_address(stack):
     r = stack.ctl_run('invite', 'retry', rb['id'])
     assert r.returncode == 1, r
     assert row_for(app, bob) == [rb]
+
+
+def resend(app, invite_id, headers, uid='me'):
+    h = {k: v for k, v in headers.items() if k != 'Content-Type'}
+    return app.stack.request('POST', ROUTE % uid + '/' + invite_id +
+                             '/resend', h)
+
+
+def test_hide_resend_looks_like_a_real_resend(stack):
+    """A token's resend of a hidden invite, and of a real one whose
+    address has since become a user's, answers as a real resend does and
+    mails nothing; the rows say hidden with the reason, the resend is
+    logged as any; a server key gets the truth (409)."""
+    app = App(stack, unlimited=True)
+    bob, _ = member_and_listed(app)
+    tok = token_headers(app)
+    mine, carol = unique('real'), unique('carol')
+    check(app.invite(mine, headers=tok, uid='me'), 201,
+          ok_body('Invite sent'))
+    check(app.invite(carol, headers=tok, uid='me'), 201,
+          ok_body('Invite sent'))
+    stack.mail_for(carol)
+    real_new = app.invite(unique('real2'), headers=tok, uid='me')
+    check(real_new, 201, ok_body('Invite sent'))
+    same_answer(app.invite(bob, headers=tok, uid='me'), real_new, 'bob')
+    [rm], [rb], [rc] = row_for(app, mine), row_for(app, bob), \
+        row_for(app, carol)
+    real = resend(app, rm['id'], tok)
+    check(real, 200, ok_body('Invite sent'))
+    stack.mail_for(mine, count=2)
+    app.add_user(carol, 'Carol Now')
+    for what, r in (('hidden', rb), ('now a user', rc)):
+        same_answer(resend(app, r['id'], tok), real, what)
+    last = unique('last')
+    check(app.invite(last, headers=tok, uid='me'), 201,
+          ok_body('Invite sent'))
+    no_mail_for(stack, [bob], last)
+    assert len(stack.mail_for(carol, count=0, timeout=0)) == 1
+    for r in (rb, rc):
+        [now] = stack.sql("SELECT status, last_reply, resends FROM invites "
+                          "WHERE id = '%s'" % r['id'])
+        assert now == {'status': 'hidden', 'last_reply': WHY_MEMBER,
+                       'resends': 1}, now
+        [log] = stack.sql("SELECT count(*) AS n FROM invite_resends WHERE "
+                          "invite_id = '%s'" % r['id'])
+        assert log['n'] == 1, log
+    # Listed to the inviter as sent, like the real one.
+    seen = listed(app)
+    assert seen[carol]['status'] == seen[rb['email']]['status'] == 'sent'
+    # A server key is told the truth.
+    check_error(resend(app, rb['id'], app.headers(), app.uid), 409, MEMBER)
 
 
 def test_hide_server_key_still_gets_409(stack):
