@@ -3,7 +3,8 @@
 # Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING.
 # Build every libFuzzer harness tests/fuzz/fuzz_*.c with clang, ASan and
 # UBSan, and run each for FUZZ_SECONDS on a copy of its seed corpus
-# (tests/fuzz/corpus/NAME for fuzz_NAME).  Everything it builds or finds,
+# (tests/fuzz/corpus/NAME for fuzz_NAME, and the unit tests' corpus
+# tests/unit/NAME where there is one).  Everything it builds or finds,
 # crash files included, goes under FUZZ_OUT; nothing is written into the
 # tree.  One line per target, then "N passed, N failed"; exits 1 when a
 # target fails to build or finds a crash, leak or failed assertion.
@@ -20,7 +21,7 @@ FUZZDIR=$SRCDIR/tests/fuzz
 OUT=${FUZZ_OUT:-/tmp/ri-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 CLANG=${CLANG:-clang}
-PKGS="libcjson sqlite3 libcrypto libssl fcgi"
+PKGS="libcjson sqlite3 libcrypto libssl fcgi gmime-3.0"
 # The project's warnings.  Unlike gcc, clang's -Wformat-nonliteral also
 # flags a va_list format (log.c's vsnprintf), hence the one exception.
 WARN="-Wall -Wextra -Wformat=2 -Wshadow -Wpointer-arith -Wmissing-prototypes
@@ -37,6 +38,7 @@ sources() {
 	fuzz_json)	echo "json.c valid.c util.c log.c" ;;
 	fuzz_jwt)	echo "jwt.c json.c valid.c util.c log.c" ;;
 	fuzz_request)	echo "util.c valid.c json.c jwt.c log.c" ;;
+	fuzz_dsn)	echo "dsn.c valid.c" ;;
 	*)		return 1 ;;
 	esac
 }
@@ -109,6 +111,9 @@ for t in $targets; do
 	mkdir -p "$OUT/corpus/$name"
 	if [ -d "$FUZZDIR/corpus/$name" ]; then
 		cp -R "$FUZZDIR/corpus/$name/." "$OUT/corpus/$name/"
+	fi
+	if [ -d "$SRCDIR/tests/unit/$name" ]; then
+		cp -R "$SRCDIR/tests/unit/$name/." "$OUT/corpus/$name/"
 	fi
 	if (cd "$OUT" && "./$t" "$budget" \
 	    -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
