@@ -21,13 +21,11 @@
 
 #define VALUE_MAX	2048	/* bytes of a field value kept */
 
-/* A report's body (decoded), and a group of fields in it. */
+/* A report's body (decoded), or a group of fields in one. */
 struct body {
 	const char	*p;
 	size_t		 len;
 };
-
-static int	 depth_of(GMimeObject *, int);
 
 static int
 is_hex(int c)

@@ -26,8 +26,10 @@
  *                  (Auto-Submitted other than "no", or X-Autoreply), any
  *                  message that is not a multipart/report (spam to the
  *                  bounce address, a plain message, and Exim's classic
- *                  text-only bounce: parsing prose could turn a false
- *                  "failed" into a suppressed real address), a report
+ *                  text-only bounce, "not a delivery report" by its
+ *                  X-Failed-Recipients though it is auto-replied too:
+ *                  parsing prose could turn a false "failed" into a
+ *                  suppressed real address), a report
  *                  with a status part missing or malformed, no
  *                  recipient, only delivered/relayed/expanded
  *                  recipients, a message over DSN_MAX_SIZE (not parsed)
@@ -111,7 +113,7 @@ struct dsn {
  * NUL-terminated) and fill *out; bounce_local is the local part of
  * bounce_address (NULL: no tag is looked for).  Returns the verdict,
  * also in out->verdict.  Never fails: what cannot be read is IGNORED
- * with a reason.  out borrows nothing from msg.  Calls g_mime_init the
+ * with a reason, and then rcpt, status, diag and tag are all "".  out borrows nothing from msg.  Calls g_mime_init the
  * first time; not thread-safe.
  */
 enum dsn_verdict dsn_parse(const char *msg, size_t len,

@@ -439,6 +439,31 @@ report_types(void)
 	CHECK_IGNORED(&d, DSN_R_NOPART);
 }
 
+/* The status part is decoded first (base64 here) and may use CRLF. */
+static void
+status_base64(void)
+{
+	static const char m[] =
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    " boundary=\"b\"\r\n"
+	    "\r\n"
+	    "--b\r\n"
+	    "Content-Type: message/delivery-status\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "\r\n"
+	    /* "Reporting-MTA: dns; x\r\n\r\nFinal-Recipient: rfc822;
+	     * c@example.net\r\nAction: failed\r\nStatus: 5.1.2\r\n" */
+	    "UmVwb3J0aW5nLU1UQTogZG5zOyB4DQoNCkZpbmFsLVJlY2lwaWVudDogcmZj\r\n"
+	    "ODIyOyBjQGV4YW1wbGUubmV0DQpBY3Rpb246IGZhaWxlZA0KU3RhdHVzOiA1\r\n"
+	    "LjEuMg0K\r\n"
+	    "--b--\r\n";
+	struct dsn d;
+
+	CHECK(dsn_parse(m, sizeof(m) - 1, "bounces", &d) == DSN_FAILED);
+	CHECK_DSN(&d, DSN_FAILED, NULL, "c@example.net", "5.1.2", "", "");
+}
+
 static void
 odd_inputs(void)
 {
@@ -599,6 +624,7 @@ const struct unit_test dsn_tests[] = {
 	{ "dsn_status_shapes", status_shapes },
 	{ "dsn_recipient_shapes", recipient_shapes },
 	{ "dsn_report_types", report_types },
+	{ "dsn_status_base64", status_base64 },
 	{ "dsn_odd_inputs", odd_inputs },
 	{ "dsn_too_large", too_large },
 	{ "dsn_too_deep", too_deep },
