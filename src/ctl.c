@@ -32,6 +32,7 @@
 struct db	*ctl_db;
 const char	*ctl_dbpath;
 int		 ctl_json;
+const struct conf *ctl_conf;
 
 /* ------------------------------------------------------------ options */
 
@@ -51,6 +52,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		{ "limit-per-day", 1, NULL, 4 },
 		{ "limit-per-minute", 1, NULL, 5 }, { "cooldown", 1, NULL, 6 },
 		{ "ttl", 1, NULL, 7 }, { "redirect-allow", 1, NULL, 8 },
+		{ "maildir", 1, NULL, 9 }, { "recipient", 1, NULL, 10 },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, npos = 0;
@@ -68,6 +70,8 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		case 6: o->cooldown = optarg; break;
 		case 7: o->ttl = optarg; break;
 		case 8: o->redirect_allow = optarg; break;
+		case 9: o->maildir = optarg; break;
+		case 10: o->recipient = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'u': o->invite_url = optarg; break;
 		case 's': o->sender = optarg; break;
@@ -130,6 +134,7 @@ static const struct cmd {
 	{ "suppress", "remove", 2, cmd_suppress },
 	{ "suppress", "list", 1, cmd_suppress },
 	{ "metrics", NULL, 0, cmd_metrics },
+	{ "bounce", NULL, 0, cmd_bounce },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -213,6 +218,7 @@ main(int argc, char *argv[])
 		    sizeof(err)) == -1)
 			ctl_refuse("%s", err);
 		ctl_dbpath = c.database;
+		ctl_conf = &c;
 	}
 	c1 = argv[i++];
 	if (has_verbs(c1)) {

@@ -5,7 +5,8 @@
  * holds the options, the command table, usage, dispatch and main;
  * ctl_db.c the database it works on (statements, rows printed, init);
  * ctl_app.c apps, API keys, users and tokens; ctl_invite.c invites and
- * the do-not-invite list; ctl_metrics.c the metrics.  Include after
+ * the do-not-invite list; ctl_metrics.c the metrics; ctl_bounce.c the
+ * reports that come back to bounce_address.  Include after
  * sqlite3.h, extern.h and db.h.
  */
 #ifndef CTL_H
@@ -18,6 +19,7 @@ struct opts {
 	const char	*app;
 	const char	*accept_ttl, *per_hour, *per_day, *per_minute;
 	const char	*cooldown, *ttl, *redirect_allow;
+	const char	*maildir, *recipient;
 	int		 nset;		/* how many were given */
 };
 
@@ -35,13 +37,18 @@ struct cmd_args {
 extern struct db	*ctl_db;	/* open while a command runs */
 extern const char	*ctl_dbpath;
 extern int		 ctl_json;	/* --json */
+extern const struct conf *ctl_conf;	/* NULL with -d */
 
 /* Print why (when not NULL) and the usage to stderr; exit 2. */
 void		 ctl_usage(const char *why) __attribute__((noreturn));
 
 /* ------------------------------------------------------------- ctl_db.c */
 
-/* Print "referral-invitesctl: " and the message to stderr; exit 1. */
+/*
+ * Print "referral-invitesctl: " and the message to stderr; exit with
+ * ctl_fail_status (1; bounce makes it 75, EX_TEMPFAIL, for its MTA).
+ */
+extern int	 ctl_fail_status;
 void		 ctl_refuse(const char *fmt, ...)
 		    __attribute__((noreturn, format(printf, 1, 2)));
 /* The time now as the database stores it. */
@@ -90,5 +97,6 @@ int	 cmd_invites(const struct cmd_args *);		/* ctl_invite.c */
 int	 cmd_invite(const struct cmd_args *);
 int	 cmd_suppress(const struct cmd_args *);
 int	 cmd_metrics(const struct cmd_args *);		/* ctl_metrics.c */
+int	 cmd_bounce(const struct cmd_args *);		/* ctl_bounce.c */
 
 #endif

@@ -29,6 +29,8 @@
 
 #define MAX_BIND	12
 
+int ctl_fail_status = 1;
+
 void
 ctl_refuse(const char *fmt, ...)
 {
@@ -39,7 +41,7 @@ ctl_refuse(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n");
-	exit(1);
+	exit(ctl_fail_status);
 }
 
 void

@@ -306,6 +306,37 @@ static const char *const migrations[] = {
 	"  (app_id, created_at);"
 	"ALTER TABLE apps ADD COLUMN redirect_allow TEXT;"
 	VIEWS_1,
+	/*
+	 * 5 -> 6: bounces that come back later (issue 22).  The
+	 * do-not-invite list takes the source 'complaint' (rebuilt for its
+	 * CHECK); every report referral-invitesctl bounce reads is a row of
+	 * bounces, what it did or why it did nothing.
+	 */
+	"CREATE TABLE suppressions_6 ("
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  email_normalized TEXT NOT NULL,"
+	"  source TEXT NOT NULL CHECK (source IN"
+	"    ('admin', 'opt-out', 'bounce', 'complaint')),"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (app_id, email_normalized)"
+	") STRICT;"
+	"INSERT INTO suppressions_6 SELECT app_id, email_normalized, source,"
+	"  created_at FROM suppressions;"
+	"DROP TABLE suppressions;"
+	"ALTER TABLE suppressions_6 RENAME TO suppressions;"
+	"CREATE TABLE bounces ("
+	"  id INTEGER PRIMARY KEY,"
+	"  received_at TEXT NOT NULL,"
+	"  verdict TEXT NOT NULL CHECK (verdict IN"
+	"    ('failed', 'delayed', 'complaint', 'ignored')),"
+	"  invite_id TEXT,"
+	"  app_id TEXT,"
+	"  recipient TEXT,"
+	"  status TEXT,"
+	"  diagnostic TEXT,"
+	"  reason TEXT"
+	") STRICT;"
+	"CREATE INDEX bounces_by_invite ON bounces (invite_id);",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -731,10 +731,21 @@ classify(GMimeMessage *m, const char *bounce_local, struct dsn *d)
 	return DSN_IGNORED;
 }
 
+/* GMime, set up the first time a message is read. */
+static void
+init_once(void)
+{
+	static int inited;
+
+	if (!inited) {
+		g_mime_init();
+		inited = 1;
+	}
+}
+
 static enum dsn_verdict
 parse(const char *msg, size_t len, const char *bounce_local, struct dsn *d)
 {
-	static int inited;
 	GMimeStream *s;
 	GMimeParser *p;
 	GMimeMessage *m;
@@ -744,10 +755,7 @@ parse(const char *msg, size_t len, const char *bounce_local, struct dsn *d)
 		d->reason = DSN_R_LARGE;
 		return DSN_IGNORED;
 	}
-	if (!inited) {
-		g_mime_init();
-		inited = 1;
-	}
+	init_once();
 	s = g_mime_stream_mem_new_with_buffer(msg, len);
 	p = g_mime_parser_new_with_stream(s);
 	g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
@@ -778,4 +786,49 @@ dsn_parse(const char *msg, size_t len, const char *bounce_local,
 			out->reason = DSN_R_MALFORMED;
 	}
 	return out->verdict;
+}
+
+int
+dsn_delivered_to(const char *msg, size_t len, char out[EMAIL_MAX + 1])
+{
+	static const char *const names[] = { "Delivered-To", "X-Original-To" };
+	GMimeStream *s;
+	GMimeParser *p;
+	GMimeMessage *m;
+	InternetAddressList *l;
+	InternetAddress *a;
+	const char *v, *addr;
+	char lower[EMAIL_MAX + 1];
+	size_t i;
+	int rc = -1;
+
+	out[0] = '\0';
+	if (len > DSN_MAX_SIZE)
+		return -1;
+	init_once();
+	s = g_mime_stream_mem_new_with_buffer(msg, len);
+	p = g_mime_parser_new_with_stream(s);
+	g_mime_parser_set_format(p, GMIME_FORMAT_MESSAGE);
+	if ((m = g_mime_parser_construct_message(p, NULL)) != NULL) {
+		for (i = 0; rc == -1 && i < 2; i++) {
+			if ((v = g_mime_object_get_header(GMIME_OBJECT(m),
+			    names[i])) == NULL ||
+			    (l = internet_address_list_parse(NULL, v)) == NULL)
+				continue;
+			if (internet_address_list_length(l) > 0 &&
+			    INTERNET_ADDRESS_IS_MAILBOX(a =
+			    internet_address_list_get_address(l, 0)) &&
+			    (addr = internet_address_mailbox_get_addr(
+			    INTERNET_ADDRESS_MAILBOX(a))) != NULL &&
+			    valid_email(addr, out, lower) == NULL)
+				rc = 0;
+			g_object_unref(l);
+		}
+		g_object_unref(m);
+	}
+	g_object_unref(p);
+	g_object_unref(s);
+	if (rc == -1)
+		out[0] = '\0';
+	return rc;
 }

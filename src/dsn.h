@@ -119,6 +119,14 @@ struct dsn {
 enum dsn_verdict dsn_parse(const char *msg, size_t len,
 		    const char *bounce_local, struct dsn *out);
 /*
+ * The address a message was delivered to, as the MTA wrote it on top:
+ * its first Delivered-To, else X-Original-To (a maildir has no other
+ * record of the envelope), into out; 0, or -1 when there is none that
+ * is an address.  Same limits as dsn_parse.
+ */
+int		 dsn_delivered_to(const char *msg, size_t len,
+		    char out[EMAIL_MAX + 1]);
+/*
  * The tag of addr when it is bounce_local+TAG@domain: the local part
  * before '+' equal to bounce_local (ASCII case folded), TAG exactly
  * BOUNCE_TAG_LEN hex digits (any case), a domain after the last '@'.

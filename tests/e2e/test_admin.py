@@ -309,8 +309,8 @@ def test_admin_init_migrates_schema_1(stack):
         con2 = sqlite3.connect(fresh)
         try:
             version = con2.execute('PRAGMA user_version').fetchone()[0]
-            assert version == 5, version
-            assert con.execute('PRAGMA user_version').fetchone()[0] == 5
+            assert version == 6, version
+            assert con.execute('PRAGMA user_version').fetchone()[0] == 6
             assert sorted(con.execute(
                 'SELECT kind, id, n FROM invite_counts').fetchall()) == \
                 [('day', user, 1), ('hour', user, 1)]

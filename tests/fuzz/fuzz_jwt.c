@@ -39,6 +39,7 @@
 
 #include "util.h"
 #include "jwt.h"
+#include "valid.h"
 
 #define ASSERT(c) do {							\
 	if (!(c)) {							\
