@@ -555,20 +555,6 @@ conf_defaults(struct conf *c)
 	c->smtp_helo = strdup(host);
 }
 
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' ||
-	    e[-1] == '\r'))
-		*--e = '\0';
-	return s;
-}
-
 int
 conf_load(struct conf *c, const char *path, int required, char *err,
     size_t errsz)
@@ -614,7 +600,7 @@ conf_load_at(struct conf *c, int dirfd, const char *path, int required,
 			    lineno);
 			goto fail;
 		}
-		k = trim(line);
+		k = util_trim(line);
 		if (*k == '#' || *k == '\0')
 			continue;
 		if ((eq = strchr(k, '=')) == NULL) {
@@ -623,8 +609,8 @@ conf_load_at(struct conf *c, int dirfd, const char *path, int required,
 			goto fail;
 		}
 		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
+		k = util_trim(k);
+		v = util_trim(eq + 1);
 		if ((rc = conf_set(c, k, v, why)) == -2) {
 			snprintf(err, errsz, "%s:%d: unknown key \"%.64s\"",
 			    path, lineno, k);

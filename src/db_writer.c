@@ -264,6 +264,23 @@ address_checks(struct db *db, const char *app, const char *email_norm)
 }
 
 /*
+ * The limits, then whether email_norm is a user's or listed (*known):
+ * with HIDE_ASK that goes on as INV_OK for the caller to hide.
+ */
+static enum invite_res
+limits_then_address(struct db *db, const struct invite *in,
+    const char *email_norm, time_t now, int *retry, enum invite_res *known)
+{
+	enum invite_res res;
+
+	if ((res = limit_checks(db, in, now, retry)) != INV_OK)
+		return res;
+	if ((*known = address_checks(db, in->app_id, email_norm)) == INV_ERR)
+		return INV_ERR;
+	return *known != INV_OK && in->hide != HIDE_ASK ? *known : INV_OK;
+}
+
+/*
  * The checks of one invite, inside the write transaction.  With HIDE_ASK
  * a member or a listed address goes on to the cooldown as a new address
  * would, so that a second invite to it within the cooldown gets the same
@@ -277,13 +294,9 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 	char since[21], last[32];
 	sqlite3_stmt *st;
 
-	if ((res = limit_checks(db, in, now, retry)) != INV_OK)
+	if ((res = limits_then_address(db, in, in->email_norm, now, retry,
+	    known)) != INV_OK)
 		return res;
-	*known = address_checks(db, in->app_id, in->email_norm);
-	if (*known == INV_ERR)
-		return INV_ERR;
-	if (*known != INV_OK && in->hide != HIDE_ASK)
-		return *known;
 	if (in->cooldown > 0) {
 		util_isotime(now - in->cooldown, since);
 		if ((st = db_stmt(db, Q_COOLDOWN)) == NULL ||
@@ -397,14 +410,10 @@ resend_checks(struct db *db, const struct invite *in, time_t now,
 	if (strcmp(l.status, "sending") == 0 ||
 	    l.resends + 1 != in->generation)
 		return INV_SENDING;
-	if ((res = limit_checks(db, in, now, retry)) != INV_OK)
-		return res;
 	/* With HIDE_ASK a member or a listed address is resent hidden. */
-	*known = address_checks(db, in->app_id, l.email_norm);
-	if (*known == INV_ERR)
-		return INV_ERR;
-	if (*known != INV_OK && in->hide != HIDE_ASK)
-		return *known;
+	if ((res = limits_then_address(db, in, l.email_norm, now, retry,
+	    known)) != INV_OK)
+		return res;
 	memcpy(old, l.token_hash, 65);
 	return INV_OK;
 }

@@ -19,6 +19,8 @@ void	 util_uuid(char out[UUID_LEN + 1]);
 void	 util_uuid7(char out[UUID_LEN + 1]);
 void	 util_uuid_str(const unsigned char b[16], char out[UUID_LEN + 1]);
 int	 util_uuid_bytes(const char *id, unsigned char b[16]);
+/* s without leading and trailing blanks (space, tab, CR, LF), in place. */
+char	*util_trim(char *s);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void	 util_hex(const unsigned char *in, size_t n, char *out);
 /* SHA-256 of s as lower-case hex (65 bytes). */

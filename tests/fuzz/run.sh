@@ -38,7 +38,7 @@ sources() {
 	fuzz_json)	echo "json.c valid.c util.c log.c" ;;
 	fuzz_jwt)	echo "jwt.c json.c valid.c util.c log.c" ;;
 	fuzz_request)	echo "util.c valid.c json.c jwt.c log.c" ;;
-	fuzz_dsn)	echo "dsn.c valid.c" ;;
+	fuzz_dsn)	echo "dsn.c dsn_field.c valid.c util.c log.c" ;;
 	*)		return 1 ;;
 	esac
 }
