@@ -73,6 +73,12 @@ else
 		summary 1
 	else
 		echo "# installing:$missing"
+		# postfix: configured by no one, so that it starts no mail
+		# server on port 25 (the tests run their own instance).
+		if command -v debconf-set-selections >/dev/null 2>&1; then
+			echo "postfix postfix/main_mailer_type select" \
+			    "No configuration" | debconf-set-selections
+		fi
 		# shellcheck disable=SC2086
 		if ! apt-get update || ! DEBIAN_FRONTEND=noninteractive \
 		    apt-get install -y --no-install-recommends $missing; then

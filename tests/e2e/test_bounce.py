@@ -19,6 +19,9 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
+import signal
+import smtplib
 import subprocess
 
 import harness
@@ -287,3 +290,279 @@ def test_bounce_needs_bounce_address(_stack):
             b'configuration\n'), r
     finally:
         stack.stop()
+
+
+# -- a real MTA: Postfix makes the bounce and pipes it to the command -------
+#
+# The daemon sends through a private Postfix instance (its own
+# config_directory, queue_directory and data_directory in the stack's temp
+# dir, smtpd on a free port of 127.0.0.1) that relays to the stack's
+# smtpd.py, which refuses "reject-..." at RCPT with 550 5.1.1.  Postfix then
+# writes the DSN to the envelope sender, bounces+TAG@return.test, and
+# delivers it, return.test being its mydestination, with the lines of
+# referral-invites(7) BOUNCES: recipient_delimiter = +, a pipe(8) transport,
+# a transport map naming bounces@return.test and local_recipient_maps with
+# that map in it, without which smtpd(8) refuses the reports another host
+# sends (test_bounce_postfix_later_report_by_smtp).  pipe(8) refuses to run a
+# command as root, so it runs as the daemon's user, who owns db/ (the
+# database and secret.key) and may read the config (0644) and the copy of
+# referral-invitesctl that harness.service_ctl() makes.  Needs root: a
+# Postfix instance starts as root and drops to mail_owner.
+
+POSTFIX = '/usr/sbin/postfix'
+POSTFIX_TIMEOUT = 60
+
+PF_MASTER = '''\
+smtp      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+ri-bounce unix  -       n       n       -       -       pipe
+  flags=q user={user}
+  argv={ctl} -c {conf} bounce --recipient ${{recipient}}
+'''
+
+
+class Postfix:
+    """A private Postfix instance in the stack's postfix/: smtpd on
+    127.0.0.1:port, mail for domain handed to the ri-bounce pipe, the
+    rest relayed to 127.0.0.1:relay_port."""
+
+    def __init__(self, stack, domain, port, relay_port):
+        self.dir = stack.path('postfix')
+        self.conf_dir = os.path.join(self.dir, 'etc')
+        self.log = os.path.join(self.dir, 'maillog')
+        self.port = port
+        for sub in ('etc', 'spool', 'data'):
+            os.makedirs(os.path.join(self.dir, sub), 0o755)
+        # master.lock and the caches, written by mail_owner.
+        shutil.chown(os.path.join(self.dir, 'data'), 'postfix')
+        main = {
+            'compatibility_level': '3.6',
+            'queue_directory': os.path.join(self.dir, 'spool'),
+            'data_directory': os.path.join(self.dir, 'data'),
+            'maillog_file': self.log,
+            'maillog_file_prefixes': self.dir,
+            'myhostname': 'mta.return.test',
+            'mydomain': 'return.test',
+            'myorigin': '$myhostname',
+            'inet_interfaces': '127.0.0.1',
+            'inet_protocols': 'ipv4',
+            'mynetworks': '127.0.0.0/8',
+            'mydestination': domain,
+            'relayhost': '[127.0.0.1]:%d' % relay_port,
+            'recipient_delimiter': '+',
+            # The lines of referral-invites(7).  No /etc/aliases here: an
+            # alias map that does not exist would defer every recipient.
+            'transport_maps': 'hash:' + os.path.join(self.conf_dir,
+                                                     'transport'),
+            'alias_maps': '', 'alias_database': '',
+            'local_recipient_maps':
+                'proxy:unix:passwd.byname $alias_maps $transport_maps',
+            'smtp_tls_security_level': 'none',
+            'smtpd_tls_security_level': 'none',
+            'biff': 'no',
+            'smtp_connect_timeout': '10s',
+            'queue_run_delay': '5s', 'minimal_backoff_time': '5s',
+            'maximal_backoff_time': '10s',
+            'delay_warning_time': '0',
+        }
+        with open(os.path.join(self.conf_dir, 'main.cf'), 'w') as f:
+            for k, v in main.items():
+                f.write('%s = %s\n' % (k, v))
+        with open(os.path.join(self.conf_dir, 'master.cf'), 'w') as f:
+            f.write(PF_MASTER.replace(
+                'smtp      inet', '127.0.0.1:%d inet' % port, 1).format(
+                    user=stack.user, ctl=harness.service_ctl(),
+                    conf=stack.conf))
+        with open(os.path.join(self.conf_dir, 'transport'), 'w') as f:
+            f.write('bounces@%s ri-bounce:\n' % domain)
+        subprocess.run(['postmap', '-c', self.conf_dir, 'hash:' +
+                        os.path.join(self.conf_dir, 'transport')],
+                       check=True, timeout=POSTFIX_TIMEOUT)
+
+    def run(self, *args):
+        return subprocess.run([POSTFIX, '-c', self.conf_dir] + list(args),
+                              capture_output=True, text=True,
+                              timeout=POSTFIX_TIMEOUT)
+
+    def start(self):
+        r = self.run('start')
+        if r.returncode != 0:
+            raise harness.StackError('postfix start: exit %d: %s%s\n%s' % (
+                r.returncode, r.stdout, r.stderr, self.tail()))
+        harness.wait_for('postfix smtpd', lambda: harness.can_connect(
+            ('127.0.0.1', self.port)), 20, log=self.log)
+        return self
+
+    def stop(self):
+        """postfix stop; kill the master if it is still there."""
+        try:
+            self.run('stop')
+        except subprocess.TimeoutExpired:
+            pass
+        pidfile = os.path.join(self.dir, 'spool', 'pid', 'master.pid')
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            harness.wait_for('postfix master to exit',
+                             lambda: not os.path.exists('/proc/%d' % pid),
+                             10)
+        except harness.WaitTimeout:
+            os.kill(pid, signal.SIGKILL)
+
+    def tail(self, lines=40):
+        return harness.tail(self.log, lines)
+
+    def wait_log(self, pattern, timeout=POSTFIX_TIMEOUT):
+        """The maillog once a line matches pattern."""
+        def found():
+            text = harness.tail(self.log, 10000)
+            return text if re.search(pattern, text) else None
+        try:
+            return harness.wait_for('maillog: ' + pattern, found, timeout)
+        except harness.WaitTimeout:
+            raise AssertionError('no %r in the maillog:\n%s' % (
+                pattern, self.tail()))
+
+
+def postfix_stack():
+    """A stack whose daemon sends to a Postfix instance, and that instance;
+    the caller stops both."""
+    pf_port = harness.free_port()
+    stack = harness.Stack(conf={'bounce_address': BOUNCE,
+                                'smtp_port': str(pf_port)}).start()
+    pf = None
+    try:
+        pf = Postfix(stack, 'return.test', pf_port, stack.smtp_port)
+        pf.start()
+    except BaseException:
+        if pf:
+            pf.stop()
+        stack.stop(keep=True)
+        raise
+    return stack, pf
+
+
+def test_bounce_postfix_refused_rcpt_comes_back_and_lists(_stack):
+    if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
+        raise AssertionError('needs root and Debian\'s postfix package '
+                             '(tests/packages.txt)')
+    stack, pf = postfix_stack()
+    ok = False
+    try:
+        app = App(stack)
+        addr = unique('reject-pf')
+        # Postfix accepts the invite: the refusal comes later, by mail.
+        check(app.invite(addr), 201, ok_body('Invite sent'))
+        [r] = [x for x in app.rows() if x['email_normalized'] == addr]
+        iid = r['id']
+        sender = 'bounces+%s@return.test' % tag_of(stack, iid)
+
+        def failed():
+            [row] = stack.sql("SELECT status, last_reply FROM invites "
+                              "WHERE id = '%s'" % iid)
+            return row if row['status'] == 'failed' else None
+        try:
+            row = harness.wait_for('the bounce applied', failed,
+                                   POSTFIX_TIMEOUT)
+        except harness.WaitTimeout:
+            raise AssertionError('no bounce applied; maillog:\n' + pf.tail())
+        assert row['last_reply'].startswith('bounced: 5.1.1 '), row
+        assert '550 5.1.1 <%s>: Recipient address rejected' % addr in \
+            row['last_reply'], row
+        # smtpd.py never got the invite; Postfix logged both legs.
+        assert stack.mail_for(addr, timeout=0, count=0) == []
+        # Postfix refused it itself, wrote the report to the tagged
+        # sender and piped it to the command, which said what it did.
+        log = pf.wait_log(r'to=<%s>, relay=ri-bounce, .*status=sent '
+                          r'\(delivered via ri-bounce service \(failed: '
+                          r'invite %s, %s 5\.1\.1\)\)' % (
+                              re.escape(sender), iid, re.escape(addr)))
+        assert re.search(r'from=<%s>' % re.escape(sender), log), log
+        relay = r'127\.0\.0\.1\[127\.0\.0\.1\]:%d' % stack.smtp_port
+        assert re.search(r'to=<%s>, relay=%s, .*dsn=5\.1\.1, '
+                         r'status=bounced' % (re.escape(addr), relay),
+                         log), log
+        assert 'sender non-delivery notification' in log, log
+        [b] = bounces_of(stack, iid)
+        assert (b['verdict'], b['recipient'], b['status'], b['reason']) == \
+            ('failed', addr, '5.1.1', None), b
+        [sup] = stack.sql("SELECT source FROM suppressions WHERE "
+                          "email_normalized = '%s'" % addr)
+        assert sup['source'] == 'bounce', sup
+        check_error(app.invite(addr), 409, SUPPRESSED)
+        ok = True
+    finally:
+        pf.stop()
+        stack.stop(keep=not ok)
+
+
+def test_bounce_postfix_later_report_by_smtp(_stack):
+    """A relay that accepted the invite sends its report later, from
+    another host: Postfix's smtpd takes it for the tagged address (and
+    only for bounces@, the local_recipient_maps line) and pipes it on."""
+    if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
+        raise AssertionError('needs root and Debian\'s postfix package '
+                             '(tests/packages.txt)')
+    stack, pf = postfix_stack()
+    ok = False
+    try:
+        app = App(stack)
+        addr = unique('later')
+        check(app.invite(addr), 201, ok_body('Invite sent'))
+        # Relayed as it was sent: the tagged envelope sender.
+        [m] = stack.mail_for(addr, timeout=POSTFIX_TIMEOUT)
+        [r] = [x for x in app.rows() if x['email_normalized'] == addr]
+        iid, tag = r['id'], tag_of(stack, r['id'])
+        sender = 'bounces+%s@return.test' % tag
+        assert m.envelope['mail_from'] == sender, m.envelope
+        with smtplib.SMTP('127.0.0.1', pf.port, timeout=30) as s:
+            s.ehlo('relay.example.net')
+            s.mail('<>')
+            code, msg = s.rcpt('returns+%s@return.test' % tag)
+            assert code == 550, (code, msg)
+            assert b'User unknown in local recipient table' in msg, msg
+            code, msg = s.rcpt(sender)
+            assert code == 250, (code, msg)
+            code, msg = s.data(report('postfix-failed.eml', tag, addr))
+            assert code == 250, (code, msg)
+        pf.wait_log(r'to=<%s>, relay=ri-bounce, .*status=sent '
+                    r'\(delivered via ri-bounce service \(failed: '
+                    r'invite %s, %s 5\.1\.1\)\)' % (
+                        re.escape(sender), iid, re.escape(addr)))
+        [row] = stack.sql("SELECT status, last_reply FROM invites WHERE "
+                          "id = '%s'" % iid)
+        assert row['status'] == 'failed', row
+        assert row['last_reply'].startswith('bounced: 5.1.1 550 5.1.1 <'), \
+            row
+        [sup] = stack.sql("SELECT source FROM suppressions WHERE "
+                          "email_normalized = '%s'" % addr)
+        assert sup['source'] == 'bounce', sup
+        check_error(app.invite(addr), 409, SUPPRESSED)
+        ok = True
+    finally:
+        pf.stop()
+        stack.stop(keep=not ok)
