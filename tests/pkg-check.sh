@@ -110,9 +110,10 @@ echo "# scratch directory $W"
 # As root, build as "nobody" (see 1. above).
 if [ "$(id -u)" -eq 0 ]; then
 	BUILDER="nobody:$(id -gn nobody)"
+	# In $W: nobody cannot enter a checkout under /root (mode 0700).
 	as_builder() {
-		setpriv --reuid=nobody --regid="$(id -g nobody)" \
-		    --clear-groups env HOME="$W/home" "$@"
+		(cd "$W" && setpriv --reuid=nobody --regid="$(id -g nobody)" \
+		    --clear-groups env HOME="$W/home" "$@")
 	}
 else
 	BUILDER=$(id -un)
