@@ -110,10 +110,9 @@ echo "# scratch directory $W"
 # As root, build as "nobody" (see 1. above).
 if [ "$(id -u)" -eq 0 ]; then
 	BUILDER="nobody:$(id -gn nobody)"
-	# In $W: nobody cannot enter a checkout under /root (mode 0700).
 	as_builder() {
-		(cd "$W" && setpriv --reuid=nobody --regid="$(id -g nobody)" \
-		    --clear-groups env HOME="$W/home" "$@")
+		setpriv --reuid=nobody --regid="$(id -g nobody)" \
+		    --clear-groups env HOME="$W/home" "$@"
 	}
 else
 	BUILDER=$(id -un)
@@ -190,8 +189,9 @@ check "the package: ${DEB##*/}" test -f "$DEB" -a -f "$CHANGES"
 took "deb build"
 
 # ============================================================== 5. lintian
-as_builder lintian --fail-on error --tag-display-limit 0 --display-info \
-    --pedantic --show-overrides "$CHANGES" >"$W/lintian.log" 2>&1
+# From $W: nobody cannot enter a checkout under /root (mode 0700).
+(cd "$W" && as_builder lintian --fail-on error --tag-display-limit 0 --display-info \
+    --pedantic --show-overrides "$CHANGES") >"$W/lintian.log" 2>&1
 rc=$?
 ne=$(grep -c '^E: ' "$W/lintian.log")
 nw=$(grep -c '^W: ' "$W/lintian.log")
