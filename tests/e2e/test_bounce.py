@@ -451,6 +451,9 @@ class Postfix:
 def postfix_stack():
     """A stack whose daemon sends to a Postfix instance, and that instance;
     the caller stops both."""
+    if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
+        raise AssertionError('needs root and Debian\'s postfix package '
+                             '(tests/packages.txt)')
     pf_port = harness.free_port()
     stack = harness.Stack(conf={'bounce_address': BOUNCE,
                                 'smtp_port': str(pf_port)}).start()
@@ -467,9 +470,6 @@ def postfix_stack():
 
 
 def test_bounce_postfix_refused_rcpt_comes_back_and_lists(_stack):
-    if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
-        raise AssertionError('needs root and Debian\'s postfix package '
-                             '(tests/packages.txt)')
     stack, pf = postfix_stack()
     ok = False
     try:
@@ -524,9 +524,6 @@ def test_bounce_postfix_later_report_by_smtp(_stack):
     """A relay that accepted the invite sends its report later, from
     another host: Postfix's smtpd takes it for the tagged address (and
     only for bounces@, the local_recipient_maps line) and pipes it on."""
-    if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
-        raise AssertionError('needs root and Debian\'s postfix package '
-                             '(tests/packages.txt)')
     stack, pf = postfix_stack()
     ok = False
     try:
