@@ -19,6 +19,7 @@
 #include "db.h"
 #include "daemon.h"
 #include "sandbox.h"
+#include "webhook.h"
 
 volatile sig_atomic_t got_term;
 
@@ -66,19 +67,20 @@ child_signals(void)
 
 /*
  * Each child keeps read-write access to the database directory only; the
- * mailer also reads what TLS and name resolution need and may connect to
- * the relay's port.  A failure to confine is fatal: better no child than
- * an unconfined one that was meant to be confined.
+ * mailer and the webhook process (connect, their ports) also read what
+ * TLS and name resolution need and may connect to those ports.  A
+ * failure to confine is fatal: better no child than an unconfined one
+ * that was meant to be confined.
  */
 void
-child_confine(struct daemon *d, const char *role, int mailer)
+child_confine(struct daemon *d, const char *role, const int connect[])
 {
 	const char *rw[] = { d->db_dir, NULL };
 	/* mailer_ro, two certificate paths, NULL. */
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
 	size_t i, n = 0;
 
-	if (mailer) {
+	if (connect != NULL) {
 		for (i = 0; mailer_ro[i] != NULL; i++)
 			ro[n++] = mailer_ro[i];
 		if (getenv("SSL_CERT_FILE") != NULL)
@@ -91,8 +93,17 @@ child_confine(struct daemon *d, const char *role, int mailer)
 		ro[n++] = "/proc";
 #endif
 	ro[n] = NULL;
-	if (sandbox_apply(role, rw, ro, mailer ? d->conf.smtp_port : 0) == -1)
+	if (sandbox_apply(role, rw, ro, connect) == -1)
 		fatalx("%s: cannot confine itself", role);
+}
+
+/* The ports the pool connects to: the relay's, then webhook_ports. */
+void
+child_ports(const struct conf *c, int out[])
+{
+	out[0] = c->smtp_port;
+	if (webhook_ports_parse(c->webhook_ports, out + 1) == -1)
+		out[1] = 0;
 }
 
 /* The supervisor's own limits: the union of its children's and its own. */
@@ -102,7 +113,7 @@ daemon_confine(struct daemon *d)
 	const char *rw[] = { d->db_dir, d->sock_path ? d->sock_dir : NULL,
 	    NULL };
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 8];
-	int fds[HELD__MAX + 1];
+	int fds[HELD__MAX + 1], ports[WEBHOOK_PORTS_MAX + 2];
 	size_t i, n = 0, k = 0;
 
 	for (i = 0; mailer_ro[i] != NULL; i++)
@@ -117,8 +128,8 @@ daemon_confine(struct daemon *d)
 	if (getenv("SSL_CERT_DIR") != NULL)
 		ro[n++] = getenv("SSL_CERT_DIR");
 	ro[n] = NULL;
-	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds,
-	    d->conf.smtp_port) == -1)
+	child_ports(&d->conf, ports);
+	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds, ports) == -1)
 		fatalx("cannot confine the supervisor");
 }
 

@@ -34,6 +34,7 @@
 #include "valid.h"
 #include "mail.h"
 #include "token.h"
+#include "webhook.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -438,6 +439,16 @@ set_mode(mode_t *dst, const char *v, char why[WHY_MAX])
 	return 0;
 }
 
+/* webhook_ports: the ports webhook URLs may name (webhook.h). */
+static int
+check_ports(const char *v, char why[WHY_MAX])
+{
+	if (webhook_ports_parse(v, NULL) == -1)
+		return conf_why(why, "expected 1 to %d port numbers, "
+		    "comma-separated", WEBHOOK_PORTS_MAX);
+	return 0;
+}
+
 #define STR(k, check, def)	{ #k, K_STR, OFF(k), 0, 0, def, check, NULL }
 #define INT(k, min, max, def)	{ #k, K_INT, OFF(k), min, max, def, NULL, NULL }
 #define ENUM(k, names, def)	{ #k, K_ENUM, OFF(k), 0, 0, def, NULL, names }
@@ -484,6 +495,8 @@ const struct conf_key conf_keys[] = {
 	INT(cooldown, 0, 31536000, "86400"),
 	INT(resend_interval, 0, 31536000, "3600"),
 	ENUM(hide_existing_users, yesno_names, "no"),
+	STR(webhook_ports, check_ports, "443"),
+	ENUM(webhook_allow_http, yesno_names, "no"),
 	ENUM(log_level, level_names, "info"),
 	{ NULL, K_STR, 0, 0, 0, NULL, NULL, NULL }
 };

@@ -43,6 +43,8 @@ struct conf {
 	int		 cooldown;
 	int		 resend_interval;
 	int		 hide_existing_users;	/* for tokens: 201, no mail */
+	char		*webhook_ports;		/* "443" or a list */
+	int		 webhook_allow_http;	/* to loopback only */
 	int		 log_level;
 };
 

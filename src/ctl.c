@@ -53,6 +53,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		{ "limit-per-minute", 1, NULL, 5 }, { "cooldown", 1, NULL, 6 },
 		{ "ttl", 1, NULL, 7 }, { "redirect-allow", 1, NULL, 8 },
 		{ "maildir", 1, NULL, 9 }, { "recipient", 1, NULL, 10 },
+		{ "webhook-url", 1, NULL, 11 },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, npos = 0;
@@ -72,6 +73,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		case 8: o->redirect_allow = optarg; break;
 		case 9: o->maildir = optarg; break;
 		case 10: o->recipient = optarg; break;
+		case 11: o->webhook_url = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'u': o->invite_url = optarg; break;
 		case 's': o->sender = optarg; break;
@@ -118,6 +120,7 @@ static const struct cmd {
 	{ "app", "show", 1, cmd_of_app },
 	{ "app", "set", 1, cmd_app_set },
 	{ "app", "jwt-key", 1, cmd_app_jwt_key },
+	{ "app", "webhook-secret", 1, cmd_app_webhook_secret },
 	{ "key", "add", 1, cmd_key_add },
 	{ "key", "list", 1, cmd_of_app },
 	{ "key", "revoke", 1, cmd_key_revoke },
@@ -135,6 +138,9 @@ static const struct cmd {
 	{ "suppress", "list", 1, cmd_suppress },
 	{ "metrics", NULL, 0, cmd_metrics },
 	{ "bounce", NULL, 0, cmd_bounce },
+	{ "events", NULL, 0, cmd_events },
+	{ "event", "show", 1, cmd_event },
+	{ "event", "retry", 1, cmd_event },
 	{ NULL, NULL, 0, NULL }
 };
 

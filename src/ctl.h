@@ -6,7 +6,8 @@
  * ctl_db.c the database it works on (statements, rows printed, init);
  * ctl_app.c apps, API keys, users and tokens; ctl_invite.c invites and
  * the do-not-invite list; ctl_metrics.c the metrics; ctl_bounce.c the
- * reports that come back to bounce_address.  Include after
+ * reports that come back to bounce_address; ctl_hook.c webhooks and
+ * their events.  Include after
  * sqlite3.h, extern.h and db.h.
  */
 #ifndef CTL_H
@@ -19,7 +20,7 @@ struct opts {
 	const char	*app;
 	const char	*accept_ttl, *per_hour, *per_day, *per_minute;
 	const char	*cooldown, *ttl, *redirect_allow;
-	const char	*maildir, *recipient;
+	const char	*maildir, *recipient, *webhook_url;
 	int		 nset;		/* how many were given */
 };
 
@@ -98,5 +99,10 @@ int	 cmd_invite(const struct cmd_args *);
 int	 cmd_suppress(const struct cmd_args *);
 int	 cmd_metrics(const struct cmd_args *);		/* ctl_metrics.c */
 int	 cmd_bounce(const struct cmd_args *);		/* ctl_bounce.c */
+int	 cmd_app_webhook_secret(const struct cmd_args *);	/* ctl_hook.c */
+int	 cmd_events(const struct cmd_args *);
+int	 cmd_event(const struct cmd_args *);
+/* app set --webhook-url for app (ctl_hook.c). */
+void	 ctl_webhook_url(const char *app, const char *url);
 
 #endif

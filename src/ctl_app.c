@@ -115,7 +115,8 @@ cmd_app_list(const struct cmd_args *a)
 
 #define APP_COLUMNS "id, name, invite_url, sender, language, jwt_alg, " \
 	"jwt_issuer, accept_ttl, limit_per_hour, limit_per_day, " \
-	"limit_per_minute, cooldown, created_at, updated_at, redirect_allow"
+	"limit_per_minute, cooldown, created_at, updated_at, redirect_allow, " \
+	"webhook_url"
 
 /* The rows of an app (or the app itself): app show, key list, user list. */
 int
@@ -202,6 +203,8 @@ cmd_app_set(const struct cmd_args *a)
 	if (o->redirect_allow != NULL)
 		ctl_exec("UPDATE apps SET redirect_allow = nullif(?2, '') "
 		    "WHERE id = ?1", 2, id, o->redirect_allow);
+	if (o->webhook_url != NULL)
+		ctl_webhook_url(id, o->webhook_url);
 	return 0;
 }
 

@@ -4,7 +4,7 @@
  * The supervisor's state (main.c) as its children inherit it across
  * fork, and what each child does first (child.c).  Each process has its
  * entry in its own file: worker_main (worker.c), mailer_main (mailer.c),
- * writer_main (writer.c).
+ * writer_main (writer.c), hooks_main (hook.c).
  */
 #ifndef DAEMON_H
 #define DAEMON_H
@@ -44,13 +44,15 @@ struct daemon {
 	time_t		 mailer_started;
 	pid_t		 writer;
 	time_t		 writer_started;
+	pid_t		 hooks;
+	time_t		 hooks_started;
 	int		(*chan)[2];	/* per worker: [0] writer, [1] worker */
 	int		(*hand)[2];	/* per worker slot: [1] to its successor */
 	int		(*verdict)[2];	/* per worker: [0] mailer, [1] worker */
 	int		*verdict_fds;	/* the mailer's ends, for struct mailer */
 };
 
-enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER };
+enum role { ROLE_WORKER, ROLE_MAILER, ROLE_WRITER, ROLE_HOOKS };
 
 /* Set by SIGTERM and SIGINT, in the supervisor as in its children. */
 extern volatile sig_atomic_t got_term;
@@ -83,8 +85,13 @@ int	 load_all(struct daemon *, struct conf *c, char *err, size_t errsz);
 
 /* Signals as every child wants them: blocked but where it waits. */
 void	 child_signals(void);
-/* Landlock: the database directory; the mailer also TLS, DNS, the relay. */
-void	 child_confine(struct daemon *, const char *role, int mailer);
+/*
+ * Landlock: the database directory; with connect (0-terminated ports),
+ * also TLS, DNS and TCP connections to those ports (the mailer, hooks).
+ */
+void	 child_confine(struct daemon *, const char *role, const int connect[]);
+/* The relay's port and webhook_ports, 0-terminated. */
+void	 child_ports(const struct conf *, int out[]);
 /* The supervisor's: the union of its children's and what reload reads. */
 void	 daemon_confine(struct daemon *);
 /* A connection to the database as every child sets it up. */
@@ -96,5 +103,6 @@ void	 child_channels(struct daemon *, enum role, int slot);
 void	 worker_main(struct daemon *, int slot) __attribute__((noreturn));
 void	 mailer_main(struct daemon *) __attribute__((noreturn));
 void	 writer_main(struct daemon *) __attribute__((noreturn));
+void	 hooks_main(struct daemon *) __attribute__((noreturn));
 
 #endif

@@ -214,6 +214,20 @@ static const char *const queries[Q__MAX] = {
 	[Q_RESEND_LOG] = "INSERT INTO invite_resends (invite_id, app_id,"
 	    " inviter_id, replaced_token_hash, request_id, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	/* db_hook.c: the webhook outbox (schema 7). */
+	[Q_EVENTS_DUE] = "SELECT e.id, e.app_id, e.payload, e.attempts,"
+	    " e.give_up_at, a.webhook_url, a.webhook_generation FROM events e"
+	    " JOIN apps a ON a.id = e.app_id WHERE e.status = 'pending'"
+	    " AND e.next_attempt_at <= ?1 ORDER BY e.next_attempt_at LIMIT ?2",
+	/* Taken while its try lasts: due again if the taker dies. */
+	[Q_EVENT_TAKE] = "UPDATE events SET attempts = attempts + 1,"
+	    " next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'"
+	    " AND next_attempt_at <= ?3",
+	[Q_EVENT_DONE] = "UPDATE events SET status = ?2, last_reply = ?3,"
+	    " next_attempt_at = ?4, delivered_at = CASE WHEN ?2 = 'delivered'"
+	    " THEN ?5 END WHERE id = ?1 AND status = 'pending'",
+	[Q_EVENTS_NEXT] = "SELECT min(next_attempt_at) FROM events"
+	    " WHERE status = 'pending'",
 };
 
 /* Whether reads may be served from and kept in the cache. */

@@ -245,6 +245,34 @@ int		 db_wal_frames(const struct db *);
 /* The earliest next_attempt_at of a queued row, or 0 when none. */
 time_t		 db_outbox_next_due(struct db *);
 
+/* An event of the webhook outbox taken for one try (db_hook.c). */
+struct event {
+	char	 id[40];		/* msg_ and 32 hex digits */
+	char	 app[UUID_LEN + 1];
+	char	*payload;		/* the JSON document sent */
+	int	 attempts;		/* including this one */
+	time_t	 give_up;		/* no try after this */
+	char	*url;			/* the app's, or NULL: none now */
+	int	 generation;		/* of the app's signing secret */
+};
+/*
+ * In one transaction: take up to max pending events due at now, each due
+ * again at now + lease should its try never be recorded (the process
+ * died).  The number taken (array in *out), or -1.
+ */
+ssize_t		 db_events_take(struct db *, time_t now, int lease, size_t max,
+		    struct event **out);
+void		 db_events_free(struct event *, size_t);
+/*
+ * Record a try of a taken event: status "delivered", "failed" (no more
+ * tries) or "pending" (again at next); reply what the receiver or curl
+ * said.  0 or -1.
+ */
+int		 db_event_done(struct db *, const char *id, const char *status,
+		    const char *reply, time_t next, time_t now);
+/* The earliest next try of a pending event, or 0 when none. */
+time_t		 db_events_next(struct db *);
+
 #define LIST_COLS	9
 /*
  * Called per listed row with id, email, language, status, createdAt,

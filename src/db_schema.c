@@ -55,6 +55,22 @@
 	" BEGIN UPDATE cache_generation SET n = n + 1; END;"
 
 /*
+ * The row of events (schema 7) for an app with a webhook URL, from one
+ * row "app, type, invite, at, data" the trigger selects between the two.
+ * The id is the Standard Webhooks message id; the event is tried until
+ * three days after it happened.
+ */
+#define EVENT_FROM \
+	"INSERT INTO events (id, app_id, type, invite_id, payload," \
+	"  next_attempt_at, give_up_at, created_at)" \
+	"  SELECT 'msg_' || lower(hex(randomblob(16))), e.app, e.type," \
+	"  e.invite, json_object('type', e.type, 'timestamp', e.at," \
+	"  'data', json(e.data)), e.at," \
+	"  strftime('%Y-%m-%dT%H:%M:%SZ', e.at, '+3 days'), e.at FROM (SELECT "
+#define EVENT_END \
+	") e JOIN apps a ON a.id = e.app WHERE a.webhook_url IS NOT NULL;"
+
+/*
  * Schema migrations: migrations[i] takes user_version i to i + 1.  Never
  * edit a released entry; append a new one.
  */
@@ -337,6 +353,69 @@ static const char *const migrations[] = {
 	"  reason TEXT"
 	") STRICT;"
 	"CREATE INDEX bounces_by_invite ON bounces (invite_id);",
+	/*
+	 * 6 -> 7: webhooks (issue 23).  Each app may have a URL (and a
+	 * secret generation: the signing secret is derived from the
+	 * server secret, never stored).  The outbox, events, is written
+	 * by triggers in the transaction of the change itself, whoever
+	 * makes it (a worker, the mailer, referral-invitesctl), and only
+	 * for apps with a URL; the webhook process (hook.c) delivers it.
+	 */
+	"ALTER TABLE apps ADD COLUMN webhook_url TEXT;"
+	"ALTER TABLE apps ADD COLUMN webhook_generation INTEGER NOT NULL"
+	"  DEFAULT 0;"
+	"CREATE TABLE events ("
+	"  id TEXT PRIMARY KEY,"
+	"  app_id TEXT NOT NULL REFERENCES apps(id),"
+	"  type TEXT NOT NULL,"
+	"  invite_id TEXT,"
+	"  payload TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+	"    ('pending', 'delivered', 'failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  give_up_at TEXT NOT NULL,"
+	"  last_reply TEXT,"
+	"  created_at TEXT NOT NULL,"
+	"  delivered_at TEXT"
+	") STRICT;"
+	"CREATE INDEX events_due ON events (next_attempt_at)"
+	"  WHERE status = 'pending';"
+	"CREATE INDEX events_by_app ON events (app_id, created_at);"
+	"CREATE TRIGGER events_invite_status AFTER UPDATE OF status ON invites"
+	"  WHEN NEW.status <> OLD.status"
+	"  AND NEW.status IN ('sent', 'failed', 'revoked') BEGIN "
+	EVENT_FROM "NEW.app_id AS app, CASE"
+	"  WHEN NEW.status = 'sent' THEN 'invite.sent'"
+	"  WHEN NEW.status = 'revoked' THEN 'invite.revoked'"
+	"  WHEN NEW.last_reply LIKE 'bounced: %' THEN 'invite.bounced'"
+	"  ELSE 'invite.failed' END AS type, NEW.id AS invite,"
+	"  NEW.updated_at AS at, json_patch(json_object('id', NEW.id,"
+	"  'appId', NEW.app_id, 'userId', NEW.inviter_id, 'email', NEW.email),"
+	/* A null member of a patch is none (RFC 7396). */
+	"  json_object('reason', CASE WHEN NEW.status = 'failed'"
+	"  THEN NEW.last_reply END)) AS data" EVENT_END
+	"  END;"
+	"CREATE TRIGGER events_invite_accepted AFTER UPDATE OF accepted_at"
+	"  ON invites WHEN OLD.accepted_at IS NULL"
+	"  AND NEW.accepted_at IS NOT NULL BEGIN "
+	EVENT_FROM "NEW.app_id AS app, 'invite.accepted' AS type,"
+	"  NEW.id AS invite, NEW.accepted_at AS at, json_object('id', NEW.id,"
+	"  'appId', NEW.app_id, 'userId', NEW.inviter_id, 'email', NEW.email)"
+	"  AS data" EVENT_END
+	"  END;"
+	/* An opt-out names an address: the invite is the latest to it. */
+	"CREATE TRIGGER events_opted_out AFTER INSERT ON suppressions"
+	"  WHEN NEW.source = 'opt-out' BEGIN "
+	EVENT_FROM "NEW.app_id AS app, 'invite.opted_out' AS type,"
+	"  i.id AS invite, NEW.created_at AS at, json_object('id', i.id,"
+	"  'appId', NEW.app_id, 'userId', i.inviter_id,"
+	"  'email', NEW.email_normalized) AS data"
+	"  FROM (SELECT NULL) LEFT JOIN (SELECT id, inviter_id FROM invites"
+	"  WHERE app_id = NEW.app_id"
+	"  AND email_normalized = NEW.email_normalized"
+	"  ORDER BY created_at DESC LIMIT 1) i" EVENT_END
+	"  END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

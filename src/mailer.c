@@ -532,7 +532,7 @@ void
 mailer_main(struct daemon *d)
 {
 	struct mailer ml;
-	int prio;
+	int prio, ports[] = { d->conf.smtp_port, 0 };
 
 	child_signals();
 	close(d->sock);
@@ -553,7 +553,7 @@ mailer_main(struct daemon *d)
 	    setpriority(PRIO_PROCESS, 0, prio + MAILER_NICE > 19 ? 19 :
 	    prio + MAILER_NICE) == -1))
 		log_warn("mailer: cannot lower its priority");
-	child_confine(d, "mailer", 1);
+	child_confine(d, "mailer", ports);
 	/*
 	 * The mailer's commits only move stored invites along (claimed,
 	 * sent, retried, failed); none of them is a promise to a client.

@@ -2,8 +2,8 @@
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * referral-invitesd: options, config, the privilege drop and the
- * supervisor that forks and restarts the workers, the writer and the
- * mailer (start.c opens the socket first).  No business logic lives here.
+ * supervisor that forks and restarts the workers, the writer, the
+ * mailer and the webhook process (start.c opens the socket first).  No business logic lives here.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>
@@ -123,11 +123,14 @@ spawn(struct daemon *d, enum role role, int slot)
 				close(d->held[i]);
 		/* ps and top show each process's role. */
 		prctl(PR_SET_NAME, role == ROLE_MAILER ? "ri-mailer" :
-		    role == ROLE_WRITER ? "ri-writer" : "ri-worker", 0, 0, 0);
+		    role == ROLE_WRITER ? "ri-writer" : role == ROLE_HOOKS ?
+		    "ri-webhooks" : "ri-worker", 0, 0, 0);
 		if (role == ROLE_MAILER)
 			mailer_main(d);
 		if (role == ROLE_WRITER)
 			writer_main(d);
+		if (role == ROLE_HOOKS)
+			hooks_main(d);
 		worker_main(d, slot);
 	default:
 		return pid;
@@ -165,6 +168,12 @@ fill_slots(struct daemon *d)
 		d->writer = spawn(d, ROLE_WRITER, 0);
 		metrics_child(PART_WRITER, d->writer > 0 ? d->writer : 0);
 	}
+	if (d->hooks <= 0) {
+		if (now - d->hooks_started < 1)
+			sleep(1);
+		d->hooks_started = time(NULL);
+		d->hooks = spawn(d, ROLE_HOOKS, 0);
+	}
 }
 
 static void
@@ -193,6 +202,11 @@ reap(struct daemon *d)
 			if (died)
 				metrics_add(M_RESTART_WRITER);
 		}
+		if (pid == d->hooks) {
+			d->hooks = 0;
+			if (died)
+				metrics_add(M_RESTART_HOOKS);
+		}
 		for (i = 0; i < d->conf.workers; i++)
 			if (pid == d->workers[i]) {
 				d->workers[i] = 0;
@@ -205,7 +219,7 @@ reap(struct daemon *d)
 static int
 children_left(struct daemon *d)
 {
-	int i, n = (d->mailer > 0) + (d->writer > 0);
+	int i, n = (d->mailer > 0) + (d->writer > 0) + (d->hooks > 0);
 
 	for (i = 0; i < d->conf.workers; i++)
 		n += d->workers[i] > 0;
@@ -221,6 +235,8 @@ signal_children(struct daemon *d, int sig)
 		kill(d->mailer, sig);
 	if (d->writer > 0)
 		kill(d->writer, sig);
+	if (d->hooks > 0)
+		kill(d->hooks, sig);
 	for (i = 0; i < d->conf.workers; i++)
 		if (d->workers[i] > 0)
 			kill(d->workers[i], sig);
@@ -428,8 +444,8 @@ main(int argc, char *argv[])
 			fatal("socketpair");
 	for (ch = 0; ch < d.conf.workers; ch++)
 		d.verdict_fds[ch] = d.verdict[ch][0];
-	log_info("started: %d workers, a writer and a mailer",
-	    d.conf.workers);
+	log_info("started: %d workers, a writer, a mailer and a webhook "
+	    "process", d.conf.workers);
 	supervise(&d);
 	if (d.sock_path != NULL && unlink(d.sock_path) == -1)
 		log_warn("unlink %s", d.sock_path);

@@ -300,7 +300,10 @@ metrics_format(struct buf *b, const struct metrics *m,
 	static const char *const results[] = { "sent", "failed" };
 	static const char *const limits[] = { "inviter_hour", "inviter_day",
 	    "app_minute" };
-	static const char *const procs[] = { "worker", "mailer", "writer" };
+	static const char *const procs[] = { "worker", "mailer", "writer",
+	    "webhooks" };
+	static const char *const hooks[] = { "delivered", "failed",
+	    "retried" };
 
 	if (format_up(b, m, dbm, mono) == -1 ||
 	    format_requests(b, m) == -1 || format_db(b, dbm) == -1 ||
@@ -318,7 +321,10 @@ metrics_format(struct buf *b, const struct metrics *m,
 	    M_LIMIT_HOUR, 3) == -1 ||
 	    labelled(b, m, "restarts_total", "Children of the pool that died "
 	    "and were started again, by process.", "process", procs,
-	    M_RESTART_WORKER, 3) == -1 ||
+	    M_RESTART_WORKER, 4) == -1 ||
+	    labelled(b, m, "webhook_attempts_total", "Webhook deliveries "
+	    "tried, by result: delivered, failed for good, or retried.",
+	    "result", hooks, M_HOOK_DELIVERED, 3) == -1 ||
 	    family(b, "db_busy_waits_total", "counter", "Times a process "
 	    "waited for a lock another held on the database.") == -1 ||
 	    buf_printf(b, P "db_busy_waits_total %llu\n",

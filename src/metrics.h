@@ -36,7 +36,10 @@ enum metric {
 	/* The writer (db_writer.c): a 429 by the first limit found full. */
 	M_LIMIT_HOUR, M_LIMIT_DAY, M_LIMIT_MINUTE,
 	/* The supervisor (main.c): children that died and are restarted. */
-	M_RESTART_WORKER, M_RESTART_MAILER, M_RESTART_WRITER,
+	M_RESTART_WORKER, M_RESTART_MAILER, M_RESTART_WRITER, M_RESTART_HOOKS,
+	/* The webhook process (hook.c): tries that delivered, failed for
+	 * good, or will be retried. */
+	M_HOOK_DELIVERED, M_HOOK_FAILED, M_HOOK_RETRIED,
 	/* Every process with a connection (db.c's busy handler). */
 	M_BUSY_WAITS, M_BUSY_TIMEOUTS,
 	M__MAX

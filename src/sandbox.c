@@ -4,8 +4,8 @@
  * Landlock: after the privilege drop each process confines itself to the
  * files it needs (the database directory read-write, what it reads
  * read-only) and, where the kernel can (Landlock ABI 4), to the network
- * it needs: only the mailer may connect out, and only to the relay's
- * port.  On a kernel without Landlock this does nothing but say so.
+ * it needs: only the mailer may connect out, to the relay's port, and
+ * the webhook process, to the ports of webhook_ports.  On a kernel without Landlock this does nothing but say so.
  */
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -106,14 +106,14 @@ ll_path(const char *role, int rs, const char *path, uint64_t access,
 
 int
 sandbox_apply(const char *role, const char *const rw[],
-    const char *const ro[], int connect_port)
+    const char *const ro[], const int connect[])
 {
-	return sandbox_apply_fds(role, rw, ro, NULL, connect_port);
+	return sandbox_apply_fds(role, rw, ro, NULL, connect);
 }
 
 int
 sandbox_apply_fds(const char *role, const char *const rw[],
-    const char *const ro[], const int ro_fds[], int connect_port)
+    const char *const ro[], const int ro_fds[], const int connect[])
 {
 	struct ll_ruleset_attr attr;
 	struct ll_net_port_attr np;
@@ -143,9 +143,9 @@ sandbox_apply_fds(const char *role, const char *const rw[],
 	for (i = 0; ro_fds != NULL && ro_fds[i] != -1; i++)
 		if (ll_fd(rs, ro_fds[i], LL_FS_READ, fs) == -1)
 			goto fail;
-	if (abi >= 4 && connect_port > 0) {
+	for (i = 0; abi >= 4 && connect != NULL && connect[i] > 0; i++) {
 		np.allowed_access = LL_NET_CONNECT_TCP;
-		np.port = (uint64_t)connect_port;
+		np.port = (uint64_t)connect[i];
 		if (syscall(SYS_landlock_add_rule, rs, LL_RULE_NET_PORT, &np,
 		    0) == -1)
 			goto fail;

@@ -301,7 +301,7 @@ worker_main(struct daemon *d, int slot)
 	child_channels(d, ROLE_WORKER, slot);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.conf = &d->conf;
-	child_confine(d, "worker", 0);
+	child_confine(d, "worker", NULL);
 	ctx.db = child_db(d, "worker", d->conf.synchronous);
 	/*
 	 * Every invite the writer commits empties a worker's page cache, so

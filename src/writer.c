@@ -359,7 +359,7 @@ writer_main(struct daemon *d)
 	child_channels(d, ROLE_WRITER, -1);
 	for (i = 0; i < d->conf.workers; i++)
 		fds[i] = d->chan[i][0];
-	child_confine(d, "writer", 0);
+	child_confine(d, "writer", NULL);
 	db = child_db(d, "writer", d->conf.synchronous);
 	ckdb = child_db(d, "writer", d->conf.synchronous);
 	commit_run(db, ckdb, fds, d->conf.workers, d->wake[1], &got_term);

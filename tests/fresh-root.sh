@@ -126,6 +126,11 @@ in_root sh -c 'cd /root/referral-invites && tests/run-all.sh' >"$W/suite.log" 2>
 last=$(tail -n 1 "$W/suite.log")
 echo "# suite: $last"
 grep '^FAIL\|^not ok' "$W/suite.log" | head -n 20 | sed 's/^/# /'
+# The first failure whole, with its traceback, and the npm step's lines.
+sed -n '/^FAIL /,/^\(PASS\|# test_\)/p' "$W/suite.log" | head -n 60 |
+    sed 's/^/#   /'
+sed -n '/^== npm/,/^== end-to-end/p' "$W/suite.log" | head -n 20 |
+    sed 's/^/#   /'
 check "tests/run-all.sh ends \"N passed, 0 failed\"" \
     sh -c 'echo "$0" | grep -Eqx "[1-9][0-9]* passed, 0 failed"' "$last"
 

@@ -34,7 +34,7 @@ child_checks(const char *dir)
 	char path[256];
 	int fd;
 
-	if (sandbox_apply("test", rw, NULL, 0) == -1)
+	if (sandbox_apply("test", rw, NULL, NULL) == -1)
 		return 10;
 	/* Outside: refused. */
 	if (open("/etc/hostname", O_RDONLY) != -1 || errno != EACCES)

@@ -17,11 +17,12 @@ extern const struct unit_test conf_tests[];	/* test_conf.c */
 extern const struct unit_test park_tests[];	/* test_park.c */
 extern const struct unit_test metrics_tests[];	/* test_metrics.c */
 extern const struct unit_test dsn_tests[];	/* test_dsn.c */
+extern const struct unit_test webhook_tests[];	/* test_webhook.c */
 
 static const struct unit_test *const tables[] = {
 	valid_tests, json_tests, jwt_tests, template_tests, mail_tests,
 	db_tests, sandbox_tests, token_tests, conf_tests, route_tests,
-	cache_tests, park_tests, metrics_tests, dsn_tests, NULL
+	cache_tests, park_tests, metrics_tests, dsn_tests, webhook_tests, NULL
 };
 
 int

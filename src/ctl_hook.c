@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
+/*
+ * referral-invitesctl: an app's webhook (its URL and signing secret) and
+ * the events of the webhook outbox (listed, shown, retried).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+
+#include "extern.h"
+#include "conf.h"
+#include "valid.h"
+#include "token.h"
+#include "webhook.h"
+#include "db.h"
+#include "ctl.h"
+
+#define RETRY_DAYS	"+3 days"	/* as the triggers of schema 7 */
+
+/* Print the signing secret of app's generation now in the database. */
+static void
+print_secret(const char *app)
+{
+	unsigned char server[32], secret[32];
+	char err[512], text[WEBHOOK_SECRET_LEN + 1];
+	sqlite3_stmt *st;
+	int gen;
+
+	if (token_secret_load(ctl_dbpath, 0, server, err, sizeof(err)) == -1)
+		ctl_refuse("%s", err);
+	st = ctl_prep("SELECT webhook_generation FROM apps WHERE id = ?1", 1,
+	    (const char *const[]){ app });
+	sqlite3_step(st);
+	gen = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	webhook_secret(server, app, gen, secret);
+	webhook_secret_text(secret, text);
+	ctl_created("webhookSecret", text);
+	OPENSSL_cleanse(server, sizeof(server));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	OPENSSL_cleanse(text, sizeof(text));
+}
+
+/*
+ * app set --webhook-url: "" takes the URL away (the events not yet
+ * delivered then fail).  The first URL an app gets also makes its
+ * signing secret, printed once.
+ */
+void
+ctl_webhook_url(const char *app, const char *url)
+{
+	char why[WEBHOOK_WHY_MAX];
+
+	if (*url == '\0') {
+		ctl_exec("UPDATE apps SET webhook_url = NULL WHERE id = ?1", 1,
+		    app);
+		return;
+	}
+	if (webhook_url_check(url, ctl_conf ? ctl_conf->webhook_allow_http :
+	    0, ctl_conf ? ctl_conf->webhook_ports : "443", why) == -1)
+		ctl_refuse("%s: --webhook-url: %s", url, why);
+	ctl_exec("UPDATE apps SET webhook_url = ?2 WHERE id = ?1", 2, app,
+	    url);
+	if (ctl_exec("UPDATE apps SET webhook_generation = 1 WHERE id = ?1 "
+	    "AND webhook_generation = 0", 1, app) == 1)
+		print_secret(app);
+}
+
+int
+cmd_app_webhook_secret(const struct cmd_args *a)
+{
+	char id[UUID_LEN + 1], ts[21];
+
+	ctl_need_app(a->pos[0], id);
+	ctl_now(ts);
+	/* A new generation: the previous secret stops signing at once. */
+	ctl_exec("UPDATE apps SET webhook_generation = webhook_generation + 1,"
+	    " updated_at = ?2 WHERE id = ?1", 2, id, ts);
+	print_secret(id);
+	return 0;
+}
+
+int
+cmd_events(const struct cmd_args *a)
+{
+	struct opts *o = a->o;
+	char app[UUID_LEN + 1];
+
+	if (o->app != NULL && valid_uuid(o->app, app) != NULL)
+		ctl_refuse("%s: not a client id", o->app);
+	if (o->status != NULL && strcmp(o->status, "pending") != 0 &&
+	    strcmp(o->status, "delivered") != 0 &&
+	    strcmp(o->status, "failed") != 0)
+		ctl_refuse("%s: --status takes pending, delivered or failed",
+		    o->status);
+	ctl_rows("SELECT id, app_id, type, invite_id, status, attempts, "
+	    "next_attempt_at, last_reply, created_at, delivered_at "
+	    "FROM events WHERE (?1 IS NULL OR app_id = ?1) "
+	    "AND (?2 IS NULL OR status = ?2) "
+	    "ORDER BY created_at DESC, rowid DESC", 0, 2,
+	    o->app ? app : NULL, o->status);
+	return 0;
+}
+
+/* event show ID, event retry ID. */
+int
+cmd_event(const struct cmd_args *a)
+{
+	const char *id = a->pos[0];
+	char ts[21];
+
+	if (strlen(id) != 36 || strncmp(id, "msg_", 4) != 0 ||
+	    strspn(id + 4, "0123456789abcdef") != 32)
+		ctl_refuse("%s: not an event id", id);
+	if (!ctl_exists("SELECT 1 FROM events WHERE id = ?1", 1, id))
+		ctl_refuse("%s: no such event", id);
+	if (strcmp(a->verb, "show") == 0) {
+		ctl_rows("SELECT id, app_id, type, invite_id, status, "
+		    "attempts, next_attempt_at, give_up_at, last_reply, "
+		    "created_at, delivered_at, payload FROM events "
+		    "WHERE id = ?1", 1, 1, id);
+		return 0;
+	}
+	/* Due now, with three days of tries again; delivered ones too. */
+	ctl_now(ts);
+	ctl_exec("UPDATE events SET status = 'pending', attempts = 0, "
+	    "next_attempt_at = ?2, give_up_at = strftime('%Y-%m-%dT%H:%M:%SZ', "
+	    "?2, '" RETRY_DAYS "'), delivered_at = NULL WHERE id = ?1", 2, id,
+	    ts);
+	return 0;
+}
