@@ -70,11 +70,26 @@ cp /etc/resolv.conf "$R/etc/resolv.conf"
 mount -t proc proc "$R/proc" && mount -t sysfs sys "$R/sys" &&
     mount --bind /dev "$R/dev" && mount --bind /dev/pts "$R/dev/pts" ||
     fatal "mounts in the root"
+# The CA certificates this host's admin added (those of a TLS-inspecting
+# egress proxy, say): the root reaches the network as this host does, so
+# it trusts what this host trusts.  The ca-certificates package takes
+# them in when demo.sh installs it; npm reads them through
+# NODE_EXTRA_CA_CERTS when this host sets it.
+if [ -d /usr/local/share/ca-certificates ]; then
+	mkdir -p "$R/usr/local/share/ca-certificates"
+	cp -R /usr/local/share/ca-certificates/. \
+	    "$R/usr/local/share/ca-certificates/"
+fi
 chmod 0700 "$R/root"
 git clone -q "$SRCDIR" "$R/root/referral-invites" || fatal "git clone"
 check "root's home is 0700" test "$(stat -c %a "$R/root")" = 700
+nodeca=
+[ -n "${NODE_EXTRA_CA_CERTS:-}" ] &&
+    nodeca=NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+# shellcheck disable=SC2086
 in_root() { chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    $nodeca "$@"; }
 
 port() {
 	/usr/bin/python3 -c 'import socket; s = socket.socket();
