@@ -10,7 +10,9 @@
  * requests, so a slow receiver holds up nothing else.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@
 #define HOOK_BODY_MAX	4096	/* of an answer read, the rest dropped */
 #define HOOK_IDLE_MS	1000	/* between looks for events due */
 #define HOOK_REPLY_MAX	200	/* of the answer kept in last_reply */
+#define HOOK_NICE	10	/* its nice value above the pool's */
 
 /* One try under way: its handle, headers and event. */
 struct try {
@@ -314,7 +317,7 @@ void
 hooks_main(struct daemon *d)
 {
 	struct hooks hk;
-	int ports[WEBHOOK_PORTS_MAX + 2];
+	int ports[WEBHOOK_PORTS_MAX + 2], prio;
 
 	child_signals();
 	close(d->sock);
@@ -324,6 +327,12 @@ hooks_main(struct daemon *d)
 	memset(&hk, 0, sizeof(hk));
 	hk.conf = &d->conf;
 	hk.secret = d->secret;
+	/* No answer ever waits for a webhook: it takes what the pool leaves. */
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, 0);
+	if (errno != 0 || setpriority(PRIO_PROCESS, 0, prio + HOOK_NICE > 19 ?
+	    19 : prio + HOOK_NICE) == -1)
+		log_warn("webhooks: cannot lower its priority");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("webhooks: cannot start libcurl");
 	child_ports(&d->conf, ports);

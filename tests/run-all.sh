@@ -7,7 +7,8 @@
 # daemon, real nginx, real SMTP server).  Ends with one line "N passed, N
 # failed" for everything; exits non-zero on any failure.
 #
-#   tests/run-all.sh [-k SUBSTRING]     (-k and -x go to tests/e2e/run.py)
+#   tests/run-all.sh [-k SUBSTRING] [-x] [--skip MODULE,...]
+#                       (all three go to tests/e2e/run.py)
 #
 # BUILDDIR (default: the source tree) may name a separate build directory.
 set -u

@@ -9,7 +9,10 @@ order of the file, with that stack as its only argument; an exception is a
 failure.  Prints PASS/FAIL per test (a failure with its traceback and the
 log tails) and ends with the line "N passed, N failed".
 
-    /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-x]
+    /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-x] [--skip M[,M]]
+
+--skip leaves out whole modules (test_browser,test_waits); .ci/run uses
+it for the second, sanitizer build.
 """
 
 import argparse
@@ -81,9 +84,18 @@ def main():
     p.add_argument('-k', dest='pattern', help='run tests whose name '
                    'contains this substring')
     p.add_argument('-x', action='store_true', help='stop at first failure')
+    p.add_argument('--skip', default='', help='modules to leave out, '
+                   'comma-separated (test_browser,test_waits)')
     args = p.parse_args()
+    skip = set(filter(None, args.skip.split(',')))
     names = sorted(f[:-3] for f in os.listdir(HERE)
                    if f.startswith('test_') and f.endswith('.py'))
+    unknown = skip - set(names)
+    if unknown:
+        p.error('--skip: no module %s' % ', '.join(sorted(unknown)))
+    for name in sorted(skip):
+        print('# %s: skipped (--skip)' % name)
+    names = [n for n in names if n not in skip]
     passed = failed = 0
     for name in names:
         p_, f_ = run_module(name, args.pattern, args.x)

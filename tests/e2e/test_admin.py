@@ -65,7 +65,8 @@ SHOW_INVITE_COLUMNS = ['id', 'app_id', 'inviter_id', 'email',
 APP_SHOW_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'jwt_issuer', 'accept_ttl', 'limit_per_hour',
                     'limit_per_day', 'limit_per_minute', 'cooldown',
-                    'created_at', 'updated_at', 'redirect_allow']
+                    'created_at', 'updated_at', 'redirect_allow',
+                    'webhook_url']
 APP_LIST_COLUMNS = ['id', 'name', 'invite_url', 'sender', 'language',
                     'jwt_alg', 'created_at']
 VIEW_TIMES = {'invites_overview': ('created', 'sent', 'accepted'),
@@ -309,8 +310,8 @@ def test_admin_init_migrates_schema_1(stack):
         con2 = sqlite3.connect(fresh)
         try:
             version = con2.execute('PRAGMA user_version').fetchone()[0]
-            assert version == 6, version
-            assert con.execute('PRAGMA user_version').fetchone()[0] == 6
+            assert version == 7, version
+            assert con.execute('PRAGMA user_version').fetchone()[0] == 7
             assert sorted(con.execute(
                 'SELECT kind, id, n FROM invite_counts').fetchall()) == \
                 [('day', user, 1), ('hour', user, 1)]
@@ -334,7 +335,9 @@ def test_admin_init_migrates_schema_1(stack):
                 "SELECT name FROM sqlite_schema WHERE type = 'trigger'")}
             assert trig == {'%s_%s' % (t, op) for t in
                             ('apps', 'api_keys', 'users') for op in
-                            ('INSERT', 'UPDATE', 'DELETE')}, trig
+                            ('INSERT', 'UPDATE', 'DELETE')} | {
+                'events_invite_status', 'events_invite_accepted',
+                'events_opted_out'}, trig
             assert con.execute('SELECT id, n FROM cache_generation'
                                ).fetchall() == [(1, 1)]
         finally:

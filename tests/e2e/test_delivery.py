@@ -739,16 +739,19 @@ def nices(stack):
 def test_delivery_mailer_priority_follows_delivery_wait(stack):
     """With a delivery_wait the verdict is part of the answer: the mailer
     runs at the pool's priority.  With delivery_wait 0 it runs ten nice
-    levels below (at most 19) and sends with what the pool leaves."""
+    levels below (at most 19) and sends with what the pool leaves.  The
+    webhook process, which no answer waits for, always does."""
     from test_resilience import own_stack
     base, mailer, kinds = nices(stack)
     assert mailer == base, (base, mailer)
-    assert kinds == {'ri-worker': {base}, 'ri-writer': {base}}, kinds
+    assert kinds == {'ri-worker': {base}, 'ri-writer': {base},
+                     'ri-webhooks': {min(base + 10, 19)}}, kinds
     s = own_stack({'delivery_wait': '0'})
     try:
         base, mailer, kinds = nices(s)
         assert mailer == min(base + 10, 19), (base, mailer)
-        assert kinds == {'ri-worker': {base}, 'ri-writer': {base}}, kinds
+        assert kinds == {'ri-worker': {base}, 'ri-writer': {base},
+                         'ri-webhooks': {min(base + 10, 19)}}, kinds
     finally:
         s.stop()
 

@@ -440,7 +440,7 @@ def test_supervisor_killed_mid_burst(stack):
         app = App(s)
         no_limits(s, app)
         kids = children(s)
-        assert len(kids) == 6, kids
+        assert len(kids) == 7, kids     # 4 workers, writer, mailer, webhooks
         sup = s.procs['daemon']
         answers = burst(s, app, 400, 16,
                         during=lambda: os.kill(sup.pid, signal.SIGKILL))
