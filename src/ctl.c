@@ -4,7 +4,8 @@
  * referral-invitesctl: the admin tool.  Manages apps, keys, users and
  * invites in the database named by -d or by the config given with -c.
  * Secrets it creates are printed once and stored only hashed or derived.
- * Exit 0 on success, 1 on a refused operation, 2 on a usage error.
+ * Exit 0 on success, 1 on a refused operation (75, EX_TEMPFAIL, for
+ * bounce: its MTA keeps the report), 2 on a usage error.
  *
  * This file: the options, the command table, usage, dispatch and main;
  * the commands themselves are in ctl_db.c, ctl_app.c and ctl_invite.c
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include <sqlite3.h>
 
@@ -216,6 +218,13 @@ main(int argc, char *argv[])
 	}
 	if (i >= argc)
 		ctl_usage(NULL);
+	/*
+	 * Before the config and the database are opened: a report that
+	 * cannot be read now (a wrong user in the MTA's alias or pipe)
+	 * stays in the MTA's queue instead of bouncing into the void.
+	 */
+	if (strcmp(argv[i], "bounce") == 0)
+		ctl_fail_status = EX_TEMPFAIL;
 	if (ctl_dbpath != NULL && conf_path != NULL)
 		ctl_usage("-c and -d exclude each other");
 	memset(&c, 0, sizeof(c));

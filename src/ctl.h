@@ -47,7 +47,8 @@ void		 ctl_usage(const char *why) __attribute__((noreturn));
 
 /*
  * Print "referral-invitesctl: " and the message to stderr; exit with
- * ctl_fail_status (1; bounce makes it 75, EX_TEMPFAIL, for its MTA).
+ * ctl_fail_status (1; 75, EX_TEMPFAIL, for bounce, set by main before
+ * the config is read, so that its MTA retries).
  */
 extern int	 ctl_fail_status;
 void		 ctl_refuse(const char *fmt, ...)

@@ -19,7 +19,8 @@
  * another address than the invite's changes nothing.  Every report is a
  * row of bounces.  The exit status is 0 for every report read, so that
  * the MTA does not bounce or retry it; 75 (EX_TEMPFAIL: the MTA tries
- * again later) only when the database refuses.
+ * again later) only when the config, the database or secret.key cannot
+ * be read (run as the wrong user) or the database refuses.
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -30,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -237,8 +237,7 @@ cmd_bounce(const struct cmd_args *a)
 	char err[256], *msg;
 	size_t len;
 
-	/* The MTA retries what the database could not take. */
-	ctl_fail_status = EX_TEMPFAIL;
+	/* ctl_fail_status is EX_TEMPFAIL (main): the MTA retries. */
 	memset(&b, 0, sizeof(b));
 	if (ctl_conf == NULL || ctl_conf->bounce_address == NULL)
 		ctl_refuse("bounce needs bounce_address in the configuration");

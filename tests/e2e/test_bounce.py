@@ -18,6 +18,7 @@ the next invite's answer.
 import hashlib
 import hmac
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -125,13 +126,14 @@ def report(name, tag, addr):
     return raw.encode('utf-8')
 
 
-def bounce(stack, msg, *args, env=None):
+def bounce(stack, msg, *args, env=None, conf=None):
     e = dict(os.environ)
     e.pop('ORIGINAL_RECIPIENT', None)
     e.pop('RECIPIENT', None)
     e.update(env or {})
-    return subprocess.run([harness.CTL, '-c', stack.conf, 'bounce'] +
-                          list(args), input=msg, capture_output=True, env=e)
+    return subprocess.run([harness.CTL, '-c', conf or stack.conf,
+                           'bounce'] + list(args), input=msg,
+                          capture_output=True, env=e)
 
 
 def sent_invite(stack, app):
@@ -292,22 +294,58 @@ def test_bounce_needs_bounce_address(_stack):
         stack.stop()
 
 
-# -- a real MTA: Postfix makes the bounce and pipes it to the command -------
+def test_bounce_cannot_start_asks_to_try_again(stack):
+    """A config or a database the command cannot open (an MTA that runs
+    it as another user than the daemon's) is 75 as well: the MTA keeps
+    the report and tries again, where 1 would bounce it to its sender,
+    <>, that is to no one.  Other commands still exit 1."""
+    with open(stack.conf) as f:
+        text = f.read()
+    line = 'database = %s\n' % stack.db
+    assert line in text, text
+    db = stack.path('nowhere', 'invites.db')
+    conf = stack.path('elsewhere.conf')
+    with open(conf, 'w') as f:
+        f.write(text.replace(line, 'database = %s\n' % db))
+    missing = stack.path('missing.conf')
+    msg = report('postfix-failed.eml', 'x', 'nobody@example.net')
+    for c, why in ((missing, '%s: No such file or directory' % missing),
+                   (conf, '%s: cannot open the database' % db)):
+        r = bounce(stack, msg, conf=c)
+        assert (r.returncode, r.stdout) == (75, b''), (c, r)
+        assert r.stderr.endswith(
+            ('referral-invitesctl: %s\n' % why).encode()), (c, r.stderr)
+    r = subprocess.run([harness.CTL, '-c', missing, 'init'],
+                       capture_output=True)
+    assert r.returncode == 1, r
+
+
+# -- a real MTA: Postfix makes the bounce and hands it to the command -------
 #
 # The daemon sends through a private Postfix instance (its own
 # config_directory, queue_directory and data_directory in the stack's temp
 # dir, smtpd on a free port of 127.0.0.1) that relays to the stack's
 # smtpd.py, which refuses "reject-..." at RCPT with 550 5.1.1.  Postfix then
 # writes the DSN to the envelope sender, bounces+TAG@return.test, and
-# delivers it, return.test being its mydestination, with the lines of
-# referral-invites(7) BOUNCES: recipient_delimiter = +, a pipe(8) transport,
-# a transport map naming bounces@return.test and local_recipient_maps with
-# that map in it, without which smtpd(8) refuses the reports another host
-# sends (test_bounce_postfix_later_report_by_smtp).  pipe(8) refuses to run a
-# command as root, so it runs as the daemon's user, who owns db/ (the
-# database and secret.key) and may read the config (0644) and the copy of
-# referral-invitesctl that harness.service_ctl() makes.  Needs root: a
-# Postfix instance starts as root and drops to mail_owner.
+# delivers it, return.test being its mydestination, with recipient_delimiter
+# = + and one of the two ways of referral-invites(7) BOUNCES:
+#
+# - a pipe(8) transport, a transport map naming bounces@return.test and
+#   local_recipient_maps with that map in it, without which smtpd(8)
+#   refuses the reports another host sends
+#   (test_bounce_postfix_later_report_by_smtp).  pipe(8) refuses to run a
+#   command as root, so it runs as the daemon's user (user=);
+# - or local(8) and an alias, in an alias file of db/ (as BOUNCES has it
+#   in /var/lib/referral-invites) that the daemon's user owns: local(8)
+#   runs the command as the alias database's owner, and as default_privs
+#   (nobody) when root owns it (test_bounce_postfix_alias_...).  The
+#   default local_recipient_maps has $alias_maps in it.
+#
+# The daemon's user owns db/ (the database and secret.key, mode 0750 here
+# as the Debian package makes /var/lib/referral-invites) and may read the
+# config (0644) and the copy of referral-invitesctl that
+# harness.service_ctl() makes.  Needs root: a Postfix instance starts as
+# root and drops to mail_owner.
 
 POSTFIX = '/usr/sbin/postfix'
 POSTFIX_TIMEOUT = 60
@@ -336,22 +374,32 @@ local     unix  -       n       n       -       -       local
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+'''
+
+PF_PIPE = '''\
 ri-bounce unix  -       n       n       -       -       pipe
   flags=q user={user}
   argv={ctl} -c {conf} bounce --recipient ${{recipient}}
 '''
 
+# The command of BOUNCES' alias line, with the test's binary and config.
+PF_ALIAS_CMD = '{ctl} -c {conf} bounce'
+
 
 class Postfix:
     """A private Postfix instance in the stack's postfix/: smtpd on
-    127.0.0.1:port, mail for domain handed to the ri-bounce pipe, the
-    rest relayed to 127.0.0.1:relay_port."""
+    127.0.0.1:port, mail for domain handed to the ri-bounce pipe (or,
+    with aliases, to local(8) and the alias file of that path, which
+    write_aliases makes), the rest relayed to 127.0.0.1:relay_port."""
 
-    def __init__(self, stack, domain, port, relay_port):
+    def __init__(self, stack, domain, port, relay_port, aliases=None):
         self.dir = stack.path('postfix')
         self.conf_dir = os.path.join(self.dir, 'etc')
         self.log = os.path.join(self.dir, 'maillog')
         self.port = port
+        self.aliases = aliases
+        self.alias_cmd = PF_ALIAS_CMD.format(ctl=harness.service_ctl(),
+                                             conf=stack.conf)
         for sub in ('etc', 'spool', 'data'):
             os.makedirs(os.path.join(self.dir, sub), 0o755)
         # master.lock and the caches, written by mail_owner.
@@ -371,13 +419,6 @@ class Postfix:
             'mydestination': domain,
             'relayhost': '[127.0.0.1]:%d' % relay_port,
             'recipient_delimiter': '+',
-            # The lines of referral-invites(7).  No /etc/aliases here: an
-            # alias map that does not exist would defer every recipient.
-            'transport_maps': 'hash:' + os.path.join(self.conf_dir,
-                                                     'transport'),
-            'alias_maps': '', 'alias_database': '',
-            'local_recipient_maps':
-                'proxy:unix:passwd.byname $alias_maps $transport_maps',
             'smtp_tls_security_level': 'none',
             'smtpd_tls_security_level': 'none',
             'biff': 'no',
@@ -386,19 +427,52 @@ class Postfix:
             'maximal_backoff_time': '10s',
             'delay_warning_time': '0',
         }
+        master = PF_MASTER.replace('smtp      inet',
+                                   '127.0.0.1:%d inet' % port, 1)
+        if aliases:
+            # BOUNCES has hash:/etc/aliases first, not this instance's.
+            main['alias_maps'] = main['alias_database'] = 'hash:' + aliases
+        else:
+            # The lines of referral-invites(7).  No /etc/aliases here: an
+            # alias map that does not exist would defer every recipient.
+            main.update({
+                'transport_maps': 'hash:' + os.path.join(self.conf_dir,
+                                                         'transport'),
+                'alias_maps': '', 'alias_database': '',
+                'local_recipient_maps':
+                    'proxy:unix:passwd.byname $alias_maps $transport_maps'})
+            master += PF_PIPE.format(user=stack.user,
+                                     ctl=harness.service_ctl(),
+                                     conf=stack.conf)
         with open(os.path.join(self.conf_dir, 'main.cf'), 'w') as f:
             for k, v in main.items():
                 f.write('%s = %s\n' % (k, v))
         with open(os.path.join(self.conf_dir, 'master.cf'), 'w') as f:
-            f.write(PF_MASTER.replace(
-                'smtp      inet', '127.0.0.1:%d inet' % port, 1).format(
-                    user=stack.user, ctl=harness.service_ctl(),
-                    conf=stack.conf))
-        with open(os.path.join(self.conf_dir, 'transport'), 'w') as f:
-            f.write('bounces@%s ri-bounce:\n' % domain)
-        subprocess.run(['postmap', '-c', self.conf_dir, 'hash:' +
-                        os.path.join(self.conf_dir, 'transport')],
+            f.write(master)
+        if not aliases:
+            with open(os.path.join(self.conf_dir, 'transport'), 'w') as f:
+                f.write('bounces@%s ri-bounce:\n' % domain)
+            subprocess.run(['postmap', '-c', self.conf_dir, 'hash:' +
+                            os.path.join(self.conf_dir, 'transport')],
+                           check=True, timeout=POSTFIX_TIMEOUT)
+
+    def write_aliases(self, owner):
+        """The alias file, owned by owner, and its .db, which postalias
+        makes as that owner (it leaves root for a file root does not
+        own).  Made aside and renamed over the old ones, which the new
+        owner may not write: local(8) notices the old .db gone, and
+        never finds none."""
+        new = self.aliases + '.new'
+        with open(new, 'w') as f:
+            f.write('bounces: "|%s"\n' % self.alias_cmd)
+        shutil.chown(new, owner)
+        subprocess.run(['postalias', '-c', self.conf_dir, 'hash:' + new],
                        check=True, timeout=POSTFIX_TIMEOUT)
+        uid = pwd.getpwnam(owner).pw_uid
+        st = os.stat(new + '.db')
+        assert st.st_uid == uid, (owner, st)
+        os.rename(new + '.db', self.aliases + '.db')
+        os.rename(new, self.aliases)
 
     def run(self, *args):
         return subprocess.run([POSTFIX, '-c', self.conf_dir] + list(args),
@@ -413,6 +487,12 @@ class Postfix:
         harness.wait_for('postfix smtpd', lambda: harness.can_connect(
             ('127.0.0.1', self.port)), 20, log=self.log)
         return self
+
+    def flush(self):
+        """Try the deferred mail now (postqueue -f)."""
+        subprocess.run(['postqueue', '-c', self.conf_dir, '-f'],
+                       check=True, capture_output=True,
+                       timeout=POSTFIX_TIMEOUT)
 
     def stop(self):
         """postfix stop; kill the master if it is still there."""
@@ -448,9 +528,10 @@ class Postfix:
                 pattern, self.tail()))
 
 
-def postfix_stack():
+def postfix_stack(alias_owner=None):
     """A stack whose daemon sends to a Postfix instance, and that instance;
-    the caller stops both."""
+    the caller stops both.  With alias_owner, the bounces go to local(8)
+    and db/aliases, owned by alias_owner, instead of the pipe."""
     if not os.access(POSTFIX, os.X_OK) or os.geteuid() != 0:
         raise AssertionError('needs root and Debian\'s postfix package '
                              '(tests/packages.txt)')
@@ -459,7 +540,12 @@ def postfix_stack():
                                 'smtp_port': str(pf_port)}).start()
     pf = None
     try:
-        pf = Postfix(stack, 'return.test', pf_port, stack.smtp_port)
+        # As the Debian package makes /var/lib/referral-invites.
+        os.chmod(stack.path('db'), 0o750)
+        pf = Postfix(stack, 'return.test', pf_port, stack.smtp_port,
+                     aliases=alias_owner and stack.path('db', 'aliases'))
+        if alias_owner:
+            pf.write_aliases(alias_owner)
         pf.start()
     except BaseException:
         if pf:
@@ -469,51 +555,86 @@ def postfix_stack():
     return stack, pf
 
 
+def refused_invite(stack, app):
+    """An invite Postfix takes (the refusal comes later, by mail) and its
+    relay refuses: the address, the invite's id and the tagged envelope
+    sender that Postfix writes the DSN to."""
+    addr = unique('reject-pf')
+    check(app.invite(addr), 201, ok_body('Invite sent'))
+    [r] = [x for x in app.rows() if x['email_normalized'] == addr]
+    return addr, r['id'], 'bounces+%s@return.test' % tag_of(stack, r['id'])
+
+
+def wait_failed(stack, pf, iid):
+    """The invite's status and last_reply once a bounce failed it."""
+    def failed():
+        [row] = stack.sql("SELECT status, last_reply FROM invites "
+                          "WHERE id = '%s'" % iid)
+        return row if row['status'] == 'failed' else None
+    try:
+        return harness.wait_for('the bounce applied', failed,
+                                POSTFIX_TIMEOUT)
+    except harness.WaitTimeout:
+        raise AssertionError('no bounce applied; maillog:\n' + pf.tail())
+
+
+def check_refused_and_listed(stack, app, pf, addr, iid, sender):
+    """What the refused invite's DSN did: its diagnostic in last_reply,
+    one bounces row, the address listed (source bounce) and 409 next;
+    smtpd.py never got the invite, Postfix logged the refusal and the
+    notification from the tagged sender."""
+    row = wait_failed(stack, pf, iid)
+    assert row['last_reply'].startswith('bounced: 5.1.1 '), row
+    assert '550 5.1.1 <%s>: Recipient address rejected' % addr in \
+        row['last_reply'], row
+    assert stack.mail_for(addr, timeout=0, count=0) == []
+    log = pf.wait_log(r'from=<%s>' % re.escape(sender))
+    relay = r'127\.0\.0\.1\[127\.0\.0\.1\]:%d' % stack.smtp_port
+    assert re.search(r'to=<%s>, relay=%s, .*dsn=5\.1\.1, '
+                     r'status=bounced' % (re.escape(addr), relay),
+                     log), log
+    assert 'sender non-delivery notification' in log, log
+    [b] = bounces_of(stack, iid)
+    assert (b['verdict'], b['recipient'], b['status'], b['reason']) == \
+        ('failed', addr, '5.1.1', None), b
+    [sup] = stack.sql("SELECT source FROM suppressions WHERE "
+                      "email_normalized = '%s'" % addr)
+    assert sup['source'] == 'bounce', sup
+    check_error(app.invite(addr), 409, SUPPRESSED)
+
+
+def report_session(pf, tag):
+    """An SMTP session with Postfix's smtpd as another host's, after MAIL
+    FROM:<>: another local part with the tag is refused at RCPT, the
+    tagged bounce address taken.  The caller closes it."""
+    s = smtplib.SMTP('127.0.0.1', pf.port, timeout=30)
+    try:
+        s.ehlo('relay.example.net')
+        s.mail('<>')
+        code, msg = s.rcpt('returns+%s@return.test' % tag)
+        assert code == 550, (code, msg)
+        assert b'User unknown in local recipient table' in msg, msg
+        code, msg = s.rcpt('bounces+%s@return.test' % tag)
+        assert code == 250, (code, msg)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 def test_bounce_postfix_refused_rcpt_comes_back_and_lists(_stack):
     stack, pf = postfix_stack()
     ok = False
     try:
         app = App(stack)
-        addr = unique('reject-pf')
-        # Postfix accepts the invite: the refusal comes later, by mail.
-        check(app.invite(addr), 201, ok_body('Invite sent'))
-        [r] = [x for x in app.rows() if x['email_normalized'] == addr]
-        iid = r['id']
-        sender = 'bounces+%s@return.test' % tag_of(stack, iid)
-
-        def failed():
-            [row] = stack.sql("SELECT status, last_reply FROM invites "
-                              "WHERE id = '%s'" % iid)
-            return row if row['status'] == 'failed' else None
-        try:
-            row = harness.wait_for('the bounce applied', failed,
-                                   POSTFIX_TIMEOUT)
-        except harness.WaitTimeout:
-            raise AssertionError('no bounce applied; maillog:\n' + pf.tail())
-        assert row['last_reply'].startswith('bounced: 5.1.1 '), row
-        assert '550 5.1.1 <%s>: Recipient address rejected' % addr in \
-            row['last_reply'], row
-        # smtpd.py never got the invite; Postfix logged both legs.
-        assert stack.mail_for(addr, timeout=0, count=0) == []
-        # Postfix refused it itself, wrote the report to the tagged
-        # sender and piped it to the command, which said what it did.
-        log = pf.wait_log(r'to=<%s>, relay=ri-bounce, .*status=sent '
-                          r'\(delivered via ri-bounce service \(failed: '
-                          r'invite %s, %s 5\.1\.1\)\)' % (
-                              re.escape(sender), iid, re.escape(addr)))
-        assert re.search(r'from=<%s>' % re.escape(sender), log), log
-        relay = r'127\.0\.0\.1\[127\.0\.0\.1\]:%d' % stack.smtp_port
-        assert re.search(r'to=<%s>, relay=%s, .*dsn=5\.1\.1, '
-                         r'status=bounced' % (re.escape(addr), relay),
-                         log), log
-        assert 'sender non-delivery notification' in log, log
-        [b] = bounces_of(stack, iid)
-        assert (b['verdict'], b['recipient'], b['status'], b['reason']) == \
-            ('failed', addr, '5.1.1', None), b
-        [sup] = stack.sql("SELECT source FROM suppressions WHERE "
-                          "email_normalized = '%s'" % addr)
-        assert sup['source'] == 'bounce', sup
-        check_error(app.invite(addr), 409, SUPPRESSED)
+        addr, iid, sender = refused_invite(stack, app)
+        check_refused_and_listed(stack, app, pf, addr, iid, sender)
+        # Postfix piped the report to the command, which said what it
+        # did.
+        pf.wait_log(r'to=<%s>, relay=ri-bounce, .*status=sent '
+                    r'\(delivered via ri-bounce service \(failed: '
+                    r'invite %s, %s 5\.1\.1\)\)' % (
+                        re.escape(sender), iid, re.escape(addr)))
         ok = True
     finally:
         pf.stop()
@@ -536,14 +657,7 @@ def test_bounce_postfix_later_report_by_smtp(_stack):
         iid, tag = r['id'], tag_of(stack, r['id'])
         sender = 'bounces+%s@return.test' % tag
         assert m.envelope['mail_from'] == sender, m.envelope
-        with smtplib.SMTP('127.0.0.1', pf.port, timeout=30) as s:
-            s.ehlo('relay.example.net')
-            s.mail('<>')
-            code, msg = s.rcpt('returns+%s@return.test' % tag)
-            assert code == 550, (code, msg)
-            assert b'User unknown in local recipient table' in msg, msg
-            code, msg = s.rcpt(sender)
-            assert code == 250, (code, msg)
+        with report_session(pf, tag) as s:
             code, msg = s.data(report('postfix-failed.eml', tag, addr))
             assert code == 250, (code, msg)
         pf.wait_log(r'to=<%s>, relay=ri-bounce, .*status=sent '
@@ -559,6 +673,43 @@ def test_bounce_postfix_later_report_by_smtp(_stack):
                           "email_normalized = '%s'" % addr)
         assert sup['source'] == 'bounce', sup
         check_error(app.invite(addr), 409, SUPPRESSED)
+        ok = True
+    finally:
+        pf.stop()
+        stack.stop(keep=not ok)
+
+
+def test_bounce_postfix_alias_runs_as_the_alias_files_owner(_stack):
+    """BOUNCES' other way: local(8) runs the alias's command.  While root
+    owns the alias database, as it does /etc/aliases, the command runs as
+    default_privs (nobody), who cannot open the database: it exits 75 and
+    the report waits in the queue, nothing changed.  Once the daemon's
+    user owns it (postalias as that user), the next try delivers it: the
+    tag from ORIGINAL_RECIPIENT or the report, the invite failed and the
+    address listed.  smtpd knows the address by the default
+    local_recipient_maps."""
+    stack, pf = postfix_stack(alias_owner='root')
+    ok = False
+    try:
+        app = App(stack)
+        addr, iid, sender = refused_invite(stack, app)
+        pf.wait_log(r'to=<%s>, relay=local, .*status=deferred \(temporary '
+                    r'failure\. Command output: .*referral-invitesctl: '
+                    r'%s: cannot open the database' % (
+                        re.escape(sender), re.escape(stack.db)))
+        [row] = stack.sql("SELECT status FROM invites WHERE id = '%s'" %
+                          iid)
+        assert row['status'] == 'sent', row
+        assert bounces_of(stack, iid) == []
+        assert stack.sql('SELECT * FROM suppressions') == []
+        pf.write_aliases(stack.user)
+        pf.flush()
+        check_refused_and_listed(stack, app, pf, addr, iid, sender)
+        pf.wait_log(r'to=<%s>, relay=local, .*status=sent \(delivered to '
+                    r'command: %s\)' % (re.escape(sender),
+                                        re.escape(pf.alias_cmd)))
+        with report_session(pf, tag_of(stack, iid)):
+            pass
         ok = True
     finally:
         pf.stop()
