@@ -265,7 +265,7 @@ def test_metrics_every_family_with_help_and_type(stack):
               'queue_oldest_age_seconds', 'suppressions',
               'smtp_replies_total', 'deliveries_total', 'retries_total',
               'rate_limited_total', 'restarts_total', 'db_busy_waits_total',
-              'db_busy_timeouts_total'):
+              'db_busy_timeouts_total', 'webhook_attempts_total'):
         assert 'referral_invites_' + n in names, n
     for part in ('database', 'writer', 'mailer'):
         assert val(s, 'referral_invites_up', part=part) == 1

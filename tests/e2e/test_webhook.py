@@ -25,6 +25,7 @@ import time
 import harness
 from harness import App, ROUTE, check, ok_body, unique, wait_for
 import test_bounce
+import test_ops
 
 ACCEPT = '/api/v1/referral-invites/accept'
 RECEIVER_PORT = harness.free_port()
@@ -333,6 +334,7 @@ def test_webhook_receiver_down_then_back_nothing_lost(stack):
 
 def test_webhook_500_is_retried_with_backoff(stack):
     app, secret = hooked_app(stack)
+    before = test_ops.scrape(stack)
     RECEIVER.mode = 'fail'
     try:
         sent(stack, app)
@@ -347,6 +349,11 @@ def test_webhook_500_is_retried_with_backoff(stack):
     [row] = delivered(stack, app, 'invite.sent', timeout=20)
     assert row['attempts'] == 2, row
     assert len(RECEIVER.of(row['id'])) == 2
+    # Counted: one try retried, one delivered, none failed for good.
+    after = test_ops.scrape(stack)
+    name = 'referral_invites_webhook_attempts_total'
+    assert [test_ops.delta(before, after, name, result=r) for r in
+            ('retried', 'delivered', 'failed')] == [1, 1, 0]
 
 
 def test_webhook_kill_9_mid_try_nothing_lost(stack):
