@@ -282,15 +282,22 @@ reload(struct daemon *d)
 	}
 	if (strcmp(c.database, d->conf.database) != 0 ||
 	    strcmp(c.listen, d->conf.listen) != 0 ||
-	    strcmp(c.user, d->conf.user) != 0 || c.workers != d->conf.workers)
-		log_warnx("reload: database, listen, user and workers change "
-		    "only with a restart");
+	    strcmp(c.user, d->conf.user) != 0 || c.workers != d->conf.workers ||
+	    c.smtp_port != d->conf.smtp_port ||
+	    strcmp(c.webhook_ports, d->conf.webhook_ports) != 0)
+		log_warnx("reload: database, listen, user, workers, smtp_port "
+		    "and webhook_ports change only with a restart");
 	free(c.database);
 	c.database = d->conf.database;
 	d->conf.database = NULL;
 	free(c.listen);
 	c.listen = d->conf.listen;
 	d->conf.listen = NULL;
+	/* The ports the start's Landlock rules allow (child_ports). */
+	c.smtp_port = d->conf.smtp_port;
+	free(c.webhook_ports);
+	c.webhook_ports = d->conf.webhook_ports;
+	d->conf.webhook_ports = NULL;
 	c.workers = d->conf.workers;
 	conf_free(&d->conf);
 	d->conf = c;

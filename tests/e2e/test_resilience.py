@@ -341,6 +341,25 @@ def test_refused_reload_is_an_error_and_changes_nothing(stack):
         s.stop()
 
 
+def test_reload_keeps_the_ports_landlock_allows(stack):
+    """smtp_port and webhook_ports are fixed at the start, since Landlock
+    lets the pool connect to those ports only: a reload that changes them
+    says so and keeps the old ones, and mail still goes out."""
+    s = own_stack()
+    try:
+        app = App(s)
+        s.write_conf(smtp_port=str(harness.free_port()),
+                     webhook_ports='8443')
+        reload_and_wait(s)
+        wait_log(s, 'reload: database, listen, user, workers, smtp_port '
+                 'and webhook_ports change only with a restart')
+        a = unique()
+        check(app.invite(a), 201, ok_body())
+        s.mail_for(a)
+    finally:
+        s.stop()
+
+
 # -- 3. A checkout only root may enter -------------------------------------
 
 def test_templates_and_config_behind_a_root_only_directory(stack):
