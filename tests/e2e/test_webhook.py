@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -30,6 +31,7 @@ import test_ops
 ACCEPT = '/api/v1/referral-invites/accept'
 RECEIVER_PORT = harness.free_port()
 OTHER_PORT = harness.free_port()
+TLS_PORT = harness.free_port()
 MAN7 = os.path.join(harness.SRCDIR, 'man', 'referral-invites.7')
 
 
@@ -38,8 +40,9 @@ class Receiver:
     (204), 'fail' (500), 'hang' (answers 204 after hang seconds),
     'redirect' (302 to another receiver), 'big' (200 with 1 MiB)."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls=None):
         self.port = port
+        self.tls = tls          # (cert, key): https
         self.got = []
         self.mode = 'ok'
         self.hang = 0
@@ -88,6 +91,11 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(
             ('127.0.0.1', self.port), Handler)
         self.server.daemon_threads = True
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket,
+                                                 server_side=True)
         threading.Thread(target=self.server.serve_forever,
                          daemon=True).start()
 
@@ -110,7 +118,7 @@ URL = 'http://127.0.0.1:%d/hooks' % RECEIVER_PORT
 def make_stack():
     RECEIVER.start()
     return harness.fast_stack(conf={
-        'webhook_ports': '%d,%d' % (RECEIVER_PORT, OTHER_PORT),
+        'webhook_ports': '%d,%d,%d' % (RECEIVER_PORT, OTHER_PORT, TLS_PORT),
         'webhook_allow_http': 'yes',
         'bounce_address': test_bounce.BOUNCE,
         'resend_interval': '1'})
@@ -455,3 +463,24 @@ def test_webhook_secret_rotated_and_events_retried_by_ctl(stack):
     assert (r.returncode, r.stderr) == (
         1, 'referral-invitesctl: sent: --status takes pending, delivered '
         'or failed\n'), r
+
+
+def test_webhook_https_certificate_is_verified(stack):
+    """A receiver whose certificate no CA of the system signed is never
+    sent the event: the try fails on the certificate and is retried."""
+    d = tempfile.mkdtemp(dir=stack.dir)
+    cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
+    harness.make_cert(cert, key, 'IP:127.0.0.1')
+    tls = Receiver(TLS_PORT, (cert, key))
+    tls.start()
+    try:
+        app = App(stack)
+        app.ctl('app', 'set', app.client, '--webhook-url',
+                'https://127.0.0.1:%d/hooks' % TLS_PORT)
+        sent(stack, app)
+        [row] = tried(stack, app)
+        assert row['status'] == 'pending', row
+        assert 'certificate' in row['last_reply'], row
+        assert tls.got == []
+    finally:
+        tls.stop()
