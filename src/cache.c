@@ -3,8 +3,9 @@
 /*
  * A worker's cache of the rows every request reads: API keys, apps and
  * users.  db_request.c fills it and serves from it only inside a read
- * snapshot that has seen the same cache generation as the rows cached (triggers bump the
- * generation whenever one of those tables changes), so a revoked key or a
+ * snapshot that has seen the same cache generation as the rows cached
+ * (triggers bump the generation whenever one of those tables changes),
+ * so a revoked key or a
  * disabled user is refused by the very next request, as without a cache.
  *
  * Tables of fixed size: a lookup is a hash and a compare or two, a

@@ -103,7 +103,12 @@ int	 cmd_bounce(const struct cmd_args *);		/* ctl_bounce.c */
 int	 cmd_app_webhook_secret(const struct cmd_args *);	/* ctl_hook.c */
 int	 cmd_events(const struct cmd_args *);
 int	 cmd_event(const struct cmd_args *);
-/* app set --webhook-url for app (ctl_hook.c). */
+/*
+ * app set --webhook-url (ctl_hook.c): the URL checked (refused with the
+ * reason) before anything changes, then set for app; "" takes it away.
+ * The first URL an app gets also makes its signing secret, printed once.
+ */
+void	 ctl_webhook_check(const char *url);
 void	 ctl_webhook_url(const char *app, const char *url);
 
 #endif

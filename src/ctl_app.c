@@ -185,6 +185,8 @@ cmd_app_set(const struct cmd_args *a)
 	check_num(o->per_minute, "--limit-per-minute");
 	check_num(o->cooldown, "--cooldown");
 	check_prefixes(o->redirect_allow);
+	if (o->webhook_url != NULL)
+		ctl_webhook_check(o->webhook_url);
 	ctl_now(ts);
 	ctl_exec("UPDATE apps SET name = coalesce(?2, name), "
 	    "invite_url = coalesce(?3, invite_url), "

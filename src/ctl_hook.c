@@ -21,66 +21,99 @@
 
 #define RETRY_DAYS	"+3 days"	/* as the triggers of schema 7 */
 
-/* Print the signing secret of app's generation now in the database. */
+/* The server secret, read before anything changes: -1 refuses. */
 static void
-print_secret(const char *app)
+server_secret(unsigned char server[32])
 {
-	unsigned char server[32], secret[32];
-	char err[512], text[WEBHOOK_SECRET_LEN + 1];
-	sqlite3_stmt *st;
-	int gen;
+	char err[512];
 
 	if (token_secret_load(ctl_dbpath, 0, server, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
+}
+
+/*
+ * The signing secret of app's generation now in the database (in the
+ * transaction under way: the caller prints it once that committed).
+ */
+static void
+secret_of(const unsigned char server[32], const char *app,
+    char text[WEBHOOK_SECRET_LEN + 1])
+{
+	unsigned char secret[32];
+	sqlite3_stmt *st;
+	int gen;
+
 	st = ctl_prep("SELECT webhook_generation FROM apps WHERE id = ?1", 1,
 	    (const char *const[]){ app });
 	sqlite3_step(st);
 	gen = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	webhook_secret(server, app, gen, secret);
+	if (webhook_secret(server, app, gen, secret) == -1)
+		ctl_refuse("cannot derive the webhook secret");
 	webhook_secret_text(secret, text);
-	ctl_created("webhookSecret", text);
-	OPENSSL_cleanse(server, sizeof(server));
 	OPENSSL_cleanse(secret, sizeof(secret));
-	OPENSSL_cleanse(text, sizeof(text));
 }
 
-/*
- * app set --webhook-url: "" takes the URL away (the events not yet
- * delivered then fail).  The first URL an app gets also makes its
- * signing secret, printed once.
- */
+/* Print text, the secret, once; then forget it and the server's. */
+static void
+print_secret(char text[WEBHOOK_SECRET_LEN + 1], unsigned char server[32])
+{
+	if (text[0] != '\0')
+		ctl_created("webhookSecret", text);
+	OPENSSL_cleanse(text, WEBHOOK_SECRET_LEN + 1);
+	OPENSSL_cleanse(server, 32);
+}
+
+void
+ctl_webhook_check(const char *url)
+{
+	char why[WEBHOOK_WHY_MAX];
+
+	if (*url != '\0' && webhook_url_check(url, ctl_conf ?
+	    ctl_conf->webhook_allow_http : 0, ctl_conf ?
+	    ctl_conf->webhook_ports : "443", why) == -1)
+		ctl_refuse("%s: --webhook-url: %s", url, why);
+}
+
 void
 ctl_webhook_url(const char *app, const char *url)
 {
-	char why[WEBHOOK_WHY_MAX];
+	unsigned char server[32];
+	char text[WEBHOOK_SECRET_LEN + 1] = "";
 
 	if (*url == '\0') {
 		ctl_exec("UPDATE apps SET webhook_url = NULL WHERE id = ?1", 1,
 		    app);
 		return;
 	}
-	if (webhook_url_check(url, ctl_conf ? ctl_conf->webhook_allow_http :
-	    0, ctl_conf ? ctl_conf->webhook_ports : "443", why) == -1)
-		ctl_refuse("%s: --webhook-url: %s", url, why);
+	server_secret(server);
+	/* A refusal exits: the transaction rolls back with the process. */
+	ctl_exec("BEGIN IMMEDIATE", 0);
 	ctl_exec("UPDATE apps SET webhook_url = ?2 WHERE id = ?1", 2, app,
 	    url);
 	if (ctl_exec("UPDATE apps SET webhook_generation = 1 WHERE id = ?1 "
 	    "AND webhook_generation = 0", 1, app) == 1)
-		print_secret(app);
+		secret_of(server, app, text);
+	ctl_exec("COMMIT", 0);
+	print_secret(text, server);
 }
 
 int
 cmd_app_webhook_secret(const struct cmd_args *a)
 {
-	char id[UUID_LEN + 1], ts[21];
+	unsigned char server[32];
+	char id[UUID_LEN + 1], ts[21], text[WEBHOOK_SECRET_LEN + 1];
 
 	ctl_need_app(a->pos[0], id);
+	server_secret(server);
 	ctl_now(ts);
 	/* A new generation: the previous secret stops signing at once. */
+	ctl_exec("BEGIN IMMEDIATE", 0);
 	ctl_exec("UPDATE apps SET webhook_generation = webhook_generation + 1,"
 	    " updated_at = ?2 WHERE id = ?1", 2, id, ts);
-	print_secret(id);
+	secret_of(server, id, text);
+	ctl_exec("COMMIT", 0);
+	print_secret(text, server);
 	return 0;
 }
 

@@ -223,9 +223,13 @@ static const char *const queries[Q__MAX] = {
 	[Q_EVENT_TAKE] = "UPDATE events SET attempts = attempts + 1,"
 	    " next_attempt_at = ?2 WHERE id = ?1 AND status = 'pending'"
 	    " AND next_attempt_at <= ?3",
+	/* Only the try that took it (event retry starts a new count). */
 	[Q_EVENT_DONE] = "UPDATE events SET status = ?2, last_reply = ?3,"
 	    " next_attempt_at = ?4, delivered_at = CASE WHEN ?2 = 'delivered'"
-	    " THEN ?5 END WHERE id = ?1 AND status = 'pending'",
+	    " THEN ?5 END WHERE id = ?1 AND status = 'pending'"
+	    " AND attempts = ?6",
+	[Q_EVENTS_PURGE] = "DELETE FROM events WHERE status <> 'pending'"
+	    " AND created_at < ?1",
 	[Q_EVENTS_NEXT] = "SELECT min(next_attempt_at) FROM events"
 	    " WHERE status = 'pending'",
 };

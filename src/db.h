@@ -264,14 +264,18 @@ ssize_t		 db_events_take(struct db *, time_t now, int lease, size_t max,
 		    struct event **out);
 void		 db_events_free(struct event *, size_t);
 /*
- * Record a try of a taken event: status "delivered", "failed" (no more
+ * Record the try of taken event e: status "delivered", "failed" (no more
  * tries) or "pending" (again at next); reply what the receiver or curl
- * said.  0 or -1.
+ * said.  Nothing changes when the event was taken again since (event
+ * retry).  0 or -1.
  */
-int		 db_event_done(struct db *, const char *id, const char *status,
-		    const char *reply, time_t next, time_t now);
+int		 db_event_done(struct db *, const struct event *e,
+		    const char *status, const char *reply, time_t next,
+		    time_t now);
 /* The earliest next try of a pending event, or 0 when none. */
 time_t		 db_events_next(struct db *);
+/* Delete the delivered and failed events made before before; count or -1. */
+int		 db_events_purge(struct db *, time_t before);
 
 #define LIST_COLS	9
 /*

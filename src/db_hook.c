@@ -58,7 +58,9 @@ events_due(struct db *db, const char *ts, size_t max, struct event *e)
 		    sqlite3_column_text(st, 4));
 		e[n].url = col_strdup(st, 5);
 		e[n].generation = sqlite3_column_int(st, 6);
-		if (e[n++].payload == NULL) {
+		/* NULL from a column that is not NULL: out of memory. */
+		if (e[n++].payload == NULL || (e[n - 1].url == NULL &&
+		    sqlite3_column_type(st, 5) != SQLITE_NULL)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -139,7 +141,7 @@ fail:
 }
 
 int
-db_event_done(struct db *db, const char *id, const char *status,
+db_event_done(struct db *db, const struct event *e, const char *status,
     const char *reply, time_t next, time_t now)
 {
 	sqlite3_stmt *st;
@@ -149,7 +151,8 @@ db_event_done(struct db *db, const char *id, const char *status,
 	util_isotime(next, nts);
 	util_isotime(now, ts);
 	if ((st = db_stmt(db, Q_EVENT_DONE)) == NULL ||
-	    BIND_TEXTS(db, st, id, status, reply, nts, ts) == -1)
+	    BIND_TEXTS(db, st, e->id, status, reply, nts, ts) == -1 ||
+	    bind_int(db, st, 6, e->attempts) == -1)
 		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -166,4 +169,20 @@ db_events_next(struct db *db)
 	    query_text(db, st, t, sizeof(t)) == -1 || t[0] == '\0')
 		return 0;
 	return parse_iso(t);
+}
+
+int
+db_events_purge(struct db *db, time_t before)
+{
+	sqlite3_stmt *st;
+	char ts[21];
+	int rc;
+
+	util_isotime(before, ts);
+	if ((st = db_stmt(db, Q_EVENTS_PURGE)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
 }

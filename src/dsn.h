@@ -113,8 +113,9 @@ struct dsn {
  * NUL-terminated) and fill *out; bounce_local is the local part of
  * bounce_address (NULL: no tag is looked for).  Returns the verdict,
  * also in out->verdict.  Never fails: what cannot be read is IGNORED
- * with a reason, and then rcpt, status, diag and tag are all "".  out borrows nothing from msg.  Calls g_mime_init the
- * first time; not thread-safe.
+ * with a reason, and then rcpt, status, diag and tag are all "".  out
+ * borrows nothing from msg.  Calls g_mime_init the first time; not
+ * thread-safe.
  */
 enum dsn_verdict dsn_parse(const char *msg, size_t len,
 		    const char *bounce_local, struct dsn *out);

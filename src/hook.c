@@ -39,6 +39,7 @@
 #define HOOK_IDLE_MS	1000	/* between looks for events due */
 #define HOOK_REPLY_MAX	200	/* of the answer kept in last_reply */
 #define HOOK_NICE	10	/* its nice value above the pool's */
+#define HOOK_KEEP	30	/* days an event is kept once done */
 
 /* One try under way: its handle, headers and event. */
 struct try {
@@ -58,6 +59,7 @@ struct hooks {
 	CURLM			*multi;
 	struct try		 tries[HOOK_PARALLEL];
 	int			 busy;
+	time_t			 purge;		/* the next purge */
 };
 
 static int
@@ -132,6 +134,11 @@ record(struct hooks *hk, struct try *t, int ok, int final, const char *reply)
 		next = now + webhook_backoff(t->ev.attempts);
 		status = final || next > t->ev.give_up ? "failed" : "pending";
 	}
+	/* Refused now, the event is tried again when its lease ends. */
+	if (db_event_done(hk->db, &t->ev, status, reply, next, now) == -1) {
+		log_warnx("webhook %s: cannot record its try", t->ev.id);
+		return;
+	}
 	metrics_add(ok ? M_HOOK_DELIVERED : *status == 'f' ? M_HOOK_FAILED :
 	    M_HOOK_RETRIED);
 	if (ok)
@@ -141,9 +148,6 @@ record(struct hooks *hk, struct try *t, int ok, int final, const char *reply)
 		log_warnx("webhook %s to app %s, try %d: %s%s", t->ev.id,
 		    t->ev.app, t->ev.attempts, reply, *status == 'f' ?
 		    "; no more tries" : "");
-	/* Refused now, the event is tried again when its lease ends. */
-	if (db_event_done(hk->db, t->ev.id, status, reply, next, now) == -1)
-		log_warnx("webhook %s: cannot record its try", t->ev.id);
 }
 
 /* Append line to t's headers unless an append failed before. */
@@ -169,10 +173,12 @@ try_headers(struct hooks *hk, struct try *t)
 	int bad;
 
 	snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-	webhook_secret(hk->secret, t->ev.app, t->ev.generation, key);
-	bad = webhook_sign(key, t->ev.id, ts, t->ev.payload,
+	bad = webhook_secret(hk->secret, t->ev.app, t->ev.generation,
+	    key) == -1 || webhook_sign(key, t->ev.id, ts, t->ev.payload,
 	    strlen(t->ev.payload), sig) == -1;
 	OPENSSL_cleanse(key, sizeof(key));
+	if (bad)
+		return -1;
 	header(t, "Content-Type: application/json", &bad);
 	header(t, "User-Agent: referral-invites/" PACKAGE_VERSION, &bad);
 	header(t, "Expect:", &bad);	/* no 100-continue round trip */
@@ -187,8 +193,9 @@ try_headers(struct hooks *hk, struct try *t)
 
 /*
  * Start the try of ev in a free slot; the slot owns ev's strings.  An
- * event that cannot be sent as things are (no URL now, a URL the config
- * refuses) ends at once with the reason.
+ * event that cannot be sent as things are ends at once with the reason:
+ * for good when the app has no URL now, as a failed try when the running
+ * configuration refuses the URL (a restart with the new one may take it).
  */
 static void
 try_start(struct hooks *hk, struct event *ev)
@@ -210,7 +217,7 @@ try_start(struct hooks *hk, struct event *ev)
 	if (webhook_url_check(t->ev.url, hk->conf->webhook_allow_http,
 	    hk->conf->webhook_ports, why) == -1) {
 		snprintf(reply, sizeof(reply), "webhook URL refused: %s", why);
-		record(hk, t, 0, 1, reply);
+		record(hk, t, 0, 0, reply);
 		goto done;
 	}
 	if ((t->h = curl_easy_init()) == NULL || try_headers(hk, t) == -1) {
@@ -269,16 +276,28 @@ try_finish(struct hooks *hk)
 	}
 }
 
-/* Start tries for the events due, as many as slots are free. */
+/*
+ * Start tries for the events due, as many as slots are free.  A read
+ * first: the write lock is taken only when something is due.  Once an
+ * hour, events done for HOOK_KEEP days are deleted.
+ */
 static void
 take_due(struct hooks *hk)
 {
 	struct event *evs;
+	time_t now = time(NULL), next;
 	ssize_t n, i;
 
-	if (hk->busy == HOOK_PARALLEL)
+	if (now >= hk->purge) {
+		if ((n = db_events_purge(hk->db, now - HOOK_KEEP * 86400)) > 0)
+			log_info("webhooks: %zd events older than %d days "
+			    "deleted", n, HOOK_KEEP);
+		hk->purge = now + 3600;
+	}
+	if (hk->busy == HOOK_PARALLEL || (next = db_events_next(hk->db)) == 0 ||
+	    next > now)
 		return;
-	n = db_events_take(hk->db, time(NULL), HOOK_LEASE,
+	n = db_events_take(hk->db, now, HOOK_LEASE,
 	    (size_t)(HOOK_PARALLEL - hk->busy), &evs);
 	if (n == -1) {
 		log_warnx("webhooks: cannot read the events due");

@@ -3,7 +3,8 @@
 /*
  * referral-invitesd: options, config, the privilege drop and the
  * supervisor that forks and restarts the workers, the writer, the
- * mailer and the webhook process (start.c opens the socket first).  No business logic lives here.
+ * mailer and the webhook process (start.c opens the socket first).  No
+ * business logic lives here.
  */
 #include <sys/types.h>
 #include <sys/prctl.h>

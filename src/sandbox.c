@@ -5,7 +5,8 @@
  * files it needs (the database directory read-write, what it reads
  * read-only) and, where the kernel can (Landlock ABI 4), to the network
  * it needs: only the mailer may connect out, to the relay's port, and
- * the webhook process, to the ports of webhook_ports.  On a kernel without Landlock this does nothing but say so.
+ * the webhook process, to the ports of webhook_ports.  On a kernel
+ * without Landlock this does nothing but say so.
  */
 #include <sys/prctl.h>
 #include <sys/stat.h>

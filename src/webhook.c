@@ -7,9 +7,15 @@
  */
 #include <sys/types.h>
 
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -17,7 +23,7 @@
 
 #include "webhook.h"
 
-void
+int
 webhook_secret(const unsigned char server[32], const char *app, int gen,
     unsigned char out[32])
 {
@@ -26,8 +32,8 @@ webhook_secret(const unsigned char server[32], const char *app, int gen,
 
 	snprintf(label, sizeof(label), "referral-invites webhook %s %d", app,
 	    gen);
-	HMAC(EVP_sha256(), server, 32, (unsigned char *)label, strlen(label),
-	    out, &n);
+	return HMAC(EVP_sha256(), server, 32, (unsigned char *)label,
+	    strlen(label), out, &n) == NULL ? -1 : 0;
 }
 
 void
@@ -89,12 +95,19 @@ webhook_ports_parse(const char *ports, int out[])
 	return 0;
 }
 
-/* Whether host (as curl_url gives it: IPv6 in brackets) is loopback. */
+/*
+ * Whether host (as curl_url gives it: IPv6 in brackets) is loopback: an
+ * IPv4 address in 127.0.0.0/8, [::1] or localhost, never another name.
+ */
 static int
 loopback(const char *host)
 {
-	return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-	    strncmp(host, "127.", 4) == 0;
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, host, &a) == 1)
+		return (ntohl(a.s_addr) >> 24) == 127;
+	return strcasecmp(host, "localhost") == 0 ||
+	    strcmp(host, "[::1]") == 0;
 }
 
 /* The URL's part, or NULL when it has none or curl cannot say. */

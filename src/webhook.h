@@ -19,8 +19,8 @@
 #define WEBHOOK_URL_MAX		2048
 #define WEBHOOK_WHY_MAX		128
 
-/* The signing secret of app's generation gen (gen >= 1). */
-void	 webhook_secret(const unsigned char server[32], const char *app,
+/* The signing secret of app's generation gen (gen >= 1); 0 or -1. */
+int	 webhook_secret(const unsigned char server[32], const char *app,
 	    int gen, unsigned char out[32]);
 /* The secret as shown to the app's developers: whsec_BASE64. */
 void	 webhook_secret_text(const unsigned char secret[32],

@@ -160,7 +160,7 @@ def recipe():
     return m.group(1)
 
 
-def verify(secret, headers, body):
+def verify(secret, headers, body, shell='sh'):
     """Run the documented recipe on one delivery: its output and status."""
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, 'body'), 'wb') as f:
@@ -168,8 +168,9 @@ def verify(secret, headers, body):
         env = dict(os.environ, WEBHOOK_SECRET=secret,
                    ID=headers['webhook-id'], TS=headers['webhook-timestamp'],
                    SIG=headers['webhook-signature'])
-        r = subprocess.run(['sh', '-c', recipe()], cwd=d, env=env,
+        r = subprocess.run([shell, '-c', recipe()], cwd=d, env=env,
                            capture_output=True, text=True)
+        assert os.listdir(d) == ['body'], os.listdir(d)
         return r.stdout.strip(), r.returncode
 
 
@@ -484,3 +485,55 @@ def test_webhook_https_certificate_is_verified(stack):
         assert tls.got == []
     finally:
         tls.stop()
+
+
+def test_webhook_recipe_refuses_forgeries(stack):
+    """The documented check, under dash and bash: a good delivery passes;
+    a bare "v1," with an empty or broken secret, a timestamp that is not
+    digits (never evaluated: no command in it runs), an old timestamp, a
+    changed body or id all fail."""
+    app, secret = hooked_app(stack)
+    sent(stack, app)
+    [row] = delivered(stack, app, 'invite.sent')
+    [(_, h, body)] = RECEIVER.of(row['id'])
+    for shell in ('sh', 'bash'):
+        assert verify(secret, h, body, shell) == ('verified', 0), shell
+        bad = [('', dict(h, **{'webhook-signature': 'v1,'}), body),
+               ('whsec_!!', dict(h, **{'webhook-signature': 'v1,'}), body),
+               (secret, dict(h, **{'webhook-timestamp':
+                                   'x[$(touch pwned)]'}), body),
+               (secret, dict(h, **{'webhook-timestamp':
+                                   str(int(h['webhook-timestamp']) - 600)}),
+                body),
+               (secret, h, body + b' '),
+               (secret, dict(h, **{'webhook-id': 'msg_' + '0' * 32}), body)]
+        for sec, hh, bb in bad:
+            out, rc = verify(sec, hh, bb, shell)
+            assert (out, rc != 0) == ('', True), (shell, sec, hh, out, rc)
+
+
+def test_webhook_refused_url_changes_nothing_else(stack):
+    app = App(stack)
+    r = stack.ctl_run('app', 'set', app.client, '--name', 'Renamed',
+                      '--webhook-url', 'ftp://127.0.0.1/')
+    assert r.returncode == 1, r
+    [a] = stack.sql("SELECT name, webhook_url, webhook_generation FROM apps "
+                    "WHERE id = '%s'" % app.client)
+    assert a == {'name': app.name, 'webhook_url': None,
+                 'webhook_generation': 0}, a
+
+
+def test_webhook_done_events_purged_after_30_days(stack):
+    """At its start (and hourly) the webhook process deletes delivered and
+    failed events older than 30 days; pending ones stay."""
+    app, _ = hooked_app(stack)
+    old = '2000-01-01T00:00:00Z'
+    for i, status in enumerate(('delivered', 'failed', 'pending')):
+        stack.sql("INSERT INTO events (id, app_id, type, payload, status, "
+                  "next_attempt_at, give_up_at, created_at) VALUES "
+                  "('msg_%032d', '%s', 'invite.sent', '{}', '%s', "
+                  "'2999-01-01T00:00:00Z', '2000-01-04T00:00:00Z', '%s')"
+                  % (i, app.client, status, old))
+    os.kill(hooks_pid(stack), signal.SIGKILL)
+    wait_for('purged', lambda: [r['status'] for r in events(stack, app)]
+             == ['pending'], 20)

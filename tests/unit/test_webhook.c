@@ -101,6 +101,12 @@ test_urls(void)
 	CHECK_STR(url("http://[::1]:8080/", 1, "8080"), "");
 	CHECK_STR(url("http://128.0.0.1:8080/", 1, "8080"),
 	    "http only to a loopback address");
+	/* A name that looks like 127.x is a name, anywhere. */
+	CHECK_STR(url("http://127.evil.example:8080/", 1, "8080"),
+	    "http only to a loopback address");
+	CHECK_STR(url("http://127.0.0.1.nip.example:8080/", 1, "8080"),
+	    "http only to a loopback address");
+	CHECK_STR(url("http://LocalHost:8080/", 1, "8080"), "");
 	CHECK_STR(url("http://hooks.example.org/", 1, "80"),
 	    "http only to a loopback address");
 	CHECK_STR(url("http://127.0.0.1/", 1, "443"),
