@@ -3,10 +3,11 @@
 /*
  * Parked requests: those a worker has left unanswered while they wait
  * for the writer's commit and then for the mailer's verdict, or for the
- * first answer of their Idempotency-Key, with their deadlines.  A table and nothing else (no I/O): worker.c owns the one
- * instance and feeds it what arrives.  A worker holds at most CONN_MAX
- * connections and a connection carries one request at a time, so the
- * table, PARK_MAX >= CONN_MAX entries, has room for every request.
+ * first answer of their Idempotency-Key, with their deadlines.  A table
+ * and nothing else (no I/O): worker.c owns the one instance and feeds it
+ * what arrives.  A worker holds at most CONN_MAX connections and a
+ * connection carries one request at a time, so the table, PARK_MAX >=
+ * CONN_MAX entries, has room for every request.
  */
 #ifndef PARK_H
 #define PARK_H
