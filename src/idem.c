@@ -162,7 +162,8 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 		rc = -1;
 	} else if (id.body == NULL && (id.status == 0 || id.age < hold)) {
 		/* A claim is found only within its hold: age < hold. */
-		rc = idem_wait(r, st, (int)(hold - id.age) * 1000);
+		rc = idem_wait(r, st, (int)(hold - (id.age > 0 ? id.age : 0)) *
+		    1000);
 	} else if (id.body == NULL) {
 		/* Its request died after storing the invite. */
 		api_ok(r, id.status, "Invite queued", NULL, NULL);

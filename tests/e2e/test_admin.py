@@ -995,7 +995,10 @@ def test_admin_invite_cancel_says_its_state(stack):
                                 ids['revoked'], h)
         assert st == 200, (st, body)
         ok_quiet(s, 'invite', 'cancel', ids['canceled'])
-        check(app.invite(member, headers=app.bearer()), 201, ok_body())
+        # Hidden: it answers as one of the worker's last real invites did.
+        resp = app.invite(member, headers=app.bearer())
+        assert resp[2] in (ok_body(), ok_body('Invite queued')), resp
+        check(resp, 201, resp[2])
         [ids['hidden']] = [r['id'] for r in app.rows()
                            if r['email'] == member]
         for state, iid in sorted(ids.items()):
