@@ -72,6 +72,24 @@ cmd_invites(const struct cmd_args *a)
 	return 0;
 }
 
+/* A cancel that changed nothing: refuse, saying which state id is in. */
+static void
+cancel_refuse(const char *id)
+{
+	sqlite3_stmt *st;
+	const unsigned char *s;
+	char status[16] = "";
+
+	st = ctl_prep("SELECT status FROM invites WHERE id = ?1", 1,
+	    (const char *const[]){ id });
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    (s = sqlite3_column_text(st, 0)) != NULL)
+		snprintf(status, sizeof(status), "%s", (const char *)s);
+	sqlite3_finalize(st);
+	ctl_refuse("invite %s is %s, not queued or failed: nothing was done",
+	    id, status[0] ? status : "gone");
+}
+
 int
 cmd_invite(const struct cmd_args *a)
 {
@@ -107,7 +125,7 @@ cmd_invite(const struct cmd_args *a)
 	if (ctl_exec("UPDATE invites SET status = 'canceled', updated_at = ?2 "
 	    "WHERE id = ?1 AND status IN ('queued', 'failed')", 2, id,
 	    ts) == 0)
-		ctl_refuse("invite %s is being sent or was sent", id);
+		cancel_refuse(id);
 	return 0;
 }
 

@@ -365,6 +365,12 @@ enum db_res	 db_idem_begin(struct db *, const char *app, const char *cred,
 		    const char *key, const char *hash, int stale,
 		    struct idem *out);
 /*
+ * Look up (app, credential, key) and claim nothing: out->found with what
+ * is stored (its age not read), or not found.
+ */
+enum db_res	 db_idem_peek(struct db *, const char *app, const char *cred,
+		    const char *key, const char *hash, struct idem *out);
+/*
  * Store the answer (status != 0) or release the claim (status 0).  Only
  * a claim, or an entry whose answer is not yet recorded, changes: a
  * stored invite's entry is never released.

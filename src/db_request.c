@@ -472,6 +472,31 @@ db_idem_begin(struct db *db, const char *app, const char *cred,
 }
 
 enum db_res
+db_idem_peek(struct db *db, const char *app, const char *cred,
+    const char *key, const char *hash, struct idem *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL ||
+	    BIND_TEXTS(db, st, app, cred, key) == -1)
+		return DB_ERR;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->found = 1;
+		out->same = strcmp((const char *)sqlite3_column_text(st, 0),
+		    hash) == 0;
+		out->status = sqlite3_column_int(st, 1);
+		out->body = col_strdup(st, 2);
+		out->headers = col_strdup(st, 3);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return DB_OK;
+	return db_res_of(db, rc);
+}
+
+enum db_res
 db_idem_end(struct db *db, const char *app, const char *cred,
     const char *key, const char *hash, int status, const char *body,
     const char *headers)

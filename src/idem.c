@@ -11,6 +11,9 @@
  * transaction (db_invite_add), so a request that dies after that commit
  * leaves a key that answers for the invite, and one that dies before it
  * leaves a claim that lapses (IDEM_HOLD) and lets a retry act once.
+ * The same request while the first is under way waits for its answer,
+ * parked (worker.c), as long as the claim holds: then it gets that answer
+ * too, or the 409 "in progress" if none comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,8 @@
 #include "api.h"
 #include "auth.h"
 #include "idem.h"
+#include "park.h"
+#include "worker.h"
 
 /*
  * Seconds beyond delivery_wait that the first request of a key may still
@@ -29,6 +34,7 @@
  */
 #define IDEM_HOLD	12
 #define IDEM_BUSY	"A request with this Idempotency-Key is in progress"
+#define IDEM_OTHER	"Idempotency-Key was used for a different request"
 
 static int
 key_ok(const char *k)
@@ -72,6 +78,51 @@ idem_busy(struct req *r)
 	api_fail_hdr(r, 409, IDEM_BUSY, "Retry-After: 1\r\n");
 }
 
+/*
+ * A parked duplicate looks for its first answer (worker.c): replays it,
+ * or answers 409 when the key was released (its first request failed:
+ * a retry acts) or retaken by another request; 409 "in progress" on its
+ * last look.  0 answered, 1 to look again.
+ */
+static int
+idem_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
+{
+	const struct idem_state *st = &p->is;
+	struct idem id;
+	enum db_res res;
+	int rc = 0;
+
+	res = db_idem_peek(ctx->db, st->app, st->cred, st->key, st->hash,
+	    &id);
+	if (res == DB_OK && id.found && !id.same)
+		api_fail(p->r, 409, IDEM_OTHER);
+	else if (res == DB_OK && id.found && id.body != NULL)
+		replay(p->r, &id);
+	else if (res == DB_OK && !id.found)
+		idem_busy(p->r);
+	else if (res != DB_OK && res != DB_BUSY)
+		api_db_fail(p->r, 0);
+	else if (w->kind == WAKE_CHECK)
+		rc = 1;		/* not yet, or the database busy */
+	else
+		idem_busy(p->r);
+	free(id.body);
+	free(id.headers);
+	return rc;
+}
+
+/* Park r to wait ms for the first answer of the key in st. */
+static int
+idem_wait(struct req *r, const struct idem_state *st, int ms)
+{
+	struct idem_state ws = *st;
+
+	ws.active = 0;		/* it waits on another's claim */
+	if (worker_idem_wait(r, &ws, ms, idem_resumed) == -1)
+		idem_busy(r);
+	return 1;
+}
+
 int
 idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
     struct idem_state *st)
@@ -100,19 +151,19 @@ idem_begin(struct ctx *ctx, struct req *r, const struct principal *p,
 		api_db_fail(r, res == DB_BUSY);
 		return -1;
 	}
-	if (!id.found) {
+	memcpy(st->app, p->app, sizeof(st->app));
+	memcpy(st->cred, p->cred, sizeof(st->cred));
+	snprintf(st->key, sizeof(st->key), "%s", k);
+	memcpy(st->hash, hash, sizeof(st->hash));
+	if (!id.found)
 		st->active = 1;
-		memcpy(st->app, p->app, sizeof(st->app));
-		memcpy(st->cred, p->cred, sizeof(st->cred));
-		snprintf(st->key, sizeof(st->key), "%s", k);
-		memcpy(st->hash, hash, sizeof(st->hash));
-	} else if (!id.same) {
-		api_fail(r, 409, "Idempotency-Key was used for a different "
-		    "request");
+	else if (!id.same) {
+		api_fail(r, 409, IDEM_OTHER);
 		rc = -1;
 	} else if (id.body == NULL && (id.status == 0 || id.age < hold)) {
-		idem_busy(r);
-		rc = -1;
+		/* A claim is found only within its hold: age < hold. */
+		rc = idem_wait(r, st, (int)(hold - (id.age > 0 ? id.age : 0)) *
+		    1000);
 	} else if (id.body == NULL) {
 		/* Its request died after storing the invite. */
 		api_ok(r, id.status, "Invite queued", NULL, NULL);

@@ -23,8 +23,10 @@ struct idem_state {
 
 /*
  * With an Idempotency-Key header: replay a stored answer (returns 1), or
- * answer 409/400 (returns -1), or claim the key (returns 0, st->active).
- * Without one returns 0.
+ * park r to wait for the answer of the same request under way (returns
+ * 1: r is the loop's now, the caller leaves it), or answer 409/400
+ * (returns -1), or claim the key (returns 0, st->active).  Without one
+ * returns 0.
  */
 int		 idem_begin(struct ctx *, struct req *,
 		    const struct principal *, struct idem_state *st);

@@ -430,6 +430,7 @@ invite_resumed(struct ctx *ctx, struct parked *p, const struct wake *w)
 		invite_verdict(r, ok, v->kind, v->reply);
 		break;
 	case WAKE_LATE:
+	case WAKE_CHECK:	/* (only for PARK_IDEM, never an invite's) */
 		/* Past delivery_wait, or stopping: queued, and sent later. */
 		seen_add(ctx, p, VERDICT_DEFERRED);
 		if (p->inv.hide == HIDE_DONE && !*ctx->stopping)

@@ -2,11 +2,12 @@
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
  * Parked requests: those a worker has left unanswered while they wait
- * for the writer's commit and then for the mailer's verdict, with their
- * deadlines.  A table and nothing else (no I/O): worker.c owns the one
- * instance and feeds it what arrives.  A worker holds at most CONN_MAX
- * connections and a connection carries one request at a time, so the
- * table, PARK_MAX >= CONN_MAX entries, has room for every request.
+ * for the writer's commit and then for the mailer's verdict, or for the
+ * first answer of their Idempotency-Key, with their deadlines.  A table
+ * and nothing else (no I/O): worker.c owns the one instance and feeds it
+ * what arrives.  A worker holds at most CONN_MAX connections and a
+ * connection carries one request at a time, so the table, PARK_MAX >=
+ * CONN_MAX entries, has room for every request.
  */
 #ifndef PARK_H
 #define PARK_H
@@ -23,14 +24,16 @@ enum park_wait {
 	PARK_FREE,
 	PARK_SEND,		/* its message waits for room to the writer */
 	PARK_WRITER,		/* sent: waits for the writer's answer */
-	PARK_VERDICT		/* stored: waits for the mailer's verdict */
+	PARK_VERDICT,		/* stored: waits for the mailer's verdict */
+	PARK_IDEM		/* waits for its key's first answer (idem.c) */
 };
 
 /* What woke a parked request. */
 enum wake_kind {
 	WAKE_STORED,		/* the writer's answer: res, retry */
 	WAKE_VERDICT,		/* the mailer's verdict: v */
-	WAKE_LATE		/* its deadline came first */
+	WAKE_LATE,		/* its deadline came first */
+	WAKE_CHECK		/* PARK_IDEM: time to look again */
 };
 
 struct wake {
@@ -46,7 +49,8 @@ struct parked;
 /*
  * Called with what woke p: answers p->r and returns 0, or returns how
  * many ms more to wait for the mailer's verdict on p->inv (after
- * WAKE_STORED only).
+ * WAKE_STORED only), or nonzero to be looked at again (PARK_IDEM,
+ * after WAKE_CHECK only).
  */
 typedef int	 park_fn(struct ctx *, struct parked *, const struct wake *);
 
@@ -55,9 +59,11 @@ struct parked {
 	struct req	*r;
 	park_fn		*resume;	/* called with each wake */
 	int64_t		 deadline;	/* CLOCK_MONOTONIC ms */
+	int64_t		 until;		/* PARK_IDEM: the end of its wait */
 	uint64_t	 seq;		/* its message to the writer */
 	struct invite	 inv;		/* what it waits for */
-	struct idem_state is;		/* its Idempotency-Key claim, if any */
+	struct idem_state is;		/* its Idempotency-Key claim, if any;
+					   PARK_IDEM: the key it waits on */
 	/* A verdict that came before the writer's answer, kept for it. */
 	int		 early;
 	struct verdict_msg v;

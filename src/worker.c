@@ -8,10 +8,15 @@
  * waits in the parked table (park.h) while the loop serves the other
  * connections.  The writer's answer (on the slot's channel), the
  * mailer's verdict (on its datagram channel) or the deadline wakes it:
- * its park_fn answers it, or asks to wait on for the verdict.  On a stop,
- * those waiting for a verdict are answered at once ("Invite queued"),
- * those with the writer once it has answered; then the connections go to
- * the successor.
+ * its park_fn answers it, or asks to wait on for the verdict.  A request
+ * whose Idempotency-Key's first request is still under way, maybe in
+ * another worker, parks with worker_idem_wait: the first answer shows
+ * only in the database, so it looks there every IDEM_CHECK_MS until the
+ * answer is stored or its wait ends (a timer that runs only while such a
+ * request waits).  On a stop, those waiting for a verdict or a key's
+ * answer are answered at once ("Invite queued", the key's 409), those
+ * with the writer once it has answered; then the connections go to the
+ * successor.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -41,6 +46,7 @@
 
 #define REPLY_WAIT_MS	10000	/* a request's patience with the writer */
 #define REPLY_MARGIN_MS	1000	/* what a batch may take after its start */
+#define IDEM_CHECK_MS	50	/* between looks for a key's first answer */
 
 static struct park_table parked;
 /* The request route_dispatch is serving; NULL once it is parked. */
@@ -149,6 +155,44 @@ worker_store(struct ctx *ctx, struct req *r, const struct invite *inv,
 	return 0;
 }
 
+int
+worker_idem_wait(struct req *r, const struct idem_state *is, int ms,
+    park_fn *fn)
+{
+	struct parked *p;
+	int64_t now = util_now_ms();
+
+	if ((p = park_add(&parked, r, fn, 0, now + (ms < IDEM_CHECK_MS ?
+	    ms : IDEM_CHECK_MS))) == NULL) {
+		log_warnx("request %s: no room to park it", r->id);
+		return -1;
+	}
+	p->wait = PARK_IDEM;
+	p->until = now + ms;
+	p->is = *is;
+	conn_park(r->fd);
+	if (r == serving)
+		serving = NULL;
+	return 0;
+}
+
+/* Look again for p's first answer; its last look once its wait is over. */
+static void
+idem_look(struct ctx *ctx, struct parked *p, int64_t now, int last)
+{
+	struct wake w = { WAKE_CHECK, 0, 0, NULL };
+
+	if (last || now >= p->until)
+		w.kind = WAKE_LATE;
+	if (p->resume(ctx, p, &w) != 0 && w.kind == WAKE_CHECK) {
+		p->deadline = now + IDEM_CHECK_MS < p->until ?
+		    now + IDEM_CHECK_MS : p->until;
+		return;
+	}
+	worker_done(p->r);
+	park_free(&parked, p);
+}
+
 /* The writer's answers: each to the request that waits for it. */
 static void
 take_answers(struct ctx *ctx)
@@ -195,7 +239,11 @@ take_verdicts(struct ctx *ctx)
 	}
 }
 
-/* Deadlines come: the writer's is a 503, a verdict's "Invite queued". */
+/*
+ * Deadlines come: the writer's is a 503, a verdict's "Invite queued", a
+ * key's a look for its answer.  all_verdicts (a stop): those waiting for
+ * a verdict or a key's answer are answered now.
+ */
 static void
 expire(struct ctx *ctx, int all_verdicts)
 {
@@ -205,6 +253,10 @@ expire(struct ctx *ctx, int all_verdicts)
 	int i;
 
 	while ((p = park_due(&parked, now)) != NULL) {
+		if (p->wait == PARK_IDEM) {
+			idem_look(ctx, p, now, 0);
+			continue;
+		}
 		if (p->wait == PARK_VERDICT) {
 			wake(ctx, p, &late);
 			continue;
@@ -215,6 +267,8 @@ expire(struct ctx *ctx, int all_verdicts)
 	for (i = 0; all_verdicts && i < PARK_MAX; i++)
 		if (parked.e[i].wait == PARK_VERDICT)
 			wake(ctx, &parked.e[i], &late);
+		else if (parked.e[i].wait == PARK_IDEM)
+			idem_look(ctx, &parked.e[i], now, 1);
 }
 
 static void

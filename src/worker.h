@@ -24,6 +24,14 @@ int		 worker_store(struct ctx *, struct req *r,
 		    const struct invite *inv, const struct idem_state *is,
 		    int (*fn)(struct ctx *, struct parked *,
 		    const struct wake *));
+/*
+ * Park r until its Idempotency-Key has its first answer: the loop calls
+ * fn (park.h) with WAKE_CHECK every few ms, and with WAKE_LATE after ms
+ * or on a stop.  -1: no room, r unanswered.
+ */
+int		 worker_idem_wait(struct req *r, const struct idem_state *is,
+		    int ms, int (*fn)(struct ctx *, struct parked *,
+		    const struct wake *));
 /* Write r's answer (500 when it has none) and end it. */
 void		 worker_done(struct req *);
 

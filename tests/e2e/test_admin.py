@@ -976,6 +976,44 @@ def test_admin_invites_show_retry_cancel(stack):
     assert {r['id'] for r in got} == {q_id, f_id}, got
 
 
+def test_admin_invite_cancel_says_its_state(stack):
+    """invite cancel on an invite it may not cancel: exit 1 and one line
+    naming the invite's state and saying nothing was done (before:
+    "is being sent or was sent" for a revoked or hidden one too).  A
+    stack of its own, with hide_existing_users for a hidden invite."""
+    def run(s):
+        app = App(s)
+        member = unique('member')
+        app.add_user(member, 'Mia Member')
+        ids = {}
+        # The SMTP server defers defer-* addresses: that one stays queued.
+        for name, addr, said in (
+                ('sent', unique('sent'), 'Invite sent'),
+                ('revoked', unique('revoked'), 'Invite sent'),
+                ('canceled', 'defer-' + unique(), 'Invite queued')):
+            check(app.invite(addr), 201, ok_body(said))
+            [ids[name]] = [r['id'] for r in app.rows() if r['email'] == addr]
+        h = {k: v for k, v in app.headers().items() if k != 'Content-Type'}
+        st, _, body = s.request('DELETE', harness.ROUTE % app.uid + '/' +
+                                ids['revoked'], h)
+        assert st == 200, (st, body)
+        ok_quiet(s, 'invite', 'cancel', ids['canceled'])
+        # Hidden: it answers as one of the worker's last real invites did.
+        resp = app.invite(member, headers=app.bearer())
+        assert resp[2] in (ok_body(), ok_body('Invite queued')), resp
+        check(resp, 201, resp[2])
+        [ids['hidden']] = [r['id'] for r in app.rows()
+                           if r['email'] == member]
+        for state, iid in sorted(ids.items()):
+            assert invite_row(s, iid)['status'] == state, (state, iid)
+            err = refused(s, 'invite', 'cancel', iid)
+            assert err == ('referral-invitesctl: invite %s is %s, not '
+                           'queued or failed: nothing was done\n'
+                           % (iid, state)), err
+            assert invite_row(s, iid)['status'] == state, (state, iid)
+    harness.with_stack(run, conf={'hide_existing_users': 'yes'})
+
+
 # == the do-not-invite list ===============================================
 
 def test_admin_suppress_add_remove_list(stack):

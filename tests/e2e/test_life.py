@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 import uuid
 
@@ -616,6 +617,39 @@ def test_resend_idempotency_key(stack):
     check_error(resend(app, row2['id'], key='resend-1'), 409,
                 'Idempotency-Key was used for a different request')
     assert row_of(stack, row2['id'])['resends'] == 0
+
+
+def test_resend_idempotency_key_in_progress(stack):
+    """The same resend with the same key while the first waits for its
+    verdict (the mailer stopped): it waits for the first answer and gets
+    it; one resend, one more mail.  A different request with the key
+    meanwhile is the 409 at once."""
+    app = App(stack)
+    addr, row, _ = sent_invite(app)
+    wait_interval(row)
+    key = 'resend-slow-%s' % uuid.uuid4().hex
+    out = {}
+
+    def one(name):
+        out[name] = resend(app, row['id'], key=key)
+    [mailer] = harness.children(stack, 'ri-mailer')
+    with harness.stopped(mailer):
+        t1 = threading.Thread(target=one, args=('first',))
+        t1.start()
+        harness.wait_for('the resend stored',
+                         lambda: resends_of(stack, row['id']), 4)
+        t2 = threading.Thread(target=one, args=('again',))
+        t2.start()
+        check_error(resend(app, row['id'], key=key, body={}), 409,
+                    'Idempotency-Key was used for a different request')
+        t1.join(30)
+        t2.join(30)
+    check(out['first'], 200, ok_body('Invite queued'))
+    check(out['again'], 200, ok_body('Invite queued'))
+    assert row_of(stack, row['id'])['resends'] == 1
+    assert len(resends_of(stack, row['id'])) == 1
+    stack.mail_for(addr, count=2)
+    assert len(stack.mail_for(addr, timeout=1, count=0)) == 2
 
 
 def test_resend_interval_default(stack):

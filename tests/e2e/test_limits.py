@@ -564,7 +564,33 @@ def mailer_pid(stack):
     return pids[0]
 
 
+def same_answer(a, b):
+    """a and b are one answer: status, body bytes and headers, but for
+    the request's own X-Request-Id and Date."""
+    own = ('x-request-id', 'date')
+    assert (a[0], a[2]) == (b[0], b[2]), (a, b)
+    assert ({k: v for k, v in a[1].items() if k not in own} ==
+            {k: v for k, v in b[1].items() if k not in own}), (a[1], b[1])
+
+
+def keyed_later(app, addr, key, body=None):
+    """Send the keyed invite in a thread of its own: the thread and a
+    dict that gets the answer ('r') and its time ('t')."""
+    out = {}
+
+    def run():
+        out['r'] = app.invite(addr, headers=idem(app, key), body=body)
+        out['t'] = time.monotonic()
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
 def test_idempotency_key_in_progress(stack):
+    """The same key and body while the first request waits for its
+    verdict: parked until the first answer is stored, then that answer
+    byte for byte (before: an immediate 409 "in progress").  A different
+    body meanwhile is the 409 at once."""
     app = App(stack)
     addr = unique()
     key = 'slow-%s' % uuid.uuid4().hex
@@ -572,22 +598,131 @@ def test_idempotency_key_in_progress(stack):
     # With the mailer stopped the first request waits delivery_wait (5 s)
     # for a verdict, holding its claim on the key.
     with harness.stopped(pid):
-        result = {}
-        t = threading.Thread(target=lambda: result.update(
-            r=app.invite(addr, headers=idem(app, key))))
-        t.start()
+        t1, first = keyed_later(app, addr, key)
         harness.wait_for('the first request stored', app.rows, 4)
         assert len(app.rows()) == 1, 'the first request stored nothing'
-        check_error(app.invite(addr, headers=idem(app, key)), 409,
-                    IDEM_BUSY)
-        t.join(30)
-        first = result['r']
-        check(first, 201, ok_body('Invite queued'))
-    # Done: now it replays, though the mail has gone out meanwhile.
+        t2, dup = keyed_later(app, addr, key)
+        t0 = time.monotonic()
+        # The first waits 5 s in all: this one waits with it.
+        check_error(app.invite(unique(), headers=idem(app, key)), 409,
+                    IDEM_OTHER)
+        assert time.monotonic() - t0 < 1.5
+        t1.join(30)
+        t2.join(30)
+    check(first['r'], 201, ok_body('Invite queued'))
+    same_answer(dup['r'], first['r'])
+    assert dup['r'][1]['x-request-id'] != first['r'][1]['x-request-id']
+    # It waited for the first, not answered at once.
+    assert dup['t'] - t0 >= 3, dup['t'] - t0
     assert len(stack.mail_for(addr)) == 1
-    check(app.invite(addr, headers=idem(app, key)), 201,
-          ok_body('Invite queued'))
+    # Done: now it replays, though the mail has gone out meanwhile.
+    same_answer(app.invite(addr, headers=idem(app, key)), first['r'])
     assert len(app.rows()) == 1
+    time.sleep(1)       # a fixed wait: a second mail would arrive now
+    assert len(stack.mail_for(addr)) == 1
+
+
+def test_idempotency_key_twice_at_once(stack):
+    """Two requests with one key and one body at once, the mailer
+    stopped: one acts, the other waits for its answer (most likely in
+    another of the 4 workers); both get the same 201, one row, one
+    mail."""
+    app = App(stack)
+    for _ in range(3):
+        addr = unique()
+        key = 'twice-%s' % uuid.uuid4().hex
+        with harness.stopped(mailer_pid(stack)):
+            a, b = harness.in_parallel(
+                [lambda: app.invite(addr, headers=idem(app, key))] * 2, 30)
+        check(a, 201, ok_body('Invite queued'))
+        same_answer(a, b)
+        assert [r['email'] for r in app.rows() if r['email'] == addr] == \
+            [addr]
+        assert len(stack.mail_for(addr)) == 1
+    time.sleep(1)       # a fixed wait: a second mail would arrive now
+    assert len(app.rows()) == 3
+    for r in app.rows():
+        assert len(stack.mail_for(r['email'])) == 1
+
+
+def phantom_claim(stack, app, addr, age):
+    """A claim on a fresh key for the invite of addr (the request hash
+    taken from a keyed invite of addr that has acted), age seconds old,
+    whose request never answers: the key."""
+    done = 'done-%s' % uuid.uuid4().hex
+    check(app.invite(addr, headers=idem(app, done)), 201,
+          ok_body('Invite sent'))
+    key = 'phantom-%s' % uuid.uuid4().hex
+    created = time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                            time.gmtime(time.time() - age))
+    stack.sql("INSERT INTO idempotency_keys (app_id, credential, key, "
+              "request_hash, created_at) SELECT app_id, credential, '%s', "
+              "request_hash, '%s' FROM idempotency_keys WHERE key = '%s'"
+              % (key, created, done))
+    [row] = stack.sql("SELECT status, response FROM idempotency_keys "
+                      "WHERE key = '%s'" % key)
+    assert row == {'status': 0, 'response': None}, row
+    return key
+
+
+def test_idempotency_key_in_progress_past_the_hold(stack):
+    """A first request that never answers within the hold (12 s +
+    delivery_wait 5 s, from its claim): the same request waits what is
+    left of it, then gets the 409 "in progress" with Retry-After: 1;
+    once the claim has lapsed the key acts."""
+    app = App(stack)
+    addr = unique()
+    key = phantom_claim(stack, app, addr, 17 - 3)
+    before = app.snapshot()
+    t0 = time.monotonic()
+    h = check_error(app.invite(addr, headers=idem(app, key)), 409,
+                    IDEM_BUSY, app, before)
+    took = time.monotonic() - t0
+    assert h['retry-after'] == '1', h
+    # 3 s left of the hold, give or take the claim's whole second.
+    assert 1.5 <= took <= 5, took
+    # Its wait ended with the hold: the claim has lapsed, and the request
+    # acts (a second invite of addr, within its cooldown).
+    check_error(app.invite(addr, headers=idem(app, key)), 409, RECENT, app,
+                before)
+
+
+def test_idempotency_key_wait_leaves_the_worker_free(stack):
+    """One worker: while a request waits for its key's first answer
+    (another, the mailer stopped, waits for its verdict), that worker
+    answers other requests at once; then the waiting one gets the first
+    answer."""
+    s = harness.fast_stack(MODULE_RATE, conf={'workers': '1',
+                                               'delivery_wait': '3'})
+    try:
+        app = App(s)
+        other = App(s)
+        addr = unique()
+        key = 'free-%s' % uuid.uuid4().hex
+        [mailer] = harness.children(s, 'ri-mailer')
+        with harness.stopped(mailer):
+            t1, first = keyed_later(app, addr, key)
+            harness.wait_for('the first request stored', app.rows, 3)
+            t2, dup = keyed_later(app, addr, key)
+            sent = time.monotonic()
+            took = []
+            while time.monotonic() - sent < 1.5:
+                t0 = time.monotonic()
+                st, _, body = s.request('GET', ROUTE % other.uid,
+                                        other.headers())
+                assert st == 200, (st, body)
+                took.append(time.monotonic() - t0)
+            # All served while the second waited, each at once.
+            assert 'r' not in dup and 'r' not in first, (first, dup)
+            assert max(took) < 0.5, took
+            t1.join(30)
+            t2.join(30)
+        check(first['r'], 201, ok_body('Invite queued'))
+        same_answer(dup['r'], first['r'])
+        assert len(app.rows()) == 1
+        assert len(s.mail_for(addr)) == 1
+    finally:
+        s.stop()
 
 
 # -- nginx ---------------------------------------------------------------

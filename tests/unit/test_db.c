@@ -663,6 +663,50 @@ cache_user_sets(void)
 	cache_free(c);
 }
 
+/*
+ * db_idem_peek sees what db_idem_begin and db_idem_end left, from another
+ * connection (as a second worker), and claims nothing itself.
+ */
+static void
+idem_peek(void)
+{
+	struct db *db, *w2;
+	struct idem id;
+
+	if ((db = fresh()) == NULL || (w2 = other()) == NULL) {
+		CHECK(0);
+		return;
+	}
+	CHECK(db_idem_peek(w2, APP, "c", "k", KEYHASH, &id) == DB_OK);
+	CHECK(!id.found && id.body == NULL);
+	CHECK(db_idem_peek(w2, APP, "c", "k", KEYHASH, &id) == DB_OK);
+	CHECK(!id.found);			/* still nothing: no claim */
+	CHECK(db_idem_begin(db, APP, "c", "k", KEYHASH, 60, &id) == DB_OK);
+	CHECK(!id.found);			/* claimed */
+	CHECK(db_idem_peek(w2, APP, "c", "k", KEYHASH, &id) == DB_OK);
+	CHECK(id.found && id.same && id.status == 0 && id.body == NULL);
+	CHECK(db_idem_peek(w2, APP, "c", "k", KEYHASH2, &id) == DB_OK);
+	CHECK(id.found && !id.same);
+	CHECK(db_idem_peek(w2, APP, "c2", "k", KEYHASH, &id) == DB_OK);
+	CHECK(!id.found);			/* another credential's */
+	CHECK(db_idem_end(db, APP, "c", "k", KEYHASH, 201, "{\"x\":1}",
+	    "Location: /y\r\n") == DB_OK);
+	CHECK(db_idem_peek(w2, APP, "c", "k", KEYHASH, &id) == DB_OK);
+	CHECK(id.found && id.same && id.status == 201);
+	CHECK(id.body != NULL && strcmp(id.body, "{\"x\":1}") == 0);
+	CHECK(id.headers != NULL && strcmp(id.headers, "Location: /y\r\n") ==
+	    0);
+	free(id.body);
+	free(id.headers);
+	/* A released claim is gone. */
+	CHECK(db_idem_begin(db, APP, "c", "k2", KEYHASH, 60, &id) == DB_OK);
+	CHECK(db_idem_end(db, APP, "c", "k2", KEYHASH, 0, "", NULL) == DB_OK);
+	CHECK(db_idem_peek(w2, APP, "c", "k2", KEYHASH, &id) == DB_OK);
+	CHECK(!id.found);
+	db_close(w2);
+	gone(db);
+}
+
 const struct unit_test db_tests[] = {
 	{ "db_cache_user_sets", cache_user_sets },
 	{ "db_wal_restart", wal_restart },
@@ -677,5 +721,6 @@ const struct unit_test db_tests[] = {
 	{ "db_hidden_invites", hidden_invites },
 	{ "db_outbox_cycle", outbox_cycle },
 	{ "db_bind_refused", bind_refused },
+	{ "db_idem_peek", idem_peek },
 	{ NULL, NULL }
 };

@@ -145,11 +145,36 @@ park_deadlines(void)
 	CHECK(park_due(&t, INT64_MAX) == NULL);
 }
 
+/*
+ * An entry waiting for a key's first answer (PARK_IDEM) is found by its
+ * deadline only: never as unsent, by a writer's answer or by a verdict.
+ */
+static void
+park_idem_by_deadline_only(void)
+{
+	struct parked *p;
+
+	fresh();
+	p = park_add(&t, &reqs[0], never, 0, 50);
+	CHECK(p != NULL);
+	p->wait = PARK_IDEM;
+	p->until = 3000;
+	CHECK(park_unsent(&t) == NULL);
+	CHECK(park_by_seq(&t, 0) == NULL);
+	CHECK(park_by_invite(&t, "") == NULL);
+	CHECK(park_next_ms(&t, 0) == 50);
+	CHECK(park_due(&t, 49) == NULL);
+	CHECK(park_due(&t, 50) == p);
+	park_free(&t, p);
+	CHECK(t.n == 0 && park_next_ms(&t, 0) == -1);
+}
+
 const struct unit_test park_tests[] = {
 	{ "park_fills_and_frees", park_fills_and_frees },
 	{ "park_answers_by_seq", park_answers_by_seq },
 	{ "park_verdicts_by_invite", park_verdicts_by_invite },
 	{ "park_unsent_in_order", park_unsent_in_order },
 	{ "park_deadlines", park_deadlines },
+	{ "park_idem_by_deadline_only", park_idem_by_deadline_only },
 	{ NULL, NULL }
 };
