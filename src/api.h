@@ -47,6 +47,7 @@ struct req {
 	const char	*client_id;	/* X-CLIENT-ID */
 	const char	*idempotency_key;
 	const char	*accept_language;
+	const char	*accept;	/* Accept */
 	char		 id[REQID_MAX + 1];	/* nginx's $request_id, or ours */
 	/* BODY_OK: exactly CONTENT_LENGTH bytes, at most max_body, NUL. */
 	enum body_res	 body_res;

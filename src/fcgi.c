@@ -128,6 +128,7 @@ req_read(struct slot *sl, size_t max_body)
 	r->client_id = FCGX_GetParam("HTTP_X_CLIENT_ID", env);
 	r->idempotency_key = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", env);
 	r->accept_language = FCGX_GetParam("HTTP_ACCEPT_LANGUAGE", env);
+	r->accept = FCGX_GetParam("HTTP_ACCEPT", env);
 	req_set_id(r, FCGX_GetParam("REQUEST_ID", env));
 	r->body_res = req_read_body(sl, max_body);
 }

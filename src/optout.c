@@ -86,11 +86,44 @@ accept_language(struct req *r, char out[LANG_MAX])
 		out[0] = '\0';
 }
 
+/* The headers of the pages people open: nothing runs, nothing frames. */
+#define PAGE_HEADERS \
+	"Content-Security-Policy: default-src 'none'; " \
+	"style-src 'unsafe-inline'; form-action 'self'\r\n" \
+	"X-Frame-Options: DENY\r\n" \
+	"Referrer-Policy: no-referrer\r\n"
+
+/* part for the app in the reader's language (Accept-Language), or NULL. */
+static char *
+page_of(struct ctx *ctx, struct req *r, const struct app *a,
+    enum tmpl_part part, const struct tmpl_vars *v)
+{
+	char lang[LANG_MAX], *page;
+
+	accept_language(r, lang);
+	page = tmpl_render(tmpl_resolve(lang, a->language,
+	    ctx->conf->default_language), part, v);
+	if (page == NULL)
+		page = tmpl_render(ctx->conf->default_language, part, v);
+	return page;
+}
+
+/*
+ * Whether the POST came from a person's browser (the page's button, no
+ * JavaScript): it asks for HTML.  One-click POSTs of mail providers and
+ * API clients do not, and get the envelope.
+ */
+static int
+wants_html(const struct req *r)
+{
+	return r->accept != NULL && strstr(r->accept, "text/html") != NULL;
+}
+
 void
 optout_get(struct ctx *ctx, struct req *r, const char *unused)
 {
 	char app[UUID_LEN + 1], email[EMAIL_MAX + 1], tok[TOKEN_MAX];
-	char lang[LANG_MAX], *page = NULL;
+	char *page = NULL;
 	struct buf url = { 0 };
 	struct tmpl_vars v;
 	struct app a;
@@ -107,30 +140,50 @@ optout_get(struct ctx *ctx, struct req *r, const char *unused)
 			api_db_fail(r, res == DB_BUSY);
 		return;
 	}
-	accept_language(r, lang);
 	memset(&v, 0, sizeof(v));
 	v.app_name = a.name;
 	v.invitee_email = email;
 	if (buf_printf(&url, "%s/api/v1/referral-invites/opt-out?token=%s",
 	    ctx->conf->public_url, tok) == 0) {
 		v.optout_url = url.p;
-		page = tmpl_render(tmpl_resolve(lang, a.language,
-		    ctx->conf->default_language), TMPL_OPTOUT, &v);
-		if (page == NULL)
-			page = tmpl_render(ctx->conf->default_language,
-			    TMPL_OPTOUT, &v);
+		page = page_of(ctx, r, &a, TMPL_OPTOUT, &v);
 	}
 	if (page == NULL)
 		api_fail(r, 500, "Internal error");
 	else
-		req_respond(r, 200, "text/html; charset=utf-8",
-		    "Content-Security-Policy: default-src 'none'; "
-		    "style-src 'unsafe-inline'; form-action 'self'\r\n"
-		    "X-Frame-Options: DENY\r\n"
-		    "Referrer-Policy: no-referrer\r\n", page, strlen(page));
+		req_respond(r, 200, "text/html; charset=utf-8", PAGE_HEADERS,
+		    page, strlen(page));
 	free(page);
 	buf_free(&url);
 	db_app_free(&a);
+}
+
+/*
+ * The answer to an opt-out that was recorded: the envelope, or for a
+ * browser the page LANG.optout-done.html in its language (the envelope
+ * when the templates have none).
+ */
+static void
+done(struct ctx *ctx, struct req *r, const char *app, const char *email)
+{
+	struct tmpl_vars v;
+	struct app a;
+	char *page = NULL;
+
+	if (wants_html(r) && db_app_get(ctx->db, app, &a) == DB_OK) {
+		memset(&v, 0, sizeof(v));
+		v.app_name = a.name;
+		v.invitee_email = email;
+		page = page_of(ctx, r, &a, TMPL_OPTOUT_DONE, &v);
+		db_app_free(&a);
+	}
+	if (page != NULL)
+		req_respond(r, 200, "text/html; charset=utf-8", PAGE_HEADERS,
+		    page, strlen(page));
+	else
+		api_ok(r, 200, "You will not receive invites from this app "
+		    "again", NULL, NULL);
+	free(page);
 }
 
 void
@@ -165,7 +218,6 @@ optout_post(struct ctx *ctx, struct req *r, const char *unused)
 	else {
 		log_info("request %s: an address opted out of app %s (%d "
 		    "queued invites canceled)", r->id, app, canceled);
-		api_ok(r, 200, "You will not receive invites from this app "
-		    "again", NULL, NULL);
+		done(ctx, r, app, email);
 	}
 }

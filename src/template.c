@@ -46,6 +46,7 @@ static const struct {
 	const char	*suffix;
 	enum tmpl_part	 part;
 } tmpl_files[] = {
+	{ ".optout-done.html", TMPL_OPTOUT_DONE },
 	{ ".optout.html", TMPL_OPTOUT },
 	{ ".subject", TMPL_SUBJECT },
 	{ ".txt", TMPL_TEXT },
@@ -216,7 +217,8 @@ tmpl_lint(const char *path, enum tmpl_part part, const char *p)
 	if ((part == TMPL_TEXT || part == TMPL_HTML) &&
 	    strstr(p, "{{accept_url}}") == NULL)
 		log_warnx("%s: has no {{accept_url}}", path);
-	if (part != TMPL_SUBJECT && strstr(p, "{{optout_url}}") == NULL)
+	if (part != TMPL_SUBJECT && part != TMPL_OPTOUT_DONE &&
+	    strstr(p, "{{optout_url}}") == NULL)
 		log_warnx("%s: has no {{optout_url}} (the opt-out link)", path);
 }
 
@@ -539,6 +541,7 @@ tmpl_add_value(struct buf *b, const char *val, enum tmpl_part part)
 	switch (part) {
 	case TMPL_HTML:
 	case TMPL_OPTOUT:
+	case TMPL_OPTOUT_DONE:
 		return tmpl_add_html(b, val);
 	case TMPL_SUBJECT:
 		return tmpl_add_line(b, val);

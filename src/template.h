@@ -8,7 +8,8 @@
 
 #include <stddef.h>
 
-enum tmpl_part { TMPL_SUBJECT, TMPL_TEXT, TMPL_HTML, TMPL_OPTOUT, TMPL__MAX };
+enum tmpl_part { TMPL_SUBJECT, TMPL_TEXT, TMPL_HTML, TMPL_OPTOUT,
+    TMPL_OPTOUT_DONE, TMPL__MAX };
 
 struct tmpl_vars {
 	const char	*app_name;
@@ -23,7 +24,8 @@ struct tmpl_vars {
  * Load every template under shipped (the packaged directory) and then
  * overrides (an operator's directory, may be NULL), a file in overrides
  * replacing the same file in shipped.  Files are named LANG.subject,
- * LANG.txt, LANG.html and LANG.optout.html.  Returns 0, or -1 with a reason
+ * LANG.txt, LANG.html, LANG.optout.html and LANG.optout-done.html (the
+ * page a person's opt-out click gets).  Returns 0, or -1 with a reason
  * in err.  May be called again (SIGHUP): the old set is replaced only when
  * the new one loads.
  */
@@ -48,7 +50,7 @@ int		 tmpl_has(const char *lang);
 const char	*tmpl_resolve(const char *requested, const char *app_default,
 		    const char *server_default);
 /*
- * Render part of lang with v.  In TMPL_HTML and TMPL_OPTOUT every value is
+ * Render part of lang with v.  In the HTML parts every value is
  * HTML-escaped; in TMPL_SUBJECT CR, LF and other controls in values become
  * spaces.  Returns a malloc'd NUL-terminated string or NULL.
  */

@@ -112,8 +112,8 @@ for t in "$SRCDIR"/templates/*; do
 	    cmp -s "$SRCDIR/templates/$t" \
 	    "$ROOT/usr/share/referral-invites/templates/$t"
 done
-check "templates: en.subject, en.txt, en.html, en.optout.html among $n" \
-    sh -c 'for p in subject txt html optout.html; do
+check "templates: the five of en among $n" \
+    sh -c 'for p in subject txt html optout.html optout-done.html; do
 	test -f "$0/usr/share/referral-invites/templates/en.$p" || exit 1
     done' "$ROOT"
 

@@ -51,7 +51,6 @@ import harness
 from harness import App, check, check_error, ok_body, template
 
 OPTOUT = '/api/v1/referral-invites/opt-out'
-DONE = 'You will not receive invites from this app again'
 BROWSER_DIR = os.path.join(harness.SRCDIR, 'tests', 'browser')
 CHECK = os.path.join(BROWSER_DIR, 'check.mjs')
 CHROMIUM = os.environ.get('RI_CHROMIUM', '/usr/bin/chromium')
@@ -80,8 +79,11 @@ def languages():
     langs = sorted(f[:-len('.optout.html')] for f in os.listdir(d)
                    if f.endswith('.optout.html'))
     mails = sorted(f[:-len('.html')] for f in os.listdir(d)
-                   if f.endswith('.html') and not f.endswith('.optout.html'))
-    assert langs == mails and 'en' in langs, (langs, mails)
+                   if f.endswith('.html') and not f.endswith('.optout.html')
+                   and not f.endswith('.optout-done.html'))
+    done = sorted(f[:-len('.optout-done.html')] for f in os.listdir(d)
+                  if f.endswith('.optout-done.html'))
+    assert langs == mails == done and 'en' in langs, (langs, mails, done)
     return langs
 
 
@@ -107,6 +109,13 @@ def fill(s, values):
     for k, v in values.items():
         s = s.replace('{{%s}}' % k, v)
     return norm(html.unescape(s))
+
+
+def done_page(lang, app):
+    """The page a click gets: LANG.optout-done.html, the app's name in it
+    escaped as the daemon escapes it."""
+    return template(lang, 'optout-done.html').replace(
+        '{{app_name}}', html.escape(app.name, quote=True))
 
 
 def title(lang, part, values):
@@ -346,7 +355,6 @@ def test_browser_optout_click_without_javascript(stack):
     # The GETs of the pages above changed nothing.
     assert all(v == [] for v in run['after_get'].values()), run['after_get']
     bad = []
-    done = ok_body(DONE).decode()
     posts = nginx_posts(stack)[len(run['posts_before']):]
     for c in run['clicked']['clicks']:
         lang = c['name'].split('-', 1)[1]
@@ -359,7 +367,8 @@ def test_browser_optout_click_without_javascript(stack):
             continue
         want = {'url': i['url'], 'method': 'POST',
                 'contentType': 'application/x-www-form-urlencoded',
-                'status': 200, 'response': done, 'pageUrl': i['url']}
+                'status': 200, 'response': done_page(lang, app),
+                'pageUrl': i['url']}
         got = {k: post[k] for k in want}
         if got != want or post['body'] not in (None, ''):
             bad.append('%s: the form sent/got %s, not %s' % (what, post, want))

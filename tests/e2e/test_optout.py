@@ -328,6 +328,37 @@ def test_get_page_never_changes_state(stack):
     assert suppressions(stack, app) == []
 
 
+def test_browser_post_gets_the_done_page_in_its_language(stack):
+    """The page's button, clicked in a browser (Accept: text/html), gets
+    LANG.optout-done.html in the reader's language with the page headers;
+    one-click and API POSTs keep the envelope."""
+    app = App(stack, name='Caf\u00e9 <Ltd> & "Co"')
+    for lang, tpl in (('de-DE,de;q=0.9', 'de'), ('pt-br', 'pt-BR'),
+                      (None, 'en')):
+        addr, url = invited(stack, app)
+        h = {'Content-Type': 'application/x-www-form-urlencoded',
+             'Accept': 'text/html,application/xhtml+xml,application/xml;'
+                       'q=0.9,*/*;q=0.8'}
+        if lang:
+            h['Accept-Language'] = lang
+        st, hh, b = one_click(stack, url, b'', h)
+        assert st == 200, (st, b)
+        assert hh.get('content-type') == HTML_CT, hh
+        assert hh.get('x-frame-options') == 'DENY', hh
+        assert "default-src 'none'" in hh.get('content-security-policy',
+                                               ''), hh
+        want = render(tpl, 'optout-done.html', {'app_name': app.name})
+        assert b.decode('utf-8') == want, (tpl, b)
+        assert '&lt;Ltd&gt; &amp; &quot;Co&quot;' in want, want
+        assert suppressions(stack, app)[-1:] != []
+    # Without text/html in Accept: the envelope, as before.
+    addr, url = invited(stack, app)
+    check(one_click(stack, url, headers={
+        'Content-Type': 'application/x-www-form-urlencoded',
+        'Accept': 'application/json'}), 200,
+        ok_body('You will not receive invites from this app again'))
+
+
 def test_opt_out_methods(stack):
     app = App(stack)
     addr, url = invited(stack, app)

@@ -128,7 +128,10 @@ test_tmpl_every_language_complete(void)
 		    strstr(p[TMPL_OPTOUT], "<form method=\"post\" action=\""
 		    "https://invites.example/api/v1/referral-invites/opt-out"
 		    "?token=xyz\"><button type=\"submit\"") != NULL &&
-		    strstr(p[TMPL_OPTOUT], "<script") == NULL;
+		    strstr(p[TMPL_OPTOUT], "<script") == NULL &&
+		    strstr(p[TMPL_OPTOUT_DONE], want) != NULL &&
+		    strstr(p[TMPL_OPTOUT_DONE], "<form") == NULL &&
+		    strstr(p[TMPL_OPTOUT_DONE], "<script") == NULL;
 		for (k = 0; k < TMPL__MAX; k++)
 			free(p[k]);
 		if (!ok)
