@@ -11,8 +11,9 @@ log tails) and ends with the line "N passed, N failed".
 
     /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-x] [--skip M[,M]]
 
---skip leaves out whole modules (test_browser,test_waits); .ci/run uses
-it for the second, sanitizer build.
+--skip leaves out whole modules (test_browser) or single tests
+(test_limits.test_cooldown); .ci/run uses it for the second, sanitizer
+build.
 """
 
 import argparse
@@ -37,9 +38,10 @@ def tests_of(module, pattern):
     return [f for f in fns if pattern is None or pattern in f.__name__]
 
 
-def run_module(name, pattern, stop_first):
+def run_module(name, pattern, stop_first, skip=()):
     module = importlib.import_module(name)
-    fns = tests_of(module, pattern)
+    fns = [f for f in tests_of(module, pattern)
+           if '%s.%s' % (name, f.__name__) not in skip]
     if not fns:
         return 0, 0
     passed = failed = 0
@@ -84,21 +86,23 @@ def main():
     p.add_argument('-k', dest='pattern', help='run tests whose name '
                    'contains this substring')
     p.add_argument('-x', action='store_true', help='stop at first failure')
-    p.add_argument('--skip', default='', help='modules to leave out, '
-                   'comma-separated (test_browser,test_waits)')
+    p.add_argument('--skip', default='', help='modules or tests to leave '
+                   'out, comma-separated (test_browser,test_limits.'
+                   'test_cooldown)')
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(',')))
     names = sorted(f[:-3] for f in os.listdir(HERE)
                    if f.startswith('test_') and f.endswith('.py'))
-    unknown = skip - set(names)
-    if unknown:
-        p.error('--skip: no module %s' % ', '.join(sorted(unknown)))
-    for name in sorted(skip):
-        print('# %s: skipped (--skip)' % name)
+    for s in sorted(skip):
+        mod, _, fn = s.partition('.')
+        if mod not in names or (fn and not callable(getattr(
+                importlib.import_module(mod), fn, None))):
+            p.error('--skip: no module or test %s' % s)
+        print('# %s: skipped (--skip)' % s)
     names = [n for n in names if n not in skip]
     passed = failed = 0
     for name in names:
-        p_, f_ = run_module(name, args.pattern, args.x)
+        p_, f_ = run_module(name, args.pattern, args.x, skip)
         passed += p_
         failed += f_
         if failed and args.x:
