@@ -42,6 +42,15 @@ static const char *const mailer_ro[] = {
 	NULL
 };
 
+int
+child_term_pending(void)
+{
+	sigset_t set;
+
+	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGINT) == 1);
+}
+
 void
 child_signals(void)
 {

@@ -86,6 +86,12 @@ int	 load_all(struct daemon *, struct conf *c, char *err, size_t errsz);
 /* Signals as every child wants them: blocked but where it waits. */
 void	 child_signals(void);
 /*
+ * Whether SIGTERM or SIGINT waits, blocked: a child that is never in a
+ * wait which delivers it (busy channels, SMTP or HTTP under way) looks
+ * for a stop with this between two rounds.
+ */
+int	 child_term_pending(void);
+/*
  * Landlock: the database directory; with connect (0-terminated ports),
  * also TLS, DNS and TCP connections to those ports (the mailer, hooks).
  */

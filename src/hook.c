@@ -62,15 +62,6 @@ struct hooks {
 	time_t			 purge;		/* the next purge */
 };
 
-static int
-term_pending(void)
-{
-	sigset_t set;
-
-	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
-	    sigismember(&set, SIGINT) == 1);
-}
-
 /* The answer's body: its start kept for last_reply, never past the cap. */
 static size_t
 on_body(char *p, size_t size, size_t n, void *arg)
@@ -315,7 +306,7 @@ hooks_run(struct hooks *hk)
 	int running, i;
 
 	while (hk->busy > 0 || stop == 0) {
-		if (stop == 0 && (got_term || term_pending()))
+		if (stop == 0 && (got_term || child_term_pending()))
 			stop = time(NULL) + HOOK_TIMEOUT;
 		if (stop == 0)
 			take_due(hk);

@@ -341,15 +341,6 @@ session_defer(struct session *ss, struct outbox *ob, const char *reply)
 }
 
 /* SIGTERM stays blocked during a session: look for it between batches. */
-static int
-term_pending(void)
-{
-	sigset_t set;
-
-	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
-	    sigismember(&set, SIGINT) == 1);
-}
-
 static void *
 session_main(void *arg)
 {
@@ -515,7 +506,7 @@ mailer_run(struct mailer *ml)
 	if (pipe2(pool.poke, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("mailer: pipe");
 	ss = sessions_start(ml);
-	while (!*ml->stopping && !term_pending()) {
+	while (!*ml->stopping && !child_term_pending()) {
 		metrics_beat(PART_MAILER);
 		got = keep(ml, claim || got == 1);
 		claim = keeper_wait(ml, keeper_ms(ml, got == 1));

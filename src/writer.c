@@ -230,19 +230,6 @@ ckpt_stop(struct ckpt *ck)
 	pthread_mutex_destroy(&ck->mu);
 }
 
-/*
- * A stop asked for while every channel stays readable: ppoll returns at
- * once without delivering the signal, so look for it between batches.
- */
-static int
-stop_pending(void)
-{
-	sigset_t set;
-
-	return sigpending(&set) == 0 && (sigismember(&set, SIGTERM) == 1 ||
-	    sigismember(&set, SIGINT) == 1);
-}
-
 static void
 wake_send(int fd, const struct wake_rec *w, int k)
 {
@@ -301,7 +288,7 @@ commit_run(struct db *db, struct db *ckdb, const int *fds, int nfds,
 	sigemptyset(&none);
 	db_wal_watch(db);
 	ckpt_start(&ck, ckdb);
-	while (!*stopping && !stop_pending()) {
+	while (!*stopping && !child_term_pending()) {
 		/* Alive (health, metrics.h): beat at least once a second. */
 		metrics_beat(PART_WRITER);
 		if (ppoll(pfd, (nfds_t)nfds, &beat, &none) <= 0)

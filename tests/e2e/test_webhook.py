@@ -27,6 +27,8 @@ import harness
 from harness import App, ROUTE, check, ok_body, unique, wait_for
 import test_bounce
 import test_ops
+from test_hostile import accept_token
+from test_optout import unsubscribe_url as optout_url
 
 ACCEPT = '/api/v1/referral-invites/accept'
 RECEIVER_PORT = harness.free_port()
@@ -213,20 +215,6 @@ def hooks_pid(stack):
     [pid] = wait_for('ri-webhooks', lambda: harness.children(
         stack, 'ri-webhooks'), 10)
     return pid
-
-
-def accept_token(stack, addr):
-    [m] = stack.mail_for(addr)
-    text = m.get_body(('plain',)).get_content()
-    found = re.search(r'[?&]token=([A-Za-z0-9_-]{65})', text)
-    assert found, text
-    return found.group(1)
-
-
-def optout_url(stack, addr):
-    m = stack.mail_for(addr)[-1]
-    lu = re.sub(r'\s+', '', str(m['List-Unsubscribe']))
-    return re.fullmatch(r'<(https://[^<>]+)>', lu).group(1)
 
 
 def iso(s):
