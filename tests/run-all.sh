@@ -7,9 +7,11 @@
 # daemon, real nginx, real SMTP server).  Ends with one line "N passed, N
 # failed" for everything; exits non-zero on any failure.
 #
-#   tests/run-all.sh [-k SUBSTRING] [-x] [--skip MODULE,...]
-#                       (all three go to tests/e2e/run.py)
+#   tests/run-all.sh [-k SUBSTRING] [-x] [--skip MODULE,...] [-j JOBS]
+#                       (all four go to tests/e2e/run.py)
 #
+# The e2e modules run two at a time (-j 2; E2E_JOBS sets the default): each
+# has its own stack, and most of their time is spent waiting.
 # BUILDDIR (default: the source tree) may name a separate build directory.
 set -u
 
@@ -143,7 +145,7 @@ elif ! npm ci --prefix "$SRCDIR/tests/browser" --no-audit --no-fund; then
 fi
 
 echo "== end-to-end tests"
-stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" "$@"
+stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-2}" "$@"
 e2e_rc=$?
 
 echo "== bench smoke (bench/run.sh runs; its numbers are not checked)"

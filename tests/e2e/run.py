@@ -10,16 +10,23 @@ failure.  Prints PASS/FAIL per test (a failure with its traceback and the
 log tails) and ends with the line "N passed, N failed".
 
     /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-x] [--skip M[,M]]
+                                      [-j JOBS] [MODULE ...]
 
 --skip leaves out whole modules (test_browser) or single tests
 (test_limits.test_cooldown); .ci/run uses it for the second, sanitizer
-build.
+build.  -j runs that many modules at once, each in its own process with
+its own stack (its own directory, ports and daemon), and prints a module's
+lines together when it ends; most tests spend their time waiting for a
+clock or a daemon, so two at a time halve the suite's time on two cores.
+Named modules run alone, in the same process.
 """
 
 import argparse
 import importlib
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
@@ -81,6 +88,64 @@ def run_module(name, pattern, stop_first, skip=()):
     return passed, failed
 
 
+# Started first when -j is above 1, the slowest first, so that no long
+# module is left to run alone at the end (times of a normal build on two
+# cores; any module not named here follows in name order).
+SLOW_FIRST = ('test_invite', 'test_limits', 'test_resilience', 'test_life',
+              'test_webhook', 'test_delivery', 'test_browser', 'test_waits')
+
+
+def run_parallel(names, args, jobs):
+    """Each module in a child run.py, at most jobs at once; a child's
+    output is printed whole when it ends.  Returns (passed, failed)."""
+    order = [n for n in SLOW_FIRST if n in names] + \
+        [n for n in names if n not in SLOW_FIRST]
+    base = [sys.executable, os.path.abspath(__file__)]
+    if args.pattern is not None:
+        base += ['-k', args.pattern]
+    if args.skip:
+        base += ['--skip', args.skip, '--quiet-skip']
+    if args.x:
+        base += ['-x']
+    running = []
+    passed = failed = 0
+    while order or running:
+        while order and len(running) < jobs:
+            name = order.pop(0)
+            out = tempfile.TemporaryFile(mode='w+')
+            running.append((name, out, subprocess.Popen(
+                base + [name], stdout=out, stderr=subprocess.STDOUT)))
+        time.sleep(0.2)
+        for item in list(running):
+            name, out, proc = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            out.seek(0)
+            text = out.read()
+            out.close()
+            lines = text.rstrip('\n').split('\n')
+            last = lines[-1].split() if lines else []
+            if (len(last) == 4 and last[1] == 'passed,' and
+                    last[3] == 'failed' and last[0].isdigit() and
+                    last[2].isdigit()):
+                print('\n'.join(lines[:-1]), flush=True)
+                passed += int(last[0])
+                failed += int(last[2])
+            else:
+                print(text, end='')
+                print('FAIL %s (no summary, exit %d)' % (
+                    name, proc.returncode), flush=True)
+                failed += 1
+            if failed and args.x:
+                for _, o, p in running:
+                    p.terminate()
+                    p.wait()
+                    o.close()
+                return passed, failed
+    return passed, failed
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('-k', dest='pattern', help='run tests whose name '
@@ -89,24 +154,36 @@ def main():
     p.add_argument('--skip', default='', help='modules or tests to leave '
                    'out, comma-separated (test_browser,test_limits.'
                    'test_cooldown)')
+    p.add_argument('--quiet-skip', action='store_true',
+                   help=argparse.SUPPRESS)
+    p.add_argument('-j', dest='jobs', type=int, default=1,
+                   help='modules run at once (default 1)')
+    p.add_argument('modules', nargs='*', help='run only these modules')
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(',')))
     names = sorted(f[:-3] for f in os.listdir(HERE)
                    if f.startswith('test_') and f.endswith('.py'))
+    for m in args.modules:
+        if m not in names:
+            p.error('no module %s' % m)
     for s in sorted(skip):
         mod, _, fn = s.partition('.')
         if mod not in names or (fn and not callable(getattr(
                 importlib.import_module(mod), fn, None))):
             p.error('--skip: no module or test %s' % s)
-        print('# %s: skipped (--skip)' % s)
-    names = [n for n in names if n not in skip]
+        if not args.quiet_skip:
+            print('# %s: skipped (--skip)' % s)
+    names = [n for n in (args.modules or names) if n not in skip]
     passed = failed = 0
-    for name in names:
-        p_, f_ = run_module(name, args.pattern, args.x, skip)
-        passed += p_
-        failed += f_
-        if failed and args.x:
-            break
+    if args.jobs > 1 and len(names) > 1:
+        passed, failed = run_parallel(names, args, args.jobs)
+    else:
+        for name in names:
+            p_, f_ = run_module(name, args.pattern, args.x, skip)
+            passed += p_
+            failed += f_
+            if failed and args.x:
+                break
     for r in harness.REPORTS:
         print('FAIL sanitizer/valgrind report: %s' % r)
     failed += len(harness.REPORTS)
