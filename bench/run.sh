@@ -26,6 +26,11 @@ sync=${BENCH_SYNC:-full}
 conns=${BENCH_CONNECTIONS:-"1 16 64"}
 rounds=${BENCH_ROUNDS:-3}
 delay=${BENCH_SMTP_DELAY_MS:-0}
+# The sink stands for a relay on another host.  Here it shares the cores:
+# with delivery_wait 0 it runs at the nice the mailer takes then (10), so
+# that like the mailer it gets what answering leaves; with a wait, the
+# verdict is part of the answer and both run at the pool's.
+if [ "${BENCH_WAIT:-3}" = 0 ]; then sink_nice=${BENCH_SINK_NICE:-10}; else sink_nice=${BENCH_SINK_NICE:-0}; fi
 py=/usr/bin/python3
 
 need() { command -v "$1" >/dev/null || { echo "bench: $1 missing (apt-get install $2)"; exit 1; }; }
@@ -101,7 +106,7 @@ sqlite3 "$dir/db/invites.db" "SELECT id FROM users" > "$dir/users"
 
 # The SMTP sink: takes every message, after BENCH_SMTP_DELAY_MS at the
 # end of DATA (a slow relay).
-$py -c "
+nice -n "$sink_nice" $py -c "
 import asyncio, sys
 from aiosmtpd.controller import Controller
 delay = $delay / 1000
@@ -159,7 +164,7 @@ mailer=$(pgrep -P "$daemon" -x ri-mailer || true)
 sq() { sqlite3 -cmd ".timeout 10000" "$dir/db/invites.db" "$@"; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 echo "referral-invites bench: $(nproc) cores, workers=$workers, synchronous=$sync, ${secs}s per step, $rounds rounds, $nusers inviters"
-echo "delivery_wait=${BENCH_WAIT:-default} smtp_sessions=$sessions smtp_delay_ms=$delay limits: $lh/h $ld/day per inviter, $lm/min per app"
+echo "delivery_wait=${BENCH_WAIT:-default} smtp_sessions=$sessions smtp_delay_ms=$delay sink_nice=$sink_nice limits: $lh/h $ld/day per inviter, $lm/min per app"
 
 median() { tr ' ' '\n' | sed '/^$/d' | sort -n | awk '{ v[NR] = $1 }
     END { print NR % 2 ? v[(NR + 1) / 2] : v[NR / 2] }'; }

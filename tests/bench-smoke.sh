@@ -51,7 +51,7 @@ sed 's/^/    /' "$out"
 
 check "bench/run.sh exits 0" test "$rc" -eq 0
 check "the configuration line" \
-    grep -Eq "^delivery_wait=default smtp_sessions=(default|unsupported) smtp_delay_ms=0 limits: [0-9]+/h [0-9]+/day per inviter, [0-9]+/min per app$" "$out"
+    grep -Eq "^delivery_wait=default smtp_sessions=(default|unsupported) smtp_delay_ms=0 sink_nice=0 limits: [0-9]+/h [0-9]+/day per inviter, [0-9]+/min per app$" "$out"
 check "the mailer alone sent all it was given" \
     grep -Eq "^mailer alone: ([1-9][0-9]*) of \1 sent in [0-9.]+s = [0-9.]+ messages/s \(0 canceled unsent\)$" "$out"
 for c in 1 4; do
