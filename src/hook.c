@@ -306,6 +306,8 @@ hooks_run(struct hooks *hk)
 	int running, i;
 
 	while (hk->busy > 0 || stop == 0) {
+		/* At least once a HOOK_IDLE_MS: its poll's timeout. */
+		metrics_beat(PART_WEBHOOKS);
 		if (stop == 0 && (got_term || child_term_pending()))
 			stop = time(NULL) + HOOK_TIMEOUT;
 		if (stop == 0)

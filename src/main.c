@@ -174,6 +174,7 @@ fill_slots(struct daemon *d)
 			sleep(1);
 		d->hooks_started = time(NULL);
 		d->hooks = spawn(d, ROLE_HOOKS, 0);
+		metrics_child(PART_WEBHOOKS, d->hooks > 0 ? d->hooks : 0);
 	}
 }
 
@@ -205,6 +206,7 @@ reap(struct daemon *d)
 		}
 		if (pid == d->hooks) {
 			d->hooks = 0;
+			metrics_child(PART_WEBHOOKS, 0);
 			if (died)
 				metrics_add(M_RESTART_HOOKS);
 		}

@@ -219,11 +219,13 @@ format_up(struct buf *b, const struct metrics *m,
     const struct metrics_db *dbm, int64_t mono)
 {
 	if (family(b, "up", "gauge", "Whether a part of the service is up "
-	    "(1) or down (0), as the health route says.") == -1 ||
+	    "(1) or down (0); health answers 503 when the database, the "
+	    "writer or the mailer is down.") == -1 ||
 	    buf_printf(b, P "up{part=\"database\"} %d\n" P "up{part=\"writer\"}"
-	    " %d\n" P "up{part=\"mailer\"} %d\n", dbm->ok != 0,
-	    metrics_alive(m, PART_WRITER, mono),
-	    metrics_alive(m, PART_MAILER, mono)) == -1 ||
+	    " %d\n" P "up{part=\"mailer\"} %d\n" P "up{part=\"webhooks\"}"
+	    " %d\n", dbm->ok != 0, metrics_alive(m, PART_WRITER, mono),
+	    metrics_alive(m, PART_MAILER, mono),
+	    metrics_alive(m, PART_WEBHOOKS, mono)) == -1 ||
 	    family(b, "start_time_seconds", "gauge", "When the daemon "
 	    "started, in seconds since the epoch (0: not known); the "
 	    "counters count from then.") == -1 ||

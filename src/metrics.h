@@ -22,7 +22,7 @@
 struct buf;
 
 /* The parts health and metrics report on, besides the database. */
-enum part { PART_WRITER, PART_MAILER, PART__MAX };
+enum part { PART_WRITER, PART_MAILER, PART_WEBHOOKS, PART__MAX };
 
 /* A part whose last beat is older than this is down (seconds). */
 #define METRICS_STALE	10

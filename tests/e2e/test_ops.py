@@ -46,10 +46,13 @@ def make_stack():
 
 
 def ready(stack):
-    """Until the writer and the mailer have beaten once: the socket
-    answers before they are ready, and health says so."""
+    """Until the writer, the mailer and the webhooks have beaten once:
+    the socket answers before they are ready, and health says so."""
     wait_for('health 200', lambda: stack.request('GET', HEALTH)[0] == 200,
              10, interval=0.05)
+    wait_for('webhooks up', lambda: val(scrape(stack), 'referral_invites_up',
+                                        part='webhooks') == 1, 10,
+             interval=0.05)
 
 
 # -- health ------------------------------------------------------------------
@@ -267,7 +270,7 @@ def test_metrics_every_family_with_help_and_type(stack):
               'rate_limited_total', 'restarts_total', 'db_busy_waits_total',
               'db_busy_timeouts_total', 'webhook_attempts_total'):
         assert 'referral_invites_' + n in names, n
-    for part in ('database', 'writer', 'mailer'):
+    for part in ('database', 'writer', 'mailer', 'webhooks'):
         assert val(s, 'referral_invites_up', part=part) == 1
     assert abs(val(s, 'referral_invites_start_time_seconds') -
                time.time()) < 3600
@@ -275,6 +278,23 @@ def test_metrics_every_family_with_help_and_type(stack):
         val(s, 'referral_invites_smtp_replies_total', **{'class': c})
     for lim in ('inviter_hour', 'inviter_day', 'app_minute'):
         val(s, 'referral_invites_rate_limited_total', limit=lim)
+
+
+def test_webhooks_stopped_are_down_in_metrics_not_in_health(stack):
+    """The webhooks process beats like the writer and the mailer: stopped,
+    it is down in the metrics STALE seconds later and up again once it
+    runs.  Health stays 200 all along (invites do not need it)."""
+    [pid] = harness.children(stack, 'ri-webhooks')
+    up = lambda: val(scrape(stack), 'referral_invites_up', part='webhooks')
+    assert up() == 1
+    with harness.stopped(pid):
+        t0 = time.monotonic()
+        wait_for('webhooks down', lambda: up() == 0, STALE + 5,
+                 interval=0.2)
+        assert time.monotonic() - t0 >= STALE - 2, time.monotonic() - t0
+        check_health(health(stack))
+    wait_for('webhooks up', lambda: up() == 1, 5, interval=0.2)
+    check_health(health(stack))
 
 
 def test_metrics_count_what_the_requests_did(stack):

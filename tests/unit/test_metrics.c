@@ -80,11 +80,13 @@ test_metrics_alive(void)
 
 static const char expect_head[] =
     "# HELP referral_invites_up Whether a part of the service is up (1) or "
-    "down (0), as the health route says.\n"
+    "down (0); health answers 503 when the database, the writer or the "
+    "mailer is down.\n"
     "# TYPE referral_invites_up gauge\n"
     "referral_invites_up{part=\"database\"} 1\n"
     "referral_invites_up{part=\"writer\"} 1\n"
     "referral_invites_up{part=\"mailer\"} 0\n"
+    "referral_invites_up{part=\"webhooks\"} 0\n"
     "# HELP referral_invites_start_time_seconds When the daemon started, "
     "in seconds since the epoch (0: not known); the counters count from "
     "then.\n"
