@@ -34,7 +34,7 @@
 #include "metrics.h"
 
 #define IDLE_POLL	10	/* seconds between looks for due retries */
-#define MAILER_NICE	10	/* the mailer's nice value above the pool's */
+#define MAILER_NICE	10	/* a session thread's nice above the pool's */
 
 pthread_mutex_t build_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -340,6 +340,29 @@ session_defer(struct session *ss, struct outbox *ob, const char *reply)
 	session_record(ss, ob, "queued", reply, now + delay, 0);
 }
 
+/*
+ * With delivery_wait 0 sending yields to answering: when the workers and
+ * the writer need both cores, the sessions (and the SMTP server they
+ * feed, when that is on this host) take what they leave, and catch up
+ * once the burst is over.  Only the sessions' threads: the keeper holds
+ * the write lock in its short transactions, and a keeper put off by the
+ * scheduler while it holds it would keep the writer waiting (on Linux a
+ * thread has a nice value of its own).  With a wait, the verdict is part
+ * of the answer: the sessions run as the pool does.
+ */
+static void
+session_yield(void)
+{
+	pid_t tid = gettid();
+	int prio;
+
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)tid,
+	    prio + MAILER_NICE > 19 ? 19 : prio + MAILER_NICE) == -1)
+		log_warn("mailer: cannot lower a session's priority");
+}
+
 /* SIGTERM stays blocked during a session: look for it between batches. */
 static void *
 session_main(void *arg)
@@ -348,6 +371,8 @@ session_main(void *arg)
 	struct outbox *ob;
 	size_t n;
 
+	if (ss->ml->conf->delivery_wait == 0)
+		session_yield();
 	while ((n = pool_take(ss, &ob, SESSION_BATCH, NULL)) > 0)
 		relay_send(ss, ob, n);
 	return NULL;
@@ -523,7 +548,7 @@ void
 mailer_main(struct daemon *d)
 {
 	struct mailer ml;
-	int prio, ports[] = { d->conf.smtp_port, 0 };
+	int ports[] = { d->conf.smtp_port, 0 };
 
 	child_signals();
 	close(d->sock);
@@ -531,19 +556,6 @@ mailer_main(struct daemon *d)
 	child_channels(d, ROLE_MAILER, -1);
 	memset(&ml, 0, sizeof(ml));
 	ml.conf = &d->conf;
-	/*
-	 * With delivery_wait 0 sending yields to answering: when the
-	 * workers and the writer need both cores, the mailer (and the SMTP
-	 * server it feeds, when that is on this host) takes what they leave,
-	 * and catches up once the burst is over.  With a wait, the verdict
-	 * is part of the answer: the mailer runs as the pool does.
-	 */
-	errno = 0;
-	prio = getpriority(PRIO_PROCESS, 0);
-	if (d->conf.delivery_wait == 0 && (errno != 0 ||
-	    setpriority(PRIO_PROCESS, 0, prio + MAILER_NICE > 19 ? 19 :
-	    prio + MAILER_NICE) == -1))
-		log_warn("mailer: cannot lower its priority");
 	child_confine(d, "mailer", ports);
 	/*
 	 * The mailer's commits only move stored invites along (claimed,

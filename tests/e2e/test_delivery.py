@@ -718,40 +718,53 @@ def test_delivery_200_invites_over_one_session(stack):
                               smtp_sessions='1'))
 
 
-def proc_nice(pid):
-    """A process's nice value, from /proc/PID/stat."""
-    with open('/proc/%d/stat' % pid) as f:
+def proc_nice(pid, tid=None):
+    """A process's (or one of its threads') nice value, from its stat."""
+    path = '/proc/%d/stat' % pid if tid is None else \
+        '/proc/%d/task/%d/stat' % (pid, tid)
+    with open(path) as f:
         return int(f.read().rsplit(')', 1)[1].split()[16])
 
 
 def nices(stack):
-    """The daemon's nice value, the mailer's, and each other child kind's."""
+    """The daemon's nice value, the mailer's main thread's, the set of its
+    other threads' (the SMTP sessions) and each other child kind's."""
     daemon = stack.procs['daemon'].pid
     mailer = wait_for('ri-mailer', lambda: mailer_pid(stack), 5)
+    sessions = [proc_nice(mailer, int(t))
+                for t in os.listdir('/proc/%d/task' % mailer)
+                if int(t) != mailer]
     kinds = {}
     for p in harness.children(stack):
         if p != mailer:
             with open('/proc/%d/comm' % p) as f:
                 kinds.setdefault(f.read().strip(), set()).add(proc_nice(p))
-    return proc_nice(daemon), proc_nice(mailer), kinds
+    return proc_nice(daemon), proc_nice(mailer), sorted(sessions), kinds
 
 
 def test_delivery_mailer_priority_follows_delivery_wait(stack):
     """With a delivery_wait the verdict is part of the answer: the mailer
-    runs at the pool's priority.  With delivery_wait 0 it runs ten nice
-    levels below (at most 19) and sends with what the pool leaves.  The
-    webhook process, which no answer waits for, always does."""
+    runs at the pool's priority.  With delivery_wait 0 its 4 SMTP
+    sessions (smtp_sessions) run ten nice levels below (at most 19) and
+    send with what the pool leaves, while its keeper, which holds the
+    write lock in its transactions, stays at the pool's.  The webhook
+    process, which no answer waits for, always runs below."""
     from test_resilience import own_stack
-    base, mailer, kinds = nices(stack)
-    assert mailer == base, (base, mailer)
+    base, mailer, sessions, kinds = nices(stack)
+    assert (mailer, sessions) == (base, [base] * 4), (base, mailer, sessions)
     assert kinds == {'ri-worker': {base}, 'ri-writer': {base},
                      'ri-webhooks': {min(base + 10, 19)}}, kinds
     s = own_stack({'delivery_wait': '0'})
     try:
-        base, mailer, kinds = nices(s)
-        assert mailer == min(base + 10, 19), (base, mailer)
+        low = min(base + 10, 19)
+        base, mailer, sessions, kinds = wait_for(
+            'the sessions lowered', lambda: (lambda n: n if len(n[2]) == 4
+                                             and n[2][0] == low else None)(
+                nices(s)), 5)
+        assert (mailer, sessions) == (base, [low] * 4), (base, mailer,
+                                                         sessions)
         assert kinds == {'ri-worker': {base}, 'ri-writer': {base},
-                         'ri-webhooks': {min(base + 10, 19)}}, kinds
+                         'ri-webhooks': {low}}, kinds
     finally:
         s.stop()
 
