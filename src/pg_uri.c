@@ -119,11 +119,57 @@ pg_uri_redact_text(const char *uri, const char *text, char *out,
 	redact(uri, text, 0, out, outsz);
 }
 
+/*
+ * Whether len bytes at tok, wherever they occur in uri, cover part of
+ * one of its passwords: libpq's messages quote a URI's bad part, which
+ * may be a password's piece where the URI is malformed.
+ */
+static int
+covers_password(const char *uri, const char *tok, size_t len)
+{
+	struct span sp[PASSWORDS_MAX];
+	const char *at, *end = uri + strlen(uri);
+	int i, n = passwords(uri, sp, PASSWORDS_MAX);
+
+	for (at = uri; len > 0 && (at = memmem(at, (size_t)(end - at), tok,
+	    len)) != NULL; at++)
+		for (i = 0; i < n; i++)
+			if (at < sp[i].p + sp[i].len && sp[i].p < at + len)
+				return 1;
+	return 0;
+}
+
+/* msg into out with each quoted part that covers a password replaced. */
+static void
+redact_quoted(const char *uri, const char *msg, char *out, size_t outsz)
+{
+	const char *q, *close;
+	size_t o = 0, len;
+
+	while (*msg != '\0' && o + 1 < outsz) {
+		if (*msg == '"' && (close = strchr(msg + 1, '"')) != NULL) {
+			q = msg + 1;
+			len = (size_t)(close - q);
+			if (covers_password(uri, q, len)) {
+				q = PG_URI_REDACTED;
+				len = strlen(q);
+			}
+			o += (size_t)snprintf(out + o, outsz - o, "\"%.*s\"",
+			    (int)len, q);
+			msg = close + 1;
+		} else
+			out[o++] = *msg++;
+	}
+	if (o >= outsz)
+		o = outsz - 1;
+	out[o] = '\0';
+}
+
 int
 pg_uri_check(const char *uri, char *why, size_t whysz)
 {
 	PQconninfoOption *opts;
-	char *msg = NULL, text[512];
+	char *msg = NULL, text[512], quoted[512];
 	size_t len;
 
 	if (!pg_uri_is(uri)) {
@@ -139,6 +185,7 @@ pg_uri_check(const char *uri, char *why, size_t whysz)
 	PQfreemem(msg);
 	len = strcspn(text, "\n");
 	text[len] = '\0';
-	pg_uri_redact_text(uri, text, why, whysz);
+	redact_quoted(uri, text, quoted, sizeof(quoted));
+	pg_uri_redact_text(uri, quoted, why, whysz);
 	return -1;
 }

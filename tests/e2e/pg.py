@@ -148,5 +148,5 @@ class Postgres:
                             '-c', sql], capture_output=True, text=True)
         if r.returncode != 0:
             raise harness.StackError('psql: %s: %s' % (sql, r.stderr))
-        rows = list(csv.reader(io.StringIO(r.stdout)))
+        rows = list(csv.reader(io.StringIO(r.stdout))) or [[]]
         return rows[0], rows[1:]
