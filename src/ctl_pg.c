@@ -9,7 +9,6 @@
  * URI is shown only redacted (pg_uri.h).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -86,6 +85,8 @@ struct count {
 static void
 say_schema(const char *shown, int from)
 {
+	if (ctl_json)
+		return;
 	if (from == 0)
 		printf("%s: schema created (version %d)\n", shown,
 		    pg_schema_latest());
@@ -132,7 +133,10 @@ ctl_pg_init(const char *uri)
 
 	pg_uri_redact(uri, shown, sizeof(shown));
 	commit(open_schema(uri, &from));
-	if (from == pg_schema_latest())
+	if (ctl_json)
+		printf("{\"from\":%d,\"version\":%d}\n", from,
+		    pg_schema_latest());
+	else if (from == pg_schema_latest())
 		printf("%s: schema version %d is current, nothing changed\n",
 		    shown, from);
 	else
@@ -297,6 +301,14 @@ say_copied(const struct count n[], const char *src, const char *shown)
 	long long all = 0;
 	size_t i;
 
+	if (ctl_json) {
+		for (i = 0; i < NTABLES; i++)
+			printf("%s{\"table\":\"%s\",\"copied\":%lld,"
+			    "\"alreadyThere\":%lld}", i ? "," : "[",
+			    tables[i].name, n[i].copied, n[i].there);
+		printf("]\n");
+		return;
+	}
 	for (i = 0; i < NTABLES; i++) {
 		printf("%s: %lld copied, %lld already there\n",
 		    tables[i].name, n[i].copied, n[i].there);

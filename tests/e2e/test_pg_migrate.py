@@ -341,6 +341,12 @@ def test_pg_migrate_again_copies_nothing(stack):
     assert r.stdout == '\n'.join(want) + '\n', r.stdout
     # The sequences were consumed above: compare what pg_dump shows.
     assert pg_snapshot(stack) == before
+    r = ctl(stack, '--json', 'migrate', '--to', stack.pg.uri())
+    assert (r.returncode, r.stderr) == (0, ''), r
+    assert json.loads(r.stdout) == [
+        {'table': t, 'copied': 0, 'alreadyThere': count(stack, t)}
+        for t in COPIED], r.stdout
+    assert r.stdout.count('\n') == 1, r.stdout
 
 
 def test_pg_migrate_new_rows_only(stack):
@@ -438,6 +444,9 @@ def test_pg_init_again_changes_nothing(stack):
     assert (r.returncode, r.stderr) == (0, ''), r
     assert r.stdout == '%s: schema version 1 is current, nothing ' \
         'changed\n' % shown(stack), r.stdout
+    r = ctl(stack, '-d', stack.pg.uri(), '--json', 'init')
+    assert (r.returncode, r.stderr, r.stdout) == (
+        0, '', '{"from":1,"version":1}\n'), r
     assert pg_snapshot(stack) == before
 
 
