@@ -81,6 +81,14 @@ struct count {
 
 /* ------------------------------------------------------------- init */
 
+/* Refuse with err after closing pg (its transaction rolls back). */
+static void __attribute__((noreturn))
+pg_refuse(PGconn *pg, const char *err)
+{
+	PQfinish(pg);
+	ctl_refuse("%s", err);
+}
+
 /* What init or migrate did to the schema, said with the URI redacted. */
 static void
 say_schema(const char *shown, int from)
@@ -105,10 +113,8 @@ open_schema(const char *uri, int *from)
 	if ((pg = pg_connect(uri, err, sizeof(err))) == NULL)
 		ctl_refuse("%s", err);
 	if (pg_exec(pg, "BEGIN", err, sizeof(err)) == -1 ||
-	    pg_schema_migrate(pg, from, err, sizeof(err)) == -1) {
-		PQfinish(pg);
-		ctl_refuse("%s", err);
-	}
+	    pg_schema_migrate(pg, from, err, sizeof(err)) == -1)
+		pg_refuse(pg, err);
 	return pg;
 }
 
@@ -118,10 +124,8 @@ commit(PGconn *pg)
 {
 	char err[1024];
 
-	if (pg_exec(pg, "COMMIT", err, sizeof(err)) == -1) {
-		PQfinish(pg);
-		ctl_refuse("%s", err);
-	}
+	if (pg_exec(pg, "COMMIT", err, sizeof(err)) == -1)
+		pg_refuse(pg, err);
 	PQfinish(pg);
 }
 
@@ -208,14 +212,6 @@ check_known(void)
 			    name);
 	}
 	sqlite3_finalize(st);
-}
-
-/* Refuse with err after closing pg (its transaction rolls back). */
-static void __attribute__((noreturn))
-pg_refuse(PGconn *pg, const char *err)
-{
-	PQfinish(pg);
-	ctl_refuse("%s", err);
 }
 
 /* INSERT of t's columns, $1 to $n, leaving a row already there alone. */
