@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import harness
-from harness import App, ROUTE, check, ok_body, unique, wait_for
+from harness import App, check, ok_body, unique, wait_for
 import pg
 import test_bounce
 from test_hostile import accept_token
@@ -515,6 +515,16 @@ def test_pg_init_creates_the_schema_in_one_transaction(stack):
     assert stack.pg.psql("SELECT table_name FROM information_schema.tables "
                          "WHERE table_schema = 'public'", uri)[1] == \
         [['mine']]
+    # A statement refused half-way: nothing of the schema is left.
+    stack.pg.admin_psql('CREATE DATABASE clash OWNER ri')
+    uri = stack.pg.uri(database='clash')
+    stack.pg.psql("CREATE FUNCTION events_add(text, text, text, text, text)"
+                  " RETURNS void LANGUAGE sql AS ''", uri)
+    r = ctl(stack, '-d', uri, 'init')
+    refused(r, 'migration to version 1: PostgreSQL: ERROR:  function '
+            '"events_add" already exists with same argument types')
+    assert stack.pg.psql("SELECT count(*) FROM information_schema.tables "
+                         "WHERE table_schema = 'public'", uri)[1] == [['0']]
 
 
 def test_pg_bad_uri_unreachable_server_wrong_password(stack):
