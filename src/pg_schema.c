@@ -371,7 +371,7 @@ found_version(PGconn *c, char *err, size_t errsz)
 	v = PQntuples(r) == 1 ? atoi(PQgetvalue(r, 0, 0)) : -1;
 	PQclear(r);
 	if (v < 1)
-		snprintf(err, errsz, "referral_invites_schema holds no version");
+		snprintf(err, errsz, "referral_invites_schema: no version");
 	return v < 1 ? -1 : v;
 }
 
