@@ -35,6 +35,7 @@
 #include "mail.h"
 #include "token.h"
 #include "webhook.h"
+#include "pg_uri.h"
 
 #ifndef LOCALSTATEDIR
 #define LOCALSTATEDIR "/var"
@@ -439,6 +440,19 @@ set_mode(mode_t *dst, const char *v, char why[WHY_MAX])
 	return 0;
 }
 
+/*
+ * database: a SQLite file's absolute path, or a PostgreSQL connection URI
+ * that libpq can parse (issue 21; the daemon refuses one for now, load.c).
+ */
+static int
+check_database(const char *v, char why[WHY_MAX])
+{
+	if (pg_uri_is(v))
+		return pg_uri_check(v, why, WHY_MAX);
+	return *v == '/' ? 0 : conf_why(why, "expected an absolute path or "
+	    "a postgresql:// URI");
+}
+
 /* webhook_ports: the ports webhook URLs may name (webhook.h). */
 static int
 check_ports(const char *v, char why[WHY_MAX])
@@ -461,7 +475,7 @@ check_ports(const char *v, char why[WHY_MAX])
  * here and its entry in referral-invites.conf(5).
  */
 const struct conf_key conf_keys[] = {
-	STR(database, check_path,
+	STR(database, check_database,
 	    LOCALSTATEDIR "/lib/referral-invites/invites.db"),
 	STR(listen, check_listen, RUNSTATEDIR "/referral-invites/fcgi.sock"),
 	{ "socket_mode", K_MODE, OFF(socket_mode), 0, 0, "0660", NULL, NULL },

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "conf.h"
 #include "db.h"
+#include "pg_uri.h"
 #include "ctl.h"
 
 #ifndef SYSCONFDIR
@@ -55,7 +56,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		{ "limit-per-minute", 1, NULL, 5 }, { "cooldown", 1, NULL, 6 },
 		{ "ttl", 1, NULL, 7 }, { "redirect-allow", 1, NULL, 8 },
 		{ "maildir", 1, NULL, 9 }, { "recipient", 1, NULL, 10 },
-		{ "webhook-url", 1, NULL, 11 },
+		{ "webhook-url", 1, NULL, 11 }, { "to", 1, NULL, 12 },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, npos = 0;
@@ -76,6 +77,7 @@ parse_opts(int argc, char *argv[], struct opts *o, char *pos[], int maxpos)
 		case 9: o->maildir = optarg; break;
 		case 10: o->recipient = optarg; break;
 		case 11: o->webhook_url = optarg; break;
+		case 12: o->to = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'u': o->invite_url = optarg; break;
 		case 's': o->sender = optarg; break;
@@ -143,6 +145,7 @@ static const struct cmd {
 	{ "events", NULL, 0, cmd_events },
 	{ "event", "show", 1, cmd_event },
 	{ "event", "retry", 1, cmd_event },
+	{ "migrate", NULL, 0, cmd_migrate },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -190,6 +193,32 @@ dispatch(const char *c1, const char *c2, struct opts *o, char *pos[],
 		return c->fn(&a);
 	}
 	ctl_usage("unknown command");
+}
+
+/*
+ * A PostgreSQL database (issue 21): init only, until the commands run on
+ * it as on SQLite; migrate copies from SQLite, so names it with --to.
+ */
+static int
+pg_only(const char *c1, int npos, struct conf *c)
+{
+	char shown[512], err[512];
+	int rc;
+
+	if (pg_uri_check(ctl_dbpath, err, sizeof(err)) == -1)
+		ctl_refuse("%s", err);
+	pg_uri_redact(ctl_dbpath, shown, sizeof(shown));
+	if (strcmp(c1, "migrate") == 0)
+		ctl_refuse("%s: migrate copies a SQLite database (-d PATH, "
+		    "or the config's database) to --to URI", shown);
+	if (strcmp(c1, "init") != 0)
+		ctl_refuse("%s: on PostgreSQL only init works for now; %s "
+		    "needs a SQLite database", shown, c1);
+	if (npos != 0)
+		ctl_usage("wrong number of arguments");
+	rc = ctl_pg_init(ctl_dbpath);
+	conf_free(c);
+	return rc;
 }
 
 int
@@ -245,6 +274,8 @@ main(int argc, char *argv[])
 	/* Remaining words: options and positional arguments. */
 	argv[i - 1] = (char *)"referral-invitesctl";
 	npos = parse_opts(rest, argv + i - 1, &o, pos, 4);
+	if (pg_uri_is(ctl_dbpath))
+		return pg_only(c1, npos, &c);
 	if ((ctl_db = db_open(ctl_dbpath, SYNC_FULL, 0)) == NULL)
 		ctl_refuse("%s: cannot open the database", ctl_dbpath);
 	if (strcmp(c1, "init") != 0 && !db_schema_current(ctl_db))

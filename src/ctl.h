@@ -7,7 +7,7 @@
  * ctl_app.c apps, API keys, users and tokens; ctl_invite.c invites and
  * the do-not-invite list; ctl_metrics.c the metrics; ctl_bounce.c the
  * reports that come back to bounce_address; ctl_hook.c webhooks and
- * their events.  Include after
+ * their events; ctl_pg.c init on PostgreSQL and migrate.  Include after
  * sqlite3.h, extern.h and db.h.
  */
 #ifndef CTL_H
@@ -20,7 +20,7 @@ struct opts {
 	const char	*app;
 	const char	*accept_ttl, *per_hour, *per_day, *per_minute;
 	const char	*cooldown, *ttl, *redirect_allow;
-	const char	*maildir, *recipient, *webhook_url;
+	const char	*maildir, *recipient, *webhook_url, *to;
 	int		 nset;		/* how many were given */
 };
 
@@ -103,6 +103,13 @@ int	 cmd_bounce(const struct cmd_args *);		/* ctl_bounce.c */
 int	 cmd_app_webhook_secret(const struct cmd_args *);	/* ctl_hook.c */
 int	 cmd_events(const struct cmd_args *);
 int	 cmd_event(const struct cmd_args *);
+int	 cmd_migrate(const struct cmd_args *);		/* ctl_pg.c */
+/*
+ * init on a PostgreSQL database, uri (pg_uri.h): its schema created or
+ * migrated in one transaction, and said so on standard output; 0, or a
+ * refusal.
+ */
+int	 ctl_pg_init(const char *uri);
 /*
  * app set --webhook-url (ctl_hook.c): the URL checked (refused with the
  * reason) before anything changes, then set for app; "" takes it away.

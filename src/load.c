@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "template.h"
 #include "token.h"
+#include "pg_uri.h"
 #include "daemon.h"
 
 #ifndef TEMPLATEDIR
@@ -137,6 +138,23 @@ load_templates(struct daemon *d, const struct conf *c, char *err,
 	return tmpl_load_at(over, c->templates_dir, -1, NULL, err, errsz);
 }
 
+/*
+ * A PostgreSQL database (issue 21): referral-invitesctl init and migrate
+ * work on it, the daemon's engine does not yet; refused at once rather
+ * than started half-working.
+ */
+static void
+refuse_pg(const struct daemon *d, const struct conf *c, char *err,
+    size_t errsz)
+{
+	char shown[256];
+
+	pg_uri_redact(c->database, shown, sizeof(shown));
+	snprintf(err, errsz, "%s: database %s: the PostgreSQL engine is not "
+	    "yet served by the daemon (referral-invitesctl init and migrate "
+	    "work on it)", d->conf_path, shown);
+}
+
 /* Config, templates and secrets; -1 with the reason in err. */
 int
 load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
@@ -149,6 +167,10 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 		return -1;
 	if (conf_check_system(c, d->conf_path, err, errsz) == -1)
 		goto fail;
+	if (pg_uri_is(c->database)) {
+		refuse_pg(d, c, err, errsz);
+		goto fail;
+	}
 	if (load_templates(d, c, err, errsz) == -1)
 		goto fail;
 	if (!tmpl_has(c->default_language)) {

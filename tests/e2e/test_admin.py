@@ -1423,7 +1423,16 @@ BAD_VALUES = [
     ('smtp_user', 'a\x01b', 'expected UTF-8 text without control '
      'characters'),
     ('templates_dir', 'templates', 'expected an absolute path'),
-    ('database', 'invites.db', 'expected an absolute path'),
+    ('database', 'invites.db',
+     'expected an absolute path or a postgresql:// URI'),
+    # A PostgreSQL URI libpq cannot parse (issue 21); its password
+    # never shown, not even where libpq quotes the bad part.
+    ('database', 'postgresql://ri@db.example/ri?nosuch=1',
+     'not a PostgreSQL connection URI: invalid URI query parameter: '
+     '"nosuch"'),
+    ('database', 'postgres://ri:s%zzcret@db.example/ri',
+     'not a PostgreSQL connection URI: invalid percent-encoded token: '
+     '"xxxxx"'),
     ('mail_from', 'invites at example.org', 'expected Name <addr> or addr'),
     ('default_language', 'en_US',
      'expected a language tag such as en or pt-BR'),

@@ -19,6 +19,7 @@
 #include "template.h"
 #include "mail.h"
 #include "token.h"
+#include "pg_uri.h"
 #include "unit.h"
 
 #ifndef TOP_SRCDIR
@@ -833,8 +834,75 @@ test_conf_paths(void)
 	conf_free(&conf);
 	CHECK(refused("templates_dir", "templates", why));
 	CHECK(refused("templates_dir", "", why));
-	CHECK(refused("database", "invites.db", why));
+	CHECK(refused("database", "invites.db",
+	    "expected an absolute path or a postgresql:// URI"));
 	CHECK(refused("smtp_password_file", "./pw", why));
+}
+
+/* database: a PostgreSQL URI as libpq parses it (issue 21). */
+static void
+test_conf_database_uri(void)
+{
+	const char *bad = "not a PostgreSQL connection URI: ";
+	char why[300];
+
+	CHECK(accepted("database", "postgresql://ri:pw@db.example:5433/ri"
+	    "?sslmode=verify-full&target_session_attrs=read-write"));
+	CHECK_STR(conf.database, "postgresql://ri:pw@db.example:5433/ri"
+	    "?sslmode=verify-full&target_session_attrs=read-write");
+	conf_free(&conf);
+	CHECK(accepted("database", "postgres:///ri?host=/run/postgresql"));
+	conf_free(&conf);
+	CHECK(accepted("database", "postgresql://a:1,b:2/ri"));
+	conf_free(&conf);
+	snprintf(why, sizeof(why), "%sinvalid URI query parameter: "
+	    "\"nosuch\"", bad);
+	CHECK(refused("database", "postgresql://h/ri?nosuch=1", why));
+	/* libpq quotes the bad token: the password's is never shown. */
+	snprintf(why, sizeof(why), "%sinvalid percent-encoded token: "
+	    "\"xxxxx\"", bad);
+	CHECK(refused("database", "postgresql://ri:se%zzcret@h/ri", why));
+	CHECK(strstr(err, "se%zz") == NULL);
+	/* A password with '/' and '?' unencoded: libpq quotes a piece. */
+	snprintf(why, sizeof(why), "%sinvalid URI query parameter: "
+	    "\"xxxxx\"", bad);
+	CHECK(refused("database", "postgresql://ri:pw/x?y@/ri?a=1", why));
+}
+
+/* Every password of a URI redacted, in the URI and in a message. */
+static void
+test_pg_uri_redact(void)
+{
+	static const struct {
+		const char	*uri, *shown;
+	} t[] = {
+		{ "postgresql://ri:pw@h/db", "postgresql://ri:xxxxx@h/db" },
+		{ "postgresql://ri@h/db", "postgresql://ri@h/db" },
+		{ "postgresql://h/db", "postgresql://h/db" },
+		{ "postgres://ri:@h/db", "postgres://ri:@h/db" },
+		{ "postgresql:///db?host=/tmp&password=pw&user=ri",
+		    "postgresql:///db?host=/tmp&password=xxxxx&user=ri" },
+		{ "postgresql://ri:a/b?c@h/db?password=d",
+		    "postgresql://ri:xxxxx@h/db?password=xxxxx" },
+		{ "postgresql://ri:a%40b@h:1,k:2/db",
+		    "postgresql://ri:xxxxx@h:1,k:2/db" },
+		/* Malformed: more is taken rather than less. */
+		{ "postgresql://ri:pw@h/db?x=y@z", "postgresql://ri:xxxxx@z" },
+	};
+	char out[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		pg_uri_redact(t[i].uri, out, sizeof(out));
+		CHECK_STR(out, t[i].shown);
+	}
+	pg_uri_redact_text("postgresql://ri:pw@h/db", "user ri, pw: pw!", out,
+	    sizeof(out));
+	CHECK_STR(out, "user ri, xxxxx: xxxxx!");
+	pg_uri_redact("postgresql://ri:pw@h/db", out, 16);
+	CHECK_STR(out, "postgresql://ri");
+	CHECK(pg_uri_is("postgresql://x") && pg_uri_is("postgres://x"));
+	CHECK(!pg_uri_is("/var/lib/x.db") && !pg_uri_is("postgresql:x"));
 }
 
 static void
@@ -883,6 +951,8 @@ test_conf_check_system(void)
 
 const struct unit_test conf_tests[] = {
 	{ "conf_every_key_known", test_conf_every_key_known },
+	{ "conf_database_uri", test_conf_database_uri },
+	{ "pg_uri_redact", test_pg_uri_redact },
 	{ "conf_defaults", test_conf_defaults },
 	{ "conf_man_page", test_conf_man_page },
 	{ "conf_int_edges", test_conf_int_edges },

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: ISC
+ * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
+/*
+ * PostgreSQL connection URIs (issue 21): what the database key accepts
+ * besides a path, checked by libpq's own parser so that what passes is
+ * what libpq will connect with, and redacted wherever one is shown: a
+ * password never reaches a terminal or a log.
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "pg_uri.h"
+
+#define PASSWORDS_MAX	8
+
+/* A password's place in a URI. */
+struct span {
+	const char	*p;
+	size_t		 len;
+};
+
+int
+pg_uri_is(const char *s)
+{
+	return strncmp(s, "postgresql://", 13) == 0 ||
+	    strncmp(s, "postgres://", 11) == 0;
+}
+
+/*
+ * The passwords of uri, at most max of them; how many.  The user
+ * information ends at the last '@' (libpq's at the first '@' or '/'):
+ * a malformed URI has more taken for its password, never less.
+ */
+static int
+passwords(const char *uri, struct span sp[], int max)
+{
+	const char *p, *at, *colon, *q, *end;
+	int n = 0;
+
+	if ((p = strstr(uri, "://")) == NULL)
+		return 0;
+	p += 3;
+	if ((at = strrchr(p, '@')) != NULL) {
+		if ((colon = memchr(p, ':', (size_t)(at - p))) != NULL &&
+		    at > colon + 1) {
+			sp[n].p = colon + 1;
+			sp[n++].len = (size_t)(at - colon - 1);
+		}
+		p = at + 1;
+	}
+	if ((q = strchr(p, '?')) == NULL)
+		return n;
+	for (q++; *q != '\0' && n < max; q = *end == '&' ? end + 1 : end) {
+		end = q + strcspn(q, "&");
+		if (strncmp(q, "password=", 9) == 0 && end > q + 9) {
+			sp[n].p = q + 9;
+			sp[n++].len = (size_t)(end - q - 9);
+		}
+	}
+	return n;
+}
+
+/*
+ * The password of sp[0..n) found at text: there (in_uri, text walking
+ * the URI itself), or anywhere its characters recur (a message).
+ */
+static const struct span *
+password_at(const char *text, int in_uri, const struct span sp[], int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (in_uri ? text == sp[i].p :
+		    strncmp(text, sp[i].p, sp[i].len) == 0)
+			return &sp[i];
+	return NULL;
+}
+
+/* text into out with the passwords of uri replaced (pg_uri.h). */
+static void
+redact(const char *uri, const char *text, int in_uri, char *out,
+    size_t outsz)
+{
+	struct span sp[PASSWORDS_MAX];
+	const struct span *s;
+	size_t o = 0, r = strlen(PG_URI_REDACTED);
+	int n;
+
+	if (outsz == 0)
+		return;
+	n = passwords(uri, sp, PASSWORDS_MAX);
+	while (*text != '\0' && o + 1 < outsz) {
+		if ((s = password_at(text, in_uri, sp, n)) != NULL) {
+			if (o + r >= outsz)
+				break;
+			memcpy(out + o, PG_URI_REDACTED, r);
+			o += r;
+			text += s->len;
+		} else
+			out[o++] = *text++;
+	}
+	out[o] = '\0';
+}
+
+void
+pg_uri_redact(const char *uri, char *out, size_t outsz)
+{
+	redact(uri, uri, 1, out, outsz);
+}
+
+void
+pg_uri_redact_text(const char *uri, const char *text, char *out,
+    size_t outsz)
+{
+	redact(uri, text, 0, out, outsz);
+}
+
+/*
+ * Whether len bytes at tok, wherever they occur in uri, cover part of
+ * one of its passwords: libpq's messages quote a URI's bad part, which
+ * may be a password's piece where the URI is malformed.
+ */
+static int
+covers_password(const char *uri, const char *tok, size_t len)
+{
+	struct span sp[PASSWORDS_MAX];
+	const char *at, *end = uri + strlen(uri);
+	int i, n = passwords(uri, sp, PASSWORDS_MAX);
+
+	for (at = uri; len > 0 && (at = memmem(at, (size_t)(end - at), tok,
+	    len)) != NULL; at++)
+		for (i = 0; i < n; i++)
+			if (at < sp[i].p + sp[i].len && sp[i].p < at + len)
+				return 1;
+	return 0;
+}
+
+/* msg into out with each quoted part that covers a password replaced. */
+static void
+redact_quoted(const char *uri, const char *msg, char *out, size_t outsz)
+{
+	const char *q, *close;
+	size_t o = 0, len;
+
+	while (*msg != '\0' && o + 1 < outsz) {
+		if (*msg == '"' && (close = strchr(msg + 1, '"')) != NULL) {
+			q = msg + 1;
+			len = (size_t)(close - q);
+			if (covers_password(uri, q, len)) {
+				q = PG_URI_REDACTED;
+				len = strlen(q);
+			}
+			o += (size_t)snprintf(out + o, outsz - o, "\"%.*s\"",
+			    (int)len, q);
+			msg = close + 1;
+		} else
+			out[o++] = *msg++;
+	}
+	if (o >= outsz)
+		o = outsz - 1;
+	out[o] = '\0';
+}
+
+int
+pg_uri_check(const char *uri, char *why, size_t whysz)
+{
+	PQconninfoOption *opts;
+	char *msg = NULL, text[512], quoted[512];
+	size_t len;
+
+	if (!pg_uri_is(uri)) {
+		snprintf(why, whysz, "expected postgresql:// or postgres://");
+		return -1;
+	}
+	if ((opts = PQconninfoParse(uri, &msg)) != NULL) {
+		PQconninfoFree(opts);
+		return 0;
+	}
+	snprintf(text, sizeof(text), "not a PostgreSQL connection URI: %s",
+	    msg != NULL ? msg : "out of memory");
+	PQfreemem(msg);
+	len = strcspn(text, "\n");
+	text[len] = '\0';
+	redact_quoted(uri, text, quoted, sizeof(quoted));
+	pg_uri_redact_text(uri, quoted, why, whysz);
+	return -1;
+}
