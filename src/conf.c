@@ -477,6 +477,7 @@ check_ports(const char *v, char why[WHY_MAX])
 const struct conf_key conf_keys[] = {
 	STR(database, check_database,
 	    LOCALSTATEDIR "/lib/referral-invites/invites.db"),
+	STR(state_directory, check_path, LOCALSTATEDIR "/lib/referral-invites"),
 	STR(listen, check_listen, RUNSTATEDIR "/referral-invites/fcgi.sock"),
 	{ "socket_mode", K_MODE, OFF(socket_mode), 0, 0, "0660", NULL, NULL },
 	STR(socket_group, check_name, "www-data"),

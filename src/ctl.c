@@ -34,6 +34,7 @@
 
 struct db	*ctl_db;
 const char	*ctl_dbpath;
+const char	*ctl_node;
 int		 ctl_json;
 const struct conf *ctl_conf;
 
@@ -196,29 +197,39 @@ dispatch(const char *c1, const char *c2, struct opts *o, char *pos[],
 }
 
 /*
- * A PostgreSQL database (issue 21): init only, until the commands run on
- * it as on SQLite; migrate copies from SQLite, so names it with --to.
+ * Where the node's own files are, as a path beside them: a SQLite
+ * database's own, or on PostgreSQL (issue 21) one in state_directory (its
+ * default with -d), so that secret.key and the metrics file are found
+ * there as beside a SQLite file.
  */
-static int
-pg_only(const char *c1, int npos, struct conf *c)
+static void
+set_node(const struct conf *c)
 {
-	char shown[512], err[512];
-	int rc;
+	static char node[4096];
+	const char *dir = c != NULL && c->state_directory != NULL ?
+	    c->state_directory : LOCALSTATEDIR "/lib/referral-invites";
 
-	if (pg_uri_check(ctl_dbpath, err, sizeof(err)) == -1)
-		ctl_refuse("%s", err);
+	if (!pg_uri_is(ctl_dbpath)) {
+		ctl_node = ctl_dbpath;
+		return;
+	}
+	if ((size_t)snprintf(node, sizeof(node), "%s/postgresql", dir) >=
+	    sizeof(node))
+		ctl_refuse("%s: path too long", dir);
+	ctl_node = node;
+}
+
+/* migrate copies from SQLite, so names PostgreSQL with --to. */
+static void
+check_migrate(const char *c1)
+{
+	char shown[512];
+
+	if (strcmp(c1, "migrate") != 0 || !pg_uri_is(ctl_dbpath))
+		return;
 	pg_uri_redact(ctl_dbpath, shown, sizeof(shown));
-	if (strcmp(c1, "migrate") == 0)
-		ctl_refuse("%s: migrate copies a SQLite database (-d PATH, "
-		    "or the config's database) to --to URI", shown);
-	if (strcmp(c1, "init") != 0)
-		ctl_refuse("%s: on PostgreSQL only init works for now; %s "
-		    "needs a SQLite database", shown, c1);
-	if (npos != 0)
-		ctl_usage("wrong number of arguments");
-	rc = ctl_pg_init(ctl_dbpath);
-	conf_free(c);
-	return rc;
+	ctl_refuse("%s: migrate copies a SQLite database (-d PATH, or the "
+	    "config's database) to --to URI", shown);
 }
 
 int
@@ -274,15 +285,11 @@ main(int argc, char *argv[])
 	/* Remaining words: options and positional arguments. */
 	argv[i - 1] = (char *)"referral-invitesctl";
 	npos = parse_opts(rest, argv + i - 1, &o, pos, 4);
-	if (pg_uri_is(ctl_dbpath))
-		return pg_only(c1, npos, &c);
-	if ((ctl_db = db_open(ctl_dbpath, SYNC_FULL, 0)) == NULL)
-		ctl_refuse("%s: cannot open the database", ctl_dbpath);
-	if (strcmp(c1, "init") != 0 && !db_schema_current(ctl_db))
-		ctl_refuse("%s: schema missing or old: run referral-invitesctl "
-		    "init", ctl_dbpath);
+	check_migrate(c1);
+	set_node(ctl_conf);
+	ctl_open(ctl_dbpath, strcmp(c1, "init") != 0);
 	rc = dispatch(c1, c2, &o, pos, npos);
-	db_close(ctl_db);
+	ctl_close();
 	conf_free(&c);
 	return rc;
 }

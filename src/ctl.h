@@ -37,11 +37,60 @@ struct cmd_args {
 
 extern struct db	*ctl_db;	/* open while a command runs */
 extern const char	*ctl_dbpath;
+/*
+ * A path beside the node's own files, secret.key and the daemon's
+ * metrics: a SQLite database's own, for PostgreSQL one in state_directory.
+ */
+extern const char	*ctl_node;
 extern int		 ctl_json;	/* --json */
 extern const struct conf *ctl_conf;	/* NULL with -d */
 
 /* Print why (when not NULL) and the usage to stderr; exit 2. */
 void		 ctl_usage(const char *why) __attribute__((noreturn));
+
+/* ------------------------------------------------------------ ctl_sql.c */
+
+/*
+ * Open database, SQLite's path or PostgreSQL's URI, as the engine of every
+ * statement below (ctl_db, or a connection of ctl_sql.c's own); with
+ * need_schema, refuse one whose schema is missing or old.  Refuses when it
+ * cannot.  ctl_close() closes it.
+ */
+void		 ctl_open(const char *database, int need_schema);
+void		 ctl_close(void);
+/* Whether the database is PostgreSQL's. */
+int		 ctl_is_pg(void);
+/* The statement for the engine: SQLite's, or PostgreSQL's where they differ. */
+const char	*ctl_dialect(const char *sqlite, const char *postgresql);
+/* Begin a write transaction (SQLite's BEGIN IMMEDIATE); COMMIT ends it. */
+void		 ctl_begin(void);
+
+/* What a value is, for JSON: SQLite's storage class, PostgreSQL's type. */
+enum ctl_kind {
+	CTL_NULL,
+	CTL_INT,
+	CTL_REAL,
+	CTL_TEXT
+};
+/*
+ * The rows of sql (SQLite's, ?1 to ?n) on n texts (NULL binds NULL), to be
+ * read with ctl_next and freed with ctl_free; refuses on any failure, a
+ * refused constraint worded "refused by the database: ..." as SQLite says
+ * it, anything else "database: ...".
+ */
+struct ctl_res	*ctl_query(const char *sql, int n, const char *const *vals);
+/* Move to the next row: 1, or 0 after the last.  Refuses on a failure. */
+int		 ctl_next(struct ctl_res *);
+/* Back to before the first row. */
+void		 ctl_rewind(struct ctl_res *);
+/* The rows the statement changed, once ctl_next said 0. */
+int		 ctl_changes(const struct ctl_res *);
+int		 ctl_ncols(const struct ctl_res *);
+const char	*ctl_name(const struct ctl_res *, int col);
+/* The current row's value as text (numbers in decimal), NULL for NULL. */
+const char	*ctl_text(const struct ctl_res *, int col);
+enum ctl_kind	 ctl_kind(const struct ctl_res *, int col);
+void		 ctl_free(struct ctl_res *);
 
 /* ------------------------------------------------------------- ctl_db.c */
 
@@ -56,8 +105,9 @@ void		 ctl_refuse(const char *fmt, ...)
 /* The time now as the database stores it. */
 void		 ctl_now(char out[21]);
 /*
- * Prepare sql on ctl_db and bind n texts (NULL binds NULL) as ?1 to ?n;
- * the caller finalizes it.  Refuses on any database error.
+ * Prepare sql on ctl_db, SQLite only (migrate reads its source with it;
+ * the commands go through ctl_query), and bind n texts (NULL binds NULL)
+ * as ?1 to ?n; the caller finalizes it.  Refuses on any database error.
  */
 sqlite3_stmt	*ctl_prep(const char *sql, int n, const char *const *vals);
 /*
@@ -75,6 +125,11 @@ int		 ctl_rows(const char *sql, int single, int n, ...);
 void		 ctl_created(const char *name, const char *value);
 /* Whether sql on n text arguments gives a row. */
 int		 ctl_exists(const char *sql, int n, ...);
+/*
+ * The first value of the first row of sql on n text arguments, as text
+ * into out ("" for NULL): 1, or 0 when there is no row.
+ */
+int		 ctl_value(const char *sql, char *out, size_t outsz, int n, ...);
 /* The client id as stored into out; refuses a bad or unknown one. */
 void		 ctl_need_app(const char *id, char out[UUID_LEN + 1]);
 

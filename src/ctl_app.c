@@ -262,7 +262,7 @@ cmd_app_jwt_key(const struct cmd_args *a)
 	unsigned char server[32], secret[32];
 	char err[512];
 	enum jwt_alg alg = jwt_alg_parse(o->alg);
-	sqlite3_stmt *st;
+	char gen[24];
 
 	ctl_need_app(idarg, id);
 	ctl_now(ts);
@@ -272,15 +272,12 @@ cmd_app_jwt_key(const struct cmd_args *a)
 		    "jwt_public_key = NULL, "
 		    "jwt_generation = jwt_generation + 1, jwt_issuer = ?2, "
 		    "updated_at = ?3 WHERE id = ?1", 3, id, o->issuer, ts);
-		if (token_secret_load(ctl_dbpath, 0, server, err,
+		if (token_secret_load(ctl_node, 0, server, err,
 		    sizeof(err)) == -1)
 			ctl_refuse("%s", err);
-		st = ctl_prep("SELECT jwt_generation FROM apps WHERE id = ?1",
-		    1, (const char *const[]){ id });
-		sqlite3_step(st);
-		jwt_app_secret(server, 32, id, sqlite3_column_int(st, 0),
-		    secret);
-		sqlite3_finalize(st);
+		ctl_value("SELECT jwt_generation FROM apps WHERE id = ?1", gen,
+		    sizeof(gen), 1, id);
+		jwt_app_secret(server, 32, id, atoi(gen), secret);
 		util_b64url_enc(secret, 32, enc, sizeof(enc));
 		ctl_created("secret", enc);
 		OPENSSL_cleanse(secret, 32);
@@ -390,41 +387,57 @@ cmd_user_active(const struct cmd_args *a)
 	return 0;
 }
 
+/* What a token of app needs: its algorithm, generation and issuer. */
+static void
+token_app(const char *app, enum jwt_alg *alg, int *gen, char *iss,
+    size_t isssz)
+{
+	char v[24];
+
+	ctl_value("SELECT jwt_alg FROM apps WHERE id = ?1", v, sizeof(v), 1,
+	    app);
+	*alg = jwt_alg_parse(v);
+	ctl_value("SELECT jwt_generation FROM apps WHERE id = ?1", v,
+	    sizeof(v), 1, app);
+	*gen = atoi(v);
+	ctl_value("SELECT coalesce(jwt_issuer, 'referral-invites') FROM apps "
+	    "WHERE id = ?1", iss, isssz, 1, app);
+}
+
 int
 cmd_token(const struct cmd_args *args)
 {
 	const char *apparg = args->pos[0], *userarg = args->pos[1];
 	struct opts *o = args->o;
 	char app[UUID_LEN + 1], uid[UUID_LEN + 1], err[512], *tok;
+	char iss[1024];
 	unsigned char server[32], secret[32];
 	long long ttl = 3600;
-	struct app a;
+	enum jwt_alg alg;
 	time_t now = time(NULL);
+	int gen;
 
 	ctl_need_app(apparg, app);
 	if (valid_uuid(userarg, uid) != NULL)
 		ctl_refuse("%s: not a user id", userarg);
 	if (o->ttl != NULL && util_strtonum(o->ttl, 1, 31536000, &ttl) == -1)
 		ctl_refuse("%s: not a TTL in seconds", o->ttl);
-	if (db_app_get(ctl_db, app, &a) != DB_OK)
-		ctl_refuse("%s: cannot read the app", app);
-	if (a.jwt_alg != JWT_HS256)
+	token_app(app, &alg, &gen, iss, sizeof(iss));
+	if (alg != JWT_HS256)
 		ctl_refuse("app %s verifies %s tokens from its own identity "
-		    "provider", app, jwt_alg_name(a.jwt_alg));
+		    "provider", app, jwt_alg_name(alg));
 	if (!ctl_exists("SELECT 1 FROM users WHERE id = ?1 AND app_id = ?2", 2,
 	    uid, app))
 		ctl_refuse("%s: no such user in app %s", uid, app);
 	if (!ctl_exists("SELECT 1 FROM users WHERE id = ?1 AND active = 1", 1,
 	    uid))
 		ctl_refuse("%s: the user is disabled", uid);
-	if (token_secret_load(ctl_dbpath, 0, server, err, sizeof(err)) == -1)
+	if (token_secret_load(ctl_node, 0, server, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
-	jwt_app_secret(server, 32, app, a.jwt_generation, secret);
-	tok = jwt_sign_hs256(secret, 32, a.jwt_issuer ? a.jwt_issuer :
-	    "referral-invites", app, uid, now, now + ttl);
+	jwt_app_secret(server, 32, app, gen, secret);
+	tok = jwt_sign_hs256(secret, 32, iss, app, uid, now, now + ttl);
 	OPENSSL_cleanse(secret, 32);
 	OPENSSL_cleanse(server, 32);
-	db_app_free(&a);
 	if (tok == NULL)
 		ctl_refuse("cannot sign the token");
 	ctl_created("token", tok);

@@ -90,31 +90,19 @@ static int
 find_invite(struct bounce_ctx *b, const char *tag, struct bounced *inv,
     const char **why)
 {
-	const char *vals[1];
-	sqlite3_stmt *st;
-	int rc;
-
 	if (tag[0] == '\0' || token_bounce_check(b->secret, tag, inv->id)) {
 		inv->id[0] = '\0';	/* a forged tag names nothing */
 		*why = tag[0] == '\0' ? "no tag" : "tag not valid";
 		return -1;
 	}
-	vals[0] = inv->id;
-	st = ctl_prep("SELECT app_id, email_normalized FROM invites "
-	    "WHERE id = ?1", 1, vals);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		COPY(inv->app, (const char *)sqlite3_column_text(st, 0));
-		COPY(inv->email_norm,
-		    (const char *)sqlite3_column_text(st, 1));
-	}
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE) {
+	if (!ctl_value("SELECT app_id FROM invites WHERE id = ?1", inv->app,
+	    sizeof(inv->app), 1, inv->id)) {
 		inv->id[0] = '\0';
 		*why = "unknown invite";
 		return -1;
 	}
-	if (rc != SQLITE_ROW)
-		ctl_refuse("database: %s", sqlite3_errmsg(db_handle(ctl_db)));
+	ctl_value("SELECT email_normalized FROM invites WHERE id = ?1",
+	    inv->email_norm, sizeof(inv->email_norm), 1, inv->id);
 	return 0;
 }
 
@@ -134,8 +122,10 @@ same_address(const struct dsn *d, const struct bounced *inv)
 static void
 suppress(const struct bounced *inv, const char *source, const char *ts)
 {
-	ctl_exec("INSERT OR IGNORE INTO suppressions (app_id, "
+	ctl_exec(ctl_dialect("INSERT OR IGNORE INTO suppressions (app_id, "
 	    "email_normalized, source, created_at) VALUES (?1, ?2, ?3, ?4)",
+	    "INSERT INTO suppressions (app_id, email_normalized, source, "
+	    "created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"),
 	    4, inv->app, inv->email_norm, source, ts);
 	ctl_exec("UPDATE invites SET status = 'canceled', last_reply = "
 	    "'address on the do-not-invite list', updated_at = ?3 WHERE "
@@ -168,7 +158,7 @@ bounce_one(struct bounce_ctx *b, const char *msg, size_t len,
 	}
 	verdict = dsn_verdict_name(v);
 	ctl_now(ts);
-	ctl_exec("BEGIN IMMEDIATE", 0);
+	ctl_begin();
 	if (v == DSN_FAILED) {
 		snprintf(reply, sizeof(reply), "bounced: %s%s%s", d.status,
 		    d.diag[0] ? " " : "", d.diag);
@@ -244,7 +234,7 @@ cmd_bounce(const struct cmd_args *a)
 	at = strrchr(ctl_conf->bounce_address, '@');
 	snprintf(b.local, sizeof(b.local), "%.*s",
 	    (int)(at - ctl_conf->bounce_address), ctl_conf->bounce_address);
-	if (token_secret_load(ctl_dbpath, 0, b.secret, err, sizeof(err)) == -1)
+	if (token_secret_load(ctl_node, 0, b.secret, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
 	if (rcpt == NULL && (rcpt = getenv("ORIGINAL_RECIPIENT")) == NULL)
 		rcpt = getenv("RECIPIENT");

@@ -70,123 +70,126 @@ ctl_prep(const char *sql, int n, const char *const *vals)
 	return st;
 }
 
-/* ctl_prep on the n texts of ap. */
-static sqlite3_stmt *
-prep_va(const char *sql, int n, va_list ap)
+/* The rows of sql on the n texts of ap. */
+static struct ctl_res *
+query_va(const char *sql, int n, va_list ap)
 {
 	const char *vals[MAX_BIND];
 	int i;
 
 	for (i = 0; i < n; i++)
 		vals[i] = va_arg(ap, const char *);
-	return ctl_prep(sql, n, vals);
-}
-
-/* Prepare sql with the n texts of ap, step it once: the step's result. */
-static int
-step_va(const char *sql, int n, va_list ap)
-{
-	sqlite3_stmt *st = prep_va(sql, n, ap);
-	int rc = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	return rc;
+	return ctl_query(sql, n, vals);
 }
 
 int
 ctl_exec(const char *sql, int n, ...)
 {
+	struct ctl_res *res;
 	va_list ap;
-	int rc;
+	int changes;
 
 	va_start(ap, n);
-	rc = step_va(sql, n, ap);
+	res = query_va(sql, n, ap);
 	va_end(ap);
-	if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
-		ctl_refuse("refused by the database: %s",
-		    sqlite3_errmsg(db_handle(ctl_db)));
-	if (rc != SQLITE_DONE)
-		ctl_refuse("database: %s", sqlite3_errmsg(db_handle(ctl_db)));
-	return sqlite3_changes(db_handle(ctl_db));
+	while (ctl_next(res))
+		;
+	changes = ctl_changes(res);
+	ctl_free(res);
+	return changes;
 }
 
 static void
-print_json_value(sqlite3_stmt *st, int i)
+print_json_value(const struct ctl_res *res, int i)
 {
 	struct buf b = { 0 };
+	const char *s = ctl_text(res, i);
 
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_NULL:
+	switch (ctl_kind(res, i)) {
+	case CTL_NULL:
 		printf("null");
 		break;
-	case SQLITE_INTEGER:
-		printf("%lld", (long long)sqlite3_column_int64(st, i));
+	case CTL_INT:
+		printf("%s", s);
 		break;
-	case SQLITE_FLOAT:
-		printf("%g", sqlite3_column_double(st, i));
+	case CTL_REAL:
+		printf("%g", strtod(s, NULL));
 		break;
 	default:
-		json_add_string(&b, (const char *)sqlite3_column_text(st, i));
+		json_add_string(&b, s);
 		printf("%s", b.p ? b.p : "\"\"");
 		buf_free(&b);
 	}
+}
+
+/* One row for people: each value padded to its column's width w. */
+static void
+print_row(const struct ctl_res *res, int cols, const size_t w[])
+{
+	const char *s;
+	int i;
+
+	for (i = 0; i < cols; i++) {
+		s = ctl_text(res, i);
+		printf("%-*s%s", (int)w[i], s ? s : "-",
+		    i + 1 < cols ? "  " : "\n");
+	}
+}
+
+/* One row as a JSON object, after the first with a comma. */
+static void
+print_object(const struct ctl_res *res, int cols, int first)
+{
+	int i;
+
+	printf("%s{", first ? "" : ",");
+	for (i = 0; i < cols; i++) {
+		printf("%s\"%s\":", i ? "," : "", ctl_name(res, i));
+		print_json_value(res, i);
+	}
+	printf("}");
 }
 
 int
 ctl_rows(const char *sql, int single, int n, ...)
 {
 	const char *s;
-	sqlite3_stmt *st;
+	struct ctl_res *res;
 	size_t w[32] = { 0 }, l;
-	int i, cols, rows = 0, rc;
+	int i, cols, rows = 0;
 	va_list ap;
 
 	va_start(ap, n);
-	st = prep_va(sql, n, ap);
+	res = query_va(sql, n, ap);
 	va_end(ap);
-	cols = sqlite3_column_count(st);
-	if (cols > 32)
+	if ((cols = ctl_ncols(res)) > 32)
 		cols = 32;
 	for (i = 0; i < cols; i++)
-		w[i] = strlen(sqlite3_column_name(st, i));
+		w[i] = strlen(ctl_name(res, i));
 	/* First pass: widths. */
-	while (!ctl_json && (rc = sqlite3_step(st)) == SQLITE_ROW)
+	while (!ctl_json && ctl_next(res))
 		for (i = 0; i < cols; i++) {
-			s = (const char *)sqlite3_column_text(st, i);
+			s = ctl_text(res, i);
 			if ((l = s ? strlen(s) : 1) > w[i])
 				w[i] = l;
 		}
-	sqlite3_reset(st);
+	ctl_rewind(res);
 	if (ctl_json && !single)
 		printf("[");
 	else if (!ctl_json)
 		for (i = 0; i < cols; i++)
-			printf("%-*s%s", (int)w[i], sqlite3_column_name(st, i),
+			printf("%-*s%s", (int)w[i], ctl_name(res, i),
 			    i + 1 < cols ? "  " : "\n");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ctl_json) {
-			printf("%s{", rows ? "," : "");
-			for (i = 0; i < cols; i++) {
-				printf("%s\"%s\":", i ? "," : "",
-				    sqlite3_column_name(st, i));
-				print_json_value(st, i);
-			}
-			printf("}");
-		} else
-			for (i = 0; i < cols; i++) {
-				s = (const char *)sqlite3_column_text(st, i);
-				printf("%-*s%s", (int)w[i], s ? s : "-",
-				    i + 1 < cols ? "  " : "\n");
-			}
-		rows++;
-	}
+	for (; ctl_next(res); rows++)
+		if (ctl_json)
+			print_object(res, cols, rows == 0);
+		else
+			print_row(res, cols, w);
 	if (ctl_json && !single)
 		printf("]");
 	if (ctl_json && (!single || rows))
 		printf("\n");
-	if (rc != SQLITE_DONE)
-		ctl_refuse("database: %s", sqlite3_errmsg(db_handle(ctl_db)));
-	sqlite3_finalize(st);
+	ctl_free(res);
 	return rows;
 }
 
@@ -207,13 +210,35 @@ ctl_created(const char *name, const char *value)
 int
 ctl_exists(const char *sql, int n, ...)
 {
+	struct ctl_res *res;
 	va_list ap;
-	int rc;
+	int found;
 
 	va_start(ap, n);
-	rc = step_va(sql, n, ap);
+	res = query_va(sql, n, ap);
 	va_end(ap);
-	return rc == SQLITE_ROW;
+	found = ctl_next(res);
+	ctl_free(res);
+	return found;
+}
+
+int
+ctl_value(const char *sql, char *out, size_t outsz, int n, ...)
+{
+	struct ctl_res *res;
+	const char *s;
+	va_list ap;
+	int found;
+
+	va_start(ap, n);
+	res = query_va(sql, n, ap);
+	va_end(ap);
+	if ((found = ctl_next(res)) != 0) {
+		s = ctl_text(res, 0);
+		snprintf(out, outsz, "%s", s != NULL ? s : "");
+	}
+	ctl_free(res);
+	return found;
 }
 
 void
@@ -226,9 +251,10 @@ ctl_need_app(const char *id, char out[UUID_LEN + 1])
 }
 
 /*
- * Run as root, hand the files to whoever owns the database's directory
- * (the service's user), so that the daemon can read them after it has
- * dropped its privileges, on start and on every reload.
+ * Run as root, hand the files to whoever owns their directory (the
+ * service's user), so that the daemon can read them after it has dropped
+ * its privileges, on start and on every reload: a SQLite database and
+ * its -wal and -shm, and secret.key, on either engine.
  */
 static void
 give_files(void)
@@ -238,13 +264,13 @@ give_files(void)
 	struct stat st;
 	int i;
 
-	if (geteuid() != 0 || (copy = strdup(ctl_dbpath)) == NULL)
+	if (geteuid() != 0 || (copy = strdup(ctl_node)) == NULL)
 		return;
 	/* dirname(3) may write into copy: call it once. */
 	dir = dirname(copy);
 	if (stat(dir, &st) == 0 && st.st_uid != 0) {
-		for (i = 0; sfx[i] != NULL; i++) {
-			snprintf(path, sizeof(path), "%s%s", ctl_dbpath,
+		for (i = 0; !ctl_is_pg() && sfx[i] != NULL; i++) {
+			snprintf(path, sizeof(path), "%s%s", ctl_node,
 			    sfx[i]);
 			if (chown(path, st.st_uid, st.st_gid) == -1 &&
 			    errno != ENOENT)
@@ -258,15 +284,18 @@ give_files(void)
 	free(copy);
 }
 
+/* On PostgreSQL, ctl_pg_init says what it did; SQLite's prints nothing. */
 int
 cmd_init(const struct cmd_args *a)
 {
 	char err[512];
 	unsigned char secret[32];
 
-	if (db_migrate(ctl_db, err, sizeof(err)) == -1)
+	if (ctl_is_pg())
+		ctl_pg_init(ctl_dbpath);
+	else if (db_migrate(ctl_db, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
-	if (token_secret_load(ctl_dbpath, 1, secret, err, sizeof(err)) == -1)
+	if (token_secret_load(ctl_node, 1, secret, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	give_files();

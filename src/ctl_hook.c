@@ -27,7 +27,7 @@ server_secret(unsigned char server[32])
 {
 	char err[512];
 
-	if (token_secret_load(ctl_dbpath, 0, server, err, sizeof(err)) == -1)
+	if (token_secret_load(ctl_node, 0, server, err, sizeof(err)) == -1)
 		ctl_refuse("%s", err);
 }
 
@@ -40,15 +40,11 @@ secret_of(const unsigned char server[32], const char *app,
     char text[WEBHOOK_SECRET_LEN + 1])
 {
 	unsigned char secret[32];
-	sqlite3_stmt *st;
-	int gen;
+	char gen[24];
 
-	st = ctl_prep("SELECT webhook_generation FROM apps WHERE id = ?1", 1,
-	    (const char *const[]){ app });
-	sqlite3_step(st);
-	gen = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	if (webhook_secret(server, app, gen, secret) == -1)
+	ctl_value("SELECT webhook_generation FROM apps WHERE id = ?1", gen,
+	    sizeof(gen), 1, app);
+	if (webhook_secret(server, app, atoi(gen), secret) == -1)
 		ctl_refuse("cannot derive the webhook secret");
 	webhook_secret_text(secret, text);
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -88,7 +84,7 @@ ctl_webhook_url(const char *app, const char *url)
 	}
 	server_secret(server);
 	/* A refusal exits: the transaction rolls back with the process. */
-	ctl_exec("BEGIN IMMEDIATE", 0);
+	ctl_begin();
 	ctl_exec("UPDATE apps SET webhook_url = ?2 WHERE id = ?1", 2, app,
 	    url);
 	if (ctl_exec("UPDATE apps SET webhook_generation = 1 WHERE id = ?1 "
@@ -108,7 +104,7 @@ cmd_app_webhook_secret(const struct cmd_args *a)
 	server_secret(server);
 	ctl_now(ts);
 	/* A new generation: the previous secret stops signing at once. */
-	ctl_exec("BEGIN IMMEDIATE", 0);
+	ctl_begin();
 	ctl_exec("UPDATE apps SET webhook_generation = webhook_generation + 1,"
 	    " updated_at = ?2 WHERE id = ?1", 2, id, ts);
 	secret_of(server, id, text);
@@ -160,9 +156,13 @@ cmd_event(const struct cmd_args *a)
 	}
 	/* Due now, with three days of tries again; delivered ones too. */
 	ctl_now(ts);
-	ctl_exec("UPDATE events SET status = 'pending', attempts = 0, "
-	    "next_attempt_at = ?2, give_up_at = strftime('%Y-%m-%dT%H:%M:%SZ', "
-	    "?2, '" RETRY_DAYS "'), delivered_at = NULL WHERE id = ?1", 2, id,
-	    ts);
+	ctl_exec(ctl_dialect("UPDATE events SET status = 'pending', "
+	    "attempts = 0, next_attempt_at = ?2, give_up_at = "
+	    "strftime('%Y-%m-%dT%H:%M:%SZ', ?2, '" RETRY_DAYS "'), "
+	    "delivered_at = NULL WHERE id = ?1", "UPDATE events SET status = "
+	    "'pending', attempts = 0, next_attempt_at = ?2::text, give_up_at = "
+	    "to_char((?2::text::timestamptz AT TIME ZONE 'UTC') + interval '"
+	    RETRY_DAYS "', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), delivered_at = "
+	    "NULL WHERE id = ?1"), 2, id, ts);
 	return 0;
 }

@@ -76,16 +76,10 @@ cmd_invites(const struct cmd_args *a)
 static void
 cancel_refuse(const char *id)
 {
-	sqlite3_stmt *st;
-	const unsigned char *s;
 	char status[16] = "";
 
-	st = ctl_prep("SELECT status FROM invites WHERE id = ?1", 1,
-	    (const char *const[]){ id });
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    (s = sqlite3_column_text(st, 0)) != NULL)
-		snprintf(status, sizeof(status), "%s", (const char *)s);
-	sqlite3_finalize(st);
+	ctl_value("SELECT status FROM invites WHERE id = ?1", status,
+	    sizeof(status), 1, id);
 	ctl_refuse("invite %s is %s, not queued or failed: nothing was done",
 	    id, status[0] ? status : "gone");
 }
@@ -150,9 +144,12 @@ cmd_suppress(const struct cmd_args *a)
 		ctl_refuse("%s: not a valid address", addr);
 	ctl_now(ts);
 	if (strcmp(verb, "add") == 0) {
-		ctl_exec("INSERT OR IGNORE INTO suppressions (app_id, "
-		    "email_normalized, source, created_at) VALUES "
-		    "(?1, ?2, 'admin', ?3)", 3, app, lower, ts);
+		ctl_exec(ctl_dialect("INSERT OR IGNORE INTO suppressions "
+		    "(app_id, email_normalized, source, created_at) VALUES "
+		    "(?1, ?2, 'admin', ?3)", "INSERT INTO suppressions "
+		    "(app_id, email_normalized, source, created_at) VALUES "
+		    "(?1, ?2, 'admin', ?3) ON CONFLICT DO NOTHING"), 3, app,
+		    lower, ts);
 		ctl_exec("UPDATE invites SET status = 'canceled', "
 		    "updated_at = ?3 WHERE app_id = ?1 AND "
 		    "email_normalized = ?2 AND status = 'queued'", 3, app,
