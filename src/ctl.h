@@ -78,7 +78,8 @@ enum ctl_kind {
  * refused constraint worded "refused by the database: ..." as SQLite says
  * it, anything else "database: ...".
  */
-struct ctl_res	*ctl_query(const char *sql, int n, const char *const *vals);
+struct ctl_res	*ctl_query(const char *sql, int n,
+		    const char *const *vals);
 /* Move to the next row: 1, or 0 after the last.  Refuses on a failure. */
 int		 ctl_next(struct ctl_res *);
 /* Back to before the first row. */

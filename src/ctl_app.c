@@ -381,7 +381,8 @@ cmd_user_active(const struct cmd_args *a)
 
 	if (valid_uuid(a->pos[0], id) != NULL)
 		ctl_refuse("%s: not a user id", a->pos[0]);
-	if (ctl_exec("UPDATE users SET active = ?2 WHERE id = ?1", 2, id,
+	if (ctl_exec("UPDATE users SET active = CAST(?2 AS INTEGER) "
+	    "WHERE id = ?1", 2, id,
 	    strcmp(a->verb, "enable") == 0 ? "1" : "0") == 0)
 		ctl_refuse("%s: no such user", id);
 	return 0;

@@ -23,9 +23,11 @@
 #include "ctl.h"
 
 #define SQL_MAX		4096
+#define MAX_PARAMS	16
 #define INT8OID		20	/* PostgreSQL's catalog, pg_type.h */
 #define INT2OID		21
 #define INT4OID		23
+#define TEXTOID		25
 #define FLOAT4OID	700
 #define FLOAT8OID	701
 #define NUMERICOID	1700
@@ -34,7 +36,7 @@
 struct ctl_res {
 	sqlite3_stmt	*st;
 	PGresult	*r;
-	int		 row;		/* PostgreSQL: -1 before the first */
+	int		 row;	/* PostgreSQL: -1 before the first */
 	int		 changes;
 };
 
@@ -172,13 +174,22 @@ pg_refuse_res(PGresult *r)
 	ctl_refuse("database: %.*s", (int)strcspn(msg, "\n"), msg);
 }
 
+/*
+ * Every parameter is text, as SQLite binds them: "?1 IS NULL" needs a
+ * type, and a number goes through CAST(?n AS INTEGER) on either engine.
+ */
 static void
 pg_run(struct ctl_res *res, const char *sql, int n, const char *const *vals)
 {
+	static const Oid types[MAX_PARAMS] = { TEXTOID, TEXTOID, TEXTOID,
+	    TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	    TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID };
 	char text[SQL_MAX];
 	ExecStatusType s;
 
-	res->r = PQexecParams(pg, pg_sql(sql, text), n, NULL, vals, NULL,
+	if (n > MAX_PARAMS)
+		ctl_refuse("internal: too many parameters");
+	res->r = PQexecParams(pg, pg_sql(sql, text), n, types, vals, NULL,
 	    NULL, 0);
 	s = PQresultStatus(res->r);
 	if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
