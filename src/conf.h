@@ -13,7 +13,7 @@ enum sync_mode { SYNC_FULL, SYNC_NORMAL };
 
 struct conf {
 	char		*database;
-	char		*state_directory;/* PostgreSQL: secret.key */
+	char		*state_directory; /* PostgreSQL: secret.key */
 	char		*listen;
 	mode_t		 socket_mode;
 	char		*socket_group;

@@ -87,13 +87,28 @@ def make_stack():
 # -- running the tool --------------------------------------------------------
 
 def ctl(stack, *args, conf=None):
-    """referral-invitesctl -c CONF ARGS (or -d when args start so)."""
-    argv = [harness.CTL] + (list(args) if args[0] == '-d' else
-                            ['-c', conf or stack.conf] + list(args))
+    """referral-invitesctl -c CONF ARGS, or with -d URI a config of the
+    URI alone, whose state_directory (init makes secret.key there) is the
+    stack's pg-node/: -d would name the default, /var/lib/referral-invites,
+    which is not the test's."""
+    if args[0] == '-d':
+        conf = pg_conf(stack, args[1])
+        args = args[2:]
+    argv = [harness.CTL, '-c', conf or stack.conf] + list(args)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     PRINTED.append(r.stdout + r.stderr)
     assert_no_password(r.stdout + r.stderr)
     return r
+
+
+def pg_conf(stack, uri, name='pg-d.conf'):
+    """A config naming uri, its state directory the stack's pg-node/."""
+    node = stack.path('pg-node')
+    os.makedirs(node, exist_ok=True)
+    conf = stack.path(name)
+    with open(conf, 'w') as f:
+        f.write('database = %s\nstate_directory = %s\n' % (uri, node))
+    return conf
 
 
 def refused(r, reason):
@@ -562,23 +577,25 @@ def test_pg_bad_uri_unreachable_server_wrong_password(stack):
                                'URI\n'), r.stderr
 
 
-def test_pg_other_commands_refused_on_postgresql(stack):
-    """Until the engine serves them; migrate names SQLite as its source."""
-    conf = stack.path('pg.conf')
-    with open(stack.conf) as f:
-        text = f.read()
-    with open(conf, 'w') as f:
-        f.write(text.replace('database = %s' % stack.db,
-                             'database = %s' % stack.pg.uri()))
-    for args in (('app', 'list'), ('invites',), ('suppress', 'list',
-                                                 'x')):
-        r = ctl(stack, *args, conf=conf)
-        refused(r, '%s: on PostgreSQL only init works for now; %s needs a '
-                'SQLite database' % (shown(stack), args[0]))
-    r = ctl(stack, 'migrate', '--to', stack.pg.uri(), conf=conf)
-    refused(r, '%s: migrate copies a SQLite database' % shown(stack))
+def test_pg_commands_work_on_postgresql(stack):
+    """What migrate copied reads the same with the ctl on either database
+    (issue 21, step 2: test_pg_ctl runs every command on both); migrate
+    names SQLite as its source."""
+    conf = pg_conf(stack, stack.pg.uri(), 'pg.conf')
     r = ctl(stack, 'init', conf=conf)
     assert (r.returncode, r.stderr) == (0, ''), r
+    app = App(stack)
+    r = ctl(stack, 'migrate', '--to', stack.pg.uri())
+    assert (r.returncode, r.stderr) == (0, ''), r
+    for args in (('app', 'list'), ('--json', 'app', 'show', app.client),
+                 ('user', 'list', app.client), ('suppress', 'list',
+                                                app.client)):
+        want, got = ctl(stack, *args), ctl(stack, *args, conf=conf)
+        assert (got.returncode, got.stderr) == (0, ''), got
+        assert (got.stdout, want.returncode) == (want.stdout, 0), (args,
+                                                                   got, want)
+    r = ctl(stack, 'migrate', '--to', stack.pg.uri(), conf=conf)
+    refused(r, '%s: migrate copies a SQLite database' % shown(stack))
 
 
 def test_pg_daemon_refuses_postgresql_at_start(stack):
