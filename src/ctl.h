@@ -130,7 +130,8 @@ int		 ctl_exists(const char *sql, int n, ...);
  * The first value of the first row of sql on n text arguments, as text
  * into out ("" for NULL): 1, or 0 when there is no row.
  */
-int		 ctl_value(const char *sql, char *out, size_t outsz, int n, ...);
+int		 ctl_value(const char *sql, char *out, size_t outsz, int n,
+		    ...);
 /* The client id as stored into out; refuses a bad or unknown one. */
 void		 ctl_need_app(const char *id, char out[UUID_LEN + 1]);
 

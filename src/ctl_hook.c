@@ -160,8 +160,8 @@ cmd_event(const struct cmd_args *a)
 	    "attempts = 0, next_attempt_at = ?2, give_up_at = "
 	    "strftime('%Y-%m-%dT%H:%M:%SZ', ?2, '" RETRY_DAYS "'), "
 	    "delivered_at = NULL WHERE id = ?1", "UPDATE events SET status = "
-	    "'pending', attempts = 0, next_attempt_at = ?2::text, give_up_at = "
-	    "to_char((?2::text::timestamptz AT TIME ZONE 'UTC') + interval '"
+	    "'pending', attempts = 0, next_attempt_at = ?2, give_up_at = "
+	    "to_char((?2::timestamptz AT TIME ZONE 'UTC') + interval '"
 	    RETRY_DAYS "', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), delivered_at = "
 	    "NULL WHERE id = ?1"), 2, id, ts);
 	return 0;
