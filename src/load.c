@@ -151,8 +151,8 @@ refuse_pg(const struct daemon *d, const struct conf *c, char *err,
 
 	pg_uri_redact(c->database, shown, sizeof(shown));
 	snprintf(err, errsz, "%s: database %s: the PostgreSQL engine is not "
-	    "yet served by the daemon (referral-invitesctl init and migrate "
-	    "work on it)", d->conf_path, shown);
+	    "yet served by the daemon (referral-invitesctl works on it)",
+	    d->conf_path, shown);
 }
 
 /* Config, templates and secrets; -1 with the reason in err. */

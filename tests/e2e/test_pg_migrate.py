@@ -607,8 +607,8 @@ def test_pg_daemon_refuses_postgresql_at_start(stack):
         f.write(text.replace('database = %s' % stack.db,
                              'database = %s' % stack.pg.uri()))
     line = ('referral-invitesd: %s: database %s: the PostgreSQL engine is '
-            'not yet served by the daemon (referral-invitesctl init and '
-            'migrate work on it)\n' % (conf, shown(stack)))
+            'not yet served by the daemon (referral-invitesctl works on '
+            'it)\n' % (conf, shown(stack)))
     for args in (['-t'], ['-d']):
         r = subprocess.run([harness.DAEMON] + args + ['-c', conf],
                            capture_output=True, text=True, timeout=30,
