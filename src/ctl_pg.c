@@ -198,7 +198,8 @@ check_known(void)
 
 	st = ctl_prep("SELECT name, (SELECT count(*) FROM"
 	    " pragma_table_info(s.name)) FROM sqlite_schema s"
-	    " WHERE type = 'table'", 0, NULL);
+	    " WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+	    0, NULL);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		name = (const char *)sqlite3_column_text(st, 0);
 		cols = sqlite3_column_int(st, 1);

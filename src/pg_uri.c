@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -30,29 +31,13 @@ pg_uri_is(const char *s)
 	    strncmp(s, "postgres://", 11) == 0;
 }
 
-/*
- * The passwords of uri, at most max of them; how many.  The user
- * information ends at the last '@' (libpq's at the first '@' or '/'):
- * a malformed URI has more taken for its password, never less.
- */
+/* The password= parameters after the '?' at q into sp[n..max); how many. */
 static int
-passwords(const char *uri, struct span sp[], int max)
+query_passwords(const char *q, struct span sp[], int n, int max)
 {
-	const char *p, *at, *colon, *q, *end;
-	int n = 0;
+	const char *end;
 
-	if ((p = strstr(uri, "://")) == NULL)
-		return 0;
-	p += 3;
-	if ((at = strrchr(p, '@')) != NULL) {
-		if ((colon = memchr(p, ':', (size_t)(at - p))) != NULL &&
-		    at > colon + 1) {
-			sp[n].p = colon + 1;
-			sp[n++].len = (size_t)(at - colon - 1);
-		}
-		p = at + 1;
-	}
-	if ((q = strchr(p, '?')) == NULL)
+	if (q == NULL)
 		return n;
 	for (q++; *q != '\0' && n < max; q = *end == '&' ? end + 1 : end) {
 		end = q + strcspn(q, "&");
@@ -62,6 +47,36 @@ passwords(const char *uri, struct span sp[], int max)
 		}
 	}
 	return n;
+}
+
+/*
+ * The passwords of uri, at most max of them; how many.  The user
+ * information ends at the last '@' (libpq's at the first '@' or '/'):
+ * a malformed URI has more taken for its password, never less.  The
+ * query is read from the first '?' as well as from the first after that
+ * '@', since a query may hold an '@' of its own ("?user=a@b&password=").
+ */
+static int
+passwords(const char *uri, struct span sp[], int max)
+{
+	const char *p, *at, *colon, *q0, *q1;
+	int n = 0;
+
+	if ((p = strstr(uri, "://")) == NULL)
+		return 0;
+	p += 3;
+	q0 = strchr(p, '?');
+	if ((at = strrchr(p, '@')) != NULL) {
+		if ((colon = memchr(p, ':', (size_t)(at - p))) != NULL &&
+		    at > colon + 1) {
+			sp[n].p = colon + 1;
+			sp[n++].len = (size_t)(at - colon - 1);
+		}
+		p = at + 1;
+	}
+	q1 = strchr(p, '?');
+	n = query_passwords(q0, sp, n, max);
+	return q1 == q0 ? n : query_passwords(q1, sp, n, max);
 }
 
 /*
@@ -169,8 +184,8 @@ int
 pg_uri_check(const char *uri, char *why, size_t whysz)
 {
 	PQconninfoOption *opts;
-	char *msg = NULL, text[512], quoted[512];
-	size_t len;
+	char *msg = NULL, *text = NULL, *quoted = NULL;
+	size_t len, sz;
 
 	if (!pg_uri_is(uri)) {
 		snprintf(why, whysz, "expected postgresql:// or postgres://");
@@ -180,12 +195,24 @@ pg_uri_check(const char *uri, char *why, size_t whysz)
 		PQconninfoFree(opts);
 		return 0;
 	}
-	snprintf(text, sizeof(text), "not a PostgreSQL connection URI: %s",
-	    msg != NULL ? msg : "out of memory");
+	/*
+	 * Redacted whole, cut only in why: a cut inside a password would
+	 * leave its first part unmatched.  A quoted part may grow to the
+	 * redaction's length.
+	 */
+	sz = 64 + (msg != NULL ? strlen(msg) : 0) * (1 + strlen(PG_URI_REDACTED));
+	if (msg == NULL || (text = malloc(sz)) == NULL ||
+	    (quoted = malloc(sz)) == NULL)
+		snprintf(why, whysz, "not a PostgreSQL connection URI");
+	else {
+		snprintf(text, sz, "not a PostgreSQL connection URI: %s", msg);
+		len = strcspn(text, "\n");
+		text[len] = '\0';
+		redact_quoted(uri, text, quoted, sz);
+		pg_uri_redact_text(uri, quoted, why, whysz);
+	}
 	PQfreemem(msg);
-	len = strcspn(text, "\n");
-	text[len] = '\0';
-	redact_quoted(uri, text, quoted, sizeof(quoted));
-	pg_uri_redact_text(uri, quoted, why, whysz);
+	free(text);
+	free(quoted);
 	return -1;
 }

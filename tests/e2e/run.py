@@ -24,6 +24,7 @@ Named modules run alone, in the same process.
 import argparse
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,9 +127,12 @@ def run_parallel(names, args, jobs):
             out.close()
             lines = text.rstrip('\n').split('\n')
             last = lines[-1].split() if lines else []
+            # A summary counts only with the exit status it implies: a
+            # child that died after printing it (a crash at exit) fails.
             if (len(last) == 4 and last[1] == 'passed,' and
                     last[3] == 'failed' and last[0].isdigit() and
-                    last[2].isdigit()):
+                    last[2].isdigit() and proc.returncode ==
+                    (1 if int(last[2]) else 0)):
                 print('\n'.join(lines[:-1]), flush=True)
                 passed += int(last[0])
                 failed += int(last[2])
@@ -138,8 +142,10 @@ def run_parallel(names, args, jobs):
                     name, proc.returncode), flush=True)
                 failed += 1
             if failed and args.x:
+                # SIGINT: KeyboardInterrupt in the child, so that its
+                # stack.stop() still runs (SIGTERM would skip it).
                 for _, o, p in running:
-                    p.terminate()
+                    p.send_signal(signal.SIGINT)
                     p.wait()
                     o.close()
                 return passed, failed

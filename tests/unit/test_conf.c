@@ -888,6 +888,11 @@ test_pg_uri_redact(void)
 		    "postgresql://ri:xxxxx@h:1,k:2/db" },
 		/* Malformed: more is taken rather than less. */
 		{ "postgresql://ri:pw@h/db?x=y@z", "postgresql://ri:xxxxx@z" },
+		/* An '@' in the query, before or after the password. */
+		{ "postgresql://db.example/app?user=admin@corp&password=pw",
+		    "postgresql://db.example/app?user=admin@corp&password=xxxxx" },
+		{ "postgresql://h/db?password=pw&user=a@b",
+		    "postgresql://h/db?password=xxxxx&user=a@b" },
 	};
 	char out[256];
 	size_t i;
@@ -901,6 +906,17 @@ test_pg_uri_redact(void)
 	CHECK_STR(out, "user ri, xxxxx: xxxxx!");
 	pg_uri_redact("postgresql://ri:pw@h/db", out, 16);
 	CHECK_STR(out, "postgresql://ri");
+	/* libpq quotes a malformed URI whole: no piece of a password past
+	 * the cut of a long message. */
+	{
+		char uri[700], why[1024];
+
+		snprintf(uri, sizeof(uri), "postgresql://[::1/db?"
+		    "application_name=%0335d&password=hunter2hunter2", 0);
+		CHECK(pg_uri_check(uri, why, sizeof(why)) == -1);
+		CHECK(strstr(why, "hunter") == NULL);
+		CHECK(strstr(why, "not a PostgreSQL connection URI") == why);
+	}
 	CHECK(pg_uri_is("postgresql://x") && pg_uri_is("postgres://x"));
 	CHECK(!pg_uri_is("/var/lib/x.db") && !pg_uri_is("postgresql:x"));
 }
