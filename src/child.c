@@ -148,10 +148,12 @@ child_db(struct daemon *d, const char *role, enum sync_mode sync)
 	struct db *db;
 
 	if ((db = db_open(d->conf.database, sync, 0)) == NULL)
-		fatalx("%s: cannot open %s", role, d->conf.database);
+		fatalx("%s: cannot open %s", role, d->db_shown);
 	if (!db_schema_current(db))
 		fatalx("%s: %s has an old schema: run referral-invitesctl "
-		    "init", role, d->conf.database);
+		    "init", role, d->db_shown);
+	if (db_shared(db))
+		return db;	/* PostgreSQL: none of what follows */
 	/*
 	 * No automatic checkpoints: SQLite would run one inside every commit
 	 * that finds the WAL over 1,000 pages, in the writer's with a batch

@@ -34,6 +34,7 @@ struct conf {
 	char		*bounce_address;	/* VERP envelope sender, or NULL */
 	int		 smtp_timeout;
 	int		 smtp_sessions;	/* the mailer's at once */
+	int		 claim_lease;	/* PostgreSQL: seconds a claim holds */
 	int		 delivery_wait;
 	int		 retry_initial;
 	int		 retry_max;

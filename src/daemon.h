@@ -35,6 +35,14 @@ struct daemon {
 	int		 sock;
 	int		 wake[2];
 	char		*sock_path;	/* unlinked at exit when we made it */
+	/*
+	 * The node's own files are named after node: the database's path
+	 * on SQLite; on PostgreSQL (shared by the nodes), state_directory's
+	 * "postgresql" (secret.key, postgresql.metrics, postgresql.lock).
+	 * db_shown is the database as logs show it (no password).
+	 */
+	char		 node[4096];
+	char		 db_shown[512];
 	char		 db_dir[4096];
 	int		 lock;		/* held by the pool while any lives */
 	char		 sock_dir[4096];

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "log.h"
@@ -27,8 +28,12 @@
 #include "db.h"
 #include "db_int.h"
 #include "metrics.h"
+#include "pg_uri.h"
+#include "pg.h"
 
 #define BUSY_TIMEOUT_MS	5000
+#define STR(n)		STR_(n)
+#define STR_(n)		#n
 
 static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -99,6 +104,11 @@ static const char *const queries[Q__MAX] = {
 	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
 	    " WHERE status = 'sending'",
+	/* PostgreSQL's only (pg_begin). */
+	[Q_WRITE_LOCK] = "SELECT 1",
+	/* A claim never tried: as if never made (a mailer's stop). */
+	[Q_UNCLAIM] = "UPDATE invites SET status = 'queued',"
+	    " attempts = attempts - 1 WHERE id = ?1 AND status = 'sending'",
 	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
 	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
 	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at),"
@@ -172,7 +182,7 @@ static const char *const queries[Q__MAX] = {
 	    " AND request_hash = ?4 AND status = 0",
 	[Q_SAVEPOINT] = "SAVEPOINT invite",
 	[Q_DUE_COUNT] = "SELECT count(*) FROM (SELECT 1 FROM invites"
-	    " WHERE status = 'queued' AND next_attempt_at <= ?1 LIMIT ?2)",
+	    " WHERE status = 'queued' AND next_attempt_at <= ?1 LIMIT ?2) AS due",
 	[Q_RELEASE] = "RELEASE invite",
 	[Q_ROLLBACK_TO] = "ROLLBACK TO invite",
 	[Q_IDEM_DEL] = "DELETE FROM idempotency_keys"
@@ -234,6 +244,65 @@ static const char *const queries[Q__MAX] = {
 	    " WHERE status = 'pending'",
 };
 
+/*
+ * PostgreSQL's form of the statements where its dialect differs (NULL:
+ * the SQLite text above, its ?N made $N).  Every write transaction takes
+ * one advisory lock, held to its end: the transactions of all nodes run
+ * one at a time, as BEGIN IMMEDIATE makes them in one SQLite file, so
+ * that the limits, the cooldown and the do-not-invite list are exact
+ * across nodes with the very checks SQLite runs.  Reads take no lock.
+ */
+#define PG_WRITE_LOCK	"7204526166"	/* "referral-invites" */
+static const char *const queries_pg[Q__MAX] = {
+	[Q_BEGIN] = "BEGIN; SELECT pg_try_advisory_xact_lock(" PG_WRITE_LOCK
+	    ")",
+	[Q_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")",
+	[Q_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
+	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
+	    " VALUES (?1, ?2, ?3, 1) ON CONFLICT (kind, id, slot)"
+	    " DO UPDATE SET n = invite_counts.n + 1",
+	[Q_LIST] = "SELECT id, email, language_requested,"
+	    " CASE status WHEN 'hidden' THEN 'sent' ELSE status END,"
+	    " created_at, CASE status WHEN 'hidden' THEN updated_at"
+	    " ELSE sent_at END, accepted_at, to_char((coalesce(resent_at,"
+	    " created_at)::timestamptz AT TIME ZONE 'UTC') + make_interval("
+	    " secs => coalesce(expires_in, ?6::integer)),"
+	    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), metadata, rowid"
+	    " FROM invites WHERE inviter_id = ?2"
+	    " AND app_id = ?1 AND (?3::text IS NULL OR created_at < ?3"
+	    " OR (created_at = ?3 AND rowid < ?4::bigint))"
+	    " ORDER BY created_at DESC, rowid DESC LIMIT ?5",
+	[Q_IDEM_CLAIM] = "INSERT INTO idempotency_keys (app_id, credential,"
+	    " key, request_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (app_id, credential, key) DO UPDATE SET"
+	    " request_hash = excluded.request_hash, status = 0,"
+	    " response = NULL, headers = NULL,"
+	    " created_at = excluded.created_at",
+	[Q_SUPPRESS_BOUNCE] = "INSERT INTO suppressions"
+	    " (app_id, email_normalized, source, created_at)"
+	    " VALUES (?1, ?2, 'bounce', ?3) ON CONFLICT DO NOTHING",
+	[Q_OPS_QUEUE] = "SELECT count(*), min(created_at) FROM invites"
+	    " WHERE status = 'queued'",
+	/* Only claims older than the lease (?1): others are being sent. */
+	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
+	    " WHERE status = 'sending' AND updated_at < ?1",
+	[Q_RESEND_SET] = "UPDATE invites SET accept_token_hash = ?2,"
+	    " resends = resends + 1, resent_at = ?3, status = CASE WHEN"
+	    " ?6::text IS NULL THEN 'queued' ELSE 'hidden' END, attempts = 0,"
+	    " last_reply = ?6, next_attempt_at = ?3,"
+	    " updated_at = coalesce(?7, ?3), request_id = ?4"
+	    " WHERE id = ?1 AND resends = ?5 AND status IN"
+	    " ('queued', 'sent', 'failed', 'hidden') AND accepted_at IS NULL",
+	[Q_MARK] = "UPDATE invites SET status = ?2, last_reply = ?3,"
+	    " next_attempt_at = ?4, updated_at = ?5,"
+	    " sent_at = CASE WHEN ?2::text = 'sent' THEN ?5 ELSE sent_at END"
+	    " WHERE id = ?1 AND status = 'sending'",
+	[Q_EVENT_DONE] = "UPDATE events SET status = ?2, last_reply = ?3,"
+	    " next_attempt_at = ?4, delivered_at = CASE WHEN"
+	    " ?2::text = 'delivered' THEN ?5 END WHERE id = ?1"
+	    " AND status = 'pending' AND attempts = ?6",
+};
+
 /* Whether reads may be served from and kept in the cache. */
 int
 cached(const struct db *db)
@@ -264,10 +333,10 @@ busy_handler(void *arg, int count)
 	return 1;
 }
 
-struct db *
-db_open(const char *path, enum sync_mode sync, int readonly)
+static int
+sqlite_open(struct db *db, const char *path, enum sync_mode sync,
+    int readonly)
 {
-	struct db *db;
 	int flags;
 
 	/*
@@ -276,38 +345,80 @@ db_open(const char *path, enum sync_mode sync, int readonly)
 	 * before the library initialises; later calls fail harmlessly.
 	 */
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	if ((db = calloc(1, sizeof(*db))) == NULL)
-		return NULL;
-	db->seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
 	flags = readonly ? SQLITE_OPEN_READONLY :
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 	if (sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX,
 	    NULL) != SQLITE_OK) {
 		log_warnx("database %s: %s", path, db->h ?
 		    sqlite3_errmsg(db->h) : "out of memory");
-		goto fail;
+		return -1;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
 	sqlite3_busy_handler(db->h, busy_handler, db);
 	if (db_exec(db, readonly ? "PRAGMA foreign_keys = ON" :
 	    "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON") == -1)
-		goto fail;
+		return -1;
 	if (db_exec(db, sync == SYNC_FULL ? "PRAGMA synchronous = FULL" :
 	    "PRAGMA synchronous = NORMAL") == -1)
-		goto fail;
+		return -1;
 	/*
 	 * No memory-mapped reads: every commit elsewhere makes SQLite unmap
 	 * and map the file again, dearer than the preads it saves.
 	 */
 	if (db_exec(db, "PRAGMA mmap_size = 0") == -1)
-		goto fail;
+		return -1;
 	/* No temporary files outside the database directory (Landlock). */
 	if (db_exec(db, "PRAGMA temp_store = MEMORY") == -1)
-		goto fail;
+		return -1;
+	return 0;
+}
+
+/*
+ * A commit of SYNC_NORMAL (the mailer's verdicts, the webhooks' tries)
+ * returns before the server flushed it, as SQLite's synchronous =
+ * NORMAL does; an invite's commit (SYNC_FULL) always waits.
+ */
+static int
+pg_open(struct db *db, const char *uri, enum sync_mode sync)
+{
+	char err[1024];
+
+	if ((db->pg = pg_connect(uri, err, sizeof(err))) == NULL) {
+		log_warnx("database %s", err);
+		return -1;
+	}
+	if (db_exec(db, sync == SYNC_FULL ? "SET synchronous_commit = on" :
+	    "SET synchronous_commit = off") == -1)
+		return -1;
+	/*
+	 * A lock held elsewhere (another node's transaction, an admin's
+	 * psql) is waited for as long as SQLite's busy handler waits, then
+	 * SQLITE_BUSY: a 503 with Retry-After.
+	 */
+	return db_exec(db, "SET lock_timeout = " STR(BUSY_TIMEOUT_MS));
+}
+
+struct db *
+db_open(const char *path, enum sync_mode sync, int readonly)
+{
+	struct db *db;
+	int i, rc;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	db->seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	for (i = 0; i < Q__MAX; i++) {
+		db->st[i].db = db;
+		db->st[i].q = i;
+		db->st[i].row = -1;
+	}
+	rc = pg_uri_is(path) ? pg_open(db, path, sync) :
+	    sqlite_open(db, path, sync, readonly);
+	if (rc == -1) {
+		db_close(db);
+		return NULL;
+	}
 	return db;
-fail:
-	db_close(db);
-	return NULL;
 }
 
 void
@@ -317,9 +428,13 @@ db_close(struct db *db)
 
 	if (db == NULL)
 		return;
-	for (i = 0; i < Q__MAX; i++)
-		sqlite3_finalize(db->st[i]);
+	for (i = 0; i < Q__MAX; i++) {
+		sqlite3_finalize(db->st[i].sq);
+		PQclear(db->st[i].r);
+	}
 	sqlite3_close(db->h);
+	if (db->pg != NULL)
+		PQfinish(db->pg);
 	cache_free(db->cache);
 	free(db);
 }
@@ -331,10 +446,90 @@ db_handle(struct db *db)
 }
 
 int
+db_shared(const struct db *db)
+{
+	return db->pg != NULL;
+}
+
+/* PostgreSQL's error on r (NULL: the connection's) into db->err. */
+static void
+pg_why(struct db *db, const PGresult *r)
+{
+	const char *msg = r != NULL ? PQresultErrorMessage(r) : "";
+
+	if (*msg == '\0')
+		msg = PQerrorMessage(db->pg);
+	snprintf(db->err, sizeof(db->err), "%.*s", (int)strcspn(msg, "\n"),
+	    *msg ? msg : "out of memory");
+}
+
+/*
+ * The SQLite result code for PostgreSQL's error on r: its SQLSTATE's
+ * class decides, so that the code above handles both engines alike.
+ */
+static int
+pg_rc(struct db *db, const PGresult *r)
+{
+	const char *code = r != NULL ? PQresultErrorField(r,
+	    PG_DIAG_SQLSTATE) : NULL;
+
+	pg_why(db, r);
+	if (code == NULL)
+		return SQLITE_ERROR;	/* the connection, no memory */
+	if (strncmp(code, "23", 2) == 0)
+		return SQLITE_CONSTRAINT;
+	if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0 ||
+	    strcmp(code, "55P03") == 0)
+		return SQLITE_BUSY;
+	if (strncmp(code, "53", 2) == 0)
+		return SQLITE_FULL;
+	return SQLITE_ERROR;
+}
+
+/*
+ * A connection lost is made again before the next statement (libpq
+ * tries every host of the URI, so a failover's new primary too), its
+ * statements then prepared anew.  -1 while it cannot be.
+ */
+static int
+pg_alive(struct db *db)
+{
+	int i;
+
+	if (PQstatus(db->pg) == CONNECTION_OK)
+		return 0;
+	PQreset(db->pg);
+	for (i = 0; i < Q__MAX; i++)
+		db->st[i].prepared = 0;
+	if (PQstatus(db->pg) != CONNECTION_OK) {
+		pg_why(db, NULL);
+		return -1;
+	}
+	log_info("database: connected again");
+	return 0;
+}
+
+int
 db_exec(struct db *db, const char *sql)
 {
+	PGresult *r;
 	char *msg = NULL;
+	int ok;
 
+	if (db->pg != NULL) {
+		if (pg_alive(db) == -1) {
+			log_warnx("database: %s", db->err);
+			return -1;
+		}
+		r = PQexec(db->pg, sql);
+		if (!(ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+		    PQresultStatus(r) == PGRES_TUPLES_OK)) {
+			(void)pg_rc(db, r);
+			log_warnx("database: %s", db->err);
+		}
+		PQclear(r);
+		return ok ? 0 : -1;
+	}
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		log_warnx("database: %s", msg ? msg : "error");
 		sqlite3_free(msg);
@@ -343,29 +538,211 @@ db_exec(struct db *db, const char *sql)
 	return 0;
 }
 
-/* The prepared statement for q, reset and cleared; NULL on error. */
-sqlite3_stmt *
+/*
+ * Statement q's PostgreSQL text, ?N made $N, and the highest N.  A
+ * statement without parameters runs as a simple query (it may then be
+ * several, as Q_BEGIN is); one with them is prepared once per session.
+ */
+static int
+pg_prepare(struct db *db, struct stmt *st)
+{
+	const char *src = queries_pg[st->q] ? queries_pg[st->q] :
+	    queries[st->q];
+	char sql[2048], name[16];
+	size_t o = 0;
+	/* A parameter no text names (Q_IDEM_DEL's ?4) is typed text. */
+	Oid types[STMT_PARAMS];
+	int n, i;
+	PGresult *r;
+
+	st->nparams = 0;
+	for (i = 0; i < STMT_PARAMS; i++)
+		types[i] = 25;	/* TEXTOID, PostgreSQL's pg_type.h */
+	for (; *src != '\0' && o + 2 < sizeof(sql); src++) {
+		if (*src == '?' && src[1] >= '0' && src[1] <= '9') {
+			sql[o++] = '$';
+			n = atoi(src + 1);
+			if (n > st->nparams)
+				st->nparams = n;
+			if (n >= 1 && n <= STMT_PARAMS)
+				types[n - 1] = 0;	/* inferred */
+			continue;
+		}
+		sql[o++] = *src;
+	}
+	sql[o] = '\0';
+	if (st->nparams > STMT_PARAMS || *src != '\0') {
+		log_warnx("prepare: statement %d too big", st->q);
+		return -1;
+	}
+	st->prepared = 1;
+	if (st->nparams == 0)
+		return 0;
+	snprintf(name, sizeof(name), "q%d", st->q);
+	r = PQprepare(db->pg, name, sql, st->nparams, types);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		(void)pg_rc(db, r);
+		log_warnx("prepare: %s", db->err);
+		PQclear(r);
+		st->prepared = 0;
+		return -1;
+	}
+	PQclear(r);
+	return 0;
+}
+
+struct stmt *
 db_stmt(struct db *db, enum db_query q)
 {
-	sqlite3_stmt *st = db->st[q];
+	struct stmt *st = &db->st[q];
 
-	if (st == NULL) {
+	if (db->pg != NULL) {
+		st_reset(st);
+		memset(st->vals, 0, sizeof(st->vals));
+		if (pg_alive(db) == -1) {
+			log_warnx("database: %s", db->err);
+			return NULL;
+		}
+		if (!st->prepared && pg_prepare(db, st) == -1)
+			return NULL;
+		return st;
+	}
+	if (st->sq == NULL) {
 		if (sqlite3_prepare_v3(db->h, queries[q], -1,
-		    SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		    SQLITE_PREPARE_PERSISTENT, &st->sq, NULL) != SQLITE_OK) {
 			log_warnx("prepare: %s", sqlite3_errmsg(db->h));
 			return NULL;
 		}
-		db->st[q] = st;
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	sqlite3_reset(st->sq);
+	sqlite3_clear_bindings(st->sq);
 	return st;
+}
+
+/* Run st on PostgreSQL: its rows kept, or the count of those changed. */
+static int
+pg_run(struct stmt *st)
+{
+	struct db *db = st->db;
+	char name[16];
+	int rc;
+
+	if (st->nparams == 0) {
+		st->r = PQexec(db->pg, queries_pg[st->q] ?
+		    queries_pg[st->q] : queries[st->q]);
+	} else {
+		snprintf(name, sizeof(name), "q%d", st->q);
+		st->r = PQexecPrepared(db->pg, name, st->nparams, st->vals,
+		    NULL, NULL, 0);
+	}
+	switch (PQresultStatus(st->r)) {
+	case PGRES_TUPLES_OK:
+		st->nrows = PQntuples(st->r);
+		st->row = -1;
+		return SQLITE_ROW;
+	case PGRES_COMMAND_OK:
+		/* A transaction a failed statement aborted ends so. */
+		if (st->q == Q_COMMIT &&
+		    strcmp(PQcmdStatus(st->r), "COMMIT") != 0) {
+			snprintf(db->err, sizeof(db->err), "the transaction "
+			    "was rolled back");
+			PQclear(st->r);
+			st->r = NULL;
+			return SQLITE_ERROR;
+		}
+		db->changes = atoi(PQcmdTuples(st->r));
+		st->nrows = 0;
+		st->row = -1;
+		return SQLITE_DONE;
+	default:
+		rc = pg_rc(db, st->r);
+		PQclear(st->r);
+		st->r = NULL;
+		return rc;
+	}
+}
+
+int
+st_step(struct stmt *st)
+{
+	int rc;
+
+	if (st->db->pg == NULL)
+		return sqlite3_step(st->sq);
+	if (st->r == NULL && (rc = pg_run(st)) != SQLITE_ROW &&
+	    rc != SQLITE_DONE)
+		return rc;
+	if (++st->row < st->nrows)
+		return SQLITE_ROW;
+	st->row = st->nrows;
+	return SQLITE_DONE;
+}
+
+void
+st_reset(struct stmt *st)
+{
+	if (st->db->pg == NULL) {
+		sqlite3_reset(st->sq);
+		return;
+	}
+	PQclear(st->r);
+	st->r = NULL;
+	st->row = -1;
+	st->nrows = 0;
+}
+
+int
+st_null(struct stmt *st, int i)
+{
+	if (st->db->pg == NULL)
+		return sqlite3_column_type(st->sq, i) == SQLITE_NULL;
+	return st->r == NULL || st->row < 0 || st->row >= st->nrows ||
+	    PQgetisnull(st->r, st->row, i);
+}
+
+const char *
+st_text(struct stmt *st, int i)
+{
+	if (st->db->pg == NULL)
+		return (const char *)sqlite3_column_text(st->sq, i);
+	return st_null(st, i) ? NULL : PQgetvalue(st->r, st->row, i);
+}
+
+/* A PostgreSQL boolean reads as SQLite's 1 or 0. */
+int64_t
+st_int(struct stmt *st, int i)
+{
+	const char *s;
+
+	if (st->db->pg == NULL)
+		return sqlite3_column_int64(st->sq, i);
+	if ((s = st_text(st, i)) == NULL)
+		return 0;
+	if (strcmp(s, "t") == 0)
+		return 1;
+	return strtoll(s, NULL, 10);
+}
+
+int
+db_changes(struct db *db)
+{
+	return db->pg != NULL ? db->changes : sqlite3_changes(db->h);
+}
+
+int
+db_in_tx(struct db *db)
+{
+	if (db->pg != NULL)
+		return PQtransactionStatus(db->pg) != PQTRANS_IDLE;
+	return !sqlite3_get_autocommit(db->h);
 }
 
 /* Map an sqlite3 result to ours, logging the unexpected. */
 enum db_res
 db_res_of(struct db *db, int rc)
 {
+	const char *msg = db->pg != NULL ? db->err : sqlite3_errmsg(db->h);
+
 	switch (rc & 0xff) {
 	case SQLITE_DONE:
 	case SQLITE_ROW:
@@ -378,11 +755,10 @@ db_res_of(struct db *db, int rc)
 		return DB_CONFLICT;
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
-		log_errx("database: %s (is its disk full?)",
-		    sqlite3_errmsg(db->h));
+		log_errx("database: %s (is its disk full?)", msg);
 		return DB_ERR;
 	default:
-		log_warnx("database: %s", sqlite3_errmsg(db->h));
+		log_warnx("database: %s", msg);
 		return DB_ERR;
 	}
 }
@@ -398,21 +774,38 @@ bound(struct db *db, int rc)
 }
 
 int
-bind_text(struct db *db, sqlite3_stmt *st, int i, const char *s)
+bind_text(struct db *db, struct stmt *st, int i, const char *s)
 {
+	if (db->pg != NULL) {
+		if (i >= 1 && i <= st->nparams)
+			st->vals[i - 1] = s;
+		return 0;
+	}
+	if (i > sqlite3_bind_parameter_count(st->sq))
+		return 0;
 	if (s == NULL)
-		return bound(db, sqlite3_bind_null(st, i));
-	return bound(db, sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC));
+		return bound(db, sqlite3_bind_null(st->sq, i));
+	return bound(db, sqlite3_bind_text(st->sq, i, s, -1, SQLITE_STATIC));
 }
 
 int
-bind_int(struct db *db, sqlite3_stmt *st, int i, int64_t n)
+bind_int(struct db *db, struct stmt *st, int i, int64_t n)
 {
-	return bound(db, sqlite3_bind_int64(st, i, (sqlite3_int64)n));
+	if (db->pg != NULL) {
+		if (i >= 1 && i <= st->nparams) {
+			snprintf(st->nums[i - 1], sizeof(st->nums[i - 1]),
+			    "%lld", (long long)n);
+			st->vals[i - 1] = st->nums[i - 1];
+		}
+		return 0;
+	}
+	if (i > sqlite3_bind_parameter_count(st->sq))
+		return 0;
+	return bound(db, sqlite3_bind_int64(st->sq, i, (sqlite3_int64)n));
 }
 
 int
-bind_texts(struct db *db, sqlite3_stmt *st, const char *const *v, size_t n)
+bind_texts(struct db *db, struct stmt *st, const char *const *v, size_t n)
 {
 	size_t i;
 
@@ -423,32 +816,33 @@ bind_texts(struct db *db, sqlite3_stmt *st, const char *const *v, size_t n)
 }
 
 char *
-col_strdup(sqlite3_stmt *st, int i)
+col_strdup(struct stmt *st, int i)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
+	const char *s = st_text(st, i);
 
-	return s == NULL ? NULL : strdup((const char *)s);
+	return s == NULL ? NULL : strdup(s);
 }
 
 void
-col_copy(sqlite3_stmt *st, int i, char *dst, size_t dstsz)
+col_copy(struct stmt *st, int i, char *dst, size_t dstsz)
 {
-	const unsigned char *s = sqlite3_column_text(st, i);
+	const char *s = st_text(st, i);
 
-	snprintf(dst, dstsz, "%s", s ? (const char *)s : "");
+	snprintf(dst, dstsz, "%s", s ? s : "");
 }
 
 /* Run a one-row, one-column query; the text into out (or "" for NULL). */
 int
-query_text(struct db *db, sqlite3_stmt *st, char *out, size_t outsz)
+query_text(struct db *db, struct stmt *st, char *out, size_t outsz)
 {
 	int rc;
 
+	(void)db;
 	out[0] = '\0';
-	rc = sqlite3_step(st);
+	rc = st_step(st);
 	if (rc == SQLITE_ROW)
 		col_copy(st, 0, out, outsz);
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -481,11 +875,14 @@ db_cache_enable(struct db *db)
 /*
  * With a cache, the snapshot's first read is the cache generation: rows
  * cached under another generation are dropped before anything is served.
+ * The generation is in the database, moved by triggers on every change
+ * of a key, an app or a user, so a change made on any node (or with
+ * referral-invitesctl) empties the caches of all at their next request.
  */
 enum db_res
 db_read_begin(struct db *db)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	enum db_res res;
 	int64_t gen;
 	int rc;
@@ -498,15 +895,15 @@ db_read_begin(struct db *db)
 		step_simple(db, Q_ROLLBACK);
 		return DB_ERR;
 	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+	if ((rc = st_step(st)) != SQLITE_ROW) {
 		/* The error before the rollback replaces its message. */
 		res = rc == SQLITE_DONE ? DB_ERR : db_res_of(db, rc);
-		sqlite3_reset(st);
+		st_reset(st);
 		step_simple(db, Q_ROLLBACK);
 		return res;
 	}
-	gen = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	gen = st_int(st, 0);
+	st_reset(st);
 	if (gen != db->gen) {
 		cache_flush(db->cache);
 		db->gen = gen;
@@ -533,11 +930,17 @@ db_rollback(struct db *db)
 	step_simple(db, Q_ROLLBACK);
 }
 
+/*
+ * Checkpoints, the file's flush and the WAL's size are SQLite's: on
+ * PostgreSQL the server does all of that, and these do nothing.
+ */
 int
 db_checkpoint(struct db *db, int restart)
 {
 	int logged = 0, done = 0, rc;
 
+	if (db->pg != NULL)
+		return 0;
 	/*
 	 * Never a wait, for a lock or for a reader: a process that sleeps
 	 * with the write lock held, on two cores busy with fifty others,
@@ -560,6 +963,8 @@ db_sync(struct db *db)
 {
 	sqlite3_file *f = NULL;
 
+	if (db->pg != NULL)
+		return 0;
 	if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_FILE_POINTER,
 	    &f) != SQLITE_OK || f == NULL || f->pMethods == NULL ||
 	    f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) != SQLITE_OK)
@@ -583,7 +988,8 @@ void
 db_wal_watch(struct db *db)
 {
 	/* Replaces SQLite's automatic checkpoint, which is off anyway. */
-	sqlite3_wal_hook(db->h, wal_count, db);
+	if (db->h != NULL)
+		sqlite3_wal_hook(db->h, wal_count, db);
 }
 
 int
@@ -593,16 +999,53 @@ db_wal_frames(const struct db *db)
 }
 
 
+/*
+ * PostgreSQL's BEGIN IMMEDIATE: BEGIN and the write lock, taken at once
+ * when free; else waited for up to lock_timeout, the wait and a timeout
+ * counted as SQLite's busy handler counts them.
+ */
+static int
+pg_begin(struct db *db)
+{
+	struct stmt *st;
+	int rc, got;
+
+	if ((st = db_stmt(db, Q_BEGIN)) == NULL)
+		return SQLITE_ERROR;
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
+		return rc;
+	}
+	got = st_int(st, 0) == 1;
+	st_reset(st);
+	if (got)
+		return SQLITE_DONE;
+	metrics_add(M_BUSY_WAITS);
+	if ((st = db_stmt(db, Q_WRITE_LOCK)) == NULL)
+		return SQLITE_ERROR;
+	rc = st_step(st);
+	st_reset(st);
+	if (rc == SQLITE_ROW)
+		return SQLITE_DONE;
+	if (rc == SQLITE_BUSY)
+		metrics_add(M_BUSY_TIMEOUTS);
+	/* The transaction BEGIN opened is aborted now: end it. */
+	(void)db_exec(db, "ROLLBACK");
+	return rc;
+}
+
 int
 step_simple(struct db *db, enum db_query q)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
+	if (db->pg != NULL && q == Q_BEGIN)
+		return pg_begin(db);
 	if ((st = db_stmt(db, q)) == NULL)
 		return SQLITE_ERROR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc;
 }
 

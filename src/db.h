@@ -26,7 +26,12 @@ struct db	*db_open(const char *path, enum sync_mode sync, int readonly);
 void		 db_close(struct db *);
 /* Create or migrate the schema; 0 or -1. */
 int		 db_migrate(struct db *, char *err, size_t errsz);
-struct sqlite3	*db_handle(struct db *);
+struct sqlite3	*db_handle(struct db *);	/* NULL on PostgreSQL */
+/*
+ * Whether the database is PostgreSQL, shared with other nodes: no
+ * PRAGMAs, no checkpoints, and the mailer's claims are leases.
+ */
+int		 db_shared(const struct db *);
 
 enum db_res { DB_OK, DB_NOTFOUND, DB_BUSY, DB_ERR, DB_CONFLICT };
 
@@ -188,8 +193,15 @@ struct outbox {
 	int	 resends;		/* its accept token's generation */
 };
 
-/* Put rows left in 'sending' by a crash back to 'queued'; count or -1. */
-int		 db_outbox_recover(struct db *);
+/*
+ * Put rows left in 'sending' by a crash back to 'queued'; count or -1.
+ * SQLite: every such row (one pool per file, start_lock).  PostgreSQL,
+ * shared by the nodes' mailers: only those claimed before "before"
+ * (now less claim_lease), whose mailer is gone or far too slow.
+ */
+int		 db_outbox_recover(struct db *, time_t before);
+/* Put claimed row id, never tried, back to 'queued' (a mailer's stop). */
+int		 db_outbox_unclaim(struct db *, const char *id);
 /* Claim up to max due rows as 'sending'; count (array in *out) or -1. */
 /*
  * A verdict to record: the row's new status, the relay's reply and the

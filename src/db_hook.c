@@ -41,7 +41,7 @@ db_events_free(struct event *e, size_t n)
 static ssize_t
 events_due(struct db *db, const char *ts, size_t max, struct event *e)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	size_t n = 0;
 	int rc = SQLITE_DONE;
 
@@ -49,23 +49,23 @@ events_due(struct db *db, const char *ts, size_t max, struct event *e)
 	    bind_text(db, st, 1, ts) == -1 ||
 	    bind_int(db, st, 2, (int64_t)max) == -1)
 		return -1;
-	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (n < max && (rc = st_step(st)) == SQLITE_ROW) {
 		col_copy(st, 0, e[n].id, sizeof(e[n].id));
 		col_copy(st, 1, e[n].app, sizeof(e[n].app));
 		e[n].payload = col_strdup(st, 2);
-		e[n].attempts = sqlite3_column_int(st, 3) + 1;
+		e[n].attempts = (int)st_int(st, 3) + 1;
 		e[n].give_up = parse_iso((const char *)
-		    sqlite3_column_text(st, 4));
+		    st_text(st, 4));
 		e[n].url = col_strdup(st, 5);
-		e[n].generation = sqlite3_column_int(st, 6);
+		e[n].generation = (int)st_int(st, 6);
 		/* NULL from a column that is not NULL: out of memory. */
 		if (e[n++].payload == NULL || (e[n - 1].url == NULL &&
-		    sqlite3_column_type(st, 5) != SQLITE_NULL)) {
+		    !st_null(st, 5))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		events_clear(e, n);
 		return -1;
@@ -78,7 +78,7 @@ static ssize_t
 events_take(struct db *db, struct event *e, size_t n, const char *until,
     const char *ts)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	size_t i, k = 0;
 	int rc;
 
@@ -88,14 +88,14 @@ events_take(struct db *db, struct event *e, size_t n, const char *until,
 			events_clear(e, n);
 			return -1;
 		}
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = st_step(st);
+		st_reset(st);
 		if (rc != SQLITE_DONE) {
 			events_clear(e, n);
 			return -1;
 		}
 		/* Another node's process took it first: not ours to send. */
-		if (sqlite3_changes(db->h) == 0) {
+		if (db_changes(db) == 0) {
 			events_clear(e + i, 1);
 			continue;
 		}
@@ -144,7 +144,7 @@ int
 db_event_done(struct db *db, const struct event *e, const char *status,
     const char *reply, time_t next, time_t now)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char nts[21], ts[21];
 	int rc;
 
@@ -154,15 +154,15 @@ db_event_done(struct db *db, const struct event *e, const char *status,
 	    BIND_TEXTS(db, st, e->id, status, reply, nts, ts) == -1 ||
 	    bind_int(db, st, 6, e->attempts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 time_t
 db_events_next(struct db *db)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char t[32];
 
 	if ((st = db_stmt(db, Q_EVENTS_NEXT)) == NULL ||
@@ -174,7 +174,7 @@ db_events_next(struct db *db)
 int
 db_events_purge(struct db *db, time_t before)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21];
 	int rc;
 
@@ -182,7 +182,7 @@ db_events_purge(struct db *db, time_t before)
 	if ((st = db_stmt(db, Q_EVENTS_PURGE)) == NULL ||
 	    bind_text(db, st, 1, ts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_DONE ? db_changes(db) : -1;
 }

@@ -22,17 +22,39 @@
 /* ------------------------------------------------------------- mailer */
 
 int
-db_outbox_recover(struct db *db)
+db_outbox_recover(struct db *db, time_t before)
 {
-	int rc = step_simple(db, Q_RECOVER);
+	struct stmt *st;
+	char ts[21];
+	int rc;
 
-	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+	util_isotime(before, ts);
+	if ((st = db_stmt(db, Q_RECOVER)) == NULL ||
+	    bind_text(db, st, 1, ts) == -1)
+		return -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_DONE ? db_changes(db) : -1;
+}
+
+int
+db_outbox_unclaim(struct db *db, const char *id)
+{
+	struct stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, Q_UNCLAIM)) == NULL ||
+	    bind_text(db, st, 1, id) == -1)
+		return -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_DONE ? db_changes(db) : -1;
 }
 
 ssize_t
 db_outbox_due(struct db *db, time_t now, size_t max)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21];
 	ssize_t n = -1;
 
@@ -41,9 +63,9 @@ db_outbox_due(struct db *db, time_t now, size_t max)
 	    bind_text(db, st, 1, ts) == -1 ||
 	    bind_int(db, st, 2, (int64_t)max) == -1)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = (ssize_t)sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if (st_step(st) == SQLITE_ROW)
+		n = (ssize_t)st_int(st, 0);
+	st_reset(st);
 	return n;
 }
 
@@ -65,7 +87,7 @@ db_outbox_free(struct outbox *o, size_t n)
 }
 
 static int
-outbox_fill(struct outbox *o, sqlite3_stmt *st)
+outbox_fill(struct outbox *o, struct stmt *st)
 {
 	col_copy(st, 0, o->id, sizeof(o->id));
 	col_copy(st, 1, o->app_id, sizeof(o->app_id));
@@ -77,24 +99,24 @@ outbox_fill(struct outbox *o, sqlite3_stmt *st)
 	o->invite_url = col_strdup(st, 7);
 	o->inviter_name = col_strdup(st, 8);
 	o->inviter_email = col_strdup(st, 9);
-	o->attempts = sqlite3_column_int(st, 10) + 1;
+	o->attempts = (int)st_int(st, 10) + 1;
 	col_copy(st, 11, o->created_at, sizeof(o->created_at));
-	o->resends = sqlite3_column_int(st, 12);
+	o->resends = (int)st_int(st, 12);
 	return o->email && o->email_norm && o->app_name && o->invite_url &&
 	    o->inviter_email ? 0 : -1;
 }
 
 /* Run an UPDATE of two texts (an id, a time); -1 unless done. */
 static int
-step_texts(struct db *db, sqlite3_stmt *st, const char *id, const char *ts)
+step_texts(struct db *db, struct stmt *st, const char *id, const char *ts)
 {
 	int rc;
 
-	sqlite3_reset(st);
+	st_reset(st);
 	if (BIND_TEXTS(db, st, id, ts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -107,7 +129,7 @@ step_texts(struct db *db, sqlite3_stmt *st, const char *id, const char *ts)
 static int
 claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 {
-	sqlite3_stmt *st, *up;
+	struct stmt *st, *up;
 	char ts[21], (*cancel)[UUID_LEN + 1];
 	size_t i, nc = 0;
 	int rc = -1, step = SQLITE_DONE;
@@ -120,15 +142,15 @@ claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 	    bind_text(db, st, 1, ts) == -1 ||
 	    bind_int(db, st, 2, (int64_t)max) == -1)
 		goto out;
-	while (*n + nc < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_int(st, 13))
+	while (*n + nc < max && (step = st_step(st)) == SQLITE_ROW) {
+		if ((int)st_int(st, 13))
 			col_copy(st, 0, cancel[nc++], sizeof(cancel[0]));
 		else if (outbox_fill(&o[(*n)++], st) == -1) {
 			step = SQLITE_NOMEM;
 			break;
 		}
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		goto out;
 	if ((up = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL)
@@ -198,7 +220,7 @@ int
 db_outbox_mark(struct db *db, const char *id, const char *status,
     const char *reply, time_t next)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21], nx[21];
 	int rc;
 
@@ -207,15 +229,15 @@ db_outbox_mark(struct db *db, const char *id, const char *status,
 	if ((st = db_stmt(db, Q_MARK)) == NULL ||
 	    BIND_TEXTS(db, st, id, status, reply, nx, ts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return db_res_of(db, rc) == DB_OK ? 0 : -1;
 }
 
 int
 db_suppress_bounce(struct db *db, const char *app, const char *email_norm)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21];
 	int rc;
 
@@ -223,8 +245,8 @@ db_suppress_bounce(struct db *db, const char *app, const char *email_norm)
 	if ((st = db_stmt(db, Q_SUPPRESS_BOUNCE)) == NULL ||
 	    BIND_TEXTS(db, st, app, email_norm, ts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -250,7 +272,7 @@ db_outbox_bounce(struct db *db, const char *id, const char *reply,
 time_t
 db_outbox_next_due(struct db *db)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char t[32];
 
 	if ((st = db_stmt(db, Q_NEXT_DUE)) == NULL ||

@@ -20,7 +20,7 @@
 enum db_res
 db_ops_queue(struct db *db, time_t now, int64_t *queued, int64_t *oldest)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	time_t t;
 	int rc;
 
@@ -28,13 +28,13 @@ db_ops_queue(struct db *db, time_t now, int64_t *queued, int64_t *oldest)
 	*oldest = -1;
 	if ((st = db_stmt(db, Q_OPS_QUEUE)) == NULL)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*queued = sqlite3_column_int64(st, 0);
-		if (sqlite3_column_type(st, 1) == SQLITE_TEXT && (t = parse_iso(
-		    (const char *)sqlite3_column_text(st, 1))) > 0)
+	if ((rc = st_step(st)) == SQLITE_ROW) {
+		*queued = st_int(st, 0);
+		if (!st_null(st, 1) && (t = parse_iso(
+		    st_text(st, 1))) > 0)
 			*oldest = now > t ? (int64_t)(now - t) : 0;
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_ROW ? DB_OK : db_res_of(db, rc);
 }
 
@@ -43,20 +43,20 @@ static enum db_res
 ops_group(struct db *db, enum db_query q, const char *const *names,
     int nnames, int64_t *n)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	const char *name;
 	int i, rc;
 
 	if ((st = db_stmt(db, q)) == NULL)
 		return DB_ERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((name = (const char *)sqlite3_column_text(st, 0)) == NULL)
+	while ((rc = st_step(st)) == SQLITE_ROW) {
+		if ((name = st_text(st, 0)) == NULL)
 			continue;
 		for (i = 0; i < nnames; i++)
 			if (strcmp(name, names[i]) == 0)
-				n[i] = sqlite3_column_int64(st, 1);
+				n[i] = st_int(st, 1);
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
 }
 

@@ -38,7 +38,7 @@ db_app_free(struct app *a)
 enum db_res
 db_app_get(struct db *db, const char *id, struct app *a)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -47,8 +47,8 @@ db_app_get(struct db *db, const char *id, struct app *a)
 	if ((st = db_stmt(db, Q_APP_GET)) == NULL ||
 	    bind_text(db, st, 1, id) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
 	}
 	col_copy(st, 0, a->id, sizeof(a->id));
@@ -56,17 +56,17 @@ db_app_get(struct db *db, const char *id, struct app *a)
 	a->invite_url = col_strdup(st, 2);
 	a->sender = col_strdup(st, 3);
 	a->language = col_strdup(st, 4);
-	a->jwt_alg = jwt_alg_parse((const char *)sqlite3_column_text(st, 5));
+	a->jwt_alg = jwt_alg_parse(st_text(st, 5));
 	a->jwt_key = col_strdup(st, 6);
 	a->jwt_issuer = col_strdup(st, 7);
-	a->jwt_generation = sqlite3_column_int(st, 8);
-	a->accept_ttl = sqlite3_column_int(st, 9);
-	a->limit_per_hour = sqlite3_column_int(st, 10);
-	a->limit_per_day = sqlite3_column_int(st, 11);
-	a->limit_per_minute = sqlite3_column_int(st, 12);
-	a->cooldown = sqlite3_column_int(st, 13);
+	a->jwt_generation = (int)st_int(st, 8);
+	a->accept_ttl = (int)st_int(st, 9);
+	a->limit_per_hour = (int)st_int(st, 10);
+	a->limit_per_day = (int)st_int(st, 11);
+	a->limit_per_minute = (int)st_int(st, 12);
+	a->cooldown = (int)st_int(st, 13);
 	a->redirect_allow = col_strdup(st, 14);
-	sqlite3_reset(st);
+	st_reset(st);
 	if (a->name == NULL || a->invite_url == NULL) {
 		db_app_free(a);
 		return DB_ERR;
@@ -87,7 +87,7 @@ db_user_free(struct user *u)
 enum db_res
 db_user_get(struct db *db, const char *app, const char *id, struct user *u)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	memset(u, 0, sizeof(*u));
@@ -96,15 +96,15 @@ db_user_get(struct db *db, const char *app, const char *id, struct user *u)
 	if ((st = db_stmt(db, Q_USER_GET)) == NULL ||
 	    BIND_TEXTS(db, st, id, app) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
 	}
 	col_copy(st, 0, u->id, sizeof(u->id));
 	u->email = col_strdup(st, 1);
 	u->name = col_strdup(st, 2);
-	u->active = sqlite3_column_int(st, 3);
-	sqlite3_reset(st);
+	u->active = (int)st_int(st, 3);
+	st_reset(st);
 	if (u->email == NULL)
 		return DB_ERR;
 	if (cached(db))
@@ -116,8 +116,8 @@ enum db_res
 db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
     char type[8])
 {
-	sqlite3_stmt *st;
-	const unsigned char *h;
+	struct stmt *st;
+	const char *h;
 	int rc;
 	enum db_res res = DB_NOTFOUND;
 
@@ -126,10 +126,10 @@ db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
 	if ((st = db_stmt(db, Q_KEY_FIND)) == NULL ||
 	    bind_text(db, st, 1, hash_hex) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		h = sqlite3_column_text(st, 2);
+	if ((rc = st_step(st)) == SQLITE_ROW) {
+		h = st_text(st, 2);
 		/* The index found it; compare anyway, in constant time. */
-		if (h != NULL && strlen((const char *)h) == 64 &&
+		if (h != NULL && strlen(h) == 64 &&
 		    util_ct_eq(h, hash_hex, 64)) {
 			col_copy(st, 0, app, UUID_LEN + 1);
 			col_copy(st, 1, type, 8);
@@ -139,7 +139,7 @@ db_key_find(struct db *db, const char *hash_hex, char app[UUID_LEN + 1],
 		}
 	} else if (rc != SQLITE_DONE)
 		res = db_res_of(db, rc);
-	sqlite3_reset(st);
+	st_reset(st);
 	return res;
 }
 
@@ -147,19 +147,19 @@ enum db_res
 db_invite_status(struct db *db, const char *id, char status[16],
     char *reply, size_t replysz)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	if ((st = db_stmt(db, Q_STATUS)) == NULL ||
 	    bind_text(db, st, 1, id) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
 	}
 	col_copy(st, 0, status, 16);
 	col_copy(st, 1, reply, replysz);
-	sqlite3_reset(st);
+	st_reset(st);
 	return DB_OK;
 }
 
@@ -170,7 +170,7 @@ db_invites_list(struct db *db, const char *app, const char *user,
     const char *before_time, int64_t before, int limit, int ttl,
     db_row_fn fn, void *arg)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	const char *cols[LIST_COLS];
 	int rc, i;
 
@@ -181,15 +181,15 @@ db_invites_list(struct db *db, const char *app, const char *user,
 	    (before_time != NULL && bind_int(db, st, 4, before) == -1) ||
 	    bind_int(db, st, 5, limit) == -1 || bind_int(db, st, 6, ttl) == -1)
 		return DB_ERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = st_step(st)) == SQLITE_ROW) {
 		for (i = 0; i < LIST_COLS; i++)
-			cols[i] = (const char *)sqlite3_column_text(st, i);
-		if (fn(arg, cols, sqlite3_column_int64(st, LIST_COLS)) == -1) {
-			sqlite3_reset(st);
+			cols[i] = st_text(st, i);
+		if (fn(arg, cols, st_int(st, LIST_COLS)) == -1) {
+			st_reset(st);
 			return DB_ERR;
 		}
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
 }
 
@@ -197,18 +197,18 @@ db_invites_list(struct db *db, const char *app, const char *user,
 static int
 accept_replaced(struct db *db, const char *id, const char *hash)
 {
-	sqlite3_stmt *st;
-	const unsigned char *h;
+	struct stmt *st;
+	const char *h;
 	int rc, found = 0;
 
 	if ((st = db_stmt(db, Q_ACCEPT_REPLACED)) == NULL ||
 	    bind_text(db, st, 1, id) == -1)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((h = sqlite3_column_text(st, 0)) != NULL &&
-		    strlen((const char *)h) == 64 && util_ct_eq(h, hash, 64))
+	while ((rc = st_step(st)) == SQLITE_ROW)
+		if ((h = st_text(st, 0)) != NULL &&
+		    strlen(h) == 64 && util_ct_eq(h, hash, 64))
 			found = 1;
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? found : -1;
 }
 
@@ -216,7 +216,7 @@ static enum db_res
 accept_step(struct db *db, const char *app, const char *id,
     const char *hash, int ttl, struct accepted *out)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char status[16], ts[21], stored[65];
 	time_t now = time(NULL);
 	int rc, r;
@@ -224,8 +224,8 @@ accept_step(struct db *db, const char *app, const char *id,
 	st = db_stmt(db, id ? Q_ACCEPT_FIND : Q_ACCEPT_FIND_OLD);
 	if (st == NULL || BIND_TEXTS(db, st, id ? id : hash, app) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
 	}
 	col_copy(st, 0, out->id, sizeof(out->id));
@@ -235,11 +235,11 @@ accept_step(struct db *db, const char *app, const char *id,
 	col_copy(st, 4, ts, sizeof(ts));
 	col_copy(st, 5, out->accepted_at, sizeof(out->accepted_at));
 	col_copy(st, 6, stored, sizeof(stored));
-	if (sqlite3_column_type(st, 7) == SQLITE_INTEGER)
-		ttl = sqlite3_column_int(st, 7);
+	if (!st_null(st, 7))
+		ttl = (int)st_int(st, 7);
 	col_copy(st, 8, out->metadata, sizeof(out->metadata));
 	col_copy(st, 9, out->redirect_url, sizeof(out->redirect_url));
-	sqlite3_reset(st);
+	st_reset(st);
 	/* The id is public; the token's hash is what proves it. */
 	if (strlen(stored) != 64 || !util_ct_eq(stored, hash, 64)) {
 		r = id ? accept_replaced(db, out->id, hash) : 0;
@@ -269,11 +269,11 @@ accept_step(struct db *db, const char *app, const char *id,
 	if ((st = db_stmt(db, Q_ACCEPT_SET)) == NULL ||
 	    BIND_TEXTS(db, st, out->id, out->accepted_at) == -1)
 		return DB_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	if (rc != SQLITE_DONE)
 		return db_res_of(db, rc);
-	out->why = sqlite3_changes(db->h) == 1 ? ACCEPT_OK : ACCEPT_USED;
+	out->why = db_changes(db) == 1 ? ACCEPT_OK : ACCEPT_USED;
 	return DB_OK;
 }
 
@@ -305,7 +305,7 @@ enum db_res
 db_invite_life(struct db *db, const char *app, const char *inviter,
     const char *id, struct invite_life *out)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char t[32];
 	int rc;
 
@@ -313,18 +313,18 @@ db_invite_life(struct db *db, const char *app, const char *inviter,
 	if ((st = db_stmt(db, Q_LIFE_FIND)) == NULL ||
 	    BIND_TEXTS(db, st, id, app, inviter) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		sqlite3_reset(st);
+	if ((rc = st_step(st)) != SQLITE_ROW) {
+		st_reset(st);
 		return rc == SQLITE_DONE ? DB_NOTFOUND : db_res_of(db, rc);
 	}
 	col_copy(st, 0, out->status, sizeof(out->status));
-	out->accepted = sqlite3_column_type(st, 1) != SQLITE_NULL;
+	out->accepted = !st_null(st, 1);
 	col_copy(st, 2, out->email_norm, sizeof(out->email_norm));
 	col_copy(st, 3, t, sizeof(t));
 	out->last_mail = parse_iso(t);
-	out->resends = sqlite3_column_int(st, 4);
+	out->resends = (int)st_int(st, 4);
 	col_copy(st, 5, out->token_hash, sizeof(out->token_hash));
-	sqlite3_reset(st);
+	st_reset(st);
 	return DB_OK;
 }
 
@@ -341,7 +341,7 @@ revoke_fn(struct db *db, void *arg)
 {
 	struct revoke_args *a = arg;
 	struct invite_life l;
-	sqlite3_stmt *st;
+	struct stmt *st;
 	enum db_res res;
 	char ts[21];
 	int rc;
@@ -356,8 +356,8 @@ revoke_fn(struct db *db, void *arg)
 	if ((st = db_stmt(db, Q_REVOKE)) == NULL ||
 	    BIND_TEXTS(db, st, a->id, ts) == -1)
 		return DB_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return db_res_of(db, rc);
 }
 
@@ -379,7 +379,7 @@ static enum db_res
 optout_fn(struct db *db, void *arg)
 {
 	struct optout_args *a = arg;
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21];
 	int rc;
 	enum db_query q[2] = { Q_OPTOUT_ADD, Q_OPTOUT_CANCEL };
@@ -389,12 +389,12 @@ optout_fn(struct db *db, void *arg)
 		if ((st = db_stmt(db, q[i])) == NULL ||
 		    BIND_TEXTS(db, st, a->app, a->email, ts) == -1)
 			return DB_ERR;
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = st_step(st);
+		st_reset(st);
 		if (rc != SQLITE_DONE)
 			return db_res_of(db, rc);
 	}
-	a->canceled = sqlite3_changes(db->h);
+	a->canceled = db_changes(db);
 	return DB_OK;
 }
 
@@ -422,7 +422,7 @@ static enum db_res
 idem_fn(struct db *db, void *arg)
 {
 	struct idem_args *a = arg;
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21], created[32];
 	time_t now = time(NULL), t;
 	int rc;
@@ -430,34 +430,34 @@ idem_fn(struct db *db, void *arg)
 	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL ||
 	    BIND_TEXTS(db, st, a->app, a->cred, a->key) == -1)
 		return DB_ERR;
-	rc = sqlite3_step(st);
+	rc = st_step(st);
 	if (rc == SQLITE_ROW) {
 		col_copy(st, 4, created, sizeof(created));
 		t = parse_iso(created);
-		a->out->status = sqlite3_column_int(st, 1);
+		a->out->status = (int)st_int(st, 1);
 		a->out->age = (long)(now - t);
 		if (t + IDEM_TTL > now && (a->out->status != 0 ||
 		    t + a->stale > now)) {
 			a->out->same = strcmp((const char *)
-			    sqlite3_column_text(st, 0), a->hash) == 0;
+			    st_text(st, 0), a->hash) == 0;
 			a->out->body = col_strdup(st, 2);
 			a->out->headers = col_strdup(st, 3);
 			a->out->found = 1;
-			sqlite3_reset(st);
+			st_reset(st);
 			return DB_OK;
 		}
 		a->out->status = 0;
 	} else if (rc != SQLITE_DONE) {
-		sqlite3_reset(st);
+		st_reset(st);
 		return db_res_of(db, rc);
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	util_isotime(now, ts);
 	if ((st = db_stmt(db, Q_IDEM_CLAIM)) == NULL ||
 	    BIND_TEXTS(db, st, a->app, a->cred, a->key, a->hash, ts) == -1)
 		return DB_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
 }
 
@@ -475,22 +475,22 @@ enum db_res
 db_idem_peek(struct db *db, const char *app, const char *cred,
     const char *key, const char *hash, struct idem *out)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((st = db_stmt(db, Q_IDEM_GET)) == NULL ||
 	    BIND_TEXTS(db, st, app, cred, key) == -1)
 		return DB_ERR;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((rc = st_step(st)) == SQLITE_ROW) {
 		out->found = 1;
-		out->same = strcmp((const char *)sqlite3_column_text(st, 0),
+		out->same = strcmp(st_text(st, 0),
 		    hash) == 0;
-		out->status = sqlite3_column_int(st, 1);
+		out->status = (int)st_int(st, 1);
 		out->body = col_strdup(st, 2);
 		out->headers = col_strdup(st, 3);
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return DB_OK;
 	return db_res_of(db, rc);
@@ -501,7 +501,7 @@ db_idem_end(struct db *db, const char *app, const char *cred,
     const char *key, const char *hash, int status, const char *body,
     const char *headers)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	if ((st = db_stmt(db, status ? Q_IDEM_SET : Q_IDEM_DEL)) == NULL)
@@ -514,15 +514,15 @@ db_idem_end(struct db *db, const char *app, const char *cred,
 	    bind_text(db, st, 5, body) == -1 ||
 	    bind_text(db, st, 6, headers) == -1))
 		return DB_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return rc == SQLITE_DONE ? DB_OK : db_res_of(db, rc);
 }
 
 int
 db_idem_purge(struct db *db)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21];
 	int rc;
 
@@ -530,7 +530,7 @@ db_idem_purge(struct db *db)
 	if ((st = db_stmt(db, Q_IDEM_PURGE)) == NULL ||
 	    bind_text(db, st, 1, ts) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_DONE ? db_changes(db) : -1;
 }

@@ -13,10 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "db.h"
 #include "db_int.h"
+#include "pg.h"
 
 /* The admin's views, as of schema 1; a table rebuild drops and remakes them. */
 #define VIEWS_1 \
@@ -438,7 +440,16 @@ db_version(struct db *db)
 int
 db_schema_current(struct db *db)
 {
-	return db_version(db) == SCHEMA_VERSION;
+	PGresult *r;
+	int ok;
+
+	if (db->pg == NULL)
+		return db_version(db) == SCHEMA_VERSION;
+	r = PQexec(db->pg, "SELECT version FROM referral_invites_schema");
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    atoi(PQgetvalue(r, 0, 0)) == pg_schema_latest();
+	PQclear(r);
+	return ok;
 }
 
 int

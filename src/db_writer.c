@@ -21,12 +21,12 @@
 #include "metrics.h"
 
 static int
-query_exists(sqlite3_stmt *st, int *exists)
+query_exists(struct stmt *st, int *exists)
 {
-	int rc = sqlite3_step(st);
+	int rc = st_step(st);
 
 	*exists = rc == SQLITE_ROW;
-	sqlite3_reset(st);
+	st_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -55,7 +55,7 @@ static long long
 count_in(struct db *db, const struct window *w, const char *id, time_t lo,
     time_t hi)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char a[21], b[21];
 	long long n = -1;
 
@@ -64,9 +64,9 @@ count_in(struct db *db, const struct window *w, const char *id, time_t lo,
 	if ((st = db_stmt(db, w->by_app ? Q_IN_APP : Q_IN_INVITER)) == NULL ||
 	    BIND_TEXTS(db, st, id, a, b) == -1)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	if (st_step(st) == SQLITE_ROW)
+		n = st_int(st, 0);
+	st_reset(st);
 	return n;
 }
 
@@ -75,7 +75,7 @@ static time_t
 nth_in(struct db *db, const struct window *w, const char *id, time_t lo,
     time_t hi, long long k)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char a[21], b[21], t[32];
 
 	util_isotime(lo, a);
@@ -94,22 +94,22 @@ static int
 slots_of(struct db *db, const struct window *w, const char *id,
     time_t first, time_t slot[SLOTS_MAX], long long n[SLOTS_MAX])
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int k = 0, old = 0, rc;
 
 	if ((st = db_stmt(db, Q_COUNTS)) == NULL ||
 	    BIND_TEXTS(db, st, w->kind, id) == -1)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_int64(st, 0) < first)
+	while ((rc = st_step(st)) == SQLITE_ROW) {
+		if (st_int(st, 0) < first)
 			old = 1;
 		else if (k < SLOTS_MAX) {
-			slot[k] = (time_t)sqlite3_column_int64(st, 0);
-			n[k++] = sqlite3_column_int64(st, 1);
+			slot[k] = (time_t)st_int(st, 0);
+			n[k++] = st_int(st, 1);
 		} else		/* the clock went back: count them all */
-			n[k - 1] += sqlite3_column_int64(st, 1);
+			n[k - 1] += st_int(st, 1);
 	}
-	sqlite3_reset(st);
+	st_reset(st);
 	if (rc != SQLITE_DONE)
 		return -1;
 	if (old) {
@@ -117,8 +117,8 @@ slots_of(struct db *db, const struct window *w, const char *id,
 		    BIND_TEXTS(db, st, w->kind, id) == -1 ||
 		    bind_int(db, st, 3, (int64_t)first) == -1)
 			return -1;
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = st_step(st);
+		st_reset(st);
 		if (rc != SQLITE_DONE)
 			return -1;
 	}
@@ -181,7 +181,7 @@ static int
 limit_count(struct db *db, const struct invite *in, time_t now)
 {
 	const struct window *ws[] = { &win_hour, &win_day, &win_minute };
-	sqlite3_stmt *st;
+	struct stmt *st;
 	size_t i;
 	int rc;
 
@@ -192,8 +192,8 @@ limit_count(struct db *db, const struct invite *in, time_t now)
 		    bind_int(db, st, 3, (int64_t)(now / ws[i]->slot *
 		    ws[i]->slot)) == -1)
 			return -1;
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = st_step(st);
+		st_reset(st);
 		if (rc != SQLITE_DONE)
 			return -1;
 	}
@@ -203,7 +203,7 @@ limit_count(struct db *db, const struct invite *in, time_t now)
 int
 db_counts_purge(struct db *db, time_t now)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	/* Past the longest window: slots no check reads again. */
@@ -211,9 +211,9 @@ db_counts_purge(struct db *db, time_t now)
 	    bind_int(db, st, 1, (int64_t)(now - win_day.len -
 	    win_day.slot)) == -1)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? sqlite3_changes(db->h) : -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_DONE ? db_changes(db) : -1;
 }
 
 /* The three limits of an invite or a resend. */
@@ -247,7 +247,7 @@ limit_checks(struct db *db, const struct invite *in, time_t now, int *retry)
 static enum invite_res
 address_checks(struct db *db, const char *app, const char *email_norm)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int r;
 
 	if ((st = db_stmt(db, Q_IS_MEMBER)) == NULL ||
@@ -292,7 +292,7 @@ invite_checks(struct db *db, const struct invite *in, time_t now,
 {
 	enum invite_res res;
 	char since[21], last[32];
-	sqlite3_stmt *st;
+	struct stmt *st;
 
 	if ((res = limits_then_address(db, in, in->email_norm, now, retry,
 	    known)) != INV_OK)
@@ -344,7 +344,7 @@ static enum invite_res
 invite_insert(struct db *db, const struct invite *in, time_t now,
     enum invite_res known)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	const char *why;
 	char ts[21], sent[21] = "";
 	int rc;
@@ -366,8 +366,8 @@ invite_insert(struct db *db, const struct invite *in, time_t now,
 	    (known != INV_OK && (bind_text(db, st, 14, why) == -1 ||
 	    bind_text(db, st, 15, sent) == -1)))
 		return INV_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	switch (db_res_of(db, rc)) {
 	case DB_OK:
 		return INV_OK;
@@ -426,7 +426,7 @@ static enum invite_res
 resend_store(struct db *db, const struct invite *in, const char *old,
     time_t now, enum invite_res known)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	char ts[21], sent[21];
 	int rc;
 
@@ -440,18 +440,18 @@ resend_store(struct db *db, const struct invite *in, const char *old,
 	    (known != INV_OK && (bind_text(db, st, 6,
 	    hidden_why(known)) == -1 || bind_text(db, st, 7, sent) == -1)))
 		return INV_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	if (db_res_of(db, rc) != DB_OK)
 		return INV_ERR;
-	if (sqlite3_changes(db->h) != 1)
+	if (db_changes(db) != 1)
 		return INV_SENDING;
 	if ((st = db_stmt(db, Q_RESEND_LOG)) == NULL ||
 	    BIND_TEXTS(db, st, in->id, in->app_id, in->inviter_id, old,
 	    in->request_id, ts) == -1)
 		return INV_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	return db_res_of(db, rc) == DB_OK ? INV_OK : INV_ERR;
 }
 
@@ -465,7 +465,7 @@ resend_store(struct db *db, const struct invite *in, const char *old,
 static enum invite_res
 invite_idem(struct db *db, const struct invite *in)
 {
-	sqlite3_stmt *st;
+	struct stmt *st;
 	int rc;
 
 	if ((st = db_stmt(db, Q_IDEM_STORED)) == NULL ||
@@ -473,11 +473,11 @@ invite_idem(struct db *db, const struct invite *in)
 	    in->idem_hash) == -1 ||
 	    bind_int(db, st, 5, in->op == INVITE_RESEND ? 200 : 201) == -1)
 		return INV_ERR;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
+	rc = st_step(st);
+	st_reset(st);
 	if (db_res_of(db, rc) != DB_OK)
 		return INV_ERR;
-	return sqlite3_changes(db->h) == 1 ? INV_OK : INV_IDEM;
+	return db_changes(db) == 1 ? INV_OK : INV_IDEM;
 }
 
 enum invite_res
@@ -492,7 +492,7 @@ db_invite_add(struct db *db, const struct invite *in, time_t now,
 	 * have rolled it back (a full disk), and a savepoint would then
 	 * commit this invite alone, before the batch's answer says 500.
 	 */
-	if (sqlite3_get_autocommit(db->h))
+	if (!db_in_tx(db))
 		return INV_ERR;
 	if (in->op == INVITE_RESEND)
 		res = resend_checks(db, in, now, retry, old, &known);

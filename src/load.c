@@ -138,21 +138,23 @@ load_templates(struct daemon *d, const struct conf *c, char *err,
 	return tmpl_load_at(over, c->templates_dir, -1, NULL, err, errsz);
 }
 
-/*
- * A PostgreSQL database (issue 21): referral-invitesctl init and migrate
- * work on it, the daemon's engine does not yet; refused at once rather
- * than started half-working.
- */
-static void
-refuse_pg(const struct daemon *d, const struct conf *c, char *err,
-    size_t errsz)
+/* d->node and d->db_shown for database (daemon.h); -1 if too long. */
+static int
+load_node(struct daemon *d, const struct conf *c, char *err, size_t errsz)
 {
-	char shown[256];
+	int n;
 
-	pg_uri_redact(c->database, shown, sizeof(shown));
-	snprintf(err, errsz, "%s: database %s: the PostgreSQL engine is not "
-	    "yet served by the daemon (referral-invitesctl works on it)",
-	    d->conf_path, shown);
+	if (!pg_uri_is(c->database))
+		n = snprintf(d->node, sizeof(d->node), "%s", c->database);
+	else
+		n = snprintf(d->node, sizeof(d->node), "%s/postgresql",
+		    c->state_directory);
+	if (n < 0 || (size_t)n >= sizeof(d->node)) {
+		snprintf(err, errsz, "%s: path too long", d->conf_path);
+		return -1;
+	}
+	pg_uri_redact(c->database, d->db_shown, sizeof(d->db_shown));
+	return 0;
 }
 
 /* Config, templates and secrets; -1 with the reason in err. */
@@ -167,10 +169,8 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 		return -1;
 	if (conf_check_system(c, d->conf_path, err, errsz) == -1)
 		goto fail;
-	if (pg_uri_is(c->database)) {
-		refuse_pg(d, c, err, errsz);
+	if (load_node(d, c, err, errsz) == -1)
 		goto fail;
-	}
 	if (load_templates(d, c, err, errsz) == -1)
 		goto fail;
 	if (!tmpl_has(c->default_language)) {
@@ -178,7 +178,7 @@ load_all(struct daemon *d, struct conf *c, char *err, size_t errsz)
 		    c->default_language);
 		goto fail;
 	}
-	if (token_secret_load(c->database, 0, d->secret, err, errsz) == -1)
+	if (token_secret_load(d->node, 0, d->secret, err, errsz) == -1)
 		goto fail;
 	if (c->smtp_password_file != NULL && ((dfd = hold_dir_of(d,
 	    HELD_PASSWORD, c->smtp_password_file, err, errsz)) == -1 ||

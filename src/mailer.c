@@ -254,6 +254,36 @@ keep_refused(size_t nv)
 }
 
 /*
+ * Rows left 'sending' by a mailer that is gone, queued again to be sent
+ * once more (the documented crash window): at start every one on
+ * SQLite, where this pool is the file's only one; on PostgreSQL, shared
+ * by the nodes' mailers, only claims older than claim_lease, looked for
+ * at start and then every lease / 4, so that a dead node's claims are
+ * sent by the others.
+ */
+static void
+recover(struct mailer *ml, int start)
+{
+	static time_t last;
+	time_t now = time(NULL);
+	int r;
+
+	if (!db_shared(ml->db)) {
+		if (start && (r = db_outbox_recover(ml->db, now)) > 0)
+			log_warnx("mailer: %d invites left sending by a crash "
+			    "are queued again", r);
+		return;
+	}
+	if (!start && now - last < ml->conf->claim_lease / 4)
+		return;
+	last = now;
+	if ((r = db_outbox_recover(ml->db, now - ml->conf->claim_lease)) > 0)
+		log_warnx("mailer: %d invites claimed over %d s ago and never "
+		    "recorded (their mailer is gone) are queued again", r,
+		    ml->conf->claim_lease);
+}
+
+/*
  * One round of the keeper: the verdicts handed in recorded and, with
  * claim, due invites claimed as far as there is room, in one
  * transaction; then the waiting workers told (never before the row says
@@ -269,6 +299,8 @@ keep(struct mailer *ml, int claim)
 	size_t nv, room, i;
 	ssize_t n;
 
+	if (claim && !failing)
+		recover(ml, 0);
 	pthread_mutex_lock(&pool.mu);
 	nv = pool.nv;
 	memcpy(v, pool.v, nv * sizeof(v[0]));
@@ -497,15 +529,22 @@ keeper_stop(struct mailer *ml, struct session *ss)
 		if (pool.nv > 0)
 			sleep(1);
 	}
-	if ((r = db_outbox_recover(ml->db)) > 0)
+	/* Those claimed and not tried: SQLite's all, PostgreSQL's ours. */
+	if (!db_shared(ml->db) &&
+	    (r = db_outbox_recover(ml->db, time(NULL))) > 0)
 		log_info("mailer: %d claimed invites back in the queue", r);
-	for (; pool.qlen > 0; pool.qlen--) {
+	for (r = 0; pool.qlen > 0; pool.qlen--) {
+		if (db_shared(ml->db) &&
+		    db_outbox_unclaim(ml->db, pool.q[pool.qhead].id) == 1)
+			r++;
 		if ((one = calloc(1, sizeof(*one))) != NULL) {
 			*one = pool.q[pool.qhead];
 			db_outbox_free(one, 1);
 		}
 		pool.qhead = (pool.qhead + 1) % OUT_MAX;
 	}
+	if (db_shared(ml->db) && r > 0)
+		log_info("mailer: %d claimed invites back in the queue", r);
 }
 
 void
@@ -513,7 +552,7 @@ mailer_run(struct mailer *ml)
 {
 	struct session *ss;
 	sigset_t set;
-	int r, claim = 1, got = 0;
+	int claim = 1, got = 0;
 
 	/* Signals only interrupt the keeper's wait, never an SMTP session. */
 	sigemptyset(&set);
@@ -525,9 +564,7 @@ mailer_run(struct mailer *ml)
 	auth_client_init();
 	if ((ml->tls = relay_tls_ctx()) == NULL)
 		fatalx("mailer: cannot create a TLS context");
-	if ((r = db_outbox_recover(ml->db)) > 0)
-		log_warnx("mailer: %d invites left sending by a crash are "
-		    "queued again", r);
+	recover(ml, 1);
 	if (pipe2(pool.poke, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("mailer: pipe");
 	ss = sessions_start(ml);

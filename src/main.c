@@ -426,7 +426,7 @@ main(int argc, char *argv[])
 	    d.wake) == -1)
 		fatal("pipe");
 	drop_privileges(d.conf.user);
-	load_dir_of(d.conf.database, d.db_dir, sizeof(d.db_dir));
+	load_dir_of(d.node, d.db_dir, sizeof(d.db_dir));
 	start_reachable(d.db_dir);
 	if (d.sock_path != NULL)
 		load_dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
@@ -434,8 +434,8 @@ main(int argc, char *argv[])
 	/* Fail once, here, rather than in every child forever. */
 	db_close(child_db(&d, "referral-invitesd", d.conf.synchronous));
 	/* Counters and liveness, kept here across children (metrics.h). */
-	if (metrics_create(d.conf.database) == -1)
-		fatal("%s.metrics", d.conf.database);
+	if (metrics_create(d.node) == -1)
+		fatal("%s.metrics", d.node);
 	d.workers = calloc((size_t)d.conf.workers, sizeof(pid_t));
 	d.started = calloc((size_t)d.conf.workers, sizeof(time_t));
 	d.chan = calloc((size_t)d.conf.workers, sizeof(*d.chan));

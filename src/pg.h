@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: ISC
  * Copyright (c) 2026 the referral-invites authors.  ISC licence: see COPYING. */
 /*
- * PostgreSQL inside referral-invitesctl (issue 21): the connection and its
- * statements (pg.c), and the schema with its migrations (pg_schema.c),
- * the same tables, views and triggers as SQLite's schema 7.  The
- * commands on top, init and migrate, are ctl_pg.c.  Include after
- * libpq-fe.h.
+ * PostgreSQL (issue 21): the connection and its statements (pg.c), and
+ * the schema with its migrations (pg_schema.c), the same tables, views
+ * and triggers as SQLite's schema 7.  The daemon's statements on it are
+ * db.c's, referral-invitesctl's init and migrate ctl_pg.c.  Include
+ * after libpq-fe.h.
  */
 #ifndef PG_H
 #define PG_H

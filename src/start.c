@@ -146,7 +146,7 @@ start_lock(struct daemon *d)
 	time_t deadline = time(NULL) + STOP_GRACE + 10;
 	int said = 0;
 
-	snprintf(path, sizeof(path), "%s.lock", d->conf.database);
+	snprintf(path, sizeof(path), "%s.lock", d->node);
 	if ((d->lock = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 	    0600)) == -1)
 		fatal("%s", path);
@@ -160,11 +160,11 @@ start_lock(struct daemon *d)
 		if (time(NULL) >= deadline)
 			fatalx("processes of another referral-invitesd still "
 			    "use %s (fuser -v %s shows them): stop them first",
-			    d->conf.database, path);
+			    d->db_shown, path);
 		if (!said++)
 			log_warnx("waiting for the processes of an earlier "
 			    "referral-invitesd on %s to finish",
-			    d->conf.database);
+			    d->db_shown);
 		usleep(100000);
 	}
 }

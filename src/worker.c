@@ -361,7 +361,8 @@ worker_main(struct daemon *d, int slot)
 	 * Every invite the writer commits empties a worker's page cache, so
 	 * a big one buys nothing: 1 MiB keeps a worker small.
 	 */
-	if (db_exec(ctx.db, "PRAGMA cache_size = -1024") == -1)
+	if (!db_shared(ctx.db) &&
+	    db_exec(ctx.db, "PRAGMA cache_size = -1024") == -1)
 		fatalx("worker: cannot size the page cache");
 	/* Keys, apps and inviters: rows nearly every request reads. */
 	if (db_cache_enable(ctx.db) == -1)

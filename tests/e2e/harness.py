@@ -94,6 +94,34 @@ def fast_stack(rate='100000r/s', prepare=None, **kw):
 # collected here; run.py counts each as a failure.
 WRAPPER = os.environ.get('RI_DAEMON_WRAPPER', '').split()
 REPORTS = []
+
+# The engine every stack stores in (issue 21): "sqlite" (a file, the
+# default) or "postgresql" (a private PostgreSQL 15 per stack,
+# tests/e2e/pg.py), from RI_E2E_DB.  stack.sql() and snapshot() read
+# either; a test that is about SQLite's file itself says so with
+# @sqlite_only and is counted as passed, with a line, on PostgreSQL.
+ENGINE = os.environ.get('RI_E2E_DB', 'sqlite')
+ENGINES = ('sqlite', 'postgresql')
+PG_WRITE_LOCK = 7204526166      # src/db.c
+if ENGINE not in ('sqlite', 'postgresql'):
+    raise SystemExit('RI_E2E_DB: sqlite or postgresql, not %s' % ENGINE)
+
+
+def sqlite_only(fn):
+    """A test of SQLite's own file (its WAL, its permissions, a corrupt
+    file): on PostgreSQL it prints why it did not run."""
+    def run(*args, **kw):
+        if ENGINE != 'sqlite':
+            print('# %s: SQLite only (RI_E2E_DB=%s)' % (fn.__name__,
+                                                       ENGINE))
+            return None
+        return fn(*args, **kw)
+    run.__name__ = fn.__name__
+    run.__module__ = fn.__module__
+    run.__doc__ = fn.__doc__
+    run.__code__ = run.__code__.replace(
+        co_firstlineno=fn.__code__.co_firstlineno)
+    return run
 _REPORT_RE = re.compile(r'ERROR: (AddressSanitizer|LeakSanitizer)|'
                         r'runtime error:|ERROR SUMMARY: [1-9]|'
                         r'definitely lost: [1-9]')
@@ -223,6 +251,7 @@ class Stack:
         self.root = os.geteuid() == 0
         self.procs = {}
         self.dir = None
+        self.pgdb = None
 
     # -- start and stop ------------------------------------------------
 
@@ -263,6 +292,11 @@ class Stack:
             self.user = pwd.getpwuid(os.geteuid()).pw_name
             self.group = grp.getgrgid(os.getegid()).gr_name
         self._prepare_relay()
+        if ENGINE == 'postgresql':
+            import pg
+            self.pgdb = pg.Postgres().start()
+            # The daemon's account reaches the socket, not the cluster.
+            os.chmod(self.pgdb.dir, 0o711)
         self.write_conf()
         self.ctl('init')
         if self.root:
@@ -311,6 +345,9 @@ class Stack:
             'retry_initial': '3600',
             'log_level': 'debug',
         }
+        if self.pgdb is not None:
+            conf.update(database=self.pgdb.uri(),
+                        state_directory=self.path('db'))
         conf.update(self.relay_conf)
         conf.update(self.overrides)
         with open(self.conf, 'w') as f:
@@ -435,6 +472,9 @@ class Stack:
         """Stop everything; keep the temp dir (and say so) when asked."""
         for name in ('nginx', 'daemon', 'smtpd'):
             self._terminate(name)
+        if self.pgdb is not None:
+            self.pgdb.stop(keep)
+            self.pgdb = None
         if self.dir is None:
             return
         found = scan_reports(self.dir)
@@ -510,12 +550,60 @@ class Stack:
                 conn.close()
 
     def sql(self, query):
-        """Rows (dicts) of one query run with the sqlite3 CLI."""
+        """Rows (dicts) of one query run with the sqlite3 CLI, or with
+        psql on PostgreSQL (a SELECT's rows as json_agg makes them: the
+        same numbers and strings as sqlite3 -json)."""
+        if self.pgdb is not None:
+            return self._psql(query)
         r = subprocess.run(['sqlite3', '-json', '-cmd', '.timeout 10000',
                             self.db, query], capture_output=True, text=True)
         if r.returncode != 0:
             raise StackError('sqlite3: %s: %s' % (query, r.stderr.strip()))
         return json.loads(r.stdout) if r.stdout.strip() else []
+
+    @contextlib.contextmanager
+    def write_locked(self):
+        """Hold the database's write lock meanwhile, as another writer
+        would: SQLite's BEGIN IMMEDIATE, or on PostgreSQL the advisory
+        lock every write transaction takes (src/db.c, PG_WRITE_LOCK) in
+        a psql of its own."""
+        if self.pgdb is None:
+            db = sqlite3.connect(self.db, isolation_level=None, timeout=10)
+            try:
+                db.execute('BEGIN IMMEDIATE')
+                yield
+                db.execute('ROLLBACK')
+            finally:
+                db.close()
+            return
+        p = subprocess.Popen([
+            '%s/psql' % os.environ.get('PG_BIN', '/usr/lib/postgresql/15/bin'),
+            '-X', '-q', '-d', self.pgdb.uri(), '-c',
+            'BEGIN; SELECT pg_advisory_xact_lock(%s); SELECT pg_sleep(120)'
+            % PG_WRITE_LOCK], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            wait_for('the write lock', lambda: self.sql(
+                "SELECT 1 AS n FROM pg_locks WHERE locktype = 'advisory'"
+                " AND granted AND objid = %d" % (PG_WRITE_LOCK & 0xffffffff)),
+                10, p)
+            yield
+        finally:
+            p.kill()
+            p.wait()
+
+    def _psql(self, query):
+        q = query.strip().rstrip(';')
+        if re.match(r'(?is)\s*(select|with)\b', q):
+            q = 'SELECT coalesce(json_agg(r), \'[]\') FROM (%s) AS r' % q
+        r = subprocess.run(['%s/psql' % os.environ.get(
+            'PG_BIN', '/usr/lib/postgresql/15/bin'), '-X', '-q', '-A', '-t',
+            '-v', 'ON_ERROR_STOP=1', '-d', self.pgdb.uri(), '-c', q],
+            capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError('psql: %s: %s' % (query, r.stderr.strip()))
+        out = r.stdout.strip()
+        return json.loads(out) if out.startswith('[') else []
 
     def _mails(self):
         names = glob.glob(os.path.join(self.maildir, '*.json'))
@@ -639,6 +727,9 @@ def row_id(stack, table, public_id):
 
 def snapshot(stack):
     """Every row of every table: what "nothing is written" compares."""
+    if stack.pgdb is not None:
+        return {t: stack.sql('SELECT * FROM %s ORDER BY %s::text' % (t, t))
+                for t in TABLES}
     db = sqlite3.connect('file:%s?mode=ro' % stack.db, uri=True, timeout=10)
     try:
         return {t: db.execute('SELECT * FROM %s ORDER BY rowid' % t)

@@ -38,6 +38,9 @@ sys.dont_write_bytecode = True      # no __pycache__ in the source tree
 import harness  # noqa: E402
 
 
+FAILED = []   # labels of the tests that failed, in the order they did
+
+
 def tests_of(module, pattern):
     fns = [f for name, f in vars(module).items()
            if name.startswith('test_') and callable(f) and
@@ -48,6 +51,12 @@ def tests_of(module, pattern):
 
 def run_module(name, pattern, stop_first, skip=()):
     module = importlib.import_module(name)
+    # A module that makes its own PostgreSQL (test_pg_*) runs once, in
+    # the suite's SQLite run: ENGINES says so.
+    if harness.ENGINE not in getattr(module, 'ENGINES', harness.ENGINES):
+        print('# %s: not run with RI_E2E_DB=%s (it runs with %s)' % (
+            name, harness.ENGINE, ', '.join(module.ENGINES)), flush=True)
+        return 0, 0
     fns = [f for f in tests_of(module, pattern)
            if '%s.%s' % (name, f.__name__) not in skip]
     if not fns:
@@ -60,6 +69,7 @@ def run_module(name, pattern, stop_first, skip=()):
     except Exception:
         msg = traceback.format_exc()
         for f in fns:
+            FAILED.append('%s.%s' % (name, f.__name__))
             print('FAIL %s.%s (stack did not start)' % (name, f.__name__))
         print(msg, flush=True)
         return 0, len(fns)
@@ -73,6 +83,7 @@ def run_module(name, pattern, stop_first, skip=()):
             except Exception:
                 failed += 1
                 keep = True
+                FAILED.append(label)
                 print('FAIL %s' % label)
                 print(traceback.format_exc().rstrip())
                 print(stack.logs(), flush=True)
@@ -133,13 +144,18 @@ def run_parallel(names, args, jobs):
                     last[3] == 'failed' and last[0].isdigit() and
                     last[2].isdigit() and proc.returncode ==
                     (1 if int(last[2]) else 0)):
-                print('\n'.join(lines[:-1]), flush=True)
+                print('\n'.join(l for l in lines[:-1]
+                                if not l.startswith('# failed: ')),
+                      flush=True)
+                FAILED.extend(l[len('# failed: '):] for l in lines
+                              if l.startswith('# failed: '))
                 passed += int(last[0])
                 failed += int(last[2])
             else:
                 print(text, end='')
                 print('FAIL %s (no summary, exit %d)' % (
                     name, proc.returncode), flush=True)
+                FAILED.append('%s (no summary)' % name)
                 failed += 1
             if failed and args.x:
                 # SIGINT: KeyboardInterrupt in the child, so that its
@@ -193,6 +209,10 @@ def main():
     for r in harness.REPORTS:
         print('FAIL sanitizer/valgrind report: %s' % r)
     failed += len(harness.REPORTS)
+    # The failures named again last, so that a log cut to its tail (a CI
+    # summary) still says which tests failed.
+    for name in FAILED:
+        print('# failed: %s' % name)
     print('%d passed, %d failed' % (passed, failed))
     return 1 if failed else 0
 

@@ -352,6 +352,7 @@ def test_admin_init_migrates_schema_1(stack):
         shutil.rmtree(d)
 
 
+@harness.sqlite_only
 def test_admin_init_is_idempotent_and_keeps_the_secret(stack):
     secret = os.path.join(os.path.dirname(stack.db), 'secret.key')
     with open(secret, 'rb') as f:
@@ -432,6 +433,7 @@ def test_admin_init_is_idempotent_and_keeps_the_secret(stack):
         shutil.rmtree(d, ignore_errors=True)
 
 
+@harness.sqlite_only
 def test_admin_init_again_as_root(stack):
     """Run as root on an installed database (an upgrade's postinst does),
     init hands the files to the owner of the database's directory and
@@ -1059,6 +1061,7 @@ def sqlite_box(stack, query):
     return r.stdout
 
 
+@harness.sqlite_only
 def test_admin_views_readable_without_secrets(stack):
     app = App(stack)
     a1, a2, bad = unique(), unique(), 'reject-' + unique()
@@ -1144,6 +1147,7 @@ def test_admin_times_are_iso_8601_utc(stack):
 
 # == reading with the CLI never blocks the service ========================
 
+@harness.sqlite_only
 def test_admin_cli_read_never_blocks_the_service(stack):
     """A read transaction held open in the sqlite3 CLI while ~100 invites
     arrive: every one is answered 201 "Invite sent" at once."""
@@ -1194,6 +1198,7 @@ def test_admin_cli_read_never_blocks_the_service(stack):
 
 # == secrets: printed once, never stored ==================================
 
+@harness.sqlite_only
 def test_admin_secrets_never_stored_in_clear(stack):
     app = App(stack)
     j = as_json(stack, 'key', 'add', app.client, '--type', 'read')
@@ -1279,6 +1284,7 @@ echo "== BOX"
 '''
 
 
+@harness.sqlite_only
 def test_admin_man_page_walkthrough(stack):
     """What referral-invitesctl(8) and referral-invites(7) tell an admin
     to type: an app, a key, a user, a token, invites by key and by token,

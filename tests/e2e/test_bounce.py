@@ -294,6 +294,7 @@ def test_bounce_needs_bounce_address(_stack):
         stack.stop()
 
 
+@harness.sqlite_only
 def test_bounce_cannot_start_asks_to_try_again(stack):
     """A config or a database the command cannot open (an MTA that runs
     it as another user than the daemon's) is 75 as well: the MTA keeps
@@ -679,6 +680,7 @@ def test_bounce_postfix_later_report_by_smtp(_stack):
         stack.stop(keep=not ok)
 
 
+@harness.sqlite_only
 def test_bounce_postfix_alias_runs_as_the_alias_files_owner(_stack):
     """BOUNCES' other way: local(8) runs the alias's command.  While root
     owns the alias database, as it does /etc/aliases, the command runs as

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -759,15 +758,26 @@ def test_nginx_rate_limit(stack):
 
 def test_internal_error_leaves_nothing(stack):
     app = App(stack)
-    stack.sql("CREATE TRIGGER e2e_fail BEFORE INSERT ON invites "
-              "WHEN NEW.email_normalized LIKE 'boom-%' "
-              "BEGIN SELECT RAISE(ABORT, 'e2e: induced fault'); END")
+    if stack.pgdb is None:
+        stack.sql("CREATE TRIGGER e2e_fail BEFORE INSERT ON invites "
+                  "WHEN NEW.email_normalized LIKE 'boom-%' "
+                  "BEGIN SELECT RAISE(ABORT, 'e2e: induced fault'); END")
+    else:
+        stack.sql("CREATE FUNCTION e2e_fail() RETURNS trigger LANGUAGE"
+                  " plpgsql AS $$BEGIN RAISE EXCEPTION 'e2e: induced"
+                  " fault'; END$$")
+        stack.sql("CREATE TRIGGER e2e_fail BEFORE INSERT ON invites"
+                  " FOR EACH ROW WHEN (NEW.email_normalized LIKE 'boom-%')"
+                  " EXECUTE FUNCTION e2e_fail()")
     try:
         before = app.snapshot()
         check_error(app.invite(unique('boom')), 500, 'Internal error',
                     app, before)
     finally:
-        stack.sql('DROP TRIGGER e2e_fail')
+        stack.sql('DROP TRIGGER e2e_fail' +
+                  (' ON invites' if stack.pgdb else ''))
+        if stack.pgdb:
+            stack.sql('DROP FUNCTION e2e_fail')
     addr = unique()
     check_sent(app, addr, app.invite(addr))
 
@@ -775,15 +785,10 @@ def test_internal_error_leaves_nothing(stack):
 def test_database_locked_is_503(stack):
     app = App(stack)
     before = app.snapshot()
-    db = sqlite3.connect(stack.db, isolation_level=None, timeout=10)
-    try:
-        db.execute('BEGIN IMMEDIATE')
+    with stack.write_locked():
         t0 = time.monotonic()
         resp = app.invite(unique())
         waited = time.monotonic() - t0
-        db.execute('ROLLBACK')
-    finally:
-        db.close()
     h = check_error(resp, 503, 'Service is busy, try again later', app, before)
     assert re.fullmatch(r'[1-9][0-9]*', h.get('retry-after', '')), h
     assert waited < 30, waited

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import threading
 import time
 
@@ -89,7 +88,12 @@ def wait_health(stack, status, timeout):
 
 
 def oldest_queued(stack):
-    """The age of the oldest queued invite as the sqlite3 CLI sees it."""
+    """The age of the oldest queued invite as the sqlite3 CLI (or psql)
+    sees it."""
+    if stack.pgdb is not None:
+        return stack.sql("SELECT floor(extract(epoch FROM now() - "
+                         "min(created_at)::timestamptz))::bigint AS age "
+                         "FROM invites WHERE status = 'queued'")[0]['age']
     r = stack.sql("SELECT CAST(strftime('%s', 'now') AS INTEGER) - "
                   "unixepoch(min(created_at)) AS age FROM invites "
                   "WHERE status = 'queued'")
@@ -180,6 +184,7 @@ def test_health_503_while_the_mailer_is_dead(stack):
     assert harness.children(stack, 'ri-mailer') != [pid]
 
 
+@harness.sqlite_only
 def test_health_503_when_the_database_cannot_be_read(stack):
     """On a stack of its own (the module's stays as it is): the WAL
     copied back, then the database's first page overwritten, as a broken
@@ -362,17 +367,14 @@ def test_metrics_count_busy_waits(stack):
     a = scrape(stack)
     got = []
     t = threading.Thread(target=lambda: got.append(app.invite()))
-    db = sqlite3.connect(stack.db, timeout=10, isolation_level=None)
     try:
-        db.execute('BEGIN IMMEDIATE')
-        t.start()
-        # Well within the busy timeout (5 s): no SQLITE_BUSY.
-        wait_for('a busy wait', lambda: delta(
-            a, scrape(stack), 'referral_invites_db_busy_waits_total') >= 1,
-            3)
-        db.execute('ROLLBACK')
+        with stack.write_locked():
+            t.start()
+            # Well within the busy timeout (5 s): no SQLITE_BUSY.
+            wait_for('a busy wait', lambda: delta(
+                a, scrape(stack),
+                'referral_invites_db_busy_waits_total') >= 1, 3)
     finally:
-        db.close()
         t.join(30)
     check(got[0], 201, ok_body())
     b = scrape(stack)

@@ -45,6 +45,9 @@ import harness
 import pg
 import test_bounce
 
+# Its own PostgreSQL beside the stack's SQLite: run once (run.py).
+ENGINES = ('sqlite',)
+
 BOUNCE = test_bounce.BOUNCE
 HOOK_URL = 'https://hooks.example/in'
 # Every table, parents first; the caches too (the triggers move them).

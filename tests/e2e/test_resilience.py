@@ -489,6 +489,7 @@ def test_supervisor_killed_mid_burst(stack):
 
 # -- 5. A full disk ----------------------------------------------------------
 
+@harness.sqlite_only
 def test_full_disk_never_mails_twice(stack):
     """The database on a 2 MiB tmpfs: a burst fills it; every verdict
     the mailer could not record is recorded once there is room again,

@@ -354,7 +354,7 @@ outbox_cycle(void)
 	CHECK(ob[0].attempts == 1);
 	CHECK_STR(ob[0].email, "y@b.example");
 	/* A crash here: recovery puts it back. */
-	CHECK(db_outbox_recover(db) == 1);
+	CHECK(db_outbox_recover(db, time(NULL)) == 1);
 	db_outbox_free(ob, 1);
 	CHECK(db_outbox_claim(db, time(NULL), 10, &ob) == 1);
 	CHECK(db_outbox_mark(db, ob[0].id, "sent", "250 OK", time(NULL)) == 0);
