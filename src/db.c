@@ -474,12 +474,24 @@ pg_rc(struct db *db, const PGresult *r)
 	    PG_DIAG_SQLSTATE) : NULL;
 
 	pg_why(db, r);
+	/*
+	 * A server gone (its connection lost, shut down, in recovery, a
+	 * standby now read-only): busy, a 503 with Retry-After while the
+	 * next statement connects again, to the new primary after a
+	 * failover.
+	 */
+	if (PQstatus(db->pg) != CONNECTION_OK)
+		return SQLITE_BUSY;
 	if (code == NULL)
-		return SQLITE_ERROR;	/* the connection, no memory */
+		return SQLITE_ERROR;	/* no memory */
 	if (strncmp(code, "23", 2) == 0)
 		return SQLITE_CONSTRAINT;
+	if (strcmp(code, "25006") == 0 || strncmp(code, "57P", 3) == 0) {
+		db->reconnect = 1;	/* not a primary (any more) */
+		return SQLITE_BUSY;
+	}
 	if (strcmp(code, "40001") == 0 || strcmp(code, "40P01") == 0 ||
-	    strcmp(code, "55P03") == 0)
+	    strcmp(code, "55P03") == 0 || strncmp(code, "08", 2) == 0)
 		return SQLITE_BUSY;
 	if (strncmp(code, "53", 2) == 0)
 		return SQLITE_FULL;
@@ -496,8 +508,13 @@ pg_alive(struct db *db)
 {
 	int i;
 
-	if (PQstatus(db->pg) == CONNECTION_OK)
+	if (PQstatus(db->pg) == CONNECTION_OK && !db->reconnect)
 		return 0;
+	/* Never inside a transaction: its statements fail until it ends. */
+	if (PQstatus(db->pg) == CONNECTION_OK &&
+	    PQtransactionStatus(db->pg) != PQTRANS_IDLE)
+		return 0;
+	db->reconnect = 0;
 	PQreset(db->pg);
 	for (i = 0; i < Q__MAX; i++)
 		db->st[i].prepared = 0;

@@ -66,6 +66,7 @@ struct db {
 	struct pg_conn		*pg;	/* PostgreSQL, or NULL */
 	struct stmt		 st[Q__MAX];
 	int			 changes;	/* PostgreSQL's last count */
+	int			 reconnect;	/* PostgreSQL: before the next */
 	char			 err[256];	/* PostgreSQL's last error */
 	unsigned int		 seed;
 	struct cache		*cache;		/* NULL: not caching */
