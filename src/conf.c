@@ -499,7 +499,7 @@ const struct conf_key conf_keys[] = {
 	STR(bounce_address, check_bounce, NULL),
 	INT(smtp_timeout, 1, 3600, "30"),
 	INT(smtp_sessions, 1, 64, "4"),
-	INT(claim_lease, 5, 86400, "600"),
+	INT(claim_lease, 5, 3600, "60"),
 	/* With the writer's 10 s, within nginx's 30 s read timeout. */
 	INT(delivery_wait, 0, 20, "3"),
 	INT(retry_initial, 1, 86400, "60"),

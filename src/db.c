@@ -104,8 +104,10 @@ static const char *const queries[Q__MAX] = {
 	[Q_STATUS] = "SELECT status, last_reply FROM invites WHERE id = ?1",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
 	    " WHERE status = 'sending'",
-	/* PostgreSQL's only (pg_begin). */
+	/* PostgreSQL's only (pg_begin; a claim's lease, Q_CLAIM below). */
 	[Q_WRITE_LOCK] = "SELECT 1",
+	[Q_TOUCH] = "UPDATE invites SET next_attempt_at = ?2"
+	    " WHERE id = ?1 AND status = 'sending'",
 	/* A claim never tried: as if never made (a mailer's stop). */
 	[Q_UNCLAIM] = "UPDATE invites SET status = 'queued',"
 	    " attempts = attempts - 1 WHERE id = ?1 AND status = 'sending'",
@@ -283,9 +285,17 @@ static const char *const queries_pg[Q__MAX] = {
 	    " VALUES (?1, ?2, 'bounce', ?3) ON CONFLICT DO NOTHING",
 	[Q_OPS_QUEUE] = "SELECT count(*), min(created_at) FROM invites"
 	    " WHERE status = 'queued'",
-	/* Only claims older than the lease (?1): others are being sent. */
+	/*
+	 * A claim is a lease: next_attempt_at (?3) is when it lapses should
+	 * its mailer never record it, as an event's try (Q_EVENT_TAKE);
+	 * the mailer moves it on while it holds the claim (Q_TOUCH), and
+	 * any mailer queues again a claim past it (Q_RECOVER, ?1 now).
+	 */
+	[Q_CLAIM] = "UPDATE invites SET status = 'sending',"
+	    " attempts = attempts + 1, updated_at = ?2, next_attempt_at = ?3"
+	    " WHERE id = ?1 AND status = 'queued'",
 	[Q_RECOVER] = "UPDATE invites SET status = 'queued'"
-	    " WHERE status = 'sending' AND updated_at < ?1",
+	    " WHERE status = 'sending' AND next_attempt_at < ?1",
 	[Q_RESEND_SET] = "UPDATE invites SET accept_token_hash = ?2,"
 	    " resends = resends + 1, resent_at = ?3, status = CASE WHEN"
 	    " ?6::text IS NULL THEN 'queued' ELSE 'hidden' END, attempts = 0,"

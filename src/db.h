@@ -195,11 +195,18 @@ struct outbox {
 
 /*
  * Put rows left in 'sending' by a crash back to 'queued'; count or -1.
- * SQLite: every such row (one pool per file, start_lock).  PostgreSQL,
- * shared by the nodes' mailers: only those claimed before "before"
- * (now less claim_lease), whose mailer is gone or far too slow.
+ * SQLite: every such row (one pool per file, start_lock; before is not
+ * used).  PostgreSQL, shared by the nodes' mailers: only the claims
+ * whose lease lapsed before "before" (now), their mailer gone.
  */
 int		 db_outbox_recover(struct db *, time_t before);
+/*
+ * PostgreSQL: the seconds a claim holds (claim_lease), and the leases of
+ * the n claims ids, still held, moved on to now + that; 0 or -1.
+ */
+void		 db_outbox_lease(struct db *, int seconds);
+int		 db_outbox_touch(struct db *, const char (*ids)[UUID_LEN + 1],
+		    size_t n, time_t now);
 /* Put claimed row id, never tried, back to 'queued' (a mailer's stop). */
 int		 db_outbox_unclaim(struct db *, const char *id);
 /* Claim up to max due rows as 'sending'; count (array in *out) or -1. */

@@ -20,6 +20,7 @@ enum db_query {
 	Q_ACCEPT_REPLACED, Q_LIFE_FIND, Q_REVOKE, Q_RESEND_SET, Q_RESEND_LOG,
 	Q_INSERT_HIDDEN, Q_EVENTS_DUE, Q_EVENT_TAKE, Q_EVENT_DONE,
 	Q_EVENTS_NEXT, Q_EVENTS_PURGE, Q_UNCLAIM, Q_WRITE_LOCK,
+	Q_TOUCH,
 	Q__MAX
 };
 
@@ -67,6 +68,7 @@ struct db {
 	struct stmt		 st[Q__MAX];
 	int			 changes;	/* PostgreSQL's last count */
 	int			 reconnect;	/* PostgreSQL: before the next */
+	int			 lease;		/* a mailer's claims, seconds */
 	char			 err[256];	/* PostgreSQL's last error */
 	unsigned int		 seed;
 	struct cache		*cache;		/* NULL: not caching */

@@ -21,6 +21,9 @@
 
 /* ------------------------------------------------------------- mailer */
 
+static int	step_texts(struct db *, struct stmt *, const char *,
+		    const char *, const char *);
+
 int
 db_outbox_recover(struct db *db, time_t before)
 {
@@ -35,6 +38,37 @@ db_outbox_recover(struct db *db, time_t before)
 	rc = st_step(st);
 	st_reset(st);
 	return rc == SQLITE_DONE ? db_changes(db) : -1;
+}
+
+void
+db_outbox_lease(struct db *db, int seconds)
+{
+	db->lease = seconds;
+}
+
+int
+db_outbox_touch(struct db *db, const char (*ids)[UUID_LEN + 1], size_t n,
+    time_t now)
+{
+	struct stmt *st;
+	char until[21];
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	util_isotime(now + db->lease, until);
+	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
+		return -1;
+	if ((st = db_stmt(db, Q_TOUCH)) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (step_texts(db, st, ids[i], until, NULL) == -1)
+			goto fail;
+	if (step_simple(db, Q_COMMIT) == SQLITE_DONE)
+		return 0;
+fail:
+	step_simple(db, Q_ROLLBACK);
+	return -1;
 }
 
 int
@@ -106,14 +140,18 @@ outbox_fill(struct outbox *o, struct stmt *st)
 	    o->inviter_email ? 0 : -1;
 }
 
-/* Run an UPDATE of two texts (an id, a time); -1 unless done. */
+/*
+ * Run an UPDATE of texts (an id, a time, a second time where the
+ * statement has one); -1 unless done.
+ */
 static int
-step_texts(struct db *db, struct stmt *st, const char *id, const char *ts)
+step_texts(struct db *db, struct stmt *st, const char *id, const char *ts,
+    const char *ts2)
 {
 	int rc;
 
 	st_reset(st);
-	if (BIND_TEXTS(db, st, id, ts) == -1)
+	if (BIND_TEXTS(db, st, id, ts, ts2) == -1)
 		return -1;
 	rc = st_step(st);
 	st_reset(st);
@@ -130,7 +168,7 @@ static int
 claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 {
 	struct stmt *st, *up;
-	char ts[21], (*cancel)[UUID_LEN + 1];
+	char ts[21], until[21], (*cancel)[UUID_LEN + 1];
 	size_t i, nc = 0;
 	int rc = -1, step = SQLITE_DONE;
 
@@ -156,12 +194,13 @@ claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 	if ((up = db_stmt(db, Q_CANCEL_SUPPRESSED)) == NULL)
 		goto out;
 	for (i = 0; i < nc; i++)
-		if (step_texts(db, up, cancel[i], ts) == -1)
+		if (step_texts(db, up, cancel[i], ts, NULL) == -1)
 			goto out;
 	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
 		goto out;
+	util_isotime(now + db->lease, until);
 	for (i = 0; i < *n; i++)
-		if (step_texts(db, up, o[i].id, ts) == -1)
+		if (step_texts(db, up, o[i].id, ts, until) == -1)
 			goto out;
 	rc = 0;
 out:

@@ -257,9 +257,10 @@ keep_refused(size_t nv)
  * Rows left 'sending' by a mailer that is gone, queued again to be sent
  * once more (the documented crash window): at start every one on
  * SQLite, where this pool is the file's only one; on PostgreSQL, shared
- * by the nodes' mailers, only claims older than claim_lease, looked for
- * at start and then every lease / 4, so that a dead node's claims are
- * sent by the others.
+ * by the nodes' mailers, only claims whose lease lapsed (a live mailer
+ * renews its own, held_touch), looked for at start and then every
+ * claim_lease / 4, so that a dead mailer's claims are sent by the
+ * others, or by the one that replaced it.
  */
 static void
 recover(struct mailer *ml, int start)
@@ -277,10 +278,48 @@ recover(struct mailer *ml, int start)
 	if (!start && now - last < ml->conf->claim_lease / 4)
 		return;
 	last = now;
-	if ((r = db_outbox_recover(ml->db, now - ml->conf->claim_lease)) > 0)
-		log_warnx("mailer: %d invites claimed over %d s ago and never "
-		    "recorded (their mailer is gone) are queued again", r,
-		    ml->conf->claim_lease);
+	if ((r = db_outbox_recover(ml->db, now)) > 0)
+		log_warnx("mailer: %d claimed invites whose lease lapsed (their "
+		    "mailer is gone) are queued again", r);
+}
+
+/*
+ * PostgreSQL: the claims this mailer holds, their verdict not recorded
+ * (the keeper's alone), whose leases it moves on every claim_lease / 4
+ * so that only a dead mailer's claims ever lapse.
+ */
+static char	 held[OUT_MAX][UUID_LEN + 1];
+static size_t	 nheld;
+
+static void
+held_update(const struct unrecorded *v, size_t nv, const struct outbox *ob,
+    size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < nv; i++)
+		for (j = 0; j < nheld; j++)
+			if (strcmp(held[j], v[i].id) == 0) {
+				memcpy(held[j], held[--nheld], sizeof(held[0]));
+				break;
+			}
+	for (i = 0; i < n && nheld < OUT_MAX; i++)
+		memcpy(held[nheld++], ob[i].id, sizeof(held[0]));
+}
+
+static void
+held_touch(struct mailer *ml)
+{
+	static time_t last;
+	time_t now = time(NULL);
+
+	if (now - last < ml->conf->claim_lease / 4)
+		return;
+	last = now;
+	if (db_outbox_touch(ml->db, (const char (*)[UUID_LEN + 1])held, nheld,
+	    now) == -1)
+		log_warnx("mailer: cannot renew the leases of %zu claims",
+		    nheld);
 }
 
 /*
@@ -299,8 +338,11 @@ keep(struct mailer *ml, int claim)
 	size_t nv, room, i;
 	ssize_t n;
 
-	if (claim && !failing)
-		recover(ml, 0);
+	if (db_shared(ml->db)) {
+		held_touch(ml);
+		if (claim && !failing)
+			recover(ml, 0);
+	}
 	pthread_mutex_lock(&pool.mu);
 	nv = pool.nv;
 	memcpy(v, pool.v, nv * sizeof(v[0]));
@@ -336,6 +378,8 @@ keep(struct mailer *ml, int claim)
 	if (n > 0)
 		pthread_cond_broadcast(&pool.cv);
 	pthread_mutex_unlock(&pool.mu);
+	if (db_shared(ml->db))
+		held_update(v, nv, ob, (size_t)n);
 	free(ob);		/* the strings are the queue's now */
 	for (i = 0; i < nv; i++) {
 		metrics_verdict(v[i].status);
@@ -440,7 +484,7 @@ sessions_start(struct mailer *ml)
  * due retry, IDLE_POLL at most.
  */
 static int
-keeper_ms(struct mailer *ml, int more)
+keeper_ms_due(struct mailer *ml, int more)
 {
 	time_t due, now;
 	size_t nv;
@@ -460,6 +504,17 @@ keeper_ms(struct mailer *ml, int more)
 		return 100;
 	return due - now < IDLE_POLL ? (int)(due - now) * 1000 :
 	    IDLE_POLL * 1000;
+}
+
+static int
+keeper_ms(struct mailer *ml, int more)
+{
+	int ms, lease;
+
+	ms = keeper_ms_due(ml, more);
+	/* PostgreSQL: a round at least every claim_lease / 4 (held_touch). */
+	lease = ml->conf->claim_lease * 1000 / 4;
+	return db_shared(ml->db) && ms > lease ? lease : ms;
 }
 
 /*
@@ -603,6 +658,7 @@ mailer_main(struct daemon *d)
 	 * durable with its own.
 	 */
 	ml.db = child_db(d, "mailer", SYNC_NORMAL);
+	db_outbox_lease(ml.db, d->conf.claim_lease);
 	ml.nsessions = d->conf.smtp_sessions;
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;

@@ -8,10 +8,12 @@
 # failed" for everything; exits non-zero on any failure.
 #
 #   tests/run-all.sh [-k SUBSTRING] [-x] [--skip MODULE,...] [-j JOBS]
-#                       (all four go to tests/e2e/run.py)
+#                    [--engines E,...]  (all go to tests/e2e/run.py)
 #
-# The e2e modules run two at a time (-j 2; E2E_JOBS sets the default): each
-# has its own stack, and most of their time is spent waiting.
+# The e2e suite runs on both engines, SQLite and PostgreSQL (a private
+# PostgreSQL 15 per stack; E2E_ENGINES sets the default), its modules
+# three at a time (-j 3; E2E_JOBS): each has its own stack, and most of
+# their time is spent waiting.
 # BUILDDIR (default: the source tree) may name a separate build directory.
 set -u
 
@@ -145,7 +147,8 @@ elif ! npm ci --prefix "$SRCDIR/tests/browser" --no-audit --no-fund; then
 fi
 
 echo "== end-to-end tests"
-stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-2}" "$@"
+stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-3}" \
+    --engines "${E2E_ENGINES:-sqlite,postgresql}" "$@"
 e2e_rc=$?
 
 echo "== bench smoke (bench/run.sh runs; its numbers are not checked)"

@@ -10,7 +10,7 @@ failure.  Prints PASS/FAIL per test (a failure with its traceback and the
 log tails) and ends with the line "N passed, N failed".
 
     /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-x] [--skip M[,M]]
-                                      [-j JOBS] [MODULE ...]
+                                      [-j JOBS] [--engines E[,E]] [MODULE ...]
 
 --skip leaves out whole modules (test_browser) or single tests
 (test_limits.test_cooldown); .ci/run uses it for the second, sanitizer
@@ -19,6 +19,11 @@ its own stack (its own directory, ports and daemon), and prints a module's
 lines together when it ends; most tests spend their time waiting for a
 clock or a daemon, so two at a time halve the suite's time on two cores.
 Named modules run alone, in the same process.
+
+--engines runs the suite on each engine (issue 21): sqlite, a file, and
+postgresql, a private PostgreSQL 15 per stack (harness.ENGINE); a
+module's lines name it test_x on SQLite and test_x[postgresql] on
+PostgreSQL.  The default is RI_E2E_DB's engine, else sqlite.
 """
 
 import argparse
@@ -49,6 +54,13 @@ def tests_of(module, pattern):
     return [f for f in fns if pattern is None or pattern in f.__name__]
 
 
+def shown_name(name):
+    """A module as PASS and FAIL lines name it: test_x, or on PostgreSQL
+    test_x[postgresql], so that the two runs of one suite stay apart."""
+    return name if harness.ENGINE == 'sqlite' else '%s[%s]' % (
+        name, harness.ENGINE)
+
+
 def run_module(name, pattern, stop_first, skip=()):
     module = importlib.import_module(name)
     # A module that makes its own PostgreSQL (test_pg_*) runs once, in
@@ -57,6 +69,7 @@ def run_module(name, pattern, stop_first, skip=()):
         print('# %s: not run with RI_E2E_DB=%s (it runs with %s)' % (
             name, harness.ENGINE, ', '.join(module.ENGINES)), flush=True)
         return 0, 0
+    shown = shown_name(name)
     fns = [f for f in tests_of(module, pattern)
            if '%s.%s' % (name, f.__name__) not in skip]
     if not fns:
@@ -69,17 +82,19 @@ def run_module(name, pattern, stop_first, skip=()):
     except Exception:
         msg = traceback.format_exc()
         for f in fns:
-            FAILED.append('%s.%s' % (name, f.__name__))
-            print('FAIL %s.%s (stack did not start)' % (name, f.__name__))
+            FAILED.append('%s.%s' % (shown, f.__name__))
+            print('FAIL %s.%s (stack did not start)' % (shown, f.__name__))
         print(msg, flush=True)
         return 0, len(fns)
     keep = False
     try:
         for f in fns:
-            label = '%s.%s' % (name, f.__name__)
+            label = '%s.%s' % (shown, f.__name__)
             start = time.monotonic()
             try:
                 f(stack)
+            except harness.Skipped as e:
+                print('SKIP %s (%s)' % (label, e), flush=True)
             except Exception:
                 failed += 1
                 keep = True
@@ -96,7 +111,7 @@ def run_module(name, pattern, stop_first, skip=()):
     finally:
         stack.stop(keep=keep)
     print('# %s: %d passed, %d failed in %.0fs' % (
-        name, passed, failed, time.monotonic() - t0), flush=True)
+        shown, passed, failed, time.monotonic() - t0), flush=True)
     return passed, failed
 
 
@@ -107,11 +122,12 @@ SLOW_FIRST = ('test_invite', 'test_limits', 'test_resilience', 'test_life',
               'test_webhook', 'test_delivery', 'test_browser', 'test_waits')
 
 
-def run_parallel(names, args, jobs):
-    """Each module in a child run.py, at most jobs at once; a child's
-    output is printed whole when it ends.  Returns (passed, failed)."""
-    order = [n for n in SLOW_FIRST if n in names] + \
-        [n for n in names if n not in SLOW_FIRST]
+def run_parallel(names, engines, args, jobs):
+    """Each module on each engine in a child run.py (RI_E2E_DB), at most
+    jobs at once; a child's output is printed whole when it ends.
+    Returns (passed, failed)."""
+    order = [(n, e) for n in SLOW_FIRST if n in names for e in engines] + \
+        [(n, e) for n in names if n not in SLOW_FIRST for e in engines]
     base = [sys.executable, os.path.abspath(__file__)]
     if args.pattern is not None:
         base += ['-k', args.pattern]
@@ -123,13 +139,15 @@ def run_parallel(names, args, jobs):
     passed = failed = 0
     while order or running:
         while order and len(running) < jobs:
-            name = order.pop(0)
+            name, engine = order.pop(0)
             out = tempfile.TemporaryFile(mode='w+')
-            running.append((name, out, subprocess.Popen(
-                base + [name], stdout=out, stderr=subprocess.STDOUT)))
+            env = dict(os.environ, RI_E2E_DB=engine)
+            running.append((name, engine, out, subprocess.Popen(
+                base + [name], stdout=out, stderr=subprocess.STDOUT,
+                env=env)))
         time.sleep(0.2)
         for item in list(running):
-            name, out, proc = item
+            name, engine, out, proc = item
             if proc.poll() is None:
                 continue
             running.remove(item)
@@ -153,14 +171,14 @@ def run_parallel(names, args, jobs):
                 failed += int(last[2])
             else:
                 print(text, end='')
-                print('FAIL %s (no summary, exit %d)' % (
-                    name, proc.returncode), flush=True)
-                FAILED.append('%s (no summary)' % name)
+                print('FAIL %s[%s] (no summary, exit %d)' % (
+                    name, engine, proc.returncode), flush=True)
+                FAILED.append('%s[%s] (no summary)' % (name, engine))
                 failed += 1
             if failed and args.x:
                 # SIGINT: KeyboardInterrupt in the child, so that its
                 # stack.stop() still runs (SIGTERM would skip it).
-                for _, o, p in running:
+                for _, _, o, p in running:
                     p.send_signal(signal.SIGINT)
                     p.wait()
                     o.close()
@@ -180,6 +198,9 @@ def main():
                    help=argparse.SUPPRESS)
     p.add_argument('-j', dest='jobs', type=int, default=1,
                    help='modules run at once (default 1)')
+    p.add_argument('--engines', default=harness.ENGINE,
+                   help='run the suite on each of these, comma-separated: '
+                   'sqlite, postgresql (default: RI_E2E_DB, else sqlite)')
     p.add_argument('modules', nargs='*', help='run only these modules')
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(',')))
@@ -196,14 +217,22 @@ def main():
         if not args.quiet_skip:
             print('# %s: skipped (--skip)' % s)
     names = [n for n in (args.modules or names) if n not in skip]
+    engines = args.engines.split(',')
+    for e in engines:
+        if e not in harness.ENGINES:
+            p.error('--engines: sqlite or postgresql, not %s' % e)
     passed = failed = 0
-    if args.jobs > 1 and len(names) > 1:
-        passed, failed = run_parallel(names, args, args.jobs)
+    if args.jobs > 1 and len(names) * len(engines) > 1:
+        passed, failed = run_parallel(names, engines, args, args.jobs)
     else:
-        for name in names:
-            p_, f_ = run_module(name, args.pattern, args.x, skip)
-            passed += p_
-            failed += f_
+        for engine in engines:
+            harness.ENGINE = engine
+            for name in names:
+                p_, f_ = run_module(name, args.pattern, args.x, skip)
+                passed += p_
+                failed += f_
+                if failed and args.x:
+                    break
             if failed and args.x:
                 break
     for r in harness.REPORTS:

@@ -50,6 +50,9 @@ import uuid
 import harness
 from harness import App, check, check_error, ok_body, template
 
+# What a browser sees does not depend on the engine, and Chromium is the
+# suite's slowest part: once, on SQLite (run.py).
+ENGINES = ('sqlite',)
 OPTOUT = '/api/v1/referral-invites/opt-out'
 BROWSER_DIR = os.path.join(harness.SRCDIR, 'tests', 'browser')
 CHECK = os.path.join(BROWSER_DIR, 'check.mjs')
