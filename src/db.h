@@ -74,6 +74,13 @@ int		 db_exec(struct db *, const char *sql);
 int		 db_version(struct db *);
 /* Whether the file's schema is the one this program writes. */
 int		 db_schema_current(struct db *);
+/*
+ * PostgreSQL: record check (token_secret_check) as the nodes' secret if
+ * none is yet, else compare it with the one recorded: 0 when the same,
+ * -1 with the reason in err.  SQLite: 0 (its secret is beside it).
+ */
+int		 db_secret_check(struct db *, const char check[65], char *err,
+		    size_t errsz);
 
 /* What the writer does with an invite. */
 enum invite_op {

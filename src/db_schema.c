@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "util.h"
 #include "db.h"
 #include "db_int.h"
 #include "pg.h"
@@ -450,6 +451,41 @@ db_schema_current(struct db *db)
 	    atoi(PQgetvalue(r, 0, 0)) == pg_schema_latest();
 	PQclear(r);
 	return ok;
+}
+
+int
+db_secret_check(struct db *db, const char check[65], char *err,
+    size_t errsz)
+{
+	const char *val[1] = { check };
+	PGresult *r;
+	int ok;
+
+	if (db->pg == NULL)
+		return 0;
+	r = PQexecParams(db->pg, "UPDATE referral_invites_schema"
+	    " SET secret_check = $1 WHERE secret_check IS NULL", 1, NULL, val,
+	    NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	r = PQexec(db->pg, "SELECT secret_check FROM referral_invites_schema");
+	if (!ok || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+	    PQgetisnull(r, 0, 0)) {
+		snprintf(err, errsz, "cannot read the nodes' secret check: %.*s",
+		    (int)strcspn(PQerrorMessage(db->pg), "\n"),
+		    PQerrorMessage(db->pg));
+		PQclear(r);
+		return -1;
+	}
+	ok = strlen(PQgetvalue(r, 0, 0)) == 64 &&
+	    util_ct_eq(PQgetvalue(r, 0, 0), check, 64);
+	PQclear(r);
+	if (!ok) {
+		snprintf(err, errsz, "not the server secret of the other "
+		    "nodes of this database: copy theirs here");
+		return -1;
+	}
+	return 0;
 }
 
 int

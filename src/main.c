@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "template.h"
 #include "db.h"
+#include "token.h"
 #include "daemon.h"
 #include "sandbox.h"
 #include "metrics.h"
@@ -379,7 +380,8 @@ int
 main(int argc, char *argv[])
 {
 	struct daemon d;
-	char err[512];
+	struct db *db;
+	char err[512], fingerprint[65];
 	int ch, foreground = 0, check = 0;
 
 	memset(&d, 0, sizeof(d));
@@ -431,8 +433,15 @@ main(int argc, char *argv[])
 	if (d.sock_path != NULL)
 		load_dir_of(d.sock_path, d.sock_dir, sizeof(d.sock_dir));
 	daemon_confine(&d);
-	/* Fail once, here, rather than in every child forever. */
-	db_close(child_db(&d, "referral-invitesd", d.conf.synchronous));
+	/*
+	 * Fail once, here, rather than in every child forever; on
+	 * PostgreSQL, also when this node's secret.key is not the others'.
+	 */
+	db = child_db(&d, "referral-invitesd", d.conf.synchronous);
+	token_secret_check(d.secret, fingerprint);
+	if (db_secret_check(db, fingerprint, err, sizeof(err)) == -1)
+		fatalx("%s/secret.key: %s", d.conf.state_directory, err);
+	db_close(db);
 	/* Counters and liveness, kept here across children (metrics.h). */
 	if (metrics_create(d.node) == -1)
 		fatal("%s.metrics", d.node);

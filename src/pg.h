@@ -3,9 +3,9 @@
 /*
  * PostgreSQL (issue 21): the connection and its statements (pg.c), and
  * the schema with its migrations (pg_schema.c), the same tables, views
- * and triggers as SQLite's schema 7.  The daemon's statements on it are
- * db.c's, referral-invitesctl's init and migrate ctl_pg.c.  Include
- * after libpq-fe.h.
+ * and triggers as SQLite's schema 7, and the nodes' secret check.  The
+ * daemon's statements on it are db.c's, referral-invitesctl's init and
+ * migrate ctl_pg.c.  Include after libpq-fe.h.
  */
 #ifndef PG_H
 #define PG_H

@@ -326,6 +326,12 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER events_opted_out AFTER INSERT ON suppressions"
 	"  FOR EACH ROW WHEN (NEW.source = 'opt-out')"
 	"  EXECUTE FUNCTION events_opted_out();",
+	/*
+	 * 1 -> 2: the nodes' server secret, as a fingerprint (an HMAC of a
+	 * label under it, token_secret_check): the first daemon to start
+	 * records it, and one whose secret.key differs is refused.
+	 */
+	"ALTER TABLE referral_invites_schema ADD COLUMN secret_check text;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -96,6 +96,21 @@ token_accept_gen(const unsigned char secret[32], const char *id, int gen,
 }
 
 void
+token_secret_check(const unsigned char secret[32], char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[32];
+	size_t i;
+
+	mac(secret, "node secret check", "", NULL, h);
+	for (i = 0; i < sizeof(h); i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+void
 token_accept(const unsigned char secret[32], const char *id,
     char out[ACCEPT_LEN + 1])
 {

@@ -53,6 +53,13 @@ void		 token_bounce(const unsigned char secret[32], const char *id,
 /* The invite id a tag names when its HMAC holds (any case); else -1. */
 int		 token_bounce_check(const unsigned char secret[32],
 		    const char *tag, char id[UUID_LEN + 1]);
+/*
+ * The fingerprint of a server secret that nodes sharing a PostgreSQL
+ * database compare (an HMAC of a fixed label: it tells nothing of the
+ * secret), as 64 lower-case hex digits.
+ */
+void		 token_secret_check(const unsigned char secret[32],
+		    char out[65]);
 /* Read (or with create, make) the server secret file beside the db. */
 int		 token_secret_load(const char *dbpath, int create,
 		    unsigned char out[32], char *err, size_t errsz);

@@ -278,7 +278,7 @@ def test_pg_ctl_init(pair):
         rc, out, err = e.run(['init'])
         assert (rc, err) == (0, b''), (e.name, err)
         want = b'' if e.name == 'sqlite' else (
-            '%s: schema created (version 1)\n' %
+            '%s: schema created (version 2)\n' %
             PG.uri(password='xxxxx')).encode()
         assert out == want, (e.name, out)
         st = os.stat(os.path.join(e.dir, 'secret.key'))

@@ -311,7 +311,7 @@ def test_pg_migrate_copies_every_row(stack):
     counts = {t: count(stack, t) for t in COPIED}
     r = ctl(stack, 'migrate', '--to', stack.pg.uri())
     assert (r.returncode, r.stderr) == (0, ''), r
-    want = ['%s: schema created (version 1)' % shown(stack)]
+    want = ['%s: schema created (version 2)' % shown(stack)]
     want += ['%s: %d copied, 0 already there' % (t, counts[t])
              for t in COPIED]
     want.append('%d rows copied from %s to %s' % (
@@ -507,11 +507,11 @@ def test_pg_init_again_changes_nothing(stack):
     before = pg_snapshot(stack)
     r = ctl(stack, '-d', stack.pg.uri(), 'init')
     assert (r.returncode, r.stderr) == (0, ''), r
-    assert r.stdout == '%s: schema version 1 is current, nothing ' \
+    assert r.stdout == '%s: schema version 2 is current, nothing ' \
         'changed\n' % shown(stack), r.stdout
     r = ctl(stack, '-d', stack.pg.uri(), '--json', 'init')
     assert (r.returncode, r.stderr, r.stdout) == (
-        0, '', '{"from":1,"version":1}\n'), r
+        0, '', '{"from":2,"version":2}\n'), r
     assert pg_snapshot(stack) == before
 
 
@@ -523,10 +523,10 @@ def test_pg_init_creates_the_schema_in_one_transaction(stack):
     uri = stack.pg.uri(database='fresh')
     r = ctl(stack, '-d', uri, 'init')
     assert (r.returncode, r.stderr, r.stdout) == (
-        0, '', '%s: schema created (version 1)\n' %
+        0, '', '%s: schema created (version 2)\n' %
         shown(stack, database='fresh')), r
-    assert stack.pg.psql('SELECT version FROM referral_invites_schema',
-                         uri)[1] == [['1']]
+    assert stack.pg.psql('SELECT version, secret_check FROM '
+                         'referral_invites_schema', uri)[1] == [['2', pg.NULL]]
     assert stack.pg.psql('SELECT count(*) FROM apps', uri)[1] == [['0']]
     stack.pg.admin_psql('CREATE DATABASE other OWNER ri')
     uri = stack.pg.uri(database='other')
@@ -651,6 +651,24 @@ def test_pg_migrate_then_serve(stack):
         _, rows = stack.pg.psql("SELECT status FROM invites WHERE email = "
                                 "'%s'" % addr, uri=uri)
         assert rows == [['sent']], rows
+        # The first node recorded its secret's fingerprint; a node with
+        # another secret.key is refused at start, with one line.
+        _, rows = stack.pg.psql('SELECT length(secret_check) FROM '
+                                'referral_invites_schema', uri=uri)
+        assert rows == [['64']], rows
+        stack.stop_daemon()
+        with open(os.path.join(node, 'secret.key'), 'wb') as f:
+            f.write(bytes(32))
+        r = subprocess.run([harness.DAEMON, '-d', '-c', stack.conf],
+                           capture_output=True, text=True, timeout=60,
+                           env=stack.daemon_env)
+        assert r.returncode == 1, r
+        assert re.search(
+            r'\nreferral-invitesd\[\d+\]: %s/secret\.key: not the server '
+            r'secret of the other nodes of this database: copy theirs '
+            r'here\n\Z' % re.escape(node), r.stderr), r.stderr
+        with open(os.path.join(node, 'secret.key'), 'wb') as f:
+            f.write(secret)
     finally:
         stack.stop_daemon()
         stack.write_conf(database=stack.db, state_directory=None)
