@@ -38,6 +38,7 @@
 static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_BEGIN_READ] = "BEGIN",
+	[Q_BEGIN_OUTBOX] = "BEGIN IMMEDIATE",
 	[Q_GENERATION] = "SELECT n FROM cache_generation",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
@@ -259,6 +260,22 @@ static const char *const queries_pg[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN; SELECT pg_try_advisory_xact_lock(" PG_WRITE_LOCK
 	    ")",
 	[Q_WRITE_LOCK] = "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ")",
+	/*
+	 * The mailers' rounds take no write lock: their claims change only
+	 * rows no check of the writer counts, and two mailers never claim
+	 * one row, each skipping the rows another's round holds.
+	 */
+	[Q_BEGIN_OUTBOX] = "BEGIN",
+	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
+	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
+	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at),"
+	    " i.resends, EXISTS (SELECT 1 FROM suppressions s"
+	    " WHERE s.app_id = i.app_id"
+	    " AND s.email_normalized = i.email_normalized) FROM invites i"
+	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
+	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
+	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2"
+	    " FOR UPDATE OF i SKIP LOCKED",
 	[Q_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
 	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
 	    " VALUES (?1, ?2, ?3, 1) ON CONFLICT (kind, id, slot)"

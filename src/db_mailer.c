@@ -57,7 +57,7 @@ db_outbox_touch(struct db *db, const char (*ids)[UUID_LEN + 1], size_t n,
 	if (n == 0)
 		return 0;
 	util_isotime(now + db->lease, until);
-	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
+	if (step_simple(db, Q_BEGIN_OUTBOX) != SQLITE_DONE)
 		return -1;
 	if ((st = db_stmt(db, Q_TOUCH)) == NULL)
 		goto fail;
@@ -228,7 +228,7 @@ db_outbox_keep(struct db *db, const struct outbox_verdict *v, size_t nv,
 	*out = NULL;
 	if (max > 0 && (o = calloc(max, sizeof(*o))) == NULL)
 		return -1;
-	if (step_simple(db, Q_BEGIN) != SQLITE_DONE)
+	if (step_simple(db, Q_BEGIN_OUTBOX) != SQLITE_DONE)
 		goto fail;
 	for (i = 0; i < nv; i++)
 		if (verdict_in(db, &v[i]) == -1)
