@@ -401,10 +401,36 @@ sqlite_open(struct db *db, const char *path, enum sync_mode sync,
 }
 
 /*
- * A commit of SYNC_NORMAL (the mailer's verdicts, the webhooks' tries)
+ * A session's settings, at its start and after each reconnection.  A
+ * commit of SYNC_NORMAL (the mailer's verdicts, the webhooks' tries)
  * returns before the server flushed it, as SQLite's synchronous =
- * NORMAL does; an invite's commit (SYNC_FULL) always waits.
+ * NORMAL does; an invite's commit (SYNC_FULL) always waits, for the
+ * synchronous standby too where the server has one.  A lock held
+ * elsewhere (another node's transaction, an admin's psql) is waited for
+ * as long as SQLite's busy handler waits, then SQLITE_BUSY: a 503 with
+ * Retry-After.
  */
+static void	pg_why(struct db *, const PGresult *);
+
+static int
+pg_session(struct db *db)
+{
+	PGresult *r;
+	int ok;
+
+	r = PQexec(db->pg, db->pg_full ? "SET synchronous_commit = on; "
+	    "SET lock_timeout = " STR(BUSY_TIMEOUT_MS) :
+	    "SET synchronous_commit = off; "
+	    "SET lock_timeout = " STR(BUSY_TIMEOUT_MS));
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok) {
+		pg_why(db, r);
+		log_warnx("database: %s", db->err);
+	}
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
 static int
 pg_open(struct db *db, const char *uri, enum sync_mode sync)
 {
@@ -414,15 +440,8 @@ pg_open(struct db *db, const char *uri, enum sync_mode sync)
 		log_warnx("database %s", err);
 		return -1;
 	}
-	if (db_exec(db, sync == SYNC_FULL ? "SET synchronous_commit = on" :
-	    "SET synchronous_commit = off") == -1)
-		return -1;
-	/*
-	 * A lock held elsewhere (another node's transaction, an admin's
-	 * psql) is waited for as long as SQLite's busy handler waits, then
-	 * SQLITE_BUSY: a 503 with Retry-After.
-	 */
-	return db_exec(db, "SET lock_timeout = " STR(BUSY_TIMEOUT_MS));
+	db->pg_full = sync == SYNC_FULL;
+	return pg_session(db) == -1 ? -1 : 0;
 }
 
 struct db *
@@ -509,8 +528,11 @@ pg_rc(struct db *db, const PGresult *r)
 	 */
 	if (PQstatus(db->pg) != CONNECTION_OK)
 		return SQLITE_BUSY;
-	if (code == NULL)
-		return SQLITE_ERROR;	/* no memory */
+	/* libpq's own: a connection lost before libpq says so, or memory. */
+	if (code == NULL) {
+		db->reconnect = 1;
+		return SQLITE_BUSY;
+	}
 	if (strncmp(code, "23", 2) == 0)
 		return SQLITE_CONSTRAINT;
 	if (strcmp(code, "25006") == 0 || strncmp(code, "57P", 3) == 0) {
@@ -547,6 +569,10 @@ pg_alive(struct db *db)
 		db->st[i].prepared = 0;
 	if (PQstatus(db->pg) != CONNECTION_OK) {
 		pg_why(db, NULL);
+		return -1;
+	}
+	if (pg_session(db) == -1) {
+		db->reconnect = 1;
 		return -1;
 	}
 	log_info("database: connected again");
@@ -643,12 +669,16 @@ db_stmt(struct db *db, enum db_query q)
 	if (db->pg != NULL) {
 		st_reset(st);
 		memset(st->vals, 0, sizeof(st->vals));
+		/*
+		 * No server (a failover under way): the statement, which
+		 * st_step answers SQLITE_BUSY, so that the caller says 503.
+		 */
 		if (pg_alive(db) == -1) {
 			log_warnx("database: %s", db->err);
-			return NULL;
+			return st;
 		}
 		if (!st->prepared && pg_prepare(db, st) == -1)
-			return NULL;
+			return PQstatus(db->pg) != CONNECTION_OK ? st : NULL;
 		return st;
 	}
 	if (st->sq == NULL) {
@@ -671,6 +701,10 @@ pg_run(struct stmt *st)
 	char name[16];
 	int rc;
 
+	if (PQstatus(db->pg) != CONNECTION_OK || !st->prepared) {
+		pg_why(db, NULL);
+		return SQLITE_BUSY;
+	}
 	if (st->nparams == 0) {
 		st->r = PQexec(db->pg, queries_pg[st->q] ?
 		    queries_pg[st->q] : queries[st->q]);
@@ -771,6 +805,13 @@ int
 db_changes(struct db *db)
 {
 	return db->pg != NULL ? db->changes : sqlite3_changes(db->h);
+}
+
+int
+db_lost(struct db *db)
+{
+	return db->pg != NULL && (PQstatus(db->pg) != CONNECTION_OK ||
+	    db->reconnect);
 }
 
 int

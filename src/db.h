@@ -32,6 +32,8 @@ struct sqlite3	*db_handle(struct db *);	/* NULL on PostgreSQL */
  * PRAGMAs, no checkpoints, and the mailer's claims are leases.
  */
 int		 db_shared(const struct db *);
+/* PostgreSQL: whether the connection is lost (made again at the next). */
+int		 db_lost(struct db *);
 
 enum db_res { DB_OK, DB_NOTFOUND, DB_BUSY, DB_ERR, DB_CONFLICT };
 

@@ -68,6 +68,7 @@ struct db {
 	struct stmt		 st[Q__MAX];
 	int			 changes;	/* PostgreSQL's last count */
 	int			 reconnect;	/* PostgreSQL: before the next */
+	int			 pg_full;	/* SYNC_FULL: commits wait */
 	int			 lease;		/* a mailer's claims, seconds */
 	char			 err[256];	/* PostgreSQL's last error */
 	unsigned int		 seed;

@@ -349,7 +349,8 @@ keep(struct mailer *ml, int claim)
 	/* The verdicts recorded free their places. */
 	room = claim && !failing ? OUT_MAX - pool.out + nv : 0;
 	pthread_mutex_unlock(&pool.mu);
-	if (nv == 0 && room == 0)
+	/* While the database refuses, an empty round tries it again. */
+	if (nv == 0 && room == 0 && !failing)
 		return 0;
 	for (i = 0; i < nv; i++) {
 		ov[i].id = v[i].id;

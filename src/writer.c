@@ -103,6 +103,9 @@ commit_batch(struct db *db, const int *fds, struct commit_msg *m,
 			db_rollback(db);
 	}
 	for (i = 0; i < n; i++) {
+		/* An error of a lost server is busy: 503, and try again. */
+		if (rep[i].res == INV_ERR && db_lost(db))
+			rep[i].res = INV_BUSY;
 		rep[i].seq = m[i].seq;
 		if (send(fds[from[i]], &rep[i], sizeof(rep[i]),
 		    MSG_DONTWAIT) == -1)
