@@ -249,11 +249,12 @@ static const char *const queries[Q__MAX] = {
 
 /*
  * PostgreSQL's form of the statements where its dialect differs (NULL:
- * the SQLite text above, its ?N made $N).  Every write transaction takes
- * one advisory lock, held to its end: the transactions of all nodes run
- * one at a time, as BEGIN IMMEDIATE makes them in one SQLite file, so
- * that the limits, the cooldown and the do-not-invite list are exact
- * across nodes with the very checks SQLite runs.  Reads take no lock.
+ * the SQLite text above, its ?N made $N).  Every write transaction of a
+ * request (Q_BEGIN) takes one advisory lock, held to its end: those of
+ * all nodes run one at a time, as BEGIN IMMEDIATE makes them in one
+ * SQLite file, so that the limits, the cooldown and the do-not-invite
+ * list are exact across nodes with the very checks SQLite runs.  Reads
+ * and the mailers' rounds (Q_BEGIN_OUTBOX) take none.
  */
 #define PG_WRITE_LOCK	"7204526166"	/* "referral-invites" */
 static const char *const queries_pg[Q__MAX] = {
