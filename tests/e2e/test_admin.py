@@ -113,6 +113,17 @@ def as_json(stack, *args):
                                                          out))
 
 
+def due_now(r):
+    """A retried invite: queued and due now, or already taken by the
+    mailer, which looks every 1.25 s on PostgreSQL (its claim's lease
+    is then its next_attempt_at; what the try did is checked after)."""
+    if r['attempts'] == 2:
+        assert r['status'] in ('sending', 'queued', 'failed'), r
+        return
+    assert (r['status'], r['attempts']) == ('queued', 1), r
+    assert iso_seconds(r['next_attempt_at']) <= time.time() + 1, r
+
+
 def rejected(stack, args, codes):
     """ctl args: an exit status in codes, nothing printed, nothing
     changed; (the CompletedProcess, what to call it)."""
@@ -939,12 +950,9 @@ def test_admin_invites_show_retry_cancel(stack):
     refused(stack, 'invite', 'retry', f_id, reason='do-not-invite')
     ok_quiet(stack, 'suppress', 'remove', app.client, f_addr)
     ok_quiet(stack, 'invite', 'retry', f_id)
-    r = invite_row(stack, f_id)
-    assert (r['status'], r['attempts']) == ('queued', 1), r
-    assert iso_seconds(r['next_attempt_at']) <= time.time() + 1, r
+    due_now(invite_row(stack, f_id))
     ok_quiet(stack, 'invite', 'retry', q_id)
-    assert iso_seconds(invite_row(stack, q_id)['next_attempt_at']) <= \
-        time.time() + 1
+    due_now(invite_row(stack, q_id))
     # Any request wakes the mailer, which sends every due invite.
     check(app.invite(), 201, ok_body())
     wait_for('retried invites attempted', lambda: (
