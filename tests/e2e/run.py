@@ -13,7 +13,8 @@ log tails) and ends with the line "N passed, N failed".
                                       [-j JOBS] [--engines E[,E]] [MODULE ...]
 
 --skip leaves out whole modules (test_browser) or single tests
-(test_limits.test_cooldown); .ci/run uses it for the second, sanitizer
+(test_limits.test_cooldown), on one engine with its name
+(test_hide[postgresql]); .ci/run uses it for the second, sanitizer
 build.  -j runs that many modules at once, each in its own process with
 its own stack (its own directory, ports and daemon), and prints a module's
 lines together when it ends; most tests spend their time waiting for a
@@ -70,8 +71,11 @@ def run_module(name, pattern, stop_first, skip=()):
             name, harness.ENGINE, ', '.join(module.ENGINES)), flush=True)
         return 0, 0
     shown = shown_name(name)
+    if shown in skip:
+        return 0, 0
     fns = [f for f in tests_of(module, pattern)
-           if '%s.%s' % (name, f.__name__) not in skip]
+           if '%s.%s' % (name, f.__name__) not in skip and
+           '%s.%s' % (shown, f.__name__) not in skip]
     if not fns:
         return 0, 0
     passed = failed = 0
@@ -211,6 +215,10 @@ def main():
             p.error('no module %s' % m)
     for s in sorted(skip):
         mod, _, fn = s.partition('.')
+        # test_x[postgresql]: on that engine only.
+        mod, _, engine = mod.partition('[')
+        if engine and engine.rstrip(']') not in harness.ENGINES:
+            p.error('--skip: no engine %s' % engine.rstrip(']'))
         if mod not in names or (fn and not callable(getattr(
                 importlib.import_module(mod), fn, None))):
             p.error('--skip: no module or test %s' % s)
