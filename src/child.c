@@ -81,15 +81,37 @@ child_signals(void)
  * failure to confine is fatal: better no child than an unconfined one
  * that was meant to be confined.
  */
+/*
+ * The ports of connect (0-ended, or NULL) and PostgreSQL's over TCP, into
+ * out; whether there is any.
+ */
+static int
+child_connects(const struct daemon *d, const int connect[], int out[])
+{
+	size_t i, n = 0;
+
+	for (i = 0; connect != NULL && connect[i] > 0; i++)
+		out[n++] = connect[i];
+	for (i = 0; d->db_ports[i] > 0; i++)
+		out[n++] = d->db_ports[i];
+	out[n] = 0;
+	return n > 0 || connect != NULL;
+}
+
 void
 child_confine(struct daemon *d, const char *role, const int connect[])
 {
 	const char *rw[] = { d->db_dir, NULL };
 	/* mailer_ro, two certificate paths, NULL. */
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 2];
+	int ports[WEBHOOK_PORTS_MAX + 2 + PG_URI_PORTS_MAX];
 	size_t i, n = 0;
 
-	if (connect != NULL) {
+	/*
+	 * What connecting out needs (names resolved, TLS's roots): the
+	 * mailer's and webhooks' relays, and PostgreSQL over TCP for all.
+	 */
+	if (child_connects(d, connect, ports)) {
 		for (i = 0; mailer_ro[i] != NULL; i++)
 			ro[n++] = mailer_ro[i];
 		if (getenv("SSL_CERT_FILE") != NULL)
@@ -102,7 +124,7 @@ child_confine(struct daemon *d, const char *role, const int connect[])
 		ro[n++] = "/proc";
 #endif
 	ro[n] = NULL;
-	if (sandbox_apply(role, rw, ro, connect) == -1)
+	if (sandbox_apply(role, rw, ro, ports) == -1)
 		fatalx("%s: cannot confine itself", role);
 }
 
@@ -123,6 +145,7 @@ daemon_confine(struct daemon *d)
 	    NULL };
 	const char *ro[sizeof(mailer_ro) / sizeof(mailer_ro[0]) + 8];
 	int fds[HELD__MAX + 1], ports[WEBHOOK_PORTS_MAX + 2];
+	int all[WEBHOOK_PORTS_MAX + 2 + PG_URI_PORTS_MAX];
 	size_t i, n = 0, k = 0;
 
 	for (i = 0; mailer_ro[i] != NULL; i++)
@@ -138,7 +161,8 @@ daemon_confine(struct daemon *d)
 		ro[n++] = getenv("SSL_CERT_DIR");
 	ro[n] = NULL;
 	child_ports(&d->conf, ports);
-	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds, ports) == -1)
+	(void)child_connects(d, ports, all);
+	if (sandbox_apply_fds("referral-invitesd", rw, ro, fds, all) == -1)
 		fatalx("cannot confine the supervisor");
 }
 

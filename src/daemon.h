@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "pg_uri.h"
 
 /*
  * Directories a reload reads: held open (O_PATH) from the start, as root
@@ -43,6 +44,7 @@ struct daemon {
 	 */
 	char		 node[4096];
 	char		 db_shown[512];
+	int		 db_ports[PG_URI_PORTS_MAX + 1];	/* PostgreSQL TCP */
 	char		 db_dir[4096];
 	int		 lock;		/* held by the pool while any lives */
 	char		 sock_dir[4096];

@@ -154,6 +154,9 @@ load_node(struct daemon *d, const struct conf *c, char *err, size_t errsz)
 		return -1;
 	}
 	pg_uri_redact(c->database, d->db_shown, sizeof(d->db_shown));
+	if (!pg_uri_is(c->database) ||
+	    pg_uri_ports(c->database, d->db_ports) == 0)
+		d->db_ports[0] = 0;
 	return 0;
 }
 

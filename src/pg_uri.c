@@ -180,6 +180,63 @@ redact_quoted(const char *uri, const char *msg, char *out, size_t outsz)
 	out[o] = '\0';
 }
 
+/* The i-th of a comma-separated list, or its only one; "" past it. */
+static void
+list_item(const char *list, int i, char *out, size_t outsz)
+{
+	const char *p = list, *e;
+	int k;
+
+	for (k = 0; k < i && (e = strchr(p, ',')) != NULL; k++)
+		p = e + 1;
+	if (k < i && strchr(list, ',') != NULL) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, outsz, "%.*s", (int)strcspn(p, ","), p);
+}
+
+int
+pg_uri_ports(const char *uri, int out[PG_URI_PORTS_MAX + 1])
+{
+	PQconninfoOption *opts, *o;
+	const char *host = "", *addr = "", *port = "";
+	char h[256], pt[16];
+	int i, n = 0, nhosts, v;
+
+	out[0] = 0;
+	if ((opts = PQconninfoParse(uri, NULL)) == NULL)
+		return 0;
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			addr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+	}
+	nhosts = 1;
+	for (i = 0; (*addr ? addr : host)[i] != '\0'; i++)
+		if ((*addr ? addr : host)[i] == ',')
+			nhosts++;
+	for (i = 0; i < nhosts && n < PG_URI_PORTS_MAX; i++) {
+		list_item(*addr ? addr : host, i, h, sizeof(h));
+		/* No host: libpq's default, the unix socket. */
+		if (*addr == '\0' && (h[0] == '\0' || h[0] == '/' ||
+		    h[0] == '@'))
+			continue;
+		list_item(port, i, pt, sizeof(pt));
+		v = pt[0] != '\0' ? atoi(pt) : 5432;
+		if (v > 0 && v <= 65535)
+			out[n++] = v;
+	}
+	out[n] = 0;
+	PQconninfoFree(opts);
+	return n;
+}
+
 int
 pg_uri_check(const char *uri, char *why, size_t whysz)
 {

@@ -38,4 +38,14 @@ void	 pg_uri_redact(const char *uri, char *out, size_t outsz);
 void	 pg_uri_redact_text(const char *uri, const char *text, char *out,
 	    size_t outsz);
 
+/*
+ * The TCP ports the daemon's processes connect to for uri (Landlock's
+ * rules, child.c): each host that is not a unix socket's directory with
+ * its port (one port for all, or one a host; 5432 without any), into
+ * out, at most max, then a 0.  The number of them; 0 for unix sockets
+ * only or a URI libpq cannot parse.
+ */
+#define PG_URI_PORTS_MAX	8
+int	 pg_uri_ports(const char *uri, int out[PG_URI_PORTS_MAX + 1]);
+
 #endif

@@ -62,7 +62,10 @@ def account():
 class Postgres:
     """One cluster, one server, for one module."""
 
-    def __init__(self):
+    def __init__(self, tcp_port=None):
+        """tcp_port: also listen on 127.0.0.1 there (the role "ri" by
+        password), as a database on another host is reached."""
+        self.tcp_port = tcp_port
         self.dir = None
         self.user = account()
         self.running = False
@@ -102,10 +105,16 @@ class Postgres:
         with open(os.path.join(self.data, 'pg_hba.conf'), 'w') as f:
             f.write('local all %s scram-sha-256\n' % ROLE)
             f.write('local all all peer\n')
+            if self.tcp_port:
+                f.write('host all %s 127.0.0.1/32 scram-sha-256\n' % ROLE)
+        # With a port of its own, the socket is .s.PGSQL.<port> too.
+        listen = "listen_addresses='127.0.0.1' -c port=%d" % \
+            self.tcp_port if self.tcp_port else "listen_addresses=''"
         self._run([bin_path('pg_ctl'), '-D', self.data, '-l', self.log,
                    '-w', '-t', '30', '-o',
-                   "-c listen_addresses='' -c unix_socket_directories='%s'"
-                   " -c fsync=off -c synchronous_commit=off" % self.dir,
+                   "-c %s -c unix_socket_directories='%s'"
+                   " -c fsync=off -c synchronous_commit=off" % (
+                       listen, self.dir),
                    'start'])
         self.running = True
         self.admin_psql("CREATE ROLE %s LOGIN PASSWORD '%s'" %
@@ -129,13 +138,21 @@ class Postgres:
         auth = role
         if password is not None:
             auth += ':' + urllib.parse.quote(password, safe='')
-        return 'postgresql://%s@/%s?host=%s' % (
-            auth, database, urllib.parse.quote(self.dir, safe='/'))
+        return 'postgresql://%s@/%s?host=%s%s' % (
+            auth, database, urllib.parse.quote(self.dir, safe='/'),
+            '&port=%d' % self.tcp_port if self.tcp_port else '')
+
+    def tcp_uri(self, database=DATABASE):
+        """The database over TCP on 127.0.0.1 (tcp_port), password in."""
+        return 'postgresql://%s:%s@127.0.0.1:%d/%s' % (
+            ROLE, urllib.parse.quote(PASSWORD, safe=''), self.tcp_port,
+            database)
 
     def admin_psql(self, sql, database='postgres'):
         """sql as the cluster's superuser; psql's output."""
         return self._run([bin_path('psql'), '-X', '-q', '-v',
-                          'ON_ERROR_STOP=1', '-h', self.dir, '-d', database,
+                          'ON_ERROR_STOP=1', '-h', self.dir, '-p',
+                          str(self.tcp_port or 5432), '-d', database,
                           '-c', sql]).stdout
 
     def psql(self, sql, uri=None):

@@ -72,7 +72,9 @@ def make_stack():
                       'bounce_address': test_bounce.BOUNCE,
                       'hide_existing_users': 'yes',
                       'resend_interval': '1'})
-    s.receiver, s.pg = Receiver(RECEIVER_PORT), pg.Postgres()
+    # Also on 127.0.0.1: the daemon serves it over TCP (then_serve).
+    s.receiver, s.pg = Receiver(RECEIVER_PORT), pg.Postgres(
+        tcp_port=harness.free_port())
     try:
         s.receiver.start()
         s.pg.start()
@@ -615,9 +617,9 @@ def listing(app, token=False):
 
 
 def test_pg_migrate_then_serve(stack):
-    """A live SQLite database moved to PostgreSQL, then the daemon on it:
-    the same users, keys (read, write, revoked), tokens and listings,
-    byte for byte, and a new invite stored there and mailed."""
+    """A live SQLite database moved to PostgreSQL, then the daemon on it,
+    over TCP: the same users, keys and tokens and listings, byte for
+    byte, and a new invite stored there and mailed."""
     hooked, plain = filled(stack)
     apps = (hooked, plain)
     before = [listing(a) for a in apps] + [listing(a, True) for a in apps]
@@ -639,7 +641,10 @@ def test_pg_migrate_then_serve(stack):
         harness.chown_tree(node, stack.user)
         os.chmod(stack.pg.dir, 0o711)
     stack.stop_daemon()
-    stack.write_conf(database=uri, state_directory=node)
+    # Over TCP, as from another host: Landlock lets every process of
+    # the daemon connect to the URI's port, and no other.
+    stack.write_conf(database=stack.pg.tcp_uri('serve'),
+                     state_directory=node)
     try:
         stack.start_daemon()
         after = [listing(a) for a in apps] + [listing(a, True)

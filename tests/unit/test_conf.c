@@ -921,6 +921,25 @@ test_pg_uri_redact(void)
 	CHECK(!pg_uri_is("/var/lib/x.db") && !pg_uri_is("postgresql:x"));
 }
 
+/* The TCP ports Landlock must allow: unix sockets need none. */
+static void
+test_pg_uri_ports(void)
+{
+	int p[PG_URI_PORTS_MAX + 1];
+
+	CHECK(pg_uri_ports("postgresql://ri@/db?host=/run/pg", p) == 0 &&
+	    p[0] == 0);
+	CHECK(pg_uri_ports("postgresql:///db", p) == 0);
+	CHECK(pg_uri_ports("postgresql://ri:pw@db.example/x", p) == 1 &&
+	    p[0] == 5432 && p[1] == 0);
+	CHECK(pg_uri_ports("postgresql://h1:5433,h2:6000/x", p) == 2 &&
+	    p[0] == 5433 && p[1] == 6000 && p[2] == 0);
+	/* One port for every host; a unix socket among them left out. */
+	CHECK(pg_uri_ports("postgresql:///x?host=h1,/run/pg,h3&port=7000",
+	    p) == 2 && p[0] == 7000 && p[1] == 7000);
+	CHECK(pg_uri_ports("postgresql://[::1/x", p) == 0 && p[0] == 0);
+}
+
 static void
 test_conf_mail_from_and_language(void)
 {
@@ -969,6 +988,7 @@ const struct unit_test conf_tests[] = {
 	{ "conf_every_key_known", test_conf_every_key_known },
 	{ "conf_database_uri", test_conf_database_uri },
 	{ "pg_uri_redact", test_pg_uri_redact },
+	{ "pg_uri_ports", test_pg_uri_ports },
 	{ "conf_defaults", test_conf_defaults },
 	{ "conf_man_page", test_conf_man_page },
 	{ "conf_int_edges", test_conf_int_edges },
