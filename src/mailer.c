@@ -262,7 +262,7 @@ keep_refused(size_t nv)
  * claim_lease / 4, so that a dead mailer's claims are sent by the
  * others, or by the one that replaced it.
  */
-static void
+static int
 recover(struct mailer *ml, int start)
 {
 	static time_t last;
@@ -273,14 +273,15 @@ recover(struct mailer *ml, int start)
 		if (start && (r = db_outbox_recover(ml->db, now)) > 0)
 			log_warnx("mailer: %d invites left sending by a crash "
 			    "are queued again", r);
-		return;
+		return 0;
 	}
 	if (!start && now - last < ml->conf->claim_lease / 4)
-		return;
+		return 0;
 	last = now;
 	if ((r = db_outbox_recover(ml->db, now)) > 0)
 		log_warnx("mailer: %d claimed invites whose lease lapsed (their "
 		    "mailer is gone) are queued again", r);
+	return r > 0;
 }
 
 /*
@@ -338,10 +339,11 @@ keep(struct mailer *ml, int claim)
 	size_t nv, room, i;
 	ssize_t n;
 
+	/* PostgreSQL: every round, claiming or not; what lapsed is due. */
 	if (db_shared(ml->db)) {
 		held_touch(ml);
-		if (claim && !failing)
-			recover(ml, 0);
+		if (!failing && recover(ml, 0))
+			claim = 1;
 	}
 	pthread_mutex_lock(&pool.mu);
 	nv = pool.nv;
@@ -620,7 +622,7 @@ mailer_run(struct mailer *ml)
 	auth_client_init();
 	if ((ml->tls = relay_tls_ctx()) == NULL)
 		fatalx("mailer: cannot create a TLS context");
-	recover(ml, 1);
+	(void)recover(ml, 1);
 	if (pipe2(pool.poke, O_NONBLOCK | O_CLOEXEC) == -1)
 		fatal("mailer: pipe");
 	ss = sessions_start(ml);
