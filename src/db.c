@@ -35,6 +35,17 @@
 #define STR(n)		STR_(n)
 #define STR_(n)		#n
 
+/* The due invites a mailer's round reads (Q_DUE, both dialects). */
+#define DUE	"SELECT i.id, i.app_id, i.email, i.email_normalized," \
+	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name," \
+	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at)," \
+	    " i.resends, EXISTS (SELECT 1 FROM suppressions s" \
+	    " WHERE s.app_id = i.app_id" \
+	    " AND s.email_normalized = i.email_normalized) FROM invites i" \
+	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id" \
+	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1" \
+	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2"
+
 static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_BEGIN_READ] = "BEGIN",
@@ -112,15 +123,7 @@ static const char *const queries[Q__MAX] = {
 	/* A claim never tried: as if never made (a mailer's stop). */
 	[Q_UNCLAIM] = "UPDATE invites SET status = 'queued',"
 	    " attempts = attempts - 1 WHERE id = ?1 AND status = 'sending'",
-	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
-	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
-	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at),"
-	    " i.resends, EXISTS (SELECT 1 FROM suppressions s"
-	    " WHERE s.app_id = i.app_id"
-	    " AND s.email_normalized = i.email_normalized) FROM invites i"
-	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
-	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
-	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2",
+	[Q_DUE] = DUE,
 	/* One due row whose address opted out since it was queued. */
 	[Q_CANCEL_SUPPRESSED] = "UPDATE invites SET status = 'canceled',"
 	    " last_reply = 'address on the do-not-invite list',"
@@ -267,16 +270,7 @@ static const char *const queries_pg[Q__MAX] = {
 	 * one row, each skipping the rows another's round holds.
 	 */
 	[Q_BEGIN_OUTBOX] = "BEGIN",
-	[Q_DUE] = "SELECT i.id, i.app_id, i.email, i.email_normalized,"
-	    " i.language_resolved, a.name, a.sender, a.invite_url, u.name,"
-	    " u.email, i.attempts, coalesce(i.resent_at, i.created_at),"
-	    " i.resends, EXISTS (SELECT 1 FROM suppressions s"
-	    " WHERE s.app_id = i.app_id"
-	    " AND s.email_normalized = i.email_normalized) FROM invites i"
-	    " JOIN apps a ON a.id = i.app_id JOIN users u ON u.id = i.inviter_id"
-	    " WHERE i.status = 'queued' AND i.next_attempt_at <= ?1"
-	    " ORDER BY i.next_attempt_at, i.created_at LIMIT ?2"
-	    " FOR UPDATE OF i SKIP LOCKED",
+	[Q_DUE] = DUE " FOR UPDATE OF i SKIP LOCKED",
 	[Q_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
 	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
 	    " VALUES (?1, ?2, ?3, 1) ON CONFLICT (kind, id, slot)"
