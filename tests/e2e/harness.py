@@ -948,11 +948,20 @@ def wait_log(stack, text, n=1, timeout=20):
              lambda: log_count(stack, text) >= n, timeout)
 
 
-def reload_and_wait(stack, line=RELOADED, timeout=20):
-    """SIGHUP the daemon and wait for one more log line holding line."""
+def reload_and_wait(stack, line=RELOADED, timeout=20, pool=False):
+    """SIGHUP the daemon and wait for one more log line holding line.
+    pool: wait also until every child is one the reload started (the
+    line comes when the old ones are told to stop; a request sent
+    before the new writer and mailer run waits for them)."""
+    old = set(children(stack))
     n = log_count(stack, line)
     os.kill(stack.procs['daemon'].pid, signal.SIGHUP)
     wait_log(stack, line, n + 1, timeout)
+    if pool:
+        wait_for('the pool the reload started', lambda: not (
+            set(children(stack)) & old) and all(
+            children(stack, k) for k in ('ri-writer', 'ri-mailer')),
+            timeout)
 
 
 def writer_backlog(stack):

@@ -439,7 +439,9 @@ def test_pg_nodes_two_nodes_one_database(stack):
     assert keys[0] == keys[1] and len(keys[0]) > 0
     for name, node in stack.nodes().items():
         assert node.procs['daemon'].poll() is None, name
-        assert len(harness.children(node, 'ri-worker')) == 4, name
+        # The socket answers before the supervisor has forked them all.
+        wait_for('node %s: 4 workers' % name,
+                 lambda: len(harness.children(node, 'ri-worker')) == 4, 20)
         # The socket answers before the writer and mailer are ready.
         wait_for('node %s healthy' % name,
                  lambda: health(stack, name)[0] == 200, 20)

@@ -302,7 +302,7 @@ def test_reload_after_config_template_and_password_replaced(stack):
         # The password file, by rename (same password, mode 0600).
         pw = s.relay_conf['smtp_password_file']
         replace_file(pw, 's3cret\n', 0o600, s.user)
-        reload_and_wait(s)
+        reload_and_wait(s, pool=True)
         assert log_count(s, 'reload refused') == 0
         a2 = unique()
         check(app.invite(a2), 201, ok_body())
@@ -313,7 +313,7 @@ def test_reload_after_config_template_and_password_replaced(stack):
         # Again: the rule is on the directories, not on the first inodes.
         replace_file(subj, 'Second subject\n')
         replace_file(s.conf, text)
-        reload_and_wait(s)
+        reload_and_wait(s, pool=True)
         a3 = unique()
         check(app.invite(a3), 201, ok_body())
         assert subject_of(s, a3) == 'Second subject'
@@ -335,7 +335,7 @@ def test_refused_reload_is_an_error_and_changes_nothing(stack):
         a = unique()
         check(app.invite(a), 201, ok_body())
         replace_file(s.conf, good)
-        reload_and_wait(s)
+        reload_and_wait(s, pool=True)
         check(app.invite(unique()), 201, ok_body())
     finally:
         s.stop()
@@ -350,7 +350,7 @@ def test_reload_keeps_the_ports_landlock_allows(stack):
         app = App(s)
         s.write_conf(smtp_port=str(harness.free_port()),
                      webhook_ports='8443')
-        reload_and_wait(s)
+        reload_and_wait(s, pool=True)
         wait_log(s, 'reload: database, listen, user, workers, smtp_port '
                  'and webhook_ports change only with a restart')
         a = unique()
@@ -385,7 +385,7 @@ def test_templates_and_config_behind_a_root_only_directory(stack):
         assert s.mail_for(a)
         subj = os.path.join(s.overrides['templates_dir'], 'en.subject')
         replace_file(subj, 'Private subject\n')
-        reload_and_wait(s)
+        reload_and_wait(s, pool=True)
         b = unique()
         check(app.invite(b), 201, ok_body())
         assert subject_of(s, b) == 'Private subject'
