@@ -50,6 +50,8 @@ static const char *const queries[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_BEGIN_READ] = "BEGIN",
 	[Q_BEGIN_OUTBOX] = "BEGIN IMMEDIATE",
+	/* PostgreSQL only (db_outbox_keep): SQLite has one mailer. */
+	[Q_NOTIFY] = "SELECT ?1",
 	[Q_GENERATION] = "SELECT n FROM cache_generation",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
@@ -260,6 +262,7 @@ static const char *const queries[Q__MAX] = {
  * and the mailers' rounds (Q_BEGIN_OUTBOX) take none.
  */
 #define PG_WRITE_LOCK	"7204526166"	/* "referral-invites" */
+#define PG_VERDICTS	"referral_invites_verdicts"	/* the channel */
 static const char *const queries_pg[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN; SELECT pg_try_advisory_xact_lock(" PG_WRITE_LOCK
 	    ")",
@@ -270,6 +273,12 @@ static const char *const queries_pg[Q__MAX] = {
 	 * one row, each skipping the rows another's round holds.
 	 */
 	[Q_BEGIN_OUTBOX] = "BEGIN",
+	/*
+	 * A verdict recorded, told to every node's mailer when it commits
+	 * (and never when it rolls back): the one whose worker waits for
+	 * the invite tells it (mailer.c, verdicts_heard).
+	 */
+	[Q_NOTIFY] = "SELECT pg_notify('" PG_VERDICTS "', ?1)",
 	[Q_DUE] = DUE " FOR UPDATE OF i SKIP LOCKED",
 	[Q_BEGIN_READ] = "BEGIN ISOLATION LEVEL REPEATABLE READ",
 	[Q_COUNTS_ADD] = "INSERT INTO invite_counts (kind, id, slot, n)"
@@ -418,12 +427,58 @@ pg_session(struct db *db)
 	    "SET synchronous_commit = off; "
 	    "SET lock_timeout = " STR(BUSY_TIMEOUT_MS));
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (ok && db->listen) {
+		PQclear(r);
+		r = PQexec(db->pg, "LISTEN " PG_VERDICTS);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	}
 	if (!ok) {
 		pg_why(db, r);
 		log_warnx("database: %s", db->err);
 	}
 	PQclear(r);
 	return ok ? 0 : -1;
+}
+
+int
+db_verdicts_listen(struct db *db)
+{
+	if (db->pg == NULL)
+		return 0;
+	db->listen = 1;
+	return pg_session(db);
+}
+
+int
+db_verdicts_fd(struct db *db)
+{
+	return db->pg != NULL && PQstatus(db->pg) == CONNECTION_OK ?
+	    PQsocket(db->pg) : -1;
+}
+
+int
+db_verdicts_heard(struct db *db, void (*fn)(void *, const char *id,
+    const char *status, const char *reply), void *arg)
+{
+	PGnotify *n;
+	char *status, *reply;
+	int rc;
+
+	if (db->pg == NULL || !db->listen)
+		return 0;
+	rc = PQconsumeInput(db->pg) == 1 ? 0 : -1;
+	while ((n = PQnotifies(db->pg)) != NULL) {
+		/* "id status reply", as db_outbox_keep sends it. */
+		if (n->be_pid != PQbackendPID(db->pg) &&
+		    (status = strchr(n->extra, ' ')) != NULL &&
+		    (reply = strchr(status + 1, ' ')) != NULL) {
+			*status++ = '\0';
+			*reply++ = '\0';
+			fn(arg, n->extra, status, reply);
+		}
+		PQfreemem(n);
+	}
+	return rc;
 }
 
 static int

@@ -216,6 +216,19 @@ int		 db_outbox_recover(struct db *, time_t before);
 void		 db_outbox_lease(struct db *, int seconds);
 int		 db_outbox_touch(struct db *, const char (*ids)[UUID_LEN + 1],
 		    size_t n, time_t now);
+/*
+ * PostgreSQL, where several nodes' mailers share the queue: every
+ * verdict recorded (db_outbox_keep) is heard by every mailer that
+ * listens, so that the node whose worker waits for the invite answers
+ * it, whichever node sent it.  listen: from now on, and again after a
+ * reconnection; fd: the connection's descriptor to poll (-1: none, as
+ * for SQLite); heard: fn for each verdict another connection recorded
+ * since the last call, -1 when the connection is lost.
+ */
+int		 db_verdicts_listen(struct db *);
+int		 db_verdicts_fd(struct db *);
+int		 db_verdicts_heard(struct db *, void (*)(void *, const char *id,
+		    const char *status, const char *reply), void *);
 /* Put claimed row id, never tried, back to 'queued' (a mailer's stop). */
 int		 db_outbox_unclaim(struct db *, const char *id);
 /* Claim up to max due rows as 'sending'; count (array in *out) or -1. */

@@ -20,7 +20,7 @@ enum db_query {
 	Q_ACCEPT_REPLACED, Q_LIFE_FIND, Q_REVOKE, Q_RESEND_SET, Q_RESEND_LOG,
 	Q_INSERT_HIDDEN, Q_EVENTS_DUE, Q_EVENT_TAKE, Q_EVENT_DONE,
 	Q_EVENTS_NEXT, Q_EVENTS_PURGE, Q_UNCLAIM, Q_WRITE_LOCK,
-	Q_TOUCH, Q_BEGIN_OUTBOX,
+	Q_TOUCH, Q_BEGIN_OUTBOX, Q_NOTIFY,
 	Q__MAX
 };
 
@@ -70,6 +70,7 @@ struct db {
 	int			 reconnect;	/* PostgreSQL: before the next */
 	int			 pg_full;	/* SYNC_FULL: commits wait */
 	int			 lease;		/* a mailer's claims, seconds */
+	int			 listen;	/* PostgreSQL: LISTEN verdicts */
 	char			 err[256];	/* PostgreSQL's last error */
 	unsigned int		 seed;
 	struct cache		*cache;		/* NULL: not caching */

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "util.h"
+#include "log.h"
 #include "db.h"
 #include "db_int.h"
 
@@ -198,7 +199,8 @@ claim_in(struct db *db, time_t now, size_t max, struct outbox *o, size_t *n)
 			goto out;
 	if ((up = db_stmt(db, Q_CLAIM)) == NULL)
 		goto out;
-	util_isotime(now + db->lease, until);
+	/* From now, not the round's start: no wait shortens a lease. */
+	util_isotime(time(NULL) + db->lease, until);
 	for (i = 0; i < *n; i++)
 		if (step_texts(db, up, o[i].id, ts, until) == -1)
 			goto out;
@@ -208,14 +210,40 @@ out:
 	return rc;
 }
 
-/* One verdict, inside the caller's transaction. */
+/*
+ * One verdict, inside the caller's transaction; on PostgreSQL told to
+ * every node's mailer at the commit (db_verdicts_heard), unless the row
+ * is no longer being sent (its lease lapsed, and another mailer took it
+ * and recorded its own verdict first): this mark then changed nothing.
+ */
 static int
 verdict_in(struct db *db, const struct outbox_verdict *v)
 {
+	struct stmt *st;
+	char msg[UUID_LEN + 16 + 256];
+	int rc;
+
 	if (v->bounce && db_suppress_bounce(db, v->app, v->email_norm) == -1)
 		return -1;
-	return db_outbox_mark(db, v->id, v->bounce ? "failed" : v->status,
-	    v->reply, v->next);
+	if (db_outbox_mark(db, v->id, v->bounce ? "failed" : v->status,
+	    v->reply, v->next) == -1)
+		return -1;
+	if (!db_shared(db))
+		return 0;
+	if (db_changes(db) == 0) {
+		log_warnx("invite %s: \"%s\" not recorded, its claim had "
+		    "lapsed and another mailer recorded it first", v->id,
+		    v->status);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "%s %s %.255s", v->id, v->status,
+	    v->reply != NULL ? v->reply : "");
+	if ((st = db_stmt(db, Q_NOTIFY)) == NULL ||
+	    bind_text(db, st, 1, msg) == -1)
+		return -1;
+	rc = st_step(st);
+	st_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
 ssize_t

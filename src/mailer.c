@@ -118,30 +118,43 @@ owner_take(const char *id)
 }
 
 /*
- * Tell the waiting worker a recorded verdict (every worker when that is
- * not known), without waiting: one whose channel is full answers its
- * request "Invite queued" at the deadline.
+ * Tell the waiting worker a recorded verdict without waiting: one whose
+ * channel is full answers its request "Invite queued" at the deadline.
+ * One of this mailer's (anyone: every worker when the one waiting is not
+ * known), or one another node's mailer recorded (anyone 0: only a worker
+ * of this node known to wait for it).
  */
 static void
-tell_workers(struct mailer *ml, const struct unrecorded *u)
+tell_workers(struct mailer *ml, const char *id, const char *status,
+    const char *reply, int anyone)
 {
 	struct verdict_msg v;
 	int i, slot;
 
 	if (ml->conf->delivery_wait == 0)
 		return;			/* no request waits for a verdict */
+	if ((slot = owner_take(id)) < 0 && !anyone)
+		return;
 	memset(&v, 0, sizeof(v));
-	snprintf(v.id, sizeof(v.id), "%s", u->id);
-	v.kind = strcmp(u->status, "sent") == 0 ? VERDICT_SENT :
-	    strcmp(u->status, "failed") == 0 ? VERDICT_FAILED :
+	snprintf(v.id, sizeof(v.id), "%s", id);
+	v.kind = strcmp(status, "sent") == 0 ? VERDICT_SENT :
+	    strcmp(status, "failed") == 0 ? VERDICT_FAILED :
 	    VERDICT_DEFERRED;
-	snprintf(v.reply, sizeof(v.reply), "%s", u->reply);
-	if ((slot = owner_take(u->id)) >= 0 && slot < ml->nverdict) {
+	snprintf(v.reply, sizeof(v.reply), "%s", reply);
+	if (slot >= 0 && slot < ml->nverdict) {
 		(void)send(ml->verdict_fds[slot], &v, sizeof(v), MSG_DONTWAIT);
 		return;
 	}
 	for (i = 0; i < ml->nverdict; i++)
 		(void)send(ml->verdict_fds[i], &v, sizeof(v), MSG_DONTWAIT);
+}
+
+/* PostgreSQL: a verdict another node's mailer recorded (db_verdicts_heard). */
+static void
+verdict_heard(void *arg, const char *id, const char *status,
+    const char *reply)
+{
+	tell_workers(arg, id, status, reply, 0);
 }
 
 /*
@@ -386,7 +399,7 @@ keep(struct mailer *ml, int claim)
 	free(ob);		/* the strings are the queue's now */
 	for (i = 0; i < nv; i++) {
 		metrics_verdict(v[i].status);
-		tell_workers(ml, &v[i]);
+		tell_workers(ml, v[i].id, v[i].status, v[i].reply, 1);
 	}
 	return room > 0 && (size_t)n == room;
 }
@@ -528,7 +541,7 @@ static int
 keeper_wait(struct mailer *ml, int ms)
 {
 	struct wake_rec w[WAKE_MAX];
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	struct timespec ts;
 	sigset_t none;
 	char drain[64];
@@ -538,16 +551,28 @@ keeper_wait(struct mailer *ml, int ms)
 
 	pfd[0].fd = ml->wake_fd;
 	pfd[1].fd = pool.poke[0];
-	pfd[0].events = pfd[1].events = POLLIN;
+	/* PostgreSQL: other nodes' verdicts (-1, never ready, for SQLite). */
+	pfd[2].fd = db_verdicts_fd(ml->db);
+	pfd[0].events = pfd[1].events = pfd[2].events = POLLIN;
 	sigemptyset(&none);
 	/* In slices of METRICS_BEAT_MS: the keeper beats while it waits. */
 	do {
+		/* Those libpq read with the last statement's answer too. */
+		(void)db_verdicts_heard(ml->db, verdict_heard, ml);
 		metrics_beat(PART_MAILER);
 		slice = ms > METRICS_BEAT_MS ? METRICS_BEAT_MS : ms;
 		ms -= slice;
 		ts.tv_sec = slice / 1000;
 		ts.tv_nsec = (long)(slice % 1000) * 1000000L;
-	} while ((n = ppoll(pfd, 2, &ts, &none)) == 0 && ms > 0);
+		if ((n = ppoll(pfd, 3, &ts, &none)) > 0 && pfd[2].revents) {
+			/* Lost: the next round reconnects. */
+			if (!(pfd[2].revents & POLLIN) || db_verdicts_heard(
+			    ml->db, verdict_heard, ml) == -1)
+				pfd[2].fd = -1;
+			/* Only verdicts: wait on. */
+			n = pfd[0].revents != 0 || pfd[1].revents != 0;
+		}
+	} while (n == 0 && ms > 0);
 	if (n == 0)
 		return 1;
 	if (n < 0)
@@ -662,6 +687,10 @@ mailer_main(struct daemon *d)
 	 */
 	ml.db = child_db(d, "mailer", SYNC_NORMAL);
 	db_outbox_lease(ml.db, d->conf.claim_lease);
+	if (d->conf.delivery_wait > 0 && db_verdicts_listen(ml.db) == -1)
+		log_warnx("mailer: cannot hear other nodes' verdicts; their "
+		    "invites are answered \"Invite queued\" until a "
+		    "reconnection");
 	ml.nsessions = d->conf.smtp_sessions;
 	ml.secret = d->secret;
 	ml.smtp_password = d->smtp_password;
