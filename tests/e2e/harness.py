@@ -68,6 +68,36 @@ TEST_RATE = '100r/s'
 SMTPD_ARGS = ['--reject-rcpt', '^reject-', '--defer-rcpt', '^defer-']
 
 
+@contextlib.contextmanager
+def pg_write_locked(uri, held):
+    """The advisory lock every write transaction takes (src/db.c,
+    PG_WRITE_LOCK) held by a psql of its own on uri for the with block;
+    held() says when it is granted.  Statements from a pipe: the lock is
+    held until ROLLBACK is written (a backend asleep would keep it past
+    its client's end)."""
+    p = subprocess.Popen([
+        '%s/psql' % os.environ.get('PG_BIN', '/usr/lib/postgresql/15/bin'),
+        '-X', '-q', '-d', uri], stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        p.stdin.write('BEGIN;\nSELECT pg_advisory_xact_lock(%d);\n' %
+                      PG_WRITE_LOCK)
+        p.stdin.flush()
+        wait_for('the write lock', held, 10, p)
+        yield
+    finally:
+        try:
+            p.stdin.write('ROLLBACK;\n')
+            p.stdin.close()
+        except OSError:
+            pass
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 class StackError(Exception):
     pass
 
@@ -580,32 +610,10 @@ class Stack:
             finally:
                 db.close()
             return
-        # Statements from a pipe: the lock is held until ROLLBACK is
-        # written (a backend asleep would keep it past its client's end).
-        p = subprocess.Popen([
-            '%s/psql' % os.environ.get('PG_BIN', '/usr/lib/postgresql/15/bin'),
-            '-X', '-q', '-d', self.pgdb.uri()], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        try:
-            p.stdin.write('BEGIN;\nSELECT pg_advisory_xact_lock(%d);\n' %
-                          PG_WRITE_LOCK)
-            p.stdin.flush()
-            wait_for('the write lock', lambda: self.sql(
+        with pg_write_locked(self.pgdb.uri(), lambda: self.sql(
                 "SELECT 1 AS n FROM pg_locks WHERE locktype = 'advisory'"
-                " AND granted AND objid = %d" % (PG_WRITE_LOCK & 0xffffffff)),
-                10, p)
+                " AND granted AND objid = %d" % (PG_WRITE_LOCK & 0xffffffff))):
             yield
-        finally:
-            try:
-                p.stdin.write('ROLLBACK;\n')
-                p.stdin.close()
-            except OSError:
-                pass
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
     def _psql(self, query):
         q = query.strip().rstrip(';')

@@ -54,7 +54,6 @@ import os
 import queue
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -385,31 +384,11 @@ def test_pg_failover_reconnected_sessions_keep_lock_timeout(stack):
     addr = unique('failover-locked')
     held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' " \
         "AND objid = %d AND granted" % (harness.PG_WRITE_LOCK & 0xffffffff)
-    # The statements come from a pipe, so the lock is held until the
-    # ROLLBACK is written (as in harness.Stack.write_locked).
-    p = subprocess.Popen([pg.bin_path('psql'), '-X', '-q', '-d',
-                          server.uri()], stdin=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, text=True)
-    try:
-        p.stdin.write('BEGIN;\nSELECT pg_advisory_xact_lock(%d);\n' %
-                      harness.PG_WRITE_LOCK)
-        p.stdin.flush()
-        wait_for('the write lock', lambda: server.query(held) == '1', 10, p)
+    with harness.pg_write_locked(server.uri(),
+                                 lambda: server.query(held) == '1'):
         t0 = time.monotonic()
         resp = app.invite(addr)
         took = time.monotonic() - t0
-    finally:
-        try:
-            p.stdin.write('ROLLBACK;\n')
-            p.stdin.close()
-        except OSError:
-            pass
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
     found = []
     if resp[0] != 503 or resp[2] != BUSY:
         found.append('answer %d %r, not the busy 503' % (resp[0], resp[2]))
