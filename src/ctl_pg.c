@@ -69,10 +69,28 @@ static const struct table {
 /*
  * The tables not copied: caches the rest derives.  cache_generation
  * only moves (PostgreSQL's own moves with the rows copied);
- * invite_counts are the limits' counters of the last day.
+ * invite_counts, the limits' counters of the last day, are counted
+ * again from every invite PostgreSQL then holds (recount), as SQLite's
+ * schema 5 did when it made them.
  */
 static const char *const caches[] = { "cache_generation", "invite_counts",
     NULL };
+
+#define SINCE(s) "created_at::timestamptz > now() - interval '" s " seconds'"
+#define EPOCH	"extract(epoch FROM created_at::timestamptz)::bigint"
+static const char recount[] =
+    /* The writers' lock: no node counts meanwhile. */
+    "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ");"
+    "DELETE FROM invite_counts;"
+    "INSERT INTO invite_counts (kind, id, slot, n)"
+    " SELECT 'hour', inviter_id, " EPOCH " / 60 * 60, count(*)"
+    " FROM invites WHERE " SINCE("3700") " GROUP BY 2, 3;"
+    "INSERT INTO invite_counts (kind, id, slot, n)"
+    " SELECT 'day', inviter_id, " EPOCH " / 1800 * 1800, count(*)"
+    " FROM invites WHERE " SINCE("88300") " GROUP BY 2, 3;"
+    "INSERT INTO invite_counts (kind, id, slot, n)"
+    " SELECT 'minute', app_id, " EPOCH ", count(*)"
+    " FROM invites WHERE " SINCE("70") " GROUP BY 2, 3;";
 
 /* What one table's copy did. */
 struct count {
@@ -347,6 +365,8 @@ cmd_migrate(const struct cmd_args *a)
 		if (tables[i].identity != NULL && n[i].copied > 0)
 			set_identity(pg, &tables[i]);
 	}
+	if (pg_exec(pg, recount, err, sizeof(err)) == -1)
+		pg_refuse(pg, err);
 	commit(pg);
 	ctl_exec("COMMIT", 0);
 	say_schema(shown, from);

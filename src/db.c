@@ -261,7 +261,6 @@ static const char *const queries[Q__MAX] = {
  * list are exact across nodes with the very checks SQLite runs.  Reads
  * and the mailers' rounds (Q_BEGIN_OUTBOX) take none.
  */
-#define PG_WRITE_LOCK	"7204526166"	/* "referral-invites" */
 #define PG_VERDICTS	"referral_invites_verdicts"	/* the channel */
 static const char *const queries_pg[Q__MAX] = {
 	[Q_BEGIN] = "BEGIN; SELECT pg_try_advisory_xact_lock(" PG_WRITE_LOCK

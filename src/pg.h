@@ -23,6 +23,13 @@ int	 pg_schema_latest(void);
 int	 pg_schema_migrate(PGconn *c, int *from, char *err, size_t errsz);
 
 /*
+ * The transaction-scoped advisory lock every write transaction of every
+ * node takes (src/db.c's Q_BEGIN), as BEGIN IMMEDIATE in one SQLite file;
+ * the admin tool takes it to recount the limits (migrate).
+ */
+#define PG_WRITE_LOCK	"7204526166"	/* "referral-invites" */
+
+/*
  * A connection to uri (a pg_uri_check()ed URI), or NULL with the reason,
  * uri redacted, in err.
  */

@@ -32,6 +32,7 @@ import pg
 import test_bounce
 from test_hostile import accept_token
 from test_life import resend, revoke
+from test_limits import check_429
 from test_optout import unsubscribe_url
 from test_webhook import Receiver
 
@@ -327,8 +328,12 @@ def test_pg_migrate_copies_every_row(stack):
         (h1, r1), (h2, r2) = both(stack, 'SELECT * FROM ' + v)
         assert (h1, r1) == (h2, r2), (v, h1, r1, h2, r2)
         assert r1, v
-    # The caches are not copied: PostgreSQL keeps its own.
-    assert stack.pg.psql('SELECT count(*) FROM invite_counts')[1] == [['0']]
+    # The caches are not copied: PostgreSQL keeps its own, and counts
+    # the limits' windows again from the invites (all of this hour).
+    _, rows = stack.pg.psql("SELECT kind, sum(n) FROM invite_counts"
+                            " GROUP BY kind ORDER BY kind")
+    n = str(counts['invites'])
+    assert rows[:2] == [['day', n], ['hour', n]], rows
     # The tables of both schemas, and nothing else in PostgreSQL.
     names = {r['name'] for r in stack.sql(
         "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view')")}
@@ -619,9 +624,17 @@ def listing(app, token=False):
 def test_pg_migrate_then_serve(stack):
     """A live SQLite database moved to PostgreSQL, then the daemon on it,
     over TCP: the same users, keys and tokens and listings, byte for
-    byte, and a new invite stored there and mailed."""
+    byte, and a new invite stored there and mailed; an inviter who
+    reached the hourly limit on SQLite is still at it (the limits'
+    counters are counted again from the invites copied)."""
     hooked, plain = filled(stack)
     apps = (hooked, plain)
+    limited = App(stack)
+    stack.ctl('app', 'set', limited.client, '--limit-per-hour', '2',
+              '--limit-per-day', '0', '--limit-per-minute', '600')
+    for _ in range(2):
+        invite(limited, unique('limited'))
+    oldest = min(r['created_at'] for r in limited.rows())
     before = [listing(a) for a in apps] + [listing(a, True) for a in apps]
     assert all(st == 200 for st, _ in before), before
     stack.pg.admin_psql('CREATE DATABASE serve OWNER %s' % pg.ROLE)
@@ -650,6 +663,7 @@ def test_pg_migrate_then_serve(stack):
         after = [listing(a) for a in apps] + [listing(a, True)
                                               for a in apps]
         assert after == before, (before, after)
+        check_429(limited.invite(unique('limited')), 3600, oldest)
         addr = unique('served')
         check(hooked.invite(addr), 201, ok_body('Invite sent'))
         [m] = stack.mail_for(addr)
