@@ -293,7 +293,8 @@ recover(struct mailer *ml, int start)
 	last = now;
 	if ((r = db_outbox_recover(ml->db, now)) > 0)
 		log_warnx("mailer: %d claimed invites whose lease lapsed (their "
-		    "mailer is gone) are queued again", r);
+		    "mailer died or stalled past claim_lease) are queued "
+		    "again", r);
 	return r > 0;
 }
 

@@ -801,7 +801,8 @@ def test_pg_nodes_node_killed_mid_burst(stack):
     assert retried and all(r['attempts'] in (1, 2) for r in rows), rows
     lapsed = sum(int(n) for n in re.findall(
         r'mailer: (\d+) claimed invites whose lease lapsed \(their mailer '
-        r'is gone\) are queued again', harness.daemon_log(a)[log_before:]))
+        r'died or stalled past claim_lease\) are queued again',
+        harness.daemon_log(a)[log_before:]))
     assert lapsed == len(retried), (lapsed, len(retried))
     print('# kill: balancing port %s (after the kill %s), node A\'s port '
           '%s, %d stored, %d of node B\'s claims sent by node A' % (
