@@ -534,21 +534,38 @@ keeper_ms(struct mailer *ml, int more)
 	return db_shared(ml->db) && ms > lease ? lease : ms;
 }
 
+/* Wake-ups from the writer (invites committed), who waits for each
+ * noted; 1 when any came. */
+static int
+take_wakes(struct mailer *ml)
+{
+	struct wake_rec w[WAKE_MAX];
+	ssize_t got;
+	size_t i;
+	int any = 0;
+
+	while ((got = recv(ml->wake_fd, w, sizeof(w), 0)) > 0) {
+		any = 1;
+		for (i = 0; i < (size_t)got / sizeof(w[0]); i++)
+			if (ml->conf->delivery_wait > 0)
+				owner_put(&w[i]);
+	}
+	return any;
+}
+
 /*
- * Wait for a wake-up (invites committed: who waits for each is noted),
- * a verdict handed in, or ms.  1 when the next round should claim.
+ * Wait for a wake-up, a verdict handed in, or ms; on PostgreSQL tell
+ * the verdicts other nodes' mailers recorded meanwhile.  1 when the
+ * next round should claim.
  */
 static int
 keeper_wait(struct mailer *ml, int ms)
 {
-	struct wake_rec w[WAKE_MAX];
 	struct pollfd pfd[3];
 	struct timespec ts;
 	sigset_t none;
 	char drain[64];
-	ssize_t got;
-	size_t i;
-	int n, slice, claim = 0;
+	int slice;
 
 	pfd[0].fd = ml->wake_fd;
 	pfd[1].fd = pool.poke[0];
@@ -556,38 +573,31 @@ keeper_wait(struct mailer *ml, int ms)
 	pfd[2].fd = db_verdicts_fd(ml->db);
 	pfd[0].events = pfd[1].events = pfd[2].events = POLLIN;
 	sigemptyset(&none);
-	/* In slices of METRICS_BEAT_MS: the keeper beats while it waits. */
-	do {
+	for (;;) {
+		/* The wake-ups first: a verdict heard finds who waits. */
+		if (take_wakes(ml))
+			return 1;
 		/* Those libpq read with the last statement's answer too. */
-		(void)db_verdicts_heard(ml->db, verdict_heard, ml);
+		if (db_verdicts_heard(ml->db, verdict_heard, ml) == -1)
+			pfd[2].fd = -1;	/* lost: the next round reconnects */
+		if (ms <= 0)
+			return 1;
+		/* In slices of METRICS_BEAT_MS: the keeper beats meanwhile. */
 		metrics_beat(PART_MAILER);
 		slice = ms > METRICS_BEAT_MS ? METRICS_BEAT_MS : ms;
 		ms -= slice;
 		ts.tv_sec = slice / 1000;
 		ts.tv_nsec = (long)(slice % 1000) * 1000000L;
-		if ((n = ppoll(pfd, 3, &ts, &none)) > 0 && pfd[2].revents) {
-			/* Lost: the next round reconnects. */
-			if (!(pfd[2].revents & POLLIN) || db_verdicts_heard(
-			    ml->db, verdict_heard, ml) == -1)
-				pfd[2].fd = -1;
-			/* Only verdicts: wait on. */
-			n = pfd[0].revents != 0 || pfd[1].revents != 0;
+		if (ppoll(pfd, 3, &ts, &none) < 0)
+			return 0;	/* a signal: the caller looks */
+		if (pfd[2].revents & (POLLERR | POLLHUP | POLLNVAL))
+			pfd[2].fd = -1;
+		if (pfd[1].revents & POLLIN) {
+			while (read(pool.poke[0], drain, sizeof(drain)) > 0)
+				;
+			return take_wakes(ml);
 		}
-	} while (n == 0 && ms > 0);
-	if (n == 0)
-		return 1;
-	if (n < 0)
-		return 0;
-	if (pfd[1].revents & POLLIN)
-		while (read(pool.poke[0], drain, sizeof(drain)) > 0)
-			;
-	while ((got = recv(ml->wake_fd, w, sizeof(w), 0)) > 0) {
-		claim = 1;
-		for (i = 0; i < (size_t)got / sizeof(w[0]); i++)
-			if (ml->conf->delivery_wait > 0)
-				owner_put(&w[i]);
 	}
-	return claim;
 }
 
 /*
