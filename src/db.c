@@ -275,7 +275,7 @@ static const char *const queries_pg[Q__MAX] = {
 	/*
 	 * A verdict recorded, told to every node's mailer when it commits
 	 * (and never when it rolls back): the one whose worker waits for
-	 * the invite tells it (mailer.c, verdicts_heard).
+	 * the invite tells it (db_verdicts_heard, mailer.c's verdict_heard).
 	 */
 	[Q_NOTIFY] = "SELECT pg_notify('" PG_VERDICTS "', ?1)",
 	[Q_DUE] = DUE " FOR UPDATE OF i SKIP LOCKED",

@@ -534,8 +534,10 @@ keeper_ms(struct mailer *ml, int more)
 	return db_shared(ml->db) && ms > lease ? lease : ms;
 }
 
-/* Wake-ups from the writer (invites committed), who waits for each
- * noted; 1 when any came. */
+/*
+ * The writer's wake-ups (invites committed), who waits for each noted;
+ * 1 when any came.
+ */
 static int
 take_wakes(struct mailer *ml)
 {
