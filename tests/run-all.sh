@@ -55,11 +55,18 @@ stage() { # name, then the command
 	return "$rc"
 }
 
+# Start the next section, saying how long the last one took.
+section() {
+	[ -n "${section_t0:-}" ] && echo "# took $((SECONDS - section_t0)) s"
+	section_t0=$SECONDS
+	[ $# -eq 0 ] || echo "== $1"
+}
+
 # packages all|demo: the names in tests/packages.txt.
 # shellcheck source=tests/packages.sh
 . "$SRCDIR/tests/packages.sh"
 
-echo "== packages (tests/packages.txt)"
+section "packages (tests/packages.txt)"
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "# no dpkg-query, not Debian: packages not checked"
 else
@@ -94,7 +101,7 @@ else
 	fi
 fi
 
-echo "== build"
+section "build"
 if [ ! -f "$BUILDDIR/Makefile" ]; then
 	mkdir -p "$BUILDDIR"
 	if ! (cd "$SRCDIR" && autoreconf -fi) ||
@@ -110,7 +117,7 @@ if ! make -C "$BUILDDIR" -j2; then
 	summary 1
 fi
 
-echo "== unit tests (make check)"
+section "unit tests (make check)"
 rm -f "$BUILDDIR/tests/unit/unit.log"
 make -C "$BUILDDIR" -j2 check
 check_rc=$?
@@ -128,11 +135,11 @@ for trs in $(find "$BUILDDIR/tests" -name '*.trs' ! -path '*/unit/unit.trs'); do
 	esac
 done
 
-echo "== make install into a DESTDIR"
+section "make install into a DESTDIR"
 stage install "$SRCDIR/tests/install.sh"
 inst_rc=$?
 
-echo "== npm packages of the browser test (tests/browser)"
+section "npm packages of the browser test (tests/browser)"
 # playwright-core, pinned by tests/browser/package-lock.json; it drives
 # Debian's chromium and never downloads a browser.  Without it the browser
 # test fails and says why.
@@ -146,15 +153,16 @@ elif ! npm ci --prefix "$SRCDIR/tests/browser" --no-audit --no-fund; then
 	echo "# npm ci failed: tests/e2e/test_browser.py will fail"
 fi
 
-echo "== end-to-end tests"
+section "end-to-end tests"
 stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-3}" \
     --engines "${E2E_ENGINES:-sqlite,postgresql}" "$@"
 e2e_rc=$?
 
-echo "== bench smoke (bench/run.sh runs; its numbers are not checked)"
+section "bench smoke (bench/run.sh runs; its numbers are not checked)"
 stage "bench smoke" "$SRCDIR/tests/bench-smoke.sh"
 bench_rc=$?
 
+section
 echo "== all"
 [ "$check_rc" -eq 0 ] && [ "$e2e_rc" -eq 0 ] && [ "$inst_rc" -eq 0 ] &&
     [ "$bench_rc" -eq 0 ]
