@@ -134,6 +134,8 @@ REPORTS = []
 ENGINE = os.environ.get('RI_E2E_DB', 'sqlite')
 ENGINES = ('sqlite', 'postgresql')
 PG_WRITE_LOCK = 7204526166      # src/db.c
+# What the stack's psql session echoes after each statement's output.
+PSQL_END = '--ri-e2e-psql-end--'
 if ENGINE not in ('sqlite', 'postgresql'):
     raise SystemExit('RI_E2E_DB: sqlite or postgresql, not %s' % ENGINE)
 
@@ -285,6 +287,7 @@ class Stack:
         self.procs = {}
         self.dir = None
         self.pgdb = None
+        self.psql_proc = None
 
     # -- start and stop ------------------------------------------------
 
@@ -506,6 +509,7 @@ class Stack:
         """Stop everything; keep the temp dir (and say so) when asked."""
         for name in ('nginx', 'daemon', 'smtpd'):
             self._terminate(name)
+        self._psql_close()
         if self.pgdb is not None:
             self.pgdb.stop(keep)
             self.pgdb = None
@@ -619,14 +623,75 @@ class Stack:
         q = query.strip().rstrip(';')
         if re.match(r'(?is)\s*(select|with)\b', q):
             q = 'SELECT coalesce(json_agg(r), \'[]\') FROM (%s) AS r' % q
-        r = subprocess.run(['%s/psql' % os.environ.get(
+        if ';' in q:
+            out = self._psql_once(query, q)
+        else:
+            out = self._psql_session(query, q)
+        out = out.strip()
+        return json.loads(out) if out.startswith('[') else []
+
+    def _psql_argv(self):
+        return ['%s/psql' % os.environ.get(
             'PG_BIN', '/usr/lib/postgresql/15/bin'), '-X', '-q', '-A', '-t',
-            '-v', 'ON_ERROR_STOP=1', '-d', self.pgdb.uri(), '-c', q],
-            capture_output=True, text=True)
+            '-d', self.pgdb.uri()]
+
+    def _psql_once(self, query, q):
+        """q in a psql of its own (several statements: one transaction,
+        as -c sends them)."""
+        r = subprocess.run(self._psql_argv() + ['-v', 'ON_ERROR_STOP=1',
+                                                '-c', q],
+                           capture_output=True, text=True)
         if r.returncode != 0:
             raise StackError('psql: %s: %s' % (query, r.stderr.strip()))
-        out = r.stdout.strip()
-        return json.loads(out) if out.startswith('[') else []
+        return r.stdout
+
+    def _psql_session(self, query, q):
+        """q (one statement) in the stack's psql session: one psql and
+        one server connection for all, where a psql each cost a backend
+        and a password exchange, most of a PostgreSQL module's CPU.  When
+        the server dropped the session (a restart: psql exits), a new
+        session tries once more."""
+        for attempt in (1, 2):
+            if self.psql_proc is None:
+                self.psql_proc = subprocess.Popen(
+                    self._psql_argv(), stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True, bufsize=1)
+            lines, ended = [], False
+            try:
+                self.psql_proc.stdin.write('%s;\n\\echo %s\n' % (
+                    q, PSQL_END))
+                self.psql_proc.stdin.flush()
+                for line in self.psql_proc.stdout:
+                    if line.rstrip('\n') == PSQL_END:
+                        ended = True
+                        break
+                    lines.append(line)
+            except BrokenPipeError:
+                pass
+            out = ''.join(lines)
+            if ended:
+                if re.search(r'^(psql:\S*: )?(ERROR|FATAL):', out, re.M):
+                    raise StackError('psql: %s: %s' % (query, out.strip()))
+                # NOTICE and WARNING lines come before the rows.
+                return ''.join(l for l in lines if not re.match(
+                    r'(psql:\S*: )?(NOTICE|WARNING|DETAIL|HINT):', l))
+            self._psql_close()
+            if attempt == 2:
+                raise StackError('psql: %s: %s' % (
+                    query, out.strip() or 'psql exited'))
+        raise AssertionError('not reached')
+
+    def _psql_close(self):
+        if self.psql_proc is not None:
+            try:
+                self.psql_proc.stdin.close()
+            except OSError:
+                pass
+            self.psql_proc.kill()
+            self.psql_proc.wait()
+            self.psql_proc.stdout.close()
+            self.psql_proc = None
 
     def _mails(self):
         names = glob.glob(os.path.join(self.maildir, '*.json'))
