@@ -76,21 +76,29 @@ static const struct table {
 static const char *const caches[] = { "cache_generation", "invite_counts",
     NULL };
 
-#define SINCE(s) "created_at::timestamptz > now() - interval '" s " seconds'"
+#define STR(n)	STR_(n)
+#define STR_(n)	#n
 #define EPOCH	"extract(epoch FROM created_at::timestamptz)::bigint"
+/*
+ * One limit's slots from the invites and resends of its window (and the
+ * slot its start cuts), as db_writer.c adds them: a resend counts as an
+ * invite does.
+ */
+#define RECOUNT(kind, who, window, slot)				\
+    "INSERT INTO invite_counts (kind, id, slot, n)"			\
+    " SELECT '" kind "', " who ", " EPOCH " / " STR(slot) " * " STR(slot) \
+    ", count(*) FROM (SELECT app_id, inviter_id, created_at FROM invites" \
+    " UNION ALL SELECT app_id, inviter_id, created_at"			\
+    " FROM invite_resends) AS counted WHERE " EPOCH			\
+    " > extract(epoch FROM now())::bigint - " STR(window) " - " STR(slot) \
+    " GROUP BY 2, 3;"
 static const char recount[] =
     /* The writers' lock: no node counts meanwhile. */
     "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ");"
     "DELETE FROM invite_counts;"
-    "INSERT INTO invite_counts (kind, id, slot, n)"
-    " SELECT 'hour', inviter_id, " EPOCH " / 60 * 60, count(*)"
-    " FROM invites WHERE " SINCE("3700") " GROUP BY 2, 3;"
-    "INSERT INTO invite_counts (kind, id, slot, n)"
-    " SELECT 'day', inviter_id, " EPOCH " / 1800 * 1800, count(*)"
-    " FROM invites WHERE " SINCE("88300") " GROUP BY 2, 3;"
-    "INSERT INTO invite_counts (kind, id, slot, n)"
-    " SELECT 'minute', app_id, " EPOCH ", count(*)"
-    " FROM invites WHERE " SINCE("70") " GROUP BY 2, 3;";
+    RECOUNT("hour", "inviter_id", HOUR_WINDOW, HOUR_SLOT)
+    RECOUNT("day", "inviter_id", DAY_WINDOW, DAY_SLOT)
+    RECOUNT("minute", "app_id", MINUTE_WINDOW, MINUTE_SLOT);
 
 /* What one table's copy did. */
 struct count {

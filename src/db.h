@@ -100,6 +100,18 @@ enum invite_op {
 enum invite_hide { HIDE_NO, HIDE_ASK, HIDE_DONE };
 
 /*
+ * The limits' windows and the slots invite_counts keeps each in, in
+ * seconds (a slot divides its window): counted by db_writer.c, counted
+ * again from the invites by referral-invitesctl migrate (ctl_pg.c).
+ */
+#define HOUR_WINDOW	3600
+#define HOUR_SLOT	60
+#define DAY_WINDOW	86400
+#define DAY_SLOT	1800
+#define MINUTE_WINDOW	60
+#define MINUTE_SLOT	1
+
+/*
  * One invite along its way: filled by the route (invite.c, life.c),
  * carried to the writer in its channel message (writer.h), checked and
  * stored by db_invite_add.  Limits of 0 are off.

@@ -45,9 +45,10 @@ struct window {
 	int		 by_app;	/* else by inviter */
 };
 
-static const struct window win_hour = { "hour", 3600, 60, 0 };
-static const struct window win_day = { "day", 86400, 1800, 0 };
-static const struct window win_minute = { "minute", 60, 1, 1 };
+static const struct window win_hour = { "hour", HOUR_WINDOW, HOUR_SLOT, 0 };
+static const struct window win_day = { "day", DAY_WINDOW, DAY_SLOT, 0 };
+static const struct window win_minute = { "minute", MINUTE_WINDOW,
+    MINUTE_SLOT, 1 };
 #define SLOTS_MAX	64		/* len / slot + 1, for each of them */
 
 /* Invites of id in (lo, hi) (unix seconds, exclusive); -1 on error. */
