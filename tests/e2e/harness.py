@@ -394,16 +394,28 @@ class Stack:
                     f.write('%s = %s\n' % (k, v))
 
     def _write_nginx_conf(self):
+        self.write_nginx_conf()
+
+    def write_nginx_conf(self, sockets=None, rate=None, servers=None,
+                         http_extra=(), log_extra='', connections=256):
+        """nginx.conf: the shipped http.conf, its upstream on sockets (the
+        daemon's by default), its flood guard at rate (TEST_RATE by
+        default, read when called: fast_stack sets it), http_extra's
+        lines, and a TLS server on 127.0.0.1 for each (port, location
+        file) of servers (the stack's port and the shipped location.conf
+        by default); log_extra ends each access log line."""
         d = self.path('nginx')
         make_cert(os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem'),
                   'IP:127.0.0.1,DNS:localhost')
         with open(os.path.join(SRCDIR, 'nginx', 'http.conf')) as f:
             http_conf = f.read()
-        if REAL_SOCKET not in http_conf:
-            raise StackError('nginx/http.conf has no %s' % REAL_SOCKET)
-        http_conf = http_conf.replace(REAL_SOCKET, 'unix:' + self.socket)
-        http_conf, n = re.subn(r'\brate=\d+r/[sm]\b', 'rate=' + TEST_RATE,
-                               http_conf)
+        line = 'server %s;' % REAL_SOCKET
+        if http_conf.count(line) != 1:
+            raise StackError('nginx/http.conf: no "%s"' % line)
+        http_conf = http_conf.replace(line, '\n\t'.join(
+            'server unix:%s;' % sock for sock in sockets or [self.socket]))
+        http_conf, n = re.subn(r'\brate=\d+r/[sm]\b',
+                               'rate=' + (rate or TEST_RATE), http_conf)
         if n != 1:
             raise StackError('nginx/http.conf: no limit_req_zone rate')
         tmp = os.path.join(d, 'tmp')
@@ -417,27 +429,30 @@ class Stack:
             'worker_processes 1;',
             'pid %s/nginx.pid;' % d,
             'error_log %s info;' % self.path('nginx-error.log'),
-            'events { worker_connections 256; }',
+            'events { worker_connections %d; }' % connections,
             'http {',
             'include /etc/nginx/mime.types;',
             'default_type application/octet-stream;',
             "log_format ri '$remote_addr [$time_local] \"$request\" $status "
-            "$body_bytes_sent $request_id $request_time';",
+            "$body_bytes_sent $request_id $request_time%s';" % log_extra,
             'access_log %s ri;' % self.path('nginx-access.log'),
         ]
         for kind in ('client_body', 'fastcgi', 'proxy', 'scgi', 'uwsgi'):
             lines.append('%s_temp_path %s/%s;' % (kind, tmp, kind))
-        lines += [
-            http_conf,
-            'server {',
-            'listen 127.0.0.1:%d ssl;' % self.port,
-            'server_name localhost;',
-            'ssl_certificate %s/cert.pem;' % d,
-            'ssl_certificate_key %s/key.pem;' % d,
-            'include %s;' % os.path.join(SRCDIR, 'nginx', 'location.conf'),
-            '}',
-            '}',
-        ]
+        lines.append(http_conf)
+        lines += list(http_extra)
+        for port, location in servers or [(self.port, os.path.join(
+                SRCDIR, 'nginx', 'location.conf'))]:
+            lines += [
+                'server {',
+                'listen 127.0.0.1:%d ssl;' % port,
+                'server_name localhost;',
+                'ssl_certificate %s/cert.pem;' % d,
+                'ssl_certificate_key %s/key.pem;' % d,
+                'include %s;' % location,
+                '}',
+            ]
+        lines.append('}')
         self.nginx_conf = os.path.join(d, 'nginx.conf')
         with open(self.nginx_conf, 'w') as f:
             f.write('\n'.join(lines) + '\n')

@@ -140,27 +140,15 @@ class Cluster(harness.Stack):
         pass        # written once node B's socket exists (start)
 
     def _write_cluster_nginx_conf(self):
+        """harness's nginx.conf with both nodes in the shipped upstream,
+        and a port and an upstream for each node alone."""
         d = self.path('nginx')
-        harness.make_cert(os.path.join(d, 'cert.pem'),
-                          os.path.join(d, 'key.pem'),
-                          'IP:127.0.0.1,DNS:localhost')
         socks = {'a': self.socket, 'b': self.b.socket}
-        with open(os.path.join(harness.SRCDIR, 'nginx', 'http.conf')) as f:
-            http_conf = f.read()
-        line = 'server %s;' % harness.REAL_SOCKET
-        if http_conf.count(line) != 1:
-            raise harness.StackError('nginx/http.conf: no "%s"' % line)
-        http_conf = http_conf.replace(line, 'server unix:%s;\n\tserver '
-                                      'unix:%s;' % (socks['a'], socks['b']))
-        http_conf, n = re.subn(r'\brate=\d+r/[sm]\b', 'rate=' + RATE,
-                               http_conf)
-        if n != 1:
-            raise harness.StackError('nginx/http.conf: no limit_req rate')
-        with open(os.path.join(harness.SRCDIR, 'nginx',
-                               'location.conf')) as f:
-            location = f.read()
         shipped = os.path.join(harness.SRCDIR, 'nginx', 'location.conf')
-        includes = {'': shipped}
+        with open(shipped) as f:
+            location = f.read()
+        servers = [(self.port, shipped)]
+        upstreams = []
         for node in ('a', 'b'):
             text, n = re.subn(r'\bfastcgi_pass referral_invites;',
                               'fastcgi_pass %s;' % (NODE_UPSTREAM % node),
@@ -168,51 +156,18 @@ class Cluster(harness.Stack):
             if n == 0:
                 raise harness.StackError('nginx/location.conf: no '
                                          'fastcgi_pass referral_invites')
-            includes[node] = os.path.join(d, 'location-%s.conf' % node)
-            with open(includes[node], 'w') as f:
+            path = os.path.join(d, 'location-%s.conf' % node)
+            with open(path, 'w') as f:
                 f.write(text)
             self.node_port[node] = harness.free_port()
-        tmp = os.path.join(d, 'tmp')
-        if self.root:
-            shutil.chown(tmp, 'www-data')
-        lines = ['user www-data;'] if self.root else []
-        lines += [
-            'daemon off;',
-            'worker_processes 1;',
-            'pid %s/nginx.pid;' % d,
-            'error_log %s info;' % self.path('nginx-error.log'),
-            'events { worker_connections 512; }',
-            'http {',
-            'include /etc/nginx/mime.types;',
-            'default_type application/octet-stream;',
-            # harness's format, and which node answered on which port.
-            "log_format ri '$remote_addr [$time_local] \"$request\" $status "
-            "$body_bytes_sent $request_id $request_time $server_port "
-            "$upstream_addr $upstream_status';",
-            'access_log %s ri;' % self.path('nginx-access.log'),
-        ]
-        for kind in ('client_body', 'fastcgi', 'proxy', 'scgi', 'uwsgi'):
-            lines.append('%s_temp_path %s/%s;' % (kind, tmp, kind))
-        lines.append(http_conf)
-        for node in ('a', 'b'):
-            lines.append('upstream %s { server unix:%s; keepalive 32; }' % (
-                NODE_UPSTREAM % node, socks[node]))
-        ports = {'': self.port, 'a': self.node_port['a'],
-                 'b': self.node_port['b']}
-        for node in ('', 'a', 'b'):
-            lines += [
-                'server {',
-                'listen 127.0.0.1:%d ssl;' % ports[node],
-                'server_name localhost;',
-                'ssl_certificate %s/cert.pem;' % d,
-                'ssl_certificate_key %s/key.pem;' % d,
-                'include %s;' % includes[node],
-                '}',
-            ]
-        lines.append('}')
-        self.nginx_conf = os.path.join(d, 'nginx.conf')
-        with open(self.nginx_conf, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+            servers.append((self.node_port[node], path))
+            upstreams.append('upstream %s { server unix:%s; keepalive 32; }'
+                             % (NODE_UPSTREAM % node, socks[node]))
+        # Which node answered on which port, in harness's log format.
+        self.write_nginx_conf(
+            sockets=[socks['a'], socks['b']], rate=RATE, servers=servers,
+            http_extra=upstreams, connections=512,
+            log_extra=' $server_port $upstream_addr $upstream_status')
 
     def start_nginx(self):
         super().start_nginx()
