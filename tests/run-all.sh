@@ -12,7 +12,7 @@
 #
 # The e2e suite runs on both engines, SQLite and PostgreSQL (a private
 # PostgreSQL 15 per stack; E2E_ENGINES sets the default), its modules
-# three at a time (-j 3; E2E_JOBS): each has its own stack, and most of
+# four at a time (-j 4; E2E_JOBS): each has its own stack, and much of
 # their time is spent waiting.
 # BUILDDIR (default: the source tree) may name a separate build directory.
 set -u
@@ -154,7 +154,7 @@ elif ! npm ci --prefix "$SRCDIR/tests/browser" --no-audit --no-fund; then
 fi
 
 section "end-to-end tests"
-stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-3}" \
+stage e2e /usr/bin/python3 "$SRCDIR/tests/e2e/run.py" -j "${E2E_JOBS:-4}" \
     --engines "${E2E_ENGINES:-sqlite,postgresql}" "$@"
 e2e_rc=$?
 
