@@ -288,6 +288,7 @@ class Stack:
         self.dir = None
         self.pgdb = None
         self.psql_proc = None
+        self.psql_lock = threading.Lock()   # tests read from threads too
 
     # -- start and stop ------------------------------------------------
 
@@ -524,7 +525,8 @@ class Stack:
         """Stop everything; keep the temp dir (and say so) when asked."""
         for name in ('nginx', 'daemon', 'smtpd'):
             self._terminate(name)
-        self._psql_close()
+        with self.psql_lock:
+            self._psql_close()
         if self.pgdb is not None:
             self.pgdb.stop(keep)
             self.pgdb = None
@@ -641,7 +643,8 @@ class Stack:
         if ';' in q:
             out = self._psql_once(query, q)
         else:
-            out = self._psql_session(query, q)
+            with self.psql_lock:
+                out = self._psql_session(query, q)
         out = out.strip()
         return json.loads(out) if out.startswith('[') else []
 
