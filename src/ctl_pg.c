@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "extern.h"
+#include "util.h"
 #include "pg_uri.h"
 #include "db.h"
 #include "pg.h"
@@ -76,8 +77,6 @@ static const struct table {
 static const char *const caches[] = { "cache_generation", "invite_counts",
     NULL };
 
-#define STR(n)	STR_(n)
-#define STR_(n)	#n
 #define EPOCH	"extract(epoch FROM created_at::timestamptz)::bigint"
 /*
  * One limit's slots from the invites and resends of its window (and the
@@ -86,12 +85,13 @@ static const char *const caches[] = { "cache_generation", "invite_counts",
  */
 #define RECOUNT(kind, who, window, slot)				\
     "INSERT INTO invite_counts (kind, id, slot, n)"			\
-    " SELECT '" kind "', " who ", " EPOCH " / " STR(slot) " * " STR(slot) \
-    ", count(*) FROM (SELECT app_id, inviter_id, created_at FROM invites" \
+    " SELECT '" kind "', " who ", "					\
+    EPOCH " / " STRINGIFY(slot) " * " STRINGIFY(slot) ", count(*)"	\
+    " FROM (SELECT app_id, inviter_id, created_at FROM invites"		\
     " UNION ALL SELECT app_id, inviter_id, created_at"			\
     " FROM invite_resends) AS counted WHERE " EPOCH			\
-    " > extract(epoch FROM now())::bigint - " STR(window) " - " STR(slot) \
-    " GROUP BY 2, 3;"
+    " > extract(epoch FROM now())::bigint - " STRINGIFY(window)	\
+    " - " STRINGIFY(slot) " GROUP BY 2, 3;"
 static const char recount[] =
     /* The writers' lock: no node counts meanwhile. */
     "SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK ");"

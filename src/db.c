@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "util.h"
 #include "conf.h"
 #include "db.h"
 #include "db_int.h"
@@ -32,8 +33,6 @@
 #include "pg.h"
 
 #define BUSY_TIMEOUT_MS	5000
-#define STR(n)		STR_(n)
-#define STR_(n)		#n
 
 /* The due invites a mailer's round reads (Q_DUE, both dialects). */
 #define DUE	"SELECT i.id, i.app_id, i.email, i.email_normalized," \
@@ -422,9 +421,9 @@ pg_session(struct db *db)
 	int ok;
 
 	r = PQexec(db->pg, db->pg_full ? "SET synchronous_commit = on; "
-	    "SET lock_timeout = " STR(BUSY_TIMEOUT_MS) :
+	    "SET lock_timeout = " STRINGIFY(BUSY_TIMEOUT_MS) :
 	    "SET synchronous_commit = off; "
-	    "SET lock_timeout = " STR(BUSY_TIMEOUT_MS));
+	    "SET lock_timeout = " STRINGIFY(BUSY_TIMEOUT_MS));
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (ok && db->listen) {
 		PQclear(r);

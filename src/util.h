@@ -12,6 +12,10 @@
 
 #include "extern.h"
 
+/* A macro's value as a string literal: STRINGIFY(HOUR_WINDOW) is "3600". */
+#define STRINGIFY(n)	STRINGIFY_(n)
+#define STRINGIFY_(n)	#n
+
 /* Fill buf with n cryptographically random bytes; aborts if impossible. */
 void	 util_random(void *buf, size_t n);
 /* Random version-4 UUID, lower case, NUL-terminated (37 bytes). */
